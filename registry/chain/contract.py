@@ -1,0 +1,148 @@
+"""Bindings to the IsccRegistry contract: artifact, connection, transactions and decoded errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception
+
+from registry.chain.deployment import Deployment
+from registry.errors import ChainUnavailable, InvalidDeclaration
+
+CONTRACT_NAME = "IsccRegistry"
+RPC_TIMEOUT_S = 30
+
+
+@cache
+def artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """ABI and bytecode shipped in the package (see scripts/export_contracts.py)."""
+    text = resources.files("registry.chain").joinpath("artifacts", f"{name}.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def _error_abis() -> dict[bytes, dict[str, Any]]:
+    errors = {}
+    for item in artifact()["abi"]:
+        if item["type"] == "error":
+            types = ",".join(i["type"] for i in item["inputs"])
+            errors[keccak(text=f"{item['name']}({types})")[:4]] = item
+    return errors
+
+
+def decode_revert(data: str | bytes | None) -> str:
+    """Turn revert data into "ErrorName(arg=value, ...)" using the contract's custom errors."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    if not data or len(data) < 4:
+        return "reverted without a reason"
+    error = _error_abis().get(data[:4])
+    if error is None:
+        return f"reverted with unknown error 0x{data.hex()}"
+    types = [i["type"] for i in error["inputs"]]
+    values = abi_decode(types, data[4:])
+    args = ", ".join(
+        f"{i['name']}={_format_arg(i['type'], v)}"
+        for i, v in zip(error["inputs"], values, strict=True)
+    )
+    return f"{error['name']}({args})"
+
+
+def _format_arg(abi_type: str, value: Any) -> str:
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+def connect(rpc_url: str) -> Web3:
+    """A web3 connection that fails fast with ChainUnavailable when nobody answers."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
+    except (requests.RequestException, Web3Exception, OSError) as exc:
+        raise ChainUnavailable(
+            f"no Ethereum node answers at {rpc_url} ({type(exc).__name__})"
+        ) from None
+    return w3
+
+
+def registry_contract(w3: Web3, address: str) -> Contract:
+    return w3.eth.contract(address=to_checksum_address(address), abi=artifact()["abi"])
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A deployed registry and the connection to reach it."""
+
+    w3: Web3
+    contract: Contract
+    deployment: Deployment
+
+    @classmethod
+    def open(cls, deployment: Deployment, rpc_url: str | None = None) -> Registry:
+        w3 = connect(rpc_url or deployment.rpc_url)
+        chain_id = w3.eth.chain_id
+        if chain_id != deployment.chain_id:
+            raise ChainUnavailable(
+                f"the node is on chain {chain_id}, the deployment file says {deployment.chain_id}"
+            )
+        address = to_checksum_address(deployment.address)
+        if not w3.eth.get_code(address):
+            raise ChainUnavailable(
+                f"no registry contract at {address} on chain {chain_id}: was the devnet restarted? "
+                "run `iscc-registry devnet start` again"
+            )
+        return cls(w3=w3, contract=registry_contract(w3, address), deployment=deployment)
+
+    def transact(self, call: Any, sender: LocalAccount, gas_limit: int | None = None) -> dict:
+        """Sign and send a contract call from `sender`, wait for it to be mined, return the receipt.
+
+        Reverts are decoded from the contract's custom errors into InvalidDeclaration.
+        """
+        try:
+            tx = call.build_transaction(
+                {
+                    "from": sender.address,
+                    "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
+                    "chainId": self.deployment.chain_id,
+                    **({"gas": gas_limit} if gas_limit else {}),
+                }
+            )
+        except ContractCustomError as exc:
+            raise InvalidDeclaration(
+                f"the registry rejects it: {decode_revert(exc.data)}"
+            ) from None
+        except ContractLogicError as exc:
+            raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None
+        except (requests.RequestException, OSError) as exc:
+            raise ChainUnavailable(f"RPC failed while preparing the transaction: {exc}") from None
+        signed = sender.sign_transaction(tx)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except TimeExhausted:
+            raise ChainUnavailable(
+                f"transaction 0x{signed.hash.hex()} not mined within 120 s"
+            ) from None
+        except (requests.RequestException, OSError) as exc:
+            raise ChainUnavailable(f"RPC failed while sending the transaction: {exc}") from None
+        if receipt["status"] != 1:
+            raise InvalidDeclaration(f"transaction 0x{signed.hash.hex()} reverted")
+        return dict(receipt)
+
+
+def account_from_key(private_key: str | bytes) -> LocalAccount:
+    return Account.from_key(private_key)

@@ -1,0 +1,40 @@
+"""The deployment file: where a registry contract lives and how to reach it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from registry.errors import ChainUnavailable
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One registry contract on one chain, as written by `devnet start` or a deploy."""
+
+    chain_id: int
+    address: str
+    block: int
+    rpc_url: str
+    realm: int
+    hub_id: int
+    tx_hash: str = ""
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        if not path.exists():
+            raise ChainUnavailable(
+                f"no deployment file at {path}: start a devnet (`iscc-registry devnet start`) "
+                "or set ISCC_REGISTRY_DEPLOYMENT_FILE"
+            )
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ChainUnavailable(f"unreadable deployment file {path}: {exc}") from None

@@ -1,0 +1,59 @@
+"""Declarer keys on disk: encrypted Ethereum keystore (V3) files, or plain hex for devnet keys."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from registry.errors import KeyFileError
+
+
+def create_key_file(path: Path, password: str | None) -> LocalAccount:
+    """Write a new key: a V3 keystore when a password is given, else 0x-hex (devnet use only)."""
+    if path.exists():
+        raise KeyFileError(f"{path} exists already; refusing to overwrite a key")
+    account = Account.create()
+    if password:
+        content = json.dumps(Account.encrypt(account.key, password))
+    else:
+        content = "0x" + account.key.hex() + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The key file is created private from the start, never world-readable for an instant.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    return account
+
+
+def load_key_file(path: Path, password: str | None = None) -> LocalAccount:
+    """Read a key file written by `create_key_file` (or any V3 keystore / 0x-hex key file)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise KeyFileError(f"key file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc}") from None
+    if text.startswith("{"):
+        try:
+            keystore = json.loads(text)
+        except ValueError:
+            raise KeyFileError(f"{path} is neither a keystore nor a hex key") from None
+        if password is None:
+            raise KeyFileError(
+                f"{path} is encrypted: give its password (--password-file or "
+                "ISCC_REGISTRY_KEY_PASSWORD)"
+            )
+        try:
+            return Account.from_key(Account.decrypt(keystore, password))
+        except ValueError as exc:
+            raise KeyFileError(f"cannot decrypt {path}: {exc}") from None
+    try:
+        return Account.from_key(text)
+    except (ValueError, TypeError):
+        raise KeyFileError(
+            f"{path} is not a key file (expected a V3 keystore or 0x + 64 hex digits)"
+        ) from None

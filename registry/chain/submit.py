@@ -1,0 +1,126 @@
+"""Putting declarations on chain: directly from the declarer, or signed and relayed by a payer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from registry.chain.contract import Registry
+from registry.chain.declaration import Declaration, Domain, SignedDeclaration, sign
+from registry.chain.iscc_id import IsccId
+from registry.errors import InvalidDeclaration
+
+DEFAULT_VALIDITY_S = 3600
+_NONCES_PER_WORD = 256
+
+
+@dataclass(frozen=True)
+class DeclarationReceipt:
+    """What the chain answered: the minted ISCC-ID and where the declaration is recorded."""
+
+    iscc_id: IsccId
+    declarer: str
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+    def to_dict(self) -> dict:
+        return {
+            "iscc_id": str(self.iscc_id),
+            "declarer": self.declarer,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "gas_used": self.gas_used,
+        }
+
+
+def domain_of(registry: Registry) -> Domain:
+    return Domain(registry.deployment.chain_id, registry.deployment.address)
+
+
+def next_nonce(registry: Registry, declarer: str, start: int = 0) -> int:
+    """Lowest unused nonce from `start` on: low nonces share bitmap words, which saves gas."""
+    word = start // _NONCES_PER_WORD
+    bitmap = registry.contract.functions.nonceBitmap
+    address = to_checksum_address(declarer)
+    while True:
+        bits = bitmap(address, word).call()
+        first = start % _NONCES_PER_WORD if word == start // _NONCES_PER_WORD else 0
+        for bit in range(first, _NONCES_PER_WORD):
+            if not bits >> bit & 1:
+                return word * _NONCES_PER_WORD + bit
+        word += 1
+
+
+def default_deadline(registry: Registry, validity_s: int = DEFAULT_VALIDITY_S) -> int:
+    """Deadline from the chain's clock, not ours: devnets and real chains drift from local time."""
+    latest = registry.w3.eth.get_block("latest")["timestamp"]
+    return max(int(latest), int(time.time())) + validity_s
+
+
+def prepare(
+    registry: Registry,
+    declarer: LocalAccount,
+    iscc: str,
+    datahash: str,
+    metahash: str | None = None,
+    gateway: str = "",
+    validity_s: int = DEFAULT_VALIDITY_S,
+) -> SignedDeclaration:
+    """Build and sign a declaration for this registry with a fresh nonce."""
+    declaration = Declaration.create(
+        iscc,
+        datahash,
+        metahash,
+        gateway,
+        nonce=next_nonce(registry, declarer.address),
+        deadline=default_deadline(registry, validity_s),
+    )
+    return sign(declaration, domain_of(registry), declarer)
+
+
+def submit_signed(
+    registry: Registry, signed: SignedDeclaration, payer: LocalAccount
+) -> DeclarationReceipt:
+    """Relay a signed declaration: `payer` pays the gas, the signer becomes the declarer."""
+    if signed.domain != domain_of(registry):
+        raise InvalidDeclaration(
+            f"the declaration was signed for chain {signed.domain.chain_id} contract "
+            f"{signed.domain.verifying_contract}, not for this registry "
+            f"(chain {registry.deployment.chain_id} contract {registry.deployment.address})"
+        )
+    call = registry.contract.functions.declareFor(
+        signed.declaration.as_tuple(), signed.declarer, signed.signature
+    )
+    return _receipt(registry, registry.transact(call, payer))
+
+
+def declare_direct(
+    registry: Registry,
+    declarer: LocalAccount,
+    iscc: str,
+    datahash: str,
+    metahash: str | None = None,
+    gateway: str = "",
+) -> DeclarationReceipt:
+    """Declare from the declarer's own account, which pays the gas; no signature, no nonce."""
+    d = Declaration.create(iscc, datahash, metahash, gateway, nonce=0, deadline=0)
+    call = registry.contract.functions.declare(d.iscc_code, d.datahash, d.metahash, d.gateway)
+    return _receipt(registry, registry.transact(call, declarer))
+
+
+def _receipt(registry: Registry, receipt: dict) -> DeclarationReceipt:
+    events = registry.contract.events.Declared().process_receipt(receipt)
+    if len(events) != 1:
+        raise InvalidDeclaration(f"expected one Declared event, the receipt has {len(events)}")
+    args = events[0]["args"]
+    return DeclarationReceipt(
+        iscc_id=IsccId(body=args["isccId"], realm=registry.deployment.realm),
+        declarer=args["declarer"],
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=receipt["blockNumber"],
+        gas_used=receipt["gasUsed"],
+    )

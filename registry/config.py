@@ -1,0 +1,48 @@
+"""Settings of the registry, from environment variables (ISCC_REGISTRY_*) with laptop defaults."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root holds package.json and hardhat.config.js when the package runs from a
+# checkout (editable install), which is the only way the devnet is started.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where the registry keeps its state and which chain it talks to."""
+
+    model_config = SettingsConfigDict(env_prefix="ISCC_REGISTRY_", extra="ignore")
+
+    home: Path = Path.home() / ".iscc-registry"
+    """Folder for the devnet's files, the deployment file, keys and the SQLite store."""
+
+    rpc_url: str | None = None
+    """JSON-RPC endpoint; defaults to the one written in the deployment file."""
+
+    deployment_file: Path | None = None
+    """Chain id, contract address and deployment block; defaults to HOME/deployment.json."""
+
+    db_url: str | None = None
+    """SQLAlchemy URL of the index store; defaults to SQLite at HOME/registry.db."""
+
+    confirmations: int = 0
+    """Blocks an event must be buried under before the indexer applies it."""
+
+    devnet_port: int = 8545
+    hardhat_dir: Path = PROJECT_ROOT
+
+    @cached_property
+    def deployment_path(self) -> Path:
+        return self.deployment_file or self.home / "deployment.json"
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'registry.db'}"
+
+
+def get_settings() -> Settings:
+    return Settings()

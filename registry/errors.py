@@ -1,0 +1,33 @@
+"""The registry's error types: one hierarchy, mapped to one-line CLI messages and JSON 4xx."""
+
+
+class RegistryError(Exception):
+    """Base of every error the registry raises on purpose; its message is meant for the user."""
+
+
+class InputError(RegistryError):
+    """A file, path or argument given by the user cannot be used."""
+
+
+class UnsupportedMedia(RegistryError):
+    """The file's media kind cannot (yet) be turned into an ISCC-CODE."""
+
+
+class InvalidCode(RegistryError):
+    """A string is not a valid ISCC-CODE, ISCC-ID, datahash or address."""
+
+
+class InvalidDeclaration(RegistryError):
+    """A declaration or its signature does not verify, or the contract rejected it."""
+
+
+class KeyFileError(RegistryError):
+    """A key file is missing, malformed or cannot be decrypted."""
+
+
+class ChainUnavailable(RegistryError):
+    """The RPC node cannot be reached, or no registry is deployed where one is expected."""
+
+
+class StoreError(RegistryError):
+    """The index store is missing or unusable."""

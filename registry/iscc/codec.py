@@ -1,0 +1,47 @@
+"""Binary form of ISCC codes: the header and body bytes behind the base32 string."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import iscc_lib
+
+from registry.errors import InvalidCode
+
+
+def code_to_bytes(code: str) -> bytes:
+    """ "ISCC:KAC..." (prefix optional) to header + body bytes; raises InvalidCode."""
+    text = code.strip().upper().removeprefix("ISCC:")
+    try:
+        iscc_lib.iscc_decode(text)  # validates header, lengths and base32 alphabet
+        return base64.b32decode(text + "=" * (-len(text) % 8))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidCode(f"not an ISCC: {code!r} ({exc})") from None
+
+
+def code_from_bytes(raw: bytes) -> str:
+    """Header + body bytes to "ISCC:..."; raises InvalidCode if they do not decode."""
+    text = base64.b32encode(raw).decode().rstrip("=")
+    try:
+        iscc_lib.iscc_decode(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCode(f"bytes 0x{raw.hex()} are not an ISCC ({exc})") from None
+    return f"ISCC:{text}"
+
+
+def multihash_to_digest(value: str) -> bytes:
+    """A blake3 datahash or metahash as hex, with or without the multihash prefix 1e20."""
+    text = value.strip().lower().removeprefix("0x")
+    if len(text) == 68 and text.startswith("1e20"):
+        text = text[4:]
+    if len(text) != 64:
+        raise InvalidCode(f"not a blake3 hash (64 hex digits, optionally prefixed 1e20): {value!r}")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise InvalidCode(f"not a hex hash: {value!r}") from None
+
+
+def digest_to_multihash(digest: bytes) -> str:
+    return "1e20" + digest.hex()
