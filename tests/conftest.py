@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,14 +11,8 @@ from eth_account.signers.local import LocalAccount
 
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
-from registry.chain.devnet import Devnet, deploy_registry, dev_account
+from registry.chain.devnet import Devnet, deploy_registry, dev_account, free_port
 from registry.config import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,470 @@
+"""The `iscc-registry` command line: thin commands over the library, human output or --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+from rich.table import Table
+
+from registry.config import Settings, get_settings
+from registry.errors import InputError, KeyFileError, RegistryError
+
+app = typer.Typer(
+    help="Declare ISCC codes of your content on chain, index the declarations and resolve them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Create and show declarer keys.", no_args_is_help=True)
+devnet_app = typer.Typer(
+    help="Run a local Hardhat devnet with the registry deployed.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(devnet_app, name="devnet")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+KeyOpt = Annotated[
+    str, typer.Option("--key", "-k", help="Key file path, or the name of a key in HOME/keys.")
+]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option(help="File holding the keystore password (else ISCC_REGISTRY_KEY_PASSWORD)."),
+]
+
+DEVNET_CHAIN_ID = 31337
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data))
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def _key_path(settings: Settings, key: str) -> Path:
+    """A key argument is a path if such a file exists, else a name under HOME/keys."""
+    path = Path(key).expanduser()
+    if path.exists() or os.sep in key or key.endswith((".json", ".key")):
+        return path
+    for suffix in (".json", ".key"):
+        candidate = settings.home / "keys" / f"{key}{suffix}"
+        if candidate.exists():
+            return candidate
+    raise KeyFileError(f"no key file {key!r} (not a path, and not in {settings.home / 'keys'})")
+
+
+def _password(password_file: Path | None) -> str | None:
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise KeyFileError(f"cannot read password file {password_file}: {exc}") from None
+    return os.environ.get("ISCC_REGISTRY_KEY_PASSWORD")
+
+
+def _load_key(settings: Settings, key: str, password_file: Path | None) -> LocalAccount:
+    from registry.chain.keys import load_key_file
+
+    return load_key_file(_key_path(settings, key), _password(password_file))
+
+
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[
+        str, typer.Argument(help="Name of the key; stored as HOME/keys/NAME.json or .key")
+    ],
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a new declarer key: an encrypted keystore if a password is given, else plain hex."""
+    from registry.chain.keys import create_key_file
+
+    settings = get_settings()
+    password = _password(password_file)
+    path = settings.home / "keys" / f"{name}{'.json' if password else '.key'}"
+    account = create_key_file(path, password)
+    if json_out:
+        _print_json({"address": account.address, "path": str(path), "encrypted": bool(password)})
+        return
+    out.print(f"[bold]{account.address}[/bold]  {path}")
+    if not password:
+        err.print(
+            "[yellow]warning:[/yellow] key stored unencrypted: fine on a devnet, not for real value"
+        )
+
+
+@keys_app.command("show")
+def keys_show(
+    key: Annotated[str, typer.Argument(help="Key file or key name")], json_out: JsonOpt = False
+) -> None:
+    """Show the address of a key (encrypted keystores show it without the password)."""
+    settings = get_settings()
+    path = _key_path(settings, key)
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc}") from None
+    if text.startswith("{"):
+        try:
+            address = "0x" + json.loads(text)["address"].removeprefix("0x")
+        except (ValueError, KeyError, AttributeError):
+            raise KeyFileError(f"{path} is not a V3 keystore") from None
+        from eth_utils import to_checksum_address
+
+        address = to_checksum_address(address)
+    else:
+        address = _load_key(settings, key, None).address
+    if json_out:
+        _print_json({"address": address, "path": str(path)})
+    else:
+        out.print(f"[bold]{address}[/bold]  {path}")
+
+
+# --- generation -----------------------------------------------------------------------------
+
+
+@app.command()
+def gen(
+    files: Annotated[list[Path], typer.Argument(help="Files to generate ISCC codes for")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate the ISCC-CODE, units, datahash and metahash of files."""
+    from registry.iscc import generate
+
+    results, failures = [], 0
+    for path in files:
+        try:
+            results.append(generate(path).to_dict())
+        except RegistryError as exc:
+            failures += 1
+            err.print(f"[red]error:[/red] {exc}")
+            results.append({"file": str(path), "error": str(exc)})
+    if json_out:
+        _print_json(results if len(files) > 1 else results[0])
+    else:
+        for result in results:
+            if "error" not in result:
+                _print_iscc(result)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_iscc(result: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("[bold]ISCC-CODE[/bold]", f"[bold green]{result['iscc']}[/bold green]")
+    for unit in result.get("units", []):
+        table.add_row("  unit", unit)
+    for field in ("name", "mediatype", "mode", "filesize", "datahash", "metahash"):
+        if result.get(field) not in (None, ""):
+            table.add_row(field, str(result[field]))
+    out.print(table)
+    out.print()
+
+
+# --- declarations ---------------------------------------------------------------------------
+
+
+def _payer(
+    settings: Settings, chain_id: int, payer: str | None, password_file: Path | None
+) -> LocalAccount:
+    from registry.chain.devnet import dev_account
+
+    if payer:
+        return _load_key(settings, payer, password_file)
+    if chain_id == DEVNET_CHAIN_ID:
+        return dev_account(1)
+    raise InputError("--payer KEY is required on this chain (only the devnet has a built-in payer)")
+
+
+def _open_registry(settings: Settings):
+    from registry.chain.contract import Registry
+    from registry.chain.deployment import Deployment
+
+    return Registry.open(Deployment.load(settings.deployment_path), settings.rpc_url)
+
+
+@app.command()
+def sign(
+    file: Annotated[Path, typer.Argument(help="The file to declare")],
+    key: KeyOpt,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
+    gateway: Annotated[str, typer.Option(help="Gateway URL or URI template")] = "",
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Sign a declaration of FILE for this registry (offline-verifiable JSON); submit it later."""
+    from registry.chain.submit import prepare
+    from registry.iscc import generate
+
+    settings = get_settings()
+    account = _load_key(settings, key, password_file)
+    result = generate(file)
+    signed = prepare(
+        _open_registry(settings), account, result.iscc, result.datahash, result.metahash, gateway
+    )
+    text = json.dumps(signed.to_json(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        err.print(f"signed declaration of {file.name} by {account.address} written to {output}")
+    else:
+        print(text)
+
+
+@app.command()
+def verify(signed_file: Annotated[Path, typer.Argument(help="Signed declaration JSON")]) -> None:
+    """Check offline that a signed declaration was signed by its declarer."""
+    from registry.chain.declaration import SignedDeclaration
+
+    signed = SignedDeclaration.from_json(_read_text(signed_file))
+    signed.verify()
+    out.print(
+        f"[green]valid[/green]: {signed.declaration.iscc} signed by {signed.declarer} "
+        f"for chain {signed.domain.chain_id}, registry {signed.domain.verifying_contract}"
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
+@app.command()
+def declare(
+    file: Annotated[Path | None, typer.Argument(help="The file to declare")] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", help="Declarer key file or name")
+    ] = None,
+    signed_file: Annotated[
+        Path | None, typer.Option("--signed", help="Submit a declaration made by `sign`")
+    ] = None,
+    gateway: Annotated[str, typer.Option(help="Gateway URL or URI template")] = "",
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Send from the declarer's own account (it pays gas)")
+    ] = False,
+    payer: Annotated[
+        str | None,
+        typer.Option(help="Key that pays gas for a signed declaration (devnet: built in)"),
+    ] = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate the ISCC of FILE, sign it with --key and put the declaration on chain."""
+    from registry.chain.declaration import SignedDeclaration
+    from registry.chain.submit import declare_direct, prepare, submit_signed
+    from registry.iscc import generate
+
+    settings = get_settings()
+    result = None
+    if signed_file is not None:
+        if file is not None or key is not None:
+            raise InputError("give either FILE with --key, or --signed FILE, not both")
+        signed = SignedDeclaration.from_json(_read_text(signed_file))
+        signed.verify()
+        registry = _open_registry(settings)
+        receipt = submit_signed(
+            registry, signed, _payer(settings, registry.deployment.chain_id, payer, password_file)
+        )
+    else:
+        if file is None or key is None:
+            raise InputError("declare needs FILE and --key KEY (or --signed FILE)")
+        account = _load_key(settings, key, password_file)
+        result = generate(file)
+        registry = _open_registry(settings)
+        if direct:
+            receipt = declare_direct(
+                registry, account, result.iscc, result.datahash, result.metahash, gateway
+            )
+        else:
+            signed = prepare(
+                registry, account, result.iscc, result.datahash, result.metahash, gateway
+            )
+            chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
+            receipt = submit_signed(registry, signed, chain_payer)
+    data = receipt.to_dict() | ({"iscc": result.iscc, "file": str(file)} if result else {})
+    if json_out:
+        _print_json(data)
+        return
+    out.print(f"[bold green]{data['iscc_id']}[/bold green]  declared by {receipt.declarer}")
+    if result:
+        out.print(f"  {file}  {result.iscc}")
+    out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+# --- index and resolve ----------------------------------------------------------------------
+
+
+def _open_store(settings: Settings):
+    from registry.index.store import Store
+
+    return Store.open(settings.database_url)
+
+
+@app.command()
+def index(
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep following new blocks until stopped")
+    ] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between polls with --follow")] = 1.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Mirror the registry's events into the local store (idempotent: safe to run again)."""
+    from registry.index.follower import Follower
+
+    settings = get_settings()
+    follower = Follower(
+        _open_registry(settings), _open_store(settings), confirmations=settings.confirmations
+    )
+    if not follow:
+        report = follower.sync()
+        if json_out:
+            _print_json(report.to_dict())
+        else:
+            out.print(
+                f"indexed blocks {report.from_block}-{report.to_block}: "
+                f"{report.new_events} new of {report.events} events in {report.seconds:.2f} s"
+            )
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def progress(report: Any) -> None:
+        if report.new_events:
+            out.print(f"block {report.to_block}: {report.new_events} new events")
+
+    err.print(f"following {follower.registry.deployment.address}; Ctrl-C to stop")
+    follower.follow(stop, poll_interval=poll, on_progress=progress)
+    err.print("stopped")
+
+
+@app.command()
+def resolve(
+    query: Annotated[str, typer.Argument(help="ISCC-ID, ISCC-CODE, datahash or declarer address")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Find the declarations behind an ISCC-ID, ISCC-CODE, datahash or declarer (from the index)."""
+    from registry.index.search import resolve as resolve_query
+
+    resolution = resolve_query(_open_store(get_settings()), query)
+    records = [r.to_dict() for r in resolution.records]
+    if json_out:
+        _print_json({"kind": resolution.kind, "query": resolution.query, "declarations": records})
+    else:
+        print_declarations(out, records, title=f"{resolution.kind} {resolution.query}")
+    if not records:
+        raise typer.Exit(1)
+
+
+def print_declarations(console: Console, records: list[dict[str, Any]], title: str = "") -> None:
+    if not records:
+        console.print(f"no declaration found for {title}")
+        return
+    table = Table(title=title, title_justify="left")
+    for column in ("ISCC-ID", "declarer", "ISCC-CODE", "datahash", "block", "status"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        status = (
+            "valid" if r.get("valid", True) else f"[red]invalid[/red]: {r.get('invalid_reason')}"
+        )
+        table.add_row(
+            r["iscc_id"],
+            r["declarer"],
+            r.get("iscc_code") or "-",
+            r["datahash"][:20] + "…",
+            str(r["block_number"]),
+            status,
+        )
+    console.print(table)
+
+
+# --- devnet and demo ------------------------------------------------------------------------
+
+
+def _devnet(settings: Settings):
+    from registry.chain.devnet import Devnet
+
+    return Devnet(
+        settings.home, settings.devnet_port, settings.hardhat_dir, settings.deployment_path
+    )
+
+
+@devnet_app.command("start")
+def devnet_start(json_out: JsonOpt = False) -> None:
+    """Start a Hardhat node on 127.0.0.1 and deploy the registry (no-op if already up)."""
+    deployment = _devnet(get_settings()).start()
+    if json_out:
+        from dataclasses import asdict
+
+        _print_json(asdict(deployment))
+    else:
+        out.print(
+            f"devnet up at {deployment.rpc_url}: chain {deployment.chain_id}, "
+            f"IsccRegistry at {deployment.address} (block {deployment.block})"
+        )
+
+
+@devnet_app.command("stop")
+def devnet_stop() -> None:
+    """Stop the devnet started by `devnet start` (its chain is gone afterwards)."""
+    if _devnet(get_settings()).stop():
+        out.print("devnet stopped")
+    else:
+        out.print("no devnet was running")
+
+
+@devnet_app.command("status")
+def devnet_status(json_out: JsonOpt = False) -> None:
+    """Tell whether the devnet runs, its head block and the deployed registry."""
+    status = _devnet(get_settings()).status()
+    if json_out:
+        from dataclasses import asdict
+
+        _print_json(asdict(status))
+    elif status.running:
+        where = (
+            f"registry {status.deployment.address}" if status.deployment else "no registry deployed"
+        )
+        out.print(f"running (pid {status.pid}) at {status.rpc_url}, block {status.block}, {where}")
+    else:
+        out.print("not running")
+    if not status.running:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        bool, typer.Option(help="Leave the devnet running and its files in place")
+    ] = False,
+) -> None:
+    """Run the whole flow on a fresh devnet: deploy, declare the samples from two keys, index,
+    resolve, and print what happened."""
+    from registry.demo import run_demo
+
+    run_demo(out, keep=keep)
+
+
+def main() -> None:
+    try:
+        app()
+    except RegistryError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set everything up (scripts/setup.sh) and run all checks: ruff, then the whole pytest suite
+# against a real Hardhat devnet. Extra arguments go to pytest. Slow benchmarks are skipped
+# unless RUN_SLOW=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "[test] ruff"
+.venv/bin/ruff check registry tests scripts
+markers=()
+if [ "${RUN_SLOW:-0}" != "1" ]; then markers=(-m "not slow"); fi
+echo "[test] pytest"
+exec .venv/bin/pytest "${markers[@]}" "$@"

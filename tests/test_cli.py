@@ -1,0 +1,182 @@
+"""The `iscc-registry` command as a user runs it: real process, real devnet, real files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from registry.chain.deployment import Deployment
+from registry.chain.devnet import free_port
+from registry.chain.iscc_id import IsccId
+
+CLI = str(Path(sys.executable).parent / "iscc-registry")
+
+
+def run(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "ISCC_REGISTRY_HOME": str(home), **(env or {})}
+    environ.pop("ISCC_REGISTRY_KEY_PASSWORD", None)
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=environ, timeout=300)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A non-zero exit with one `error:` line naming the problem, never a traceback."""
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> list[Path]:
+    """Three files of different kinds that the test makes itself."""
+    text = tmp_path / "poem.txt"
+    text.write_text("The registry remembers who came first.\n" * 40, encoding="utf-8")
+    image = tmp_path / "gradient.png"
+    Image.linear_gradient("L").resize((96, 64)).convert("RGB").save(image)
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)) * 64)
+    return [text, image, blob]
+
+
+@pytest.mark.chain
+def test_three_files_two_keys_declared_indexed_resolved(
+    home: Path, deployment: Deployment, media: list[Path]
+) -> None:
+    deployment.save(home / "deployment.json")
+    keys = {}
+    for name in ("alice", "bob"):
+        proc = run(home, "keys", "new", name, "--json")
+        assert proc.returncode == 0, proc.stderr
+        keys[name] = json.loads(proc.stdout)["address"]
+    owners = ["alice", "alice", "bob"]
+    declared = []
+    for path, owner in zip(media, owners, strict=True):
+        proc = run(
+            home, "declare", str(path), "--key", owner, "--gateway", "https://example.org", "--json"
+        )
+        assert proc.returncode == 0, proc.stderr
+        declared.append(json.loads(proc.stdout))
+    for first, second in itertools.pairwise(declared):
+        assert IsccId.parse(first["iscc_id"]).body < IsccId.parse(second["iscc_id"]).body
+
+    proc = run(home, "index", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["new_events"] == 3
+    proc = run(home, "index", "--json")
+    assert json.loads(proc.stdout)["new_events"] == 0
+
+    for item, owner in zip(declared, owners, strict=True):
+        for query in (item["iscc_id"], item["iscc"]):
+            proc = run(home, "resolve", query, "--json")
+            assert proc.returncode == 0, proc.stderr
+            records = json.loads(proc.stdout)["declarations"]
+            assert [(r["iscc_id"], r["declarer"]) for r in records] == [
+                (item["iscc_id"], keys[owner])
+            ]
+    proc = run(home, "resolve", keys["alice"], "--json")
+    assert sorted(r["iscc_id"] for r in json.loads(proc.stdout)["declarations"]) == sorted(
+        d["iscc_id"] for d in declared[:2]
+    )
+    proc = run(home, "resolve", keys["bob"])
+    assert proc.returncode == 0 and declared[2]["iscc_id"] in proc.stdout
+
+
+@pytest.mark.chain
+def test_sign_verify_and_submit_later(
+    home: Path, deployment: Deployment, media: list[Path]
+) -> None:
+    deployment.save(home / "deployment.json")
+    password = home / "pw.txt"
+    home.mkdir(parents=True, exist_ok=True)
+    password.write_text("correct horse\n")
+    assert run(home, "keys", "new", "carol", "--password-file", str(password)).returncode == 0
+    signed = home / "decl.json"
+    proc = run(
+        home,
+        "sign",
+        str(media[0]),
+        "--key",
+        "carol",
+        "--password-file",
+        str(password),
+        "-o",
+        str(signed),
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run(home, "verify", str(signed))
+    assert proc.returncode == 0 and "valid" in proc.stdout
+    data = json.loads(signed.read_text())
+    data["declaration"]["gateway"] = "https://tampered.example"
+    tampered = home / "tampered.json"
+    tampered.write_text(json.dumps(data))
+    assert_clean_error(run(home, "verify", str(tampered)), "not by the declarer")
+    proc = run(home, "declare", "--signed", str(signed), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert_clean_error(run(home, "declare", "--signed", str(signed)), "NonceAlreadyUsed")
+    assert_clean_error(run(home, "sign", str(media[0]), "--key", "carol"), "encrypted")
+
+
+def test_missing_file(home: Path) -> None:
+    assert_clean_error(run(home, "gen", str(home / "nope.txt")), "nope.txt")
+
+
+def test_directory_instead_of_file(home: Path, tmp_path: Path) -> None:
+    assert_clean_error(run(home, "gen", str(tmp_path)))
+
+
+def test_unreadable_file(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_text("x" * 100)
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("running as root: permissions do not stop reading")
+    assert_clean_error(run(home, "gen", str(path)), "secret.txt")
+
+
+@pytest.mark.parametrize("query", ["ISCC:XYZ", "hello", "0x1234", "ISCC:" + "A" * 30])
+def test_malformed_query(home: Path, query: str) -> None:
+    assert_clean_error(run(home, "resolve", query))
+
+
+def test_wrong_key_file(
+    home: Path, tmp_path: Path, media: list[Path], deployment_file: Path
+) -> None:
+    bad = tmp_path / "bad.key"
+    bad.write_text("this is not a key")
+    assert_clean_error(run(home, "declare", str(media[0]), "--key", str(bad)), "bad.key")
+    assert_clean_error(run(home, "declare", str(media[0]), "--key", "nobody"), "nobody")
+
+
+@pytest.fixture
+def deployment_file(home: Path) -> Path:
+    """A deployment file pointing at a port where no node runs."""
+    dead = Deployment(31337, "0x" + "11" * 20, 1, f"http://127.0.0.1:{free_port()}", 0, 0)
+    dead.save(home / "deployment.json")
+    return home / "deployment.json"
+
+
+def test_devnet_not_running(home: Path, media: list[Path], deployment_file: Path) -> None:
+    assert run(home, "keys", "new", "dave").returncode == 0
+    assert_clean_error(
+        run(home, "declare", str(media[2]), "--key", "dave"), "no Ethereum node answers"
+    )
+    assert_clean_error(run(home, "index"), "no Ethereum node answers")
+
+
+def test_no_deployment(home: Path, media: list[Path]) -> None:
+    assert run(home, "keys", "new", "erin").returncode == 0
+    assert_clean_error(run(home, "declare", str(media[2]), "--key", "erin"), "devnet start")
+
+
+def test_devnet_status_when_stopped(home: Path) -> None:
+    proc = run(home, "devnet", "status")
+    assert proc.returncode == 1 and "not running" in proc.stdout
