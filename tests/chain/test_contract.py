@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import iscc_lib
 import pytest
@@ -13,6 +14,7 @@ from registry.chain.declaration import Declaration, Domain, sign
 from registry.chain.devnet import deploy_registry, dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, domain_of, prepare, submit_signed
+from registry.config import PROJECT_ROOT
 from registry.errors import InvalidDeclaration, RegistryError
 from registry.iscc.codec import code_to_bytes
 
@@ -301,3 +303,45 @@ def test_production_realm_and_hub_id_appear_in_the_iscc_id(
     parsed = IsccId.parse(str(receipt.iscc_id))
     assert (parsed.realm, parsed.hub_id) == (1, 4095)
     assert iscc_lib.iscc_decode(str(receipt.iscc_id)[5:])[1] == 1
+
+
+def _deploy_wallet(registry: Registry, owner: str) -> str:
+    path = (
+        PROJECT_ROOT / "artifacts" / "contracts" / "mocks" / "OwnedWallet.sol" / "OwnedWallet.json"
+    )
+    art = json.loads(path.read_text())
+    w3, deployer = registry.w3, dev_account(0)
+    tx = (
+        w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        .constructor(owner)
+        .build_transaction(
+            {
+                "from": deployer.address,
+                "nonce": w3.eth.get_transaction_count(deployer.address, "pending"),
+            }
+        )
+    )
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
+    )
+    return receipt["contractAddress"]
+
+
+def test_smart_wallet_declares_through_erc1271(
+    registry: Registry, declarer: LocalAccount, payer: LocalAccount, content: dict
+) -> None:
+    wallet = _deploy_wallet(registry, declarer.address)
+    by_owner = prepare(registry, declarer, content["iscc"], content["datahash"])
+    # The wallet is the declarer; its owner key produced the signature the wallet vouches for.
+    as_wallet = dataclasses.replace(by_owner, declarer=wallet)
+    receipt = submit_signed(registry, as_wallet, payer)
+    assert receipt.declarer == wallet
+    stranger = dev_account(2)
+    forged = sign(
+        dataclasses.replace(by_owner.declaration, nonce=by_owner.declaration.nonce + 1),
+        domain_of(registry),
+        stranger,
+    )
+    with pytest.raises(InvalidDeclaration) as exc:
+        submit_signed(registry, dataclasses.replace(forged, declarer=wallet), payer)
+    assert _revert_name(exc) == "InvalidSignature"
