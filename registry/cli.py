@@ -336,7 +336,7 @@ def index(
         else:
             out.print(
                 f"indexed blocks {report.from_block}-{report.to_block}: "
-                f"{report.new_events} new of {report.events} events in {report.seconds:.2f} s"
+                f"{report.events_new} new of {report.events_seen} events in {report.seconds:.2f} s"
             )
         return
     stop = threading.Event()
@@ -344,8 +344,8 @@ def index(
         signal.signal(signum, lambda *_: stop.set())
 
     def progress(report: Any) -> None:
-        if report.new_events:
-            out.print(f"block {report.to_block}: {report.new_events} new events")
+        if report.events_new:
+            out.print(f"block {report.to_block}: {report.events_new} new events")
 
     err.print(f"following {follower.registry.deployment.address}; Ctrl-C to stop")
     follower.follow(stop, poll_interval=poll, on_progress=progress)
@@ -361,12 +361,12 @@ def resolve(
     from registry.index.search import resolve as resolve_query
 
     resolution = resolve_query(_open_store(get_settings()), query)
-    records = [r.to_dict() for r in resolution.records]
+    data = resolution.to_dict()
     if json_out:
-        _print_json({"kind": resolution.kind, "query": resolution.query, "declarations": records})
+        _print_json(data)
     else:
-        print_declarations(out, records, title=f"{resolution.kind} {resolution.query}")
-    if not records:
+        print_declarations(out, data["records"], title=f"{resolution.kind} {resolution.query}")
+    if not resolution.records:
         raise typer.Exit(1)
 
 

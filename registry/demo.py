@@ -103,10 +103,10 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
     follower = Follower(registry, store)
     report = follower.sync()
     console.print(
-        f"blocks {report.from_block}-{report.to_block}: {report.new_events} declarations stored"
+        f"blocks {report.from_block}-{report.to_block}: {report.events_new} declarations stored"
     )
     again = follower.sync()
-    console.print(f"indexing again stores {again.new_events} more (idempotent)")
+    console.print(f"indexing again stores {again.events_new} more (idempotent)")
 
     _step(
         console, "Resolving each declaration by ISCC-ID, ISCC-CODE and datahash, and each declarer"

@@ -70,20 +70,20 @@ def test_three_files_two_keys_declared_indexed_resolved(
 
     proc = run(home, "index", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["new_events"] == 3
+    assert json.loads(proc.stdout)["events_new"] == 3
     proc = run(home, "index", "--json")
-    assert json.loads(proc.stdout)["new_events"] == 0
+    assert json.loads(proc.stdout)["events_new"] == 0
 
     for item, owner in zip(declared, owners, strict=True):
         for query in (item["iscc_id"], item["iscc"]):
             proc = run(home, "resolve", query, "--json")
             assert proc.returncode == 0, proc.stderr
-            records = json.loads(proc.stdout)["declarations"]
+            records = json.loads(proc.stdout)["records"]
             assert [(r["iscc_id"], r["declarer"]) for r in records] == [
                 (item["iscc_id"], keys[owner])
             ]
     proc = run(home, "resolve", keys["alice"], "--json")
-    assert sorted(r["iscc_id"] for r in json.loads(proc.stdout)["declarations"]) == sorted(
+    assert sorted(r["iscc_id"] for r in json.loads(proc.stdout)["records"]) == sorted(
         d["iscc_id"] for d in declared[:2]
     )
     proc = run(home, "resolve", keys["bob"])

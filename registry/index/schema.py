@@ -1,0 +1,197 @@
+"""The index store's tables (SQLAlchemy Core, portable SQLite/PostgreSQL) and their migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+)
+
+from registry.errors import StoreError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "blocks",
+    "checkpoints",
+    "declarations",
+    "events",
+    "from_signed64",
+    "meta",
+    "metadata",
+    "migrate",
+    "stored_version",
+    "to_signed64",
+    "units",
+]
+
+_U64 = 1 << 64
+_I64_MAX = (1 << 63) - 1
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+_Address = String(42)
+_Hash = LargeBinary(32)
+_Iscc = String(96)
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+declarations = Table(
+    "declarations",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("contract", _Address, nullable=False),
+    Column("iscc_id", String(32), nullable=False),
+    Column("iscc_id_body", BigInteger, nullable=False),
+    Column("declarer", _Address, nullable=False),
+    Column("iscc_code", _Iscc),
+    Column("iscc_code_raw", LargeBinary, nullable=False),
+    Column("datahash", _Hash, nullable=False),
+    Column("metahash", _Hash),
+    Column("gateway", Text, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", _Hash, nullable=False),
+    Column("tx_hash", _Hash, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("valid", Boolean, nullable=False),
+    Column("invalid_reason", Text),
+    # iscc_id leads so the constraint's index also serves lookups by ISCC-ID alone.
+    UniqueConstraint("iscc_id", "chain_id", "contract", name="uq_declarations_iscc_id"),
+    Index("ix_declarations_declarer", "declarer"),
+    Index("ix_declarations_iscc_code", "iscc_code"),
+    Index("ix_declarations_datahash", "datahash"),
+    # Rolling back a reorg deletes everything above the common ancestor.
+    Index("ix_declarations_block", "chain_id", "contract", "block_number"),
+)
+
+units = Table(
+    "units",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column(
+        "declaration_id",
+        _Id,
+        ForeignKey("declarations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("unit_type", String(32), nullable=False),
+    Column("bits", Integer, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    # Wide units (128 bits and more) keep their full body for exact distances later.
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_units_type_value", "unit_type", "value"),
+    Index("ix_units_declaration", "declaration_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("contract", _Address, nullable=False),
+    Column("tx_hash", _Hash, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", _Hash, nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("iscc_id", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    UniqueConstraint("chain_id", "tx_hash", "log_index", name="uq_events_position"),
+    Index("ix_events_block", "chain_id", "contract", "block_number"),
+    Index("ix_events_iscc_id", "iscc_id"),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("chain_id", BigInteger, nullable=False),
+    Column("contract", _Address, nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("hash", _Hash, nullable=False),
+    PrimaryKeyConstraint("chain_id", "contract", "number"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("chain_id", BigInteger, nullable=False),
+    Column("contract", _Address, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", _Hash, nullable=False),
+    PrimaryKeyConstraint("chain_id", "contract"),
+)
+
+
+def to_signed64(value: int) -> int:
+    """An unsigned 64-bit integer as the signed BIGINT both databases store (two's complement)."""
+    if not 0 <= value < _U64:
+        raise ValueError(f"not an unsigned 64-bit integer: {value}")
+    return value - _U64 if value > _I64_MAX else value
+
+
+def from_signed64(value: int) -> int:
+    """Inverse of to_signed64."""
+    if not -(1 << 63) <= value <= _I64_MAX:
+        raise ValueError(f"not a signed 64-bit integer: {value}")
+    return value + _U64 if value < 0 else value
+
+
+# MIGRATIONS[v - 1] upgrades a store from version v to v + 1. A fresh store is created from
+# `metadata`, which always describes the newest version, so migrations only serve old stores.
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[Migration] = []
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+_VERSION_KEY = "schema_version"
+
+
+def stored_version(conn: Connection) -> int | None:
+    """The schema version written in the store, or None for an empty database."""
+    if not inspect(conn).has_table(meta.name):
+        return None
+    value = conn.execute(select(meta.c.value).where(meta.c.key == _VERSION_KEY)).scalar()
+    return None if value is None else int(value)
+
+
+def migrate(conn: Connection) -> int:
+    """Create or upgrade the schema inside the caller's transaction; return the version."""
+    # Read at call time so tests (and future code) can extend the list.
+    latest = 1 + len(MIGRATIONS)
+    version = stored_version(conn)
+    if version is None:
+        metadata.create_all(conn)
+        conn.execute(meta.insert().values(key=_VERSION_KEY, value=str(latest)))
+        return latest
+    if version > latest:
+        raise StoreError(
+            f"the index store has schema version {version}, this registry only knows up to "
+            f"{latest}: upgrade iscc-registry or point it at another database"
+        )
+    for current in range(version, latest):
+        MIGRATIONS[current - 1](conn)
+    if version != latest:
+        conn.execute(meta.update().where(meta.c.key == _VERSION_KEY).values(value=str(latest)))
+    return latest

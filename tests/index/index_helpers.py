@@ -1,0 +1,104 @@
+"""Index test helpers: ISCC-CODEs of test bytes, crafted `Declared` logs, declaring on chain."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import iscc_lib
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+
+from registry.chain.contract import Registry
+from registry.chain.declaration import Declaration, Domain, sign
+from registry.index.events import DECLARED_TOPIC
+from registry.iscc.codec import code_to_bytes, multihash_to_digest
+
+ISCC_ID_BODY = (1_700_000_000_000_000 << 12) | 7
+
+
+def content(data: bytes, name: str | None = None, wide: bool = False) -> dict[str, Any]:
+    """ISCC-CODE (Data + Instance, plus Meta and Text units when `name` is given) of `data`."""
+    bits = 128 if wide else 64
+    data_code = iscc_lib.gen_data_code_v0(data, bits=bits)["iscc"]
+    instance = iscc_lib.gen_instance_code_v0(data, bits=bits)
+    codes = [data_code, instance["iscc"]]
+    if name is not None:
+        codes = [
+            iscc_lib.gen_meta_code_v0(name)["iscc"],
+            iscc_lib.gen_text_code_v0(data.decode())["iscc"],
+            *codes,
+        ]
+    iscc = iscc_lib.gen_iscc_code_v0(codes, wide=wide)["iscc"]
+    return {
+        "iscc": iscc,
+        "raw": code_to_bytes(iscc),
+        "datahash": instance["datahash"],
+        "digest": multihash_to_digest(instance["datahash"]),
+    }
+
+
+def make_log(
+    iscc_code_raw: bytes,
+    datahash: bytes,
+    *,
+    iscc_id_body: int = ISCC_ID_BODY,
+    declarer: str = "0x" + "ab" * 20,
+    metahash: bytes = bytes(32),
+    gateway: str = "https://example.com/{iscc_id}",
+    block_number: int = 10,
+    block_hash: bytes | None = None,
+    tx_hash: bytes | None = None,
+    log_index: int = 0,
+) -> dict[str, Any]:
+    """A `Declared` log as web3's get_logs returns it (bytes and ints), built from the ABI."""
+    return {
+        "address": "0x" + "00" * 20,
+        "topics": [
+            DECLARED_TOPIC,
+            iscc_id_body.to_bytes(32, "big"),
+            bytes.fromhex(declarer.removeprefix("0x")).rjust(32, b"\0"),
+            datahash,
+        ],
+        "data": abi_encode(["bytes", "bytes32", "string"], [iscc_code_raw, metahash, gateway]),
+        "blockNumber": block_number,
+        "blockHash": block_hash or block_number.to_bytes(32, "big"),
+        "transactionHash": tx_hash or (block_number * 1000 + log_index).to_bytes(32, "big"),
+        "logIndex": log_index,
+        "removed": False,
+    }
+
+
+def declare_direct(
+    registry: Registry,
+    sender: LocalAccount,
+    item: dict[str, Any],
+    metahash: bytes = bytes(32),
+    gateway: str = "",
+    datahash: bytes | None = None,
+) -> dict:
+    """`declare` from the sender itself; `datahash` overrides the content's (for invalid ones)."""
+    call = registry.contract.functions.declare(
+        item["raw"], datahash or item["digest"], metahash, gateway
+    )
+    return registry.transact(call, sender)
+
+
+def declare_signed(
+    registry: Registry,
+    declarer: LocalAccount,
+    payer: LocalAccount,
+    item: dict[str, Any],
+    nonce: int,
+    gateway: str = "",
+) -> dict:
+    """`declareFor`: the declarer signs offline, the payer submits."""
+    dep = registry.deployment
+    declaration = Declaration.create(
+        item["iscc"], item["datahash"], None, gateway, nonce=nonce, deadline=int(time.time()) + 3600
+    )
+    signed = sign(declaration, Domain(dep.chain_id, dep.address), declarer)
+    call = registry.contract.functions.declareFor(
+        declaration.as_tuple(), declarer.address, signed.signature
+    )
+    return registry.transact(call, payer)
