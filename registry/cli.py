@@ -320,6 +320,9 @@ def index(
         bool, typer.Option("--follow", help="Keep following new blocks until stopped")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow")] = 1.0,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Forget what was indexed from this registry first")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Mirror the registry's events into the local store (idempotent: safe to run again)."""
@@ -329,6 +332,9 @@ def index(
     follower = Follower(
         _open_registry(settings), _open_store(settings), confirmations=settings.confirmations
     )
+    if reset:
+        removed = follower.store.forget(follower.chain_id, follower.contract)
+        err.print(f"forgot {removed} declarations indexed from {follower.contract}")
     if not follow:
         report = follower.sync()
         if json_out:

@@ -13,7 +13,7 @@ import requests
 from web3.exceptions import Web3Exception, Web3RPCError
 
 from registry.chain.contract import Registry
-from registry.errors import ChainUnavailable
+from registry.errors import ChainUnavailable, StoreError
 from registry.index.events import DECLARED_TOPIC, decode_logs
 from registry.index.store import Store
 
@@ -112,7 +112,9 @@ class Follower:
         failure (what was stored before the failure stays stored)."""
         started = time.monotonic()
         start = self.start_block()
-        target = self._call(lambda: self.registry.w3.eth.block_number) - self.confirmations
+        head = self._call(lambda: self.registry.w3.eth.block_number)
+        self._check_checkpoint(head)
+        target = head - self.confirmations
         seen = new = 0
         block = start
         while block <= target and not (stop and stop.is_set()):
@@ -136,6 +138,24 @@ class Follower:
             if on_progress:
                 on_progress(SyncReport(start, end, seen, new, time.monotonic() - started))
         return SyncReport(start, block - 1, seen, new, time.monotonic() - started)
+
+    def _check_checkpoint(self, head: int) -> None:
+        """Refuse to resume on a chain that no longer has the block we stopped at: resuming would
+        silently skip the new chain's earlier blocks (a restarted devnet reuses chain id and
+        contract address). Rolling back across reorgs is for a later version."""
+        done = self.store.checkpoint(self.chain_id, self.contract)
+        if done is None:
+            return
+        known = self.store.checkpoint_hash(self.chain_id, self.contract)
+        actual = None
+        if done <= head:
+            actual = self._call(lambda: bytes(self.registry.w3.eth.get_block(done)["hash"]))
+        if actual != known:
+            raise StoreError(
+                f"the chain no longer has block {done} as indexed (restarted devnet or reorg "
+                f"deeper than the confirmations): run `iscc-registry index --reset` to re-index "
+                f"{self.contract} from scratch"
+            )
 
     def follow(
         self,

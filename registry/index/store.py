@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -175,6 +176,28 @@ class Store:
                     checkpoints.c.contract == to_checksum_address(contract),
                 )
             ).scalar()
+
+    def checkpoint_hash(self, chain_id: int, contract: str) -> bytes | None:
+        """Hash of the checkpoint block, to check the chain still has it before resuming."""
+        with self._read() as conn:
+            return conn.execute(
+                select(checkpoints.c.block_hash).where(
+                    checkpoints.c.chain_id == chain_id,
+                    checkpoints.c.contract == to_checksum_address(contract),
+                )
+            ).scalar()
+
+    def forget(self, chain_id: int, contract: str) -> int:
+        """Delete everything indexed from one registry (its chain is gone, e.g. a restarted
+        devnet); returns the number of declarations removed."""
+        contract = to_checksum_address(contract)
+        counts = {}
+        with self._write() as conn:
+            # Units go with their declarations (ON DELETE CASCADE).
+            for table in (declarations, events, blocks, checkpoints):
+                where = (table.c.chain_id == chain_id, table.c.contract == contract)
+                counts[table.name] = conn.execute(delete(table).where(*where)).rowcount
+        return counts["declarations"]
 
     def apply(
         self,

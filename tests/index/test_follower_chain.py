@@ -10,6 +10,7 @@ from index_helpers import content, declare_direct, declare_signed
 
 from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
+from registry.errors import StoreError
 from registry.index.follower import Follower
 from registry.index.schema import events
 from registry.index.search import resolve
@@ -183,3 +184,27 @@ def test_resolve_each_kind_of_query(
     assert by_declarer.kind == "declarer"
     assert [r.iscc_id for r in by_declarer.records] == [declared["ids"][1], iscc_id]
     assert len(resolve(store, payer.address).records) == 4
+
+
+def test_a_replaced_chain_is_refused_until_forgotten(
+    registry: Registry, payer: LocalAccount, store: Store
+) -> None:
+    """A restarted devnet reuses chain id and contract address: resuming from the old checkpoint
+    would skip the new chain's blocks, so the follower refuses and `forget` starts over."""
+    w3 = registry.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    old = [declare_direct(registry, payer, content(b"old chain %d" % i * 50)) for i in range(3)]
+    follower = Follower(registry, store)
+    follower.sync()
+    assert store.count() == 3
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    new = [declare_direct(registry, payer, content(b"new chain %d" % i * 50)) for i in range(4)]
+    assert w3.eth.block_number >= max(r["blockNumber"] for r in old)
+    with pytest.raises(StoreError, match="no longer has block"):
+        follower.sync()
+    assert store.forget(registry.deployment.chain_id, registry.contract.address) == 3
+    report = follower.sync()
+    assert report.events_new == 4
+    assert sorted(r.iscc_id for r in resolve(store, payer.address).records) == sorted(
+        _minted(registry, r) for r in new
+    )
