@@ -32,7 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(devnet_app, name="devnet")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 KeyOpt = Annotated[
@@ -40,7 +40,10 @@ KeyOpt = Annotated[
 ]
 PasswordFileOpt = Annotated[
     Path | None,
-    typer.Option(help="File holding the keystore password (else ISCC_REGISTRY_KEY_PASSWORD)."),
+    typer.Option(
+        help="File holding the keystore password (else ISCC_REGISTRY_KEY_PASSWORD).",
+        readable=False,
+    ),
 ]
 
 DEVNET_CHAIN_ID = 31337
@@ -137,7 +140,9 @@ def keys_show(
 
 @app.command()
 def gen(
-    files: Annotated[list[Path], typer.Argument(help="Files to generate ISCC codes for")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Files to generate ISCC codes for", readable=False)
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Generate the ISCC-CODE, units, datahash and metahash of files."""
@@ -197,7 +202,7 @@ def _open_registry(settings: Settings):
 
 @app.command()
 def sign(
-    file: Annotated[Path, typer.Argument(help="The file to declare")],
+    file: Annotated[Path, typer.Argument(help="The file to declare", readable=False)],
     key: KeyOpt,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
     gateway: Annotated[str, typer.Option(help="Gateway URL or URI template")] = "",
@@ -222,7 +227,9 @@ def sign(
 
 
 @app.command()
-def verify(signed_file: Annotated[Path, typer.Argument(help="Signed declaration JSON")]) -> None:
+def verify(
+    signed_file: Annotated[Path, typer.Argument(help="Signed declaration JSON", readable=False)],
+) -> None:
     """Check offline that a signed declaration was signed by its declarer."""
     from registry.chain.declaration import SignedDeclaration
 
@@ -245,7 +252,7 @@ def _read_text(path: Path) -> str:
 
 @app.command()
 def declare(
-    file: Annotated[Path | None, typer.Argument(help="The file to declare")] = None,
+    file: Annotated[Path | None, typer.Argument(help="The file to declare", readable=False)] = None,
     key: Annotated[
         str | None, typer.Option("--key", "-k", help="Declarer key file or name")
     ] = None,
@@ -377,25 +384,32 @@ def resolve(
 
 
 def print_declarations(console: Console, records: list[dict[str, Any]], title: str = "") -> None:
+    """One block per declaration: identifiers stay on one line, whatever the terminal width."""
     if not records:
         console.print(f"no declaration found for {title}")
         return
-    table = Table(title=title, title_justify="left")
-    for column in ("ISCC-ID", "declarer", "ISCC-CODE", "datahash", "block", "status"):
-        table.add_column(column, overflow="fold")
+    console.print(f"{len(records)} declaration(s) for {title}\n", highlight=False)
     for r in records:
-        status = (
-            "valid" if r.get("valid", True) else f"[red]invalid[/red]: {r.get('invalid_reason')}"
+        status = "" if r["valid"] else f"  [red]invalid: {r['invalid_reason']}[/red]"
+        console.print(
+            f"[bold green]{r['iscc_id']}[/bold green]{status}", highlight=False, soft_wrap=True
         )
-        table.add_row(
-            r["iscc_id"],
-            r["declarer"],
-            r.get("iscc_code") or "-",
-            r["datahash"][:20] + "…",
-            str(r["block_number"]),
-            status,
-        )
-    console.print(table)
+        table = Table(show_header=False, box=None, padding=(0, 1, 0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
+        for label, key in (
+            ("declarer", "declarer"),
+            ("ISCC-CODE", "iscc_code"),
+            ("datahash", "datahash"),
+            ("metahash", "metahash"),
+            ("gateway", "gateway"),
+            ("block", "block_number"),
+            ("tx", "tx_hash"),
+        ):
+            if r.get(key) not in (None, ""):
+                table.add_row(label, str(r[key]))
+        console.print(table)
+        console.print()
 
 
 # --- devnet and demo ------------------------------------------------------------------------

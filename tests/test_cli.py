@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -133,13 +135,28 @@ def test_directory_instead_of_file(home: Path, tmp_path: Path) -> None:
     assert_clean_error(run(home, "gen", str(tmp_path)))
 
 
-def test_unreadable_file(home: Path, tmp_path: Path) -> None:
-    path = tmp_path / "secret.txt"
+def test_unreadable_file(home: Path) -> None:
+    # Outside pytest's private tmp tree, so that only the file itself is off limits.
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    path = folder / "secret.txt"
     path.write_text("x" * 100)
     path.chmod(0)
-    if os.access(path, os.R_OK):
-        pytest.skip("running as root: permissions do not stop reading")
-    assert_clean_error(run(home, "gen", str(path)), "secret.txt")
+    prefix = []
+    if os.geteuid() == 0:
+        # Root reads anything: run the command as nobody, for whom the file is unreadable.
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    proc = subprocess.run(
+        [*prefix, CLI, "gen", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ISCC_REGISTRY_HOME": str(home)},
+        timeout=120,
+    )
+    shutil.rmtree(folder)
+    assert_clean_error(proc, "permission denied", "secret.txt")
 
 
 @pytest.mark.parametrize("query", ["ISCC:XYZ", "hello", "0x1234", "ISCC:" + "A" * 30])
