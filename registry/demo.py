@@ -14,7 +14,7 @@ from registry.chain.devnet import Devnet, dev_account, free_port
 from registry.chain.keys import create_key_file
 from registry.chain.submit import declare_direct, prepare, submit_signed
 from registry.config import PROJECT_ROOT
-from registry.errors import InvalidDeclaration
+from registry.errors import InvalidDeclaration, RegistryError
 from registry.index.follower import Follower
 from registry.index.search import resolve
 from registry.index.store import Store
@@ -46,57 +46,58 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
     registry = Registry.open(deployment)
     console.print(
         f"chain {deployment.chain_id} at {deployment.rpc_url}, registry {deployment.address}, "
-        f"realm {deployment.realm}, hub {deployment.hub_id}"
+        f"realm {deployment.realm}, hub {deployment.hub_id}",
+        soft_wrap=True,
     )
 
     _step(console, "Creating two declarer keys (they hold no ether)")
     alice = create_key_file(home / "keys" / "alice.key", None)
     bob = create_key_file(home / "keys" / "bob.key", None)
+    names_of = {alice.address: "alice", bob.address: "bob"}
     console.print(f"alice {alice.address}\nbob   {bob.address}")
 
     _step(console, "Generating ISCC codes of the bundled samples")
-    files = sample_files()
-    results = {path.name: generate(path) for path in files}
-    table = Table("file", "mode", "ISCC-CODE", "datahash")
+    results = {path.name: generate(path) for path in sample_files()}
     for name, r in results.items():
-        table.add_row(name, r.mode, r.iscc, r.datahash[:20] + "…")
-    console.print(table)
+        console.print(f"[bold]{name}[/bold] ({r.mode}, {r.filesize:,} bytes)", highlight=False)
+        console.print(f"  ISCC-CODE {r.iscc}\n  datahash  {r.datahash}", soft_wrap=True)
 
     _step(
-        console,
-        "Declaring: alice signs two files and a relayer pays the gas; bob declares directly",
+        console, "Declaring: alice signs two files, a relayer pays their gas; bob declares himself"
     )
     relayer = dev_account(1)
     receipts = {}
-    first_signed = None
+    signed = []
     names = list(results)
     for name in names[:2]:
         r = results[name]
-        signed = prepare(
-            registry, alice, r.iscc, r.datahash, r.metahash, f"https://example.org/{name}"
-        )
-        first_signed = first_signed or signed
-        receipts[name] = submit_signed(registry, signed, relayer)
+        gateway = f"https://example.org/{name}"
+        signed.append(prepare(registry, alice, r.iscc, r.datahash, r.metahash, gateway))
+        receipts[name] = submit_signed(registry, signed[-1], relayer)
     # A direct declaration is paid by the declarer: give bob some devnet ether first.
     registry.w3.provider.make_request("hardhat_setBalance", [bob.address, hex(10**18)])
     for name in names[2:]:
         r = results[name]
         receipts[name] = declare_direct(registry, bob, r.iscc, r.datahash, r.metahash)
-    table = Table("file", "ISCC-ID", "declarer", "how", "tx", "gas")
+    table = Table("file", "ISCC-ID", "declarer", "how", "gas", "block")
+    table.columns[1].no_wrap = True
     for name, receipt in receipts.items():
-        who = "alice" if receipt.declarer == alice.address else "bob"
-        how = "signed, relayed" if who == "alice" else "direct"
         table.add_row(
-            name, str(receipt.iscc_id), who, how, receipt.tx_hash[:18] + "…", str(receipt.gas_used)
+            name,
+            str(receipt.iscc_id),
+            names_of[receipt.declarer],
+            "relayed" if receipt.declarer == alice.address else "direct",
+            f"{receipt.gas_used:,}",
+            str(receipt.block_number),
         )
     console.print(table)
 
     _step(console, "Replaying alice's first signature: the registry must refuse it")
     try:
-        submit_signed(registry, first_signed, relayer)
+        submit_signed(registry, signed[0], relayer)
         raise AssertionError("the replayed declaration was accepted")
     except InvalidDeclaration as exc:
-        console.print(f"[green]refused[/green]: {exc}")
+        console.print(f"[green]refused[/green]: {exc}", soft_wrap=True)
 
     _step(console, "Indexing the registry's events into SQLite")
     store = Store.open(f"sqlite:///{home / 'registry.db'}")
@@ -108,27 +109,28 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
     again = follower.sync()
     console.print(f"indexing again stores {again.events_new} more (idempotent)")
 
-    _step(
-        console, "Resolving each declaration by ISCC-ID, ISCC-CODE and datahash, and each declarer"
-    )
-    table = Table("query", "kind", "found", "declarer", "ISCC-ID")
+    _step(console, "Resolving each declaration by ISCC-ID, ISCC-CODE and datahash")
+    table = Table("file", "looked up by", "found ISCC-ID", "declarer", "right")
+    wrong = 0
+    table.columns[2].no_wrap = True
     for name, receipt in receipts.items():
         r = results[name]
         for query in (str(receipt.iscc_id), r.iscc, r.datahash):
             res = resolve(store, query)
-            for rec in res.records:
-                table.add_row(
-                    query[:26] + ("…" if len(query) > 26 else ""),
-                    res.kind,
-                    name,
-                    rec.declarer,
-                    rec.iscc_id,
-                )
-            if not res.records:
-                table.add_row(query, res.kind, "[red]nothing[/red]", "", "")
-    for who, account in (("alice", alice), ("bob", bob)):
-        res = resolve(store, account.address)
-        table.add_row(
-            f"{who} {account.address[:10]}…", res.kind, f"{len(res.records)} declarations", "", ""
-        )
+            found = [(rec.iscc_id, rec.declarer) for rec in res.records]
+            right = found == [(str(receipt.iscc_id), receipt.declarer)]
+            wrong += not right
+            table.add_row(
+                name,
+                res.kind,
+                ", ".join(i for i, _ in found) or "nothing",
+                ", ".join(names_of.get(d, d) for _, d in found),
+                "[green]yes[/green]" if right else "[red]NO[/red]",
+            )
     console.print(table)
+    if wrong:
+        raise RegistryError(f"{wrong} lookups did not return what was declared")
+    _step(console, "Resolving each declarer")
+    for who, account in (("alice", alice), ("bob", bob)):
+        ids = [rec.iscc_id for rec in resolve(store, account.address).records]
+        console.print(f"{who} {account.address}: {', '.join(ids)}", soft_wrap=True)
