@@ -143,10 +143,10 @@ class Follower:
         """Refuse to resume on a chain that no longer has the block we stopped at: resuming would
         silently skip the new chain's earlier blocks (a restarted devnet reuses chain id and
         contract address). Rolling back across reorgs is for a later version."""
-        done = self.store.checkpoint(self.chain_id, self.contract)
-        if done is None:
+        checkpoint = self.store.checkpoint_block(self.chain_id, self.contract)
+        if checkpoint is None:
             return
-        known = self.store.checkpoint_hash(self.chain_id, self.contract)
+        done, known = checkpoint
         actual = None
         if done <= head:
             actual = self._call(lambda: bytes(self.registry.w3.eth.get_block(done)["hash"]))

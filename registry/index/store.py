@@ -169,23 +169,20 @@ class Store:
 
     def checkpoint(self, chain_id: int, contract: str) -> int | None:
         """The last block fully indexed for this registry, or None if it was never indexed."""
-        with self._read() as conn:
-            return conn.execute(
-                select(checkpoints.c.block_number).where(
-                    checkpoints.c.chain_id == chain_id,
-                    checkpoints.c.contract == to_checksum_address(contract),
-                )
-            ).scalar()
+        block = self.checkpoint_block(chain_id, contract)
+        return None if block is None else block[0]
 
-    def checkpoint_hash(self, chain_id: int, contract: str) -> bytes | None:
-        """Hash of the checkpoint block, to check the chain still has it before resuming."""
+    def checkpoint_block(self, chain_id: int, contract: str) -> tuple[int, bytes] | None:
+        """Number and hash of the checkpoint block (the hash shows whether the chain still has
+        it), or None if this registry was never indexed."""
         with self._read() as conn:
-            return conn.execute(
-                select(checkpoints.c.block_hash).where(
+            row = conn.execute(
+                select(checkpoints.c.block_number, checkpoints.c.block_hash).where(
                     checkpoints.c.chain_id == chain_id,
                     checkpoints.c.contract == to_checksum_address(contract),
                 )
-            ).scalar()
+            ).first()
+        return None if row is None else (row.block_number, bytes(row.block_hash))
 
     def forget(self, chain_id: int, contract: str) -> int:
         """Delete everything indexed from one registry (its chain is gone, e.g. a restarted
