@@ -10,7 +10,6 @@ from typing import Any
 
 import requests
 from eth_abi import decode as abi_decode
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
@@ -142,7 +141,3 @@ class Registry:
         if receipt["status"] != 1:
             raise InvalidDeclaration(f"transaction 0x{signed.hash.hex()} reverted")
         return dict(receipt)
-
-
-def account_from_key(private_key: str | bytes) -> LocalAccount:
-    return Account.from_key(private_key)

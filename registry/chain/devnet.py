@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -222,8 +221,3 @@ class Devnet:
             if self.deployment_path.exists():
                 deployment = Deployment.load(self.deployment_path)
         return DevnetStatus(pid is not None, pid, self.rpc_url, block, deployment)
-
-    def reset(self) -> None:
-        """Stop the node and forget its files."""
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
