@@ -467,6 +467,42 @@ def devnet_status(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    index: Annotated[
+        bool,
+        typer.Option(
+            "--index/--no-index",
+            help="Run the indexer in the same process (default); --no-index only serves the "
+            "store, e.g. next to a separate `iscc-registry index --follow`",
+        ),
+    ] = True,
+    workers: Annotated[int, typer.Option(help="API processes (with --no-index only)")] = 1,
+) -> None:
+    """Run the HTTP API (resolve, search, match, metadata, relay) on the local store."""
+    import uvicorn
+
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    if workers > 1 and index:
+        # One indexer per store: N processes each following the chain would race on it.
+        raise InputError("--workers > 1 needs --no-index (run `iscc-registry index --follow`)")
+    settings = get_settings()
+    _open_store(settings).close()  # fail here, with one line, if the store cannot be opened
+    err.print(f"serving on http://{host}:{port} (OpenAPI at /docs)")
+    if workers > 1:
+        uvicorn.run(
+            "registry.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+            log_level="warning",
+        )
+        return
+    from registry.api import create_app
+
+    uvicorn.run(create_app(settings, follow=index), host=host, port=port, log_level="warning")
+
+
+@app.command()
 def demo(
     keep: Annotated[
         bool, typer.Option(help="Leave the devnet running and its files in place")

@@ -1,0 +1,105 @@
+"""The FastAPI application: routes, error handling, metrics and the in-process indexer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from registry import __version__
+from registry.api import health, resolve
+from registry.api.errors import install_error_handlers
+from registry.api.health import Metrics
+from registry.api.state import AppState
+from registry.config import Settings, get_settings
+from registry.errors import RegistryError
+from registry.index.store import Store
+
+__all__ = ["app_from_env", "create_app"]
+
+log = logging.getLogger(__name__)
+RETRY_S = 5.0
+
+
+def _run_indexer(state: AppState, stop: threading.Event) -> None:
+    """Follow the chain until stopped. A node that is down at start or goes away is waited
+    for; anything else is reported in /health rather than killing the API."""
+    from registry.index.follower import Follower
+
+    while not stop.is_set():
+        try:
+            follower = Follower(
+                state.registry(), state.store, confirmations=state.settings.confirmations
+            )
+            state.indexer_problem = None
+            follower.follow(stop)
+        except RegistryError as exc:
+            state.indexer_problem = f"indexer: {exc}"
+            log.warning("%s; retrying in %.0f s", state.indexer_problem, RETRY_S)
+        except Exception as exc:  # a bug in the indexer must not take the API down with it
+            state.indexer_problem = f"indexer crashed: {type(exc).__name__}: {exc}"
+            log.exception("indexer crashed; retrying in %.0f s", RETRY_S)
+        stop.wait(RETRY_S)
+
+
+def create_app(
+    settings: Settings | None = None, *, store: Store | None = None, follow: bool = False
+) -> FastAPI:
+    """The service for `settings`. With `follow`, an indexer thread keeps the store current
+    while the app runs (the `serve` default); without it the API only reads."""
+    settings = settings or get_settings()
+    own_store = store is None
+    state = AppState.load(settings, store or Store.open(settings.database_url))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if follow and state.deployment is not None:
+            thread = threading.Thread(
+                target=_run_indexer, args=(state, stop), name="indexer", daemon=True
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)
+            if own_store:
+                state.store.close()
+
+    app = FastAPI(
+        title="ISCC declaration registry",
+        version=__version__,
+        description=(
+            "Resolve ISCC-IDs, ISCC-CODEs, datahashes and declarers to on-chain declarations, "
+            "find similar content and relay signed declarations."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.registry = state
+    app.state.metrics = Metrics()
+    app.state.metrics.install(app)
+    install_error_handlers(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            status_code=500,
+            content={"error": "internal", "message": f"internal error ({type(exc).__name__})"},
+        )
+
+    app.include_router(resolve.router)
+    app.include_router(health.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn's multi-process mode, which imports the app in each worker."""
+    return create_app(get_settings(), follow=False)

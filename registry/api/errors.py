@@ -1,0 +1,78 @@
+"""Every failure leaves the API as JSON with a status code and one readable message."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from registry.errors import (
+    ChainUnavailable,
+    InputError,
+    InvalidCode,
+    InvalidDeclaration,
+    RegistryError,
+    StoreError,
+    UnsupportedMedia,
+)
+
+__all__ = ["ERROR_RESPONSES", "ErrorBody", "NotFound", "install_error_handlers"]
+
+
+class NotFound(RegistryError):
+    """The thing asked for is not in the index."""
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    """A short machine-readable kind, e.g. `invalid-code`, `not-found`."""
+    message: str
+    """One line for a human."""
+
+
+# Most specific first: the first matching class decides the status.
+_STATUS: list[tuple[type[RegistryError], int, str]] = [
+    (NotFound, 404, "not-found"),
+    (InvalidCode, 400, "invalid-code"),
+    (InvalidDeclaration, 400, "invalid-declaration"),
+    (UnsupportedMedia, 415, "unsupported-media"),
+    (InputError, 400, "bad-input"),
+    (ChainUnavailable, 503, "chain-unavailable"),
+    (StoreError, 503, "store-unavailable"),
+]
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "Malformed query or input"},
+    404: {"model": ErrorBody, "description": "Nothing indexed under this identifier"},
+    422: {"model": ErrorBody, "description": "Request does not match the schema"},
+}
+
+
+def _json(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": kind, "message": message})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RegistryError)
+    async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
+        for cls, status, kind in _STATUS:
+            if isinstance(exc, cls):
+                return _json(status, kind, str(exc))
+        return _json(400, "error", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in exc.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        return _json(422, "invalid-request", "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not-found" if exc.status_code == 404 else f"http-{exc.status_code}"
+        return _json(exc.status_code, kind, str(exc.detail))

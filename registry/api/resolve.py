@@ -1,0 +1,64 @@
+"""Resolve endpoints: an identifier in, its declarations out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from registry.api.errors import ERROR_RESPONSES, NotFound
+from registry.api.models import Resolution
+from registry.api.state import store_of
+from registry.index import search
+
+router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
+
+QueryText = Annotated[str, Query(description=search.ACCEPTED_FORMS, max_length=512)]
+
+
+def _resolve(request: Request, query: str) -> search.Resolution:
+    resolution = search.resolve(store_of(request), query)
+    if not resolution.records:
+        raise NotFound(f"no declaration indexed for {resolution.kind} {resolution.query}")
+    return resolution
+
+
+@router.get("/v1/resolve", response_model=Resolution, summary="Resolve any identifier")
+def resolve(request: Request, q: QueryText) -> dict[str, object]:
+    """Declarations behind an ISCC-ID, ISCC-CODE, datahash or declarer address."""
+    return _resolve(request, q).to_dict()
+
+
+@router.get(
+    "/iscc-id/{iscc_id}",
+    response_model=Resolution,
+    summary="Resolve an ISCC-ID (browsers are redirected to its gateway)",
+    responses={307: {"description": "Redirect to the declaration's gateway (HTML clients)"}},
+)
+def iscc_id(
+    request: Request,
+    iscc_id: Annotated[str, Path(max_length=128, examples=["ISCC:MAIGBISBQHSAAAAA"])],
+) -> Response | dict[str, object]:
+    """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
+    resolution = _resolve(request, iscc_id)
+    if resolution.kind != "iscc-id":
+        raise NotFound(f"{iscc_id!r} is not an ISCC-ID; use /v1/resolve?q= for other identifiers")
+    current = resolution.records[-1]
+    target = _gateway_url(current.gateway, resolution.query)
+    if _wants_html(request) and target:
+        return RedirectResponse(target, status_code=307)
+    return resolution.to_dict()
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+def _gateway_url(gateway: str, iscc_id: str) -> str | None:
+    """A gateway may be a URI template naming the ISCC-ID (as ISCC gateways are written) or a
+    plain URL. Only http(s) targets are followed: the gateway is whatever the declarer wrote, and
+    a javascript: or data: URL must never become a redirect from this service."""
+    url = gateway.replace("{iscc-id}", iscc_id).replace("{iscc_id}", iscc_id)
+    return url if url.lower().startswith(("https://", "http://")) else None

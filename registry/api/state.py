@@ -1,0 +1,81 @@
+"""What the running service holds: settings, the store, and the deployment it indexes (if any)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from eth_utils import to_checksum_address
+from fastapi import Request
+
+from registry.chain.contract import Registry
+from registry.chain.deployment import Deployment
+from registry.config import Settings
+from registry.errors import ChainUnavailable, RegistryError
+from registry.index.store import Store
+
+__all__ = ["AppState", "state_of", "store_of"]
+
+log = logging.getLogger(__name__)
+
+HEAD_CACHE_S = 2.0
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    deployment: Deployment | None = None
+    """None when the service only answers from an existing store."""
+    indexer_problem: str | None = None
+    _registry: Registry | None = None
+    _head: tuple[float, int | None, str | None] = (0.0, None, None)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, settings: Settings, store: Store) -> AppState:
+        deployment = None
+        if settings.deployment_path.exists():
+            deployment = Deployment.load(settings.deployment_path)
+        return cls(settings=settings, store=store, deployment=deployment)
+
+    @property
+    def contract(self) -> str | None:
+        return to_checksum_address(self.deployment.address) if self.deployment else None
+
+    def registry(self) -> Registry:
+        """The contract binding, connected on first use so the API starts (and resolves from
+        the store) while the node is still down."""
+        if self.deployment is None:
+            raise ChainUnavailable(
+                f"no deployment file at {self.settings.deployment_path}: this service is read-only"
+            )
+        with self._lock:
+            if self._registry is None:
+                self._registry = Registry.open(self.deployment, self.settings.rpc_url)
+            return self._registry
+
+    def chain_head(self) -> tuple[int | None, str | None]:
+        """The chain head, or the reason it is unknown; cached so health checks cannot hammer
+        the node."""
+        seen, head, problem = self._head
+        if time.monotonic() - seen < HEAD_CACHE_S:
+            return head, problem
+        try:
+            head, problem = int(self.registry().w3.eth.block_number), None
+        except RegistryError as exc:
+            head, problem = None, str(exc)
+        except Exception as exc:  # any RPC failure means "unknown", never a 500
+            head, problem = None, f"chain node failed: {type(exc).__name__}"
+        self._head = (time.monotonic(), head, problem)
+        return head, problem
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.registry
+
+
+def store_of(request: Request) -> Store:
+    return state_of(request).store

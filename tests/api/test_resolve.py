@@ -1,0 +1,110 @@
+"""Resolving through HTTP: every identifier kind, the gateway redirect, every error path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from registry.chain.iscc_id import IsccId
+
+pytestmark = pytest.mark.chain
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    return [r["iscc_id"] for r in body["records"]]
+
+
+def test_resolve_by_each_kind(client: TestClient, declared: dict[str, Any]) -> None:
+    poem = declared["items"]["poem"]
+    by_code = client.get("/v1/resolve", params={"q": poem.iscc})
+    assert by_code.status_code == 200, by_code.text
+    body = by_code.json()
+    assert body["kind"] == "iscc-code"
+    assert [r["declarer"] for r in body["records"]] == [declared["alice"].address]
+    iscc_id = body["records"][0]["iscc_id"]
+    IsccId.parse(iscc_id)
+
+    by_id = client.get("/v1/resolve", params={"q": iscc_id}).json()
+    assert by_id["kind"] == "iscc-id" and _ids(by_id) == [iscc_id]
+
+    by_hash = client.get("/v1/resolve", params={"q": poem.datahash}).json()
+    assert by_hash["kind"] == "datahash" and _ids(by_hash) == [iscc_id]
+
+    by_alice = client.get("/v1/resolve", params={"q": declared["alice"].address.lower()}).json()
+    assert by_alice["kind"] == "declarer" and len(by_alice["records"]) == 2
+    assert by_alice["records"][0]["iscc_id"] == iscc_id  # chain order
+
+    by_bob = client.get("/v1/resolve", params={"q": declared["bob"].address}).json()
+    assert by_bob["records"][0]["iscc_code"] == declared["items"]["song"].iscc
+
+
+def test_iscc_id_json_and_gateway_redirect(client: TestClient, declared: dict[str, Any]) -> None:
+    alice = client.get("/v1/resolve", params={"q": declared["alice"].address}).json()
+    poem_id, essay_id = _ids(alice)
+
+    as_json = client.get(f"/iscc-id/{poem_id}")
+    assert as_json.status_code == 200 and _ids(as_json.json()) == [poem_id]
+
+    html = {"accept": "text/html,application/xhtml+xml"}
+    redirect = client.get(f"/iscc-id/{poem_id}", headers=html, follow_redirects=False)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == f"https://example.com/{poem_id}"
+
+    # A gateway that is not http(s) is never turned into a redirect.
+    unsafe = client.get(f"/iscc-id/{essay_id}", headers=html, follow_redirects=False)
+    assert unsafe.status_code == 200 and _ids(unsafe.json()) == [essay_id]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "kind"),
+    [
+        ("/v1/resolve?q=ISCC:NOT-A-CODE", 400, "invalid-code"),
+        ("/v1/resolve?q=0x1234", 400, "invalid-code"),
+        ("/v1/resolve", 422, "invalid-request"),
+        ("/v1/resolve?q=" + "A" * 600, 422, "invalid-request"),
+        ("/iscc-id/ISCC:MAIGBISBQHSAAAAA", 404, "not-found"),
+        ("/nowhere", 404, "not-found"),
+    ],
+)
+def test_errors_are_json(
+    client: TestClient, declared: dict[str, Any], path: str, status: int, kind: str
+) -> None:
+    response = client.get(path)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == kind and body["message"]
+
+
+def test_unknown_but_wellformed_identifiers_are_404(
+    client: TestClient, declared: dict[str, Any]
+) -> None:
+    song = declared["items"]["song"]
+    unknown = "0x" + "12" * 32
+    assert client.get("/v1/resolve", params={"q": unknown}).status_code == 404
+    assert client.get("/v1/resolve", params={"q": "0x" + "cd" * 20}).status_code == 404
+    # An ISCC-CODE is not an ISCC-ID: the ISCC-ID route says so instead of guessing.
+    wrong = client.get(f"/iscc-id/{song.iscc}")
+    assert wrong.status_code == 404 and "not an ISCC-ID" in wrong.json()["message"]
+
+
+def test_health_and_metrics(client: TestClient, declared: dict[str, Any]) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok", health
+    assert health["declarations"] == 3
+    indexer = health["indexer"]
+    assert indexer["lag_blocks"] == 0 and indexer["indexed_block"] == indexer["head_block"]
+
+    client.get("/v1/resolve", params={"q": "ISCC:NOT-A-CODE"})
+    text = client.get("/metrics").text
+    assert "iscc_registry_declarations 3.0" in text
+    assert 'route="/v1/resolve",status="400"' in text
+    assert "iscc_registry_indexer_lag_blocks 0.0" in text
+
+
+def test_openapi_describes_every_route(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    paths = set(schema["paths"])
+    assert {"/v1/resolve", "/iscc-id/{iscc_id}", "/health", "/metrics"} <= paths
+    assert "400" in schema["paths"]["/v1/resolve"]["get"]["responses"]
