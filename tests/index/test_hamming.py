@@ -1,0 +1,51 @@
+"""Multi-index Hamming search returns exactly what a full scan returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registry.index.hamming import MERGE_TAIL_AT, HammingIndex
+
+
+def _scan(keys: np.ndarray, codes: np.ndarray, query: int, radius: int) -> list[tuple[int, int]]:
+    d = np.bitwise_count(codes ^ np.uint64(query))
+    pairs = [(int(k), int(x)) for k, x in zip(keys, d, strict=True) if x <= radius]
+    return sorted(pairs, key=lambda p: (p[1], p[0]))
+
+
+def _near(rng: np.random.Generator, code: int, flips: int) -> int:
+    for bit in rng.choice(64, size=flips, replace=False):
+        code ^= 1 << int(bit)
+    return code
+
+
+@pytest.mark.parametrize("size", [100, 20_000, MERGE_TAIL_AT + 5_000])
+@pytest.mark.parametrize("radius", [0, 5, 12, 20])
+def test_same_hits_as_full_scan(size: int, radius: int) -> None:
+    rng = np.random.default_rng(size + radius)
+    codes = rng.integers(0, 2**64, size=size, dtype=np.uint64)
+    # Plant near-duplicates of a few queries at every distance up to the radius and beyond.
+    queries = [int(c) for c in codes[:5]]
+    planted = [_near(rng, q, d) for q in queries for d in range(0, radius + 4)]
+    codes = np.concatenate((codes, np.array(planted, dtype=np.uint64)))
+    keys = np.arange(len(codes), dtype=np.int64) * 3 + 7
+    index = HammingIndex()
+    # Add in uneven chunks so both the sorted bands and the unsorted tail are exercised.
+    for start in range(0, len(codes), 7_001):
+        index.add(keys[start : start + 7_001], codes[start : start + 7_001])
+    assert len(index) == len(codes)
+    for query in [*queries, int(rng.integers(0, 2**64, dtype=np.uint64))]:
+        hits = [(h.key, h.distance) for h in index.search(query, radius)]
+        assert hits == _scan(keys, codes, query, radius)
+
+
+def test_limit_and_bad_radius() -> None:
+    index = HammingIndex()
+    index.add(np.array([1, 2, 3]), np.array([0b0, 0b1, 0b11], dtype=np.uint64))
+    assert [h.key for h in index.search(0, 2, limit=2)] == [1, 2]
+    assert index.search(0, 64)[-1].distance == 2
+    with pytest.raises(ValueError):
+        index.search(0, 65)
+    with pytest.raises(ValueError):
+        index.add(np.array([1]), np.array([1, 2], dtype=np.uint64))
