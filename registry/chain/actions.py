@@ -14,6 +14,7 @@ from typing import Any
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
+from web3.logs import DISCARD
 
 from registry.chain.contract import Registry
 from registry.chain.declaration import ZERO_HASH, Domain
@@ -257,7 +258,7 @@ _EVENTS = {Revocation: "Revoked", Update: "Updated", Transfer: "Transferred"}
 
 def _receipt(registry: Registry, action: Action, receipt: dict) -> ActionReceipt:
     name = _EVENTS[type(action)]
-    events = getattr(registry.contract.events, name)().process_receipt(receipt)
+    events = getattr(registry.contract.events, name)().process_receipt(receipt, errors=DISCARD)
     if len(events) != 1:
         raise InvalidDeclaration(f"expected one {name} event, the receipt has {len(events)}")
     args = events[0]["args"]

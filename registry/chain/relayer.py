@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
+from web3.logs import DISCARD
 
 from registry.chain.contract import Registry, decode_revert
 from registry.chain.declaration import SignedDeclaration
@@ -105,11 +106,12 @@ def relay_batch(
 def _results(
     registry: Registry, chunk: Sequence[SignedDeclaration], receipt: dict
 ) -> list[BatchResult]:
+    events = registry.contract.events
     failed = {
         e["args"]["index"]: decode_revert(e["args"]["reason"])
-        for e in registry.contract.events.DeclarationFailed().process_receipt(receipt)
+        for e in events.DeclarationFailed().process_receipt(receipt, errors=DISCARD)
     }
-    declared = iter(registry.contract.events.Declared().process_receipt(receipt))
+    declared = iter(events.Declared().process_receipt(receipt, errors=DISCARD))
     tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
     results = []
     for i, signed in enumerate(chunk):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
+from web3.logs import DISCARD
 
 from registry.chain.contract import Registry
 from registry.chain.declaration import Declaration, Domain, SignedDeclaration, sign
@@ -118,7 +119,7 @@ def declare_direct(
 
 
 def _receipt(registry: Registry, receipt: dict, record: int | None = None) -> DeclarationReceipt:
-    events = registry.contract.events.Declared().process_receipt(receipt)
+    events = registry.contract.events.Declared().process_receipt(receipt, errors=DISCARD)
     if len(events) != 1:
         raise InvalidDeclaration(f"expected one Declared event, the receipt has {len(events)}")
     args = events[0]["args"]
