@@ -10,6 +10,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from registry.chain.actions import (
+    ActionReceipt,
     Revocation,
     Transfer,
     Update,
@@ -54,6 +55,14 @@ def _owner(registry: Registry, receipt: DeclarationReceipt) -> str:
     ).call()
 
 
+def _act(
+    registry: Registry, owner: LocalAccount, payer: LocalAccount, action, relayed: bool
+) -> ActionReceipt:
+    if relayed:
+        return act_relayed(registry, sign_for(registry, owner, action), payer)
+    return act_direct(registry, owner, action)
+
+
 @pytest.fixture
 def owned(registry: Registry, declarer: LocalAccount, payer: LocalAccount) -> DeclarationReceipt:
     """A signed declaration of `declarer`, relayed by `payer`, recorded in a nonce lane."""
@@ -79,10 +88,7 @@ def test_update_emits_new_metadata_and_keeps_the_owner(
     relayed: bool,
 ) -> None:
     action = make_action("update", owned.iscc_id, metahash=b"\x07" * 32, gateway="https://new.gw/")
-    if relayed:
-        receipt = act_relayed(registry, sign_for(registry, declarer, action), payer)
-    else:
-        receipt = act_direct(registry, declarer, action)
+    receipt = _act(registry, declarer, payer, action, relayed)
     event = registry.contract.events.Updated().process_receipt(
         registry.w3.eth.get_transaction_receipt(receipt.tx_hash)
     )[0]["args"]
@@ -104,10 +110,7 @@ def test_revoke_ends_ownership_for_good(
     relayed: bool,
 ) -> None:
     action = make_action("revoke", owned.iscc_id)
-    if relayed:
-        receipt = act_relayed(registry, sign_for(registry, declarer, action), payer)
-    else:
-        receipt = act_direct(registry, declarer, action)
+    receipt = _act(registry, declarer, payer, action, relayed)
     assert (receipt.action, receipt.owner) == ("revoked", declarer.address)
     assert _owner(registry, owned) == "0x" + "0" * 40
     # The lane keeps the nonce spent: the old declaration signature cannot be replayed into it.
@@ -130,10 +133,7 @@ def test_transfer_moves_every_right_to_the_new_owner(
     heir = Account.create()
     _fund(registry, heir)
     action = make_action("transfer", owned.iscc_id, to=heir.address)
-    if relayed:
-        receipt = act_relayed(registry, sign_for(registry, declarer, action), payer)
-    else:
-        receipt = act_direct(registry, declarer, action)
+    receipt = _act(registry, declarer, payer, action, relayed)
     assert (receipt.owner, receipt.to) == (declarer.address, heir.address)
     assert _owner(registry, owned) == heir.address
     with pytest.raises(InvalidDeclaration) as exc:
