@@ -312,6 +312,128 @@ def declare(
     out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
 
 
+# --- owner actions ----------------------------------------------------------------------------
+
+RecordOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--record",
+        help="Nonce the declaration was signed with (found on chain if omitted)",
+        min=0,
+    ),
+]
+DirectOpt = Annotated[
+    bool, typer.Option("--direct", help="Send from the owner's own account (it pays gas)")
+]
+PayerOpt = Annotated[
+    str | None, typer.Option(help="Key that pays gas for the signed action (devnet: built in)")
+]
+
+
+def _owner_action(
+    kind: str,
+    iscc_id: str,
+    key: str,
+    direct: bool,
+    payer: str | None,
+    record: int | None,
+    password_file: Path | None,
+    json_out: bool,
+    **fields: Any,
+) -> None:
+    from registry.chain.actions import act_direct, act_relayed, make_action, sign_for
+    from registry.chain.iscc_id import IsccId
+
+    settings = get_settings()
+    owner = _load_key(settings, key, password_file)
+    parsed = IsccId.parse(iscc_id)
+    registry = _open_registry(settings)
+    if parsed.realm != registry.deployment.realm:
+        raise InputError(
+            f"{iscc_id} is of realm {parsed.realm}, this registry mints realm "
+            f"{registry.deployment.realm}"
+        )
+    action = make_action(kind, parsed, **fields)
+    if direct:
+        receipt = act_direct(registry, owner, action, record)
+    else:
+        signed = sign_for(registry, owner, action)
+        chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
+        receipt = act_relayed(registry, signed, chain_payer, record)
+    if json_out:
+        _print_json(receipt.to_dict())
+        return
+    target = f" to {receipt.to}" if receipt.to else ""
+    out.print(
+        f"[bold green]{receipt.iscc_id}[/bold green]  {receipt.action}{target} by {receipt.owner}"
+    )
+    out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+@app.command()
+def revoke(
+    iscc_id: Annotated[str, typer.Argument(help="ISCC-ID of the declaration")],
+    key: KeyOpt,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Revoke a declaration you own (signed with --key and relayed, or --direct)."""
+    _owner_action("revoke", iscc_id, key, direct, payer, record, password_file, json_out)
+
+
+@app.command()
+def update(
+    iscc_id: Annotated[str, typer.Argument(help="ISCC-ID of the declaration")],
+    key: KeyOpt,
+    gateway: Annotated[str, typer.Option(help="New gateway URL or URI template")] = "",
+    metahash: Annotated[
+        str | None, typer.Option(help="New metahash (multihash 1e20... or 0x + 64 hex)")
+    ] = None,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Replace the metahash and gateway of a declaration you own."""
+    from registry.iscc.codec import multihash_to_digest
+
+    _owner_action(
+        "update",
+        iscc_id,
+        key,
+        direct,
+        payer,
+        record,
+        password_file,
+        json_out,
+        metahash=multihash_to_digest(metahash) if metahash else None,
+        gateway=gateway,
+    )
+
+
+@app.command()
+def transfer(
+    iscc_id: Annotated[str, typer.Argument(help="ISCC-ID of the declaration")],
+    to: Annotated[str, typer.Option("--to", help="Address of the new owner")],
+    key: KeyOpt,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hand a declaration you own to a new owner."""
+    from eth_utils import is_address
+
+    if not is_address(to):
+        raise InputError(f"--to is not an address: {to!r}")
+    _owner_action("transfer", iscc_id, key, direct, payer, record, password_file, json_out, to=to)
+
+
 # --- index and resolve ----------------------------------------------------------------------
 
 
