@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     confirmations: int = 0
     """Blocks an event must be buried under before the indexer applies it."""
 
+    relayer_key: Path | None = None
+    """Key file whose account pays for relayed requests in `serve`; on the devnet (chain 31337)
+    a built-in funded account is used when unset."""
+
+    relay_per_declarer_per_min: float = 30
+    relay_per_client_per_min: float = 120
+    max_upload_mb: int = 2048
+    """Largest file the match endpoint accepts."""
+
     devnet_port: int = 8545
     hardhat_dir: Path = PROJECT_ROOT
 

@@ -11,9 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from registry import __version__
-from registry.api import health, resolve
+from registry.api import health, relay, resolve
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
+from registry.api.relay import RelayLimits
 from registry.api.state import AppState
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
@@ -70,6 +71,7 @@ def create_app(
             stop.set()
             if thread is not None:
                 thread.join(timeout=30)
+            state.close()
             if own_store:
                 state.store.close()
 
@@ -84,6 +86,9 @@ def create_app(
     )
     app.state.registry = state
     app.state.metrics = Metrics()
+    app.state.relay_limits = RelayLimits(
+        settings.relay_per_declarer_per_min, settings.relay_per_client_per_min
+    )
     app.state.metrics.install(app)
     install_error_handlers(app)
 
@@ -96,6 +101,7 @@ def create_app(
         )
 
     app.include_router(resolve.router)
+    app.include_router(relay.router)
     app.include_router(health.router)
     return app
 

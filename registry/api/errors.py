@@ -18,11 +18,21 @@ from registry.errors import (
     UnsupportedMedia,
 )
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "NotFound", "install_error_handlers"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ErrorBody",
+    "NotFound",
+    "RelayConflict",
+    "install_error_handlers",
+]
 
 
 class NotFound(RegistryError):
     """The thing asked for is not in the index."""
+
+
+class RelayConflict(InvalidDeclaration):
+    """The chain already consumed a signature's nonce: declared before, or invalidated."""
 
 
 class ErrorBody(BaseModel):
@@ -37,6 +47,7 @@ class ErrorBody(BaseModel):
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
+    (RelayConflict, 409, "nonce-used"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
     (UnsupportedMedia, 415, "unsupported-media"),

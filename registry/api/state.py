@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 
+from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from fastapi import Request
 
+from registry.api.relayer import RelayQueue
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
+from registry.chain.devnet import dev_account
 from registry.config import Settings
 from registry.errors import ChainUnavailable, RegistryError
 from registry.index.store import Store
 
 __all__ = ["AppState", "state_of", "store_of"]
+
+DEVNET_CHAIN_ID = 31337
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,7 @@ class AppState:
     """None when the service only answers from an existing store."""
     indexer_problem: str | None = None
     _registry: Registry | None = None
+    _relay: RelayQueue | None = None
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,6 +63,33 @@ class AppState:
             if self._registry is None:
                 self._registry = Registry.open(self.deployment, self.settings.rpc_url)
             return self._registry
+
+    def relay(self) -> RelayQueue:
+        """The relay queue, started on first use; raises ChainUnavailable with the reason when
+        this service cannot relay."""
+        registry = self.registry()
+        with self._lock:
+            if self._relay is None:
+                self._relay = RelayQueue(registry, self._payer(registry))
+                self._relay.start()
+            return self._relay
+
+    def _payer(self, registry: Registry) -> LocalAccount:
+        from registry.chain.keys import load_key_file
+
+        if self.settings.relayer_key is not None:
+            return load_key_file(
+                self.settings.relayer_key, os.environ.get("ISCC_REGISTRY_KEY_PASSWORD")
+            )
+        if registry.deployment.chain_id == DEVNET_CHAIN_ID:
+            return dev_account(1)
+        raise ChainUnavailable(
+            "this service does not relay: set ISCC_REGISTRY_RELAYER_KEY to a funded key file"
+        )
+
+    def close(self) -> None:
+        if self._relay is not None:
+            self._relay.stop()
 
     def chain_head(self) -> tuple[int | None, str | None]:
         """The chain head, or the reason it is unknown; cached so health checks cannot hammer

@@ -11,13 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
+from eth_utils.exceptions import ValidationError
 from web3.logs import DISCARD
 
 from registry.chain.contract import Registry
-from registry.chain.declaration import ZERO_HASH, Domain
+from registry.chain.declaration import DOMAIN_NAME, DOMAIN_VERSION, ZERO_HASH, Domain
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import default_deadline, domain_of, next_nonce
 from registry.errors import InvalidDeclaration
@@ -125,6 +127,64 @@ class SignedAction:
     signature: bytes
     domain: Domain
 
+    @property
+    def kind(self) -> str:
+        return _KINDS[type(self.action)]
+
+    def recover(self) -> str:
+        """The EOA that signed; raises InvalidDeclaration if the signature is malformed."""
+        try:
+            return Account.recover_message(
+                signable(self.action, self.domain), signature=self.signature
+            )
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise InvalidDeclaration(f"malformed signature: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.action
+        body: dict[str, Any] = {"kind": self.kind, "iscc_id": str(a.iscc_id)}
+        if isinstance(a, Update):
+            body |= {"metahash": "0x" + a.metahash.hex(), "gateway": a.gateway}
+        if isinstance(a, Transfer):
+            body["to"] = to_checksum_address(a.to)
+        body |= {"nonce": str(a.nonce), "deadline": a.deadline}
+        return {
+            "action": body,
+            "owner": to_checksum_address(self.owner),
+            "signature": "0x" + self.signature.hex(),
+            "domain": self.domain.as_dict(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SignedAction:
+        """Inverse of to_json; raises InvalidDeclaration on anything malformed."""
+        try:
+            a, dom = data["action"], data["domain"]
+            if (dom["name"], dom["version"]) != (DOMAIN_NAME, DOMAIN_VERSION):
+                raise InvalidDeclaration(f"not an {DOMAIN_NAME} v{DOMAIN_VERSION} action")
+            if not is_address(data["owner"]):
+                raise InvalidDeclaration(f"owner is not an address: {data['owner']!r}")
+            metahash = a.get("metahash")
+            action = make_action(
+                a["kind"],
+                _parse_id(a["iscc_id"]),
+                nonce=int(a["nonce"]),
+                deadline=int(a["deadline"]),
+                metahash=bytes.fromhex(metahash.removeprefix("0x")) if metahash else None,
+                gateway=a.get("gateway", ""),
+                to=a.get("to"),
+            )
+            return cls(
+                action=action,
+                owner=to_checksum_address(data["owner"]),
+                signature=bytes.fromhex(data["signature"].removeprefix("0x")),
+                domain=Domain(int(dom["chainId"]), to_checksum_address(dom["verifyingContract"])),
+            )
+        except InvalidDeclaration:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidDeclaration(f"malformed signed action: {exc!r}") from None
+
 
 def sign_action(action: Action, domain: Domain, account: LocalAccount) -> SignedAction:
     signed = account.sign_message(signable(action, domain))
@@ -171,6 +231,12 @@ def find_record(registry: Registry, owner: str, iscc_id: IsccId | int) -> int:
         if found:
             return nonce
     return _NO_RECORD
+
+
+def _parse_id(value: str | int) -> int:
+    """An ISCC-ID given as "ISCC:MAI..." or as its integer body."""
+    text = str(value)
+    return IsccId.parse(text).body if text.upper().startswith(("ISCC:", "MAI")) else int(text)
 
 
 def _body(iscc_id: IsccId | int) -> int:
@@ -254,6 +320,7 @@ def act_relayed(
 
 
 _EVENTS = {Revocation: "Revoked", Update: "Updated", Transfer: "Transferred"}
+_KINDS = {Revocation: "revoke", Update: "update", Transfer: "transfer"}
 
 
 def _receipt(registry: Registry, action: Action, receipt: dict) -> ActionReceipt:

@@ -10,6 +10,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
+from eth_utils.exceptions import ValidationError
 
 from registry.errors import InvalidDeclaration
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
@@ -125,7 +126,7 @@ class SignedDeclaration:
             return Account.recover_message(
                 self.declaration.signable(self.domain), signature=self.signature
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ValidationError) as exc:
             raise InvalidDeclaration(f"malformed signature: {exc}") from None
 
     def verify(self) -> None:

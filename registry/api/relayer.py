@@ -1,0 +1,219 @@
+"""The relay queue: verified signed declarations and owner actions, sent in batches by one key.
+
+One worker thread sends every transaction, so the relayer's account nonce never races. Requests
+wait for their own outcome; identical resubmissions share one job, so a client that retries
+after a timeout never declares twice (the contract's nonce would refuse it anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from registry.api.errors import RelayConflict
+from registry.chain.actions import SignedAction, act_relayed, signable
+from registry.chain.contract import Registry
+from registry.chain.declaration import SignedDeclaration
+from registry.chain.relayer import relay_batch
+from registry.chain.submit import domain_of
+from registry.errors import InvalidDeclaration, RegistryError
+
+__all__ = ["Job", "RelayQueue", "action_key", "declaration_key"]
+
+log = logging.getLogger(__name__)
+
+JobState = Literal["pending", "done", "failed"]
+MAX_BATCH = 100
+# How long the worker waits for more entries before sending a batch: latency for one request
+# against fewer, fuller transactions under load.
+BATCH_WINDOW_S = 0.2
+MAX_JOBS = 100_000
+
+
+@dataclass
+class Job:
+    key: str
+    kind: str
+    submitter: str
+    payload: SignedDeclaration | SignedAction
+    state: JobState = "pending"
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def finish(self, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self.result, self.error = result, error
+        self.state = "failed" if error else "done"
+        self.done.set()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.key,
+            "kind": self.kind,
+            "state": self.state,
+            "submitter": self.submitter,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+def declaration_key(signed: SignedDeclaration) -> str:
+    """Job id of a signed declaration: equal for byte-identical resubmissions only."""
+    struct_hash = signed.declaration.signable(signed.domain).body
+    return "0x" + keccak(struct_hash + signed.signature).hex()
+
+
+def action_key(signed: SignedAction) -> str:
+    struct_hash = signable(signed.action, signed.domain).body
+    return "0x" + keccak(struct_hash + signed.signature).hex()
+
+
+class RelayQueue:
+    """Checks signed requests up front, then batches and sends them from `payer`."""
+
+    def __init__(self, registry: Registry, payer: LocalAccount) -> None:
+        self.registry = registry
+        self.payer = payer
+        self.domain = domain_of(registry)
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relayer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def job(self, key: str) -> Job | None:
+        return self._jobs.get(key)
+
+    # --- intake ---------------------------------------------------------------------------
+
+    def submit_declaration(self, signed: SignedDeclaration) -> tuple[Job, bool]:
+        """Queue a signed declaration after the checks the chain would make; returns the job
+        and whether it is new (False: the same declaration was submitted before)."""
+        key = declaration_key(signed)
+        if (known := self._jobs.get(key)) is not None:
+            return known, False
+        self._check_domain(signed.domain)
+        d = signed.declaration
+        self._check_deadline(d.deadline)
+        self._check_signer(signed.declarer, signed.recover)
+        if self.registry.contract.functions.isNonceUsed(signed.declarer, d.nonce).call():
+            raise RelayConflict(
+                f"nonce {d.nonce} of {signed.declarer} is already used: declared before, or "
+                "invalidated"
+            )
+        return self._enqueue(Job(key, "declare", signed.declarer, signed))
+
+    def submit_action(self, signed: SignedAction) -> tuple[Job, bool]:
+        """Queue a signed revoke/update/transfer after checking domain, deadline, signer."""
+        key = action_key(signed)
+        if (known := self._jobs.get(key)) is not None:
+            return known, False
+        self._check_domain(signed.domain)
+        self._check_deadline(signed.action.deadline)
+        self._check_signer(signed.owner, signed.recover)
+        if self.registry.contract.functions.isNonceUsed(signed.owner, signed.action.nonce).call():
+            raise RelayConflict(f"nonce {signed.action.nonce} of {signed.owner} is already used")
+        return self._enqueue(Job(key, signed.kind, signed.owner, signed))
+
+    def _enqueue(self, job: Job) -> tuple[Job, bool]:
+        with self._lock:
+            if (known := self._jobs.get(job.key)) is not None:
+                return known, False
+            if len(self._jobs) >= MAX_JOBS:
+                self._forget_finished()
+            self._jobs[job.key] = job
+        self._queue.put(job)
+        return job, True
+
+    def _forget_finished(self) -> None:
+        finished = [k for k, j in self._jobs.items() if j.state != "pending"]
+        for key in finished[: len(finished) // 2 + 1]:
+            del self._jobs[key]
+
+    def _check_domain(self, domain: Any) -> None:
+        if domain != self.domain:
+            raise InvalidDeclaration(
+                f"signed for chain {domain.chain_id} contract {domain.verifying_contract}, but "
+                f"this relay serves chain {self.domain.chain_id} contract "
+                f"{self.domain.verifying_contract}"
+            )
+
+    def _check_deadline(self, deadline: int) -> None:
+        now = self.registry.w3.eth.get_block("latest")["timestamp"]
+        if deadline <= now:
+            raise InvalidDeclaration(f"the signature's deadline {deadline} has passed")
+
+    def _check_signer(self, account: str, recover: Any) -> None:
+        # A smart wallet's (ERC-1271) signature can only be judged by the wallet, on chain.
+        if self.registry.w3.eth.get_code(account):
+            return
+        signer = recover()
+        if signer != account:
+            raise InvalidDeclaration(f"the signature is by {signer}, not by {account}")
+
+    # --- worker ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + BATCH_WINDOW_S
+            while len(batch) < MAX_BATCH and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            self._send(batch)
+        while True:  # on shutdown nobody is left waiting silently
+            try:
+                self._queue.get_nowait().finish(error="relay shut down before sending")
+            except queue.Empty:
+                break
+
+    def _send(self, batch: list[Job]) -> None:
+        declarations = [j for j in batch if j.kind == "declare"]
+        actions = [j for j in batch if j.kind != "declare"]
+        if declarations:
+            try:
+                results = relay_batch(self.registry, [j.payload for j in declarations], self.payer)
+            except RegistryError as exc:
+                for job in declarations:
+                    job.finish(error=str(exc))
+            except Exception as exc:  # the worker must survive whatever the node does
+                log.exception("relaying a batch failed")
+                for job in declarations:
+                    job.finish(error=f"relay failed: {type(exc).__name__}")
+            else:
+                for job, result in zip(declarations, results, strict=True):
+                    if result.receipt is not None:
+                        job.finish(result=result.receipt.to_dict())
+                    else:
+                        job.finish(error=result.error)
+        for job in actions:
+            try:
+                receipt = act_relayed(self.registry, job.payload, self.payer)
+            except RegistryError as exc:
+                job.finish(error=str(exc))
+            except Exception as exc:
+                log.exception("relaying an owner action failed")
+                job.finish(error=f"relay failed: {type(exc).__name__}")
+            else:
+                job.finish(result=receipt.to_dict())
