@@ -267,6 +267,10 @@ def declare(
         str | None,
         typer.Option(help="Key that pays gas for a signed declaration (devnet: built in)"),
     ] = None,
+    via: Annotated[
+        str | None,
+        typer.Option(help="Relay through a registry service at this URL (it pays the gas)"),
+    ] = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -282,16 +286,20 @@ def declare(
             raise InputError("give either FILE with --key, or --signed FILE, not both")
         signed = SignedDeclaration.from_json(_read_text(signed_file))
         signed.verify()
-        registry = _open_registry(settings)
-        receipt = submit_signed(
-            registry, signed, _payer(settings, registry.deployment.chain_id, payer, password_file)
-        )
+        if via:
+            receipt = _declare_via(via, signed)
+        else:
+            registry = _open_registry(settings)
+            chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
+            receipt = submit_signed(registry, signed, chain_payer)
     else:
         if file is None or key is None:
             raise InputError("declare needs FILE and --key KEY (or --signed FILE)")
         account = _load_key(settings, key, password_file)
         result = generate(file)
         registry = _open_registry(settings)
+        if direct and via:
+            raise InputError("--direct sends from your own account; --via relays: pick one")
         if direct:
             receipt = declare_direct(
                 registry, account, result.iscc, result.datahash, result.metahash, gateway
@@ -300,8 +308,11 @@ def declare(
             signed = prepare(
                 registry, account, result.iscc, result.datahash, result.metahash, gateway
             )
-            chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
-            receipt = submit_signed(registry, signed, chain_payer)
+            if via:
+                receipt = _declare_via(via, signed)
+            else:
+                chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
+                receipt = submit_signed(registry, signed, chain_payer)
     data = receipt.to_dict() | ({"iscc": result.iscc, "file": str(file)} if result else {})
     if json_out:
         _print_json(data)
@@ -310,6 +321,22 @@ def declare(
     if result:
         out.print(f"  {file}  {result.iscc}")
     out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+def _declare_via(url: str, signed: Any) -> Any:
+    from registry.api.client import ServiceClient
+    from registry.chain.iscc_id import IsccId
+    from registry.chain.submit import DeclarationReceipt
+
+    result = ServiceClient(url).relay("declare", signed.to_json())
+    return DeclarationReceipt(
+        iscc_id=IsccId.parse(result["iscc_id"]),
+        declarer=result["declarer"],
+        tx_hash=result["tx_hash"],
+        block_number=result["block_number"],
+        gas_used=result["gas_used"],
+        record=result.get("record"),
+    )
 
 
 # --- owner actions ----------------------------------------------------------------------------
@@ -615,7 +642,11 @@ def serve(
     err.print(f"serving on http://{host}:{port} (OpenAPI at /docs)")
     if workers > 1:
         uvicorn.run(
-            "registry.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+            "registry.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
             log_level="warning",
         )
         return
