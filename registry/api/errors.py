@@ -23,12 +23,18 @@ __all__ = [
     "ErrorBody",
     "NotFound",
     "RelayConflict",
+    "UploadTooLarge",
     "install_error_handlers",
 ]
 
 
 class NotFound(RegistryError):
     """The thing asked for is not in the index."""
+
+
+class UploadTooLarge(InputError):
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"the upload is larger than this service accepts ({limit_bytes} bytes)")
 
 
 class RelayConflict(InvalidDeclaration):
@@ -48,6 +54,7 @@ class ErrorBody(BaseModel):
 _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
     (RelayConflict, 409, "nonce-used"),
+    (UploadTooLarge, 413, "too-large"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
     (UnsupportedMedia, 415, "unsupported-media"),

@@ -18,6 +18,7 @@ from registry.chain.deployment import Deployment
 from registry.chain.devnet import dev_account
 from registry.config import Settings
 from registry.errors import ChainUnavailable, RegistryError
+from registry.index.similarity import SimilarityIndex
 from registry.index.store import Store
 
 __all__ = ["AppState", "state_of", "store_of"]
@@ -38,6 +39,7 @@ class AppState:
     indexer_problem: str | None = None
     _registry: Registry | None = None
     _relay: RelayQueue | None = None
+    _similarity: SimilarityIndex | None = None
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,6 +65,13 @@ class AppState:
             if self._registry is None:
                 self._registry = Registry.open(self.deployment, self.settings.rpc_url)
             return self._registry
+
+    def similarity(self) -> SimilarityIndex:
+        """The similarity index over the store, loaded on first use."""
+        with self._lock:
+            if self._similarity is None:
+                self._similarity = SimilarityIndex(self.store)
+            return self._similarity
 
     def relay(self) -> RelayQueue:
         """The relay queue, started on first use; raises ChainUnavailable with the reason when

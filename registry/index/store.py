@@ -248,6 +248,33 @@ class Store:
         with self._read() as conn:
             return conn.execute(select(func.count()).select_from(declarations)).scalar_one()
 
+    def by_ids(self, ids: Sequence[int]) -> dict[int, DeclarationRecord]:
+        """Records by store row id (as similarity search proposes them); missing ids are
+        simply absent (rolled back since)."""
+        found: dict[int, DeclarationRecord] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                query = select(declarations.c.id, *_RECORD_COLUMNS).where(
+                    declarations.c.id.in_(chunk)
+                )
+                for row in conn.execute(query):
+                    values = dict(row._mapping)
+                    found[values.pop("id")] = DeclarationRecord(**values)
+        return found
+
+    def units_after(self, after_id: int, limit: int) -> list[tuple[int, int, str, int]]:
+        """(unit row id, declaration row id, unit type, first 64 bits signed) of unit rows
+        after `after_id`, in id order: how a similarity index loads and tops itself up."""
+        query = (
+            select(units.c.id, units.c.declaration_id, units.c.unit_type, units.c.value)
+            .where(units.c.id > after_id)
+            .order_by(units.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
 
 def _short(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", None) or exc).splitlines()[0]

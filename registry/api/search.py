@@ -1,0 +1,187 @@
+"""Search and match endpoints: which declarations resemble a code, or an uploaded file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from registry.api.errors import ERROR_RESPONSES, UploadTooLarge
+from registry.api.models import Declaration
+from registry.api.state import AppState, state_of
+from registry.errors import InputError, RegistryError
+from registry.index.events import Unit
+from registry.index.similarity import DEFAULT_THRESHOLD, query_units
+from registry.iscc.codec import multihash_to_digest
+
+router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
+
+MAX_LIMIT = 200
+
+
+class UnitDistance(BaseModel):
+    unit_type: str = Field(examples=["CONTENT-IMAGE"])
+    distance: int = Field(description="Differing bits among the first 64 of the unit")
+    similarity: float = Field(description="1 - distance / 64")
+
+
+class Match(BaseModel):
+    declaration: Declaration
+    score: float = Field(description="Mean similarity over the matched units, 0..1")
+    units: list[UnitDistance]
+
+
+class SearchResult(BaseModel):
+    query: str
+    unit_types: list[str] = Field(description="Unit types the query was compared on")
+    threshold: int
+    matches: list[Match]
+
+
+class MatchResult(BaseModel):
+    iscc: dict[str, Any] = Field(description="The ISCC of the uploaded file, as `gen` prints it")
+    exact: list[Declaration] = Field(description="Declarations of the very same bytes (datahash)")
+    similar: SearchResult
+
+
+Threshold = Annotated[
+    int, Query(ge=0, le=64, description="Most differing bits (of 64) per unit to count as similar")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Most matches to return")]
+Revoked = Annotated[bool, Query(description="Include revoked declarations")]
+
+
+def similar(
+    state: AppState,
+    query: str,
+    units: list[Unit],
+    threshold: int,
+    limit: int,
+    include_revoked: bool = False,
+) -> dict[str, Any]:
+    found = state.similarity().search(units, threshold)
+    records = state.store.by_ids([m.declaration_id for m in found])
+    matches = []
+    for match in found:
+        record = records.get(match.declaration_id)
+        if record is None or (record.revoked and not include_revoked):
+            continue
+        matches.append(
+            {
+                "declaration": record.to_dict(),
+                "score": round(match.score, 4),
+                "units": [
+                    {"unit_type": t, "distance": d, "similarity": round(1 - d / 64, 4)}
+                    for t, d in sorted(match.distances.items())
+                ],
+            }
+        )
+        if len(matches) == limit:
+            break
+    return {
+        "query": query,
+        "unit_types": [u.unit_type for u in units],
+        "threshold": threshold,
+        "matches": matches,
+    }
+
+
+@router.get("/search", response_model=SearchResult, summary="Find similar declarations")
+def search(
+    request: Request,
+    iscc: Annotated[str, Query(max_length=256, description="An ISCC-CODE or a single ISCC-UNIT")],
+    threshold: Threshold = DEFAULT_THRESHOLD,
+    limit: Limit = 20,
+    include_revoked: Revoked = False,
+) -> dict[str, Any]:
+    """Declarations whose Meta, Content or Data units are within `threshold` bits of the
+    query's, ranked by how many units match and how closely."""
+    units = query_units(iscc)
+    return similar(state_of(request), iscc, units, threshold, limit, include_revoked)
+
+
+_SAFE_NAME = re.compile(r"[^\w.\- ]+")
+
+
+@router.post(
+    "/match",
+    response_model=MatchResult,
+    summary="Upload a file: its ISCC, and who declared it or something like it",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+    responses={413: {"description": "Upload larger than the service accepts"}},
+)
+async def match(
+    request: Request,
+    filename: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=255,
+            description="The file's name (its extension "
+            "and name feed the ISCC as they do in `gen`)",
+        ),
+    ],
+    threshold: Threshold = DEFAULT_THRESHOLD,
+    limit: Limit = 20,
+    include_revoked: Revoked = False,
+) -> dict[str, Any]:
+    """The request body is the file itself, streamed to disk (never held in memory)."""
+    state = state_of(request)
+    limit_bytes = state.settings.max_upload_mb * 1024 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit_bytes:
+        raise UploadTooLarge(limit_bytes)
+    name = _SAFE_NAME.sub("_", Path(filename).name).strip() or "upload"
+    folder = Path(tempfile.mkdtemp(prefix="iscc-match-"))
+    try:
+        path = folder / name
+        size = 0
+        with path.open("wb") as sink:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit_bytes:
+                    raise UploadTooLarge(limit_bytes)
+                await anyio.to_thread.run_sync(sink.write, chunk)
+        if size == 0:
+            raise InputError("the upload is empty")
+        return await anyio.to_thread.run_sync(
+            _match_file, state, path, threshold, limit, include_revoked
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _match_file(
+    state: AppState, path: Path, threshold: int, limit: int, include_revoked: bool
+) -> dict[str, Any]:
+    from registry.iscc import generate
+
+    result = generate(path)
+    exact = [
+        r.to_dict()
+        for r in state.store.by_datahash(multihash_to_digest(result.datahash))
+        if include_revoked or not r.revoked
+    ]
+    try:
+        units = query_units(result.iscc)
+    except RegistryError:
+        units = []
+    similar_part = (
+        similar(state, result.iscc, units, threshold, limit, include_revoked)
+        if units
+        else {"query": result.iscc, "unit_types": [], "threshold": threshold, "matches": []}
+    )
+    return {"iscc": result.to_dict(), "exact": exact, "similar": similar_part}
