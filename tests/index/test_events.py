@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 
 import iscc_lib
 import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 from index_helpers import CHANGE_ABI, FULL_ABI, ISCC_ID_BODY, content, encode_log, make_log
 
@@ -17,6 +21,7 @@ from registry.index.events import (
     DeclaredEvent,
     EventDecoder,
     MalformedLog,
+    _decode_data,
     event_topic,
     state_changes,
     validate_code,
@@ -261,6 +266,38 @@ def test_out_of_range_indexed_values_are_malformed() -> None:
     for bad in (too_big, dirty_address):
         with pytest.raises(MalformedLog, match="out of range"):
             EventDecoder(0).decode(bad)
+
+
+def test_fast_data_decoding_equals_eth_abi() -> None:
+    rng = random.Random(5)
+    types = ("bytes", "bytes32", "string", "uint64", "address", "bool")
+    for _ in range(300):
+        values = [
+            rng.randbytes(rng.randrange(0, 200)),
+            rng.randbytes(32),
+            "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(0, 40))),
+            rng.randrange(1 << 64),
+            to_checksum_address(rng.randbytes(20)),
+            rng.random() < 0.5,
+        ]
+        data = abi_encode(types, values)
+        reference = list(abi_decode(types, data))
+        reference[4] = to_checksum_address(reference[4])  # we keep addresses checksummed
+        assert _decode_data(types, data) == reference == values
+        cut = data[: rng.randrange(0, len(data))]
+        with pytest.raises(DecodingError):
+            abi_decode(types, cut)
+        with pytest.raises(MalformedLog):
+            _decode_data(types, cut)
+
+
+def test_gateway_that_is_not_utf8_keeps_the_declaration() -> None:
+    item = content(b"utf8" * 60)
+    log = make_log(item["raw"], item["digest"], gateway="x")
+    # Patch the one-byte string "x" in the ABI data into an invalid UTF-8 byte.
+    log["data"] = log["data"][:-32] + b"\xff" + log["data"][-31:]
+    event = decode(log)
+    assert event.valid and event.gateway == "\ufffd"
 
 
 @pytest.mark.parametrize(
