@@ -219,36 +219,38 @@ class Follower:
         return header is not None and header.hash == block[1]
 
     def _common_ancestor(self, head: int) -> tuple[int, bytes] | None:
-        """The newest recorded block that is still on the chain, in O(log n) node calls.
+        """The newest recorded block that is still on the chain (None: none is), in O(log n)
+        node calls.
 
-        "The newest recorded block at or below x is on the chain" holds for every x up to the
-        fork point and for none above it (a block's hash commits to all its ancestors), so
-        galloping down from the checkpoint and then bisecting finds the fork point.
+        "Nothing is recorded at or below x, or the newest recorded block there is on the chain"
+        holds for every x below the fork point and for none above it (a block's hash commits
+        to all its ancestors), so galloping down from the newest record and then bisecting
+        finds the fork point.
         """
         at_or_below = partial(self.store.block_at_or_below, self.chain_id, self.contract)
+
+        def before_fork(x: int) -> bool:
+            block = at_or_below(x)
+            return block is None or self._on_chain(block, head)
+
         top = at_or_below(head)
-        if top is None:
-            return None
-        if self._on_chain(top, head):
+        if top is None or self._on_chain(top, head):
             return top
-        bad, step = top[0], 1
+        # Nothing is recorded below the deployment block.
+        floor = self.registry.deployment.block - 1
+        high, step = top[0], 1
         while True:
-            good = at_or_below(bad - step)
-            if good is None:
-                return None
-            if self._on_chain(good, head):
+            low = max(high - step, floor)
+            if low == floor or before_fork(low):
                 break
-            bad, step = good[0], step * 2
-        # good is on the chain, the recorded block at or below `bad` is not.
-        low, high = good[0], bad
+            high, step = low, step * 2
         while high - low > 1:
             middle = (low + high) // 2
-            candidate = at_or_below(middle)
-            if candidate is not None and self._on_chain(candidate, head):
-                good, low = candidate, middle
+            if before_fork(middle):
+                low = middle
             else:
                 high = middle
-        return good
+        return at_or_below(low)
 
     def follow(
         self,

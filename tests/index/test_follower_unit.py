@@ -234,6 +234,16 @@ def test_reorg_while_a_range_is_read_is_caught_by_the_parent_hash(store: Store) 
     assert _stored_ids(store) == _chain_ids(node, 40)
 
 
+def test_ancestor_search_does_not_overshoot_the_oldest_record(store: Store) -> None:
+    node = FakeNode(head=16, declared=list(range(5, 17)))
+    follower = Follower(fake_registry(node), store)
+    follower.sync()
+    node.fork(7)
+    assert follower._common_ancestor(16) == (6, node.block_hash(6))
+    assert follower.sync().events_rolled_back == 10
+    assert _stored_ids(store) == _chain_ids(node, 16)
+
+
 def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None:
     node = FakeNode(head=30, declared=[3, 10, 20])
     follower = Follower(fake_registry(node), store)
