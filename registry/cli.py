@@ -473,44 +473,58 @@ def _open_store(settings: Settings):
 @app.command()
 def index(
     follow: Annotated[
-        bool, typer.Option("--follow", help="Keep following new blocks until stopped")
+        bool, typer.Option("--follow", help="Keep following new blocks until SIGTERM or Ctrl-C")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow")] = 1.0,
+    max_range: Annotated[
+        int, typer.Option(min=1, help="Most blocks per eth_getLogs call (shrinks when refused)")
+    ] = 2000,
     reset: Annotated[
         bool, typer.Option("--reset", help="Forget what was indexed from this registry first")
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Mirror the registry's events into the local store (idempotent: safe to run again)."""
-    from registry.index.follower import Follower
+    """Mirror the registry's events into the store (idempotent: safe to run again, or to kill).
+
+    Reorganised blocks are rolled back and replayed; with --follow the indexer rides out node
+    failures and prints lag and throughput (JSON lines with --json).
+    """
+    from registry.index.follower import Follower, SyncReport
 
     settings = get_settings()
     follower = Follower(
-        _open_registry(settings), _open_store(settings), confirmations=settings.confirmations
+        _open_registry(settings),
+        _open_store(settings),
+        confirmations=settings.confirmations,
+        max_range=max_range,
     )
     if reset:
         removed = follower.store.forget(follower.chain_id, follower.contract)
         err.print(f"forgot {removed} declarations indexed from {follower.contract}")
-    if not follow:
-        report = follower.sync()
+
+    def show(report: SyncReport) -> None:
         if json_out:
-            _print_json(report.to_dict())
-        else:
-            out.print(
-                f"indexed blocks {report.from_block}-{report.to_block}: "
-                f"{report.events_new} new of {report.events_seen} events in {report.seconds:.2f} s"
-            )
+            print(json.dumps(report.to_dict()), flush=True)
+            return
+        rolled = (
+            f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
+        )
+        out.print(
+            f"blocks {report.from_block}-{report.to_block} (head {report.head}, lag "
+            f"{report.lag}): {report.events_new} new of {report.events_seen} events{rolled} in "
+            f"{report.seconds:.2f} s, {report.events_per_second:,.0f} events/s",
+            highlight=False,
+        )
+
+    if not follow:
+        show(follower.sync())
         return
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
+        # The batch in flight commits or rolls back as a whole; the loop stops after it.
         signal.signal(signum, lambda *_: stop.set())
-
-    def progress(report: Any) -> None:
-        if report.events_new:
-            out.print(f"block {report.to_block}: {report.events_new} new events")
-
-    err.print(f"following {follower.registry.deployment.address}; Ctrl-C to stop")
-    follower.follow(stop, poll_interval=poll, on_progress=progress)
+    err.print(f"following {follower.contract}; SIGTERM or Ctrl-C to stop")
+    follower.follow(stop, poll_interval=poll, on_progress=show)
     err.print("stopped")
 
 

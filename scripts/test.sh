@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up (scripts/setup.sh) and run all checks: ruff, then the whole pytest suite
-# against a real Hardhat devnet. Extra arguments go to pytest. Slow benchmarks are skipped
-# unless RUN_SLOW=1.
+# against a real Hardhat devnet and a throwaway PostgreSQL server (scripts/postgres.sh). Extra
+# arguments go to pytest. Slow benchmarks are skipped unless RUN_SLOW=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,5 +9,11 @@ echo "[test] ruff"
 .venv/bin/ruff check registry tests scripts
 markers=()
 if [ "${RUN_SLOW:-0}" != "1" ]; then markers=(-m "not slow"); fi
+# PostgreSQL tests need a real server: start a throwaway one unless a URL is given.
+if [ -z "${ISCC_REGISTRY_TEST_PG_URL:-}" ]; then
+  source scripts/postgres.sh
+  pg_test_start
+  trap pg_test_stop EXIT
+fi
 echo "[test] pytest"
-exec .venv/bin/pytest "${markers[@]}" "$@"
+.venv/bin/pytest "${markers[@]}" "$@"

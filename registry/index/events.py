@@ -1,48 +1,67 @@
-"""The registry's `Declared` event: decoded from raw logs with eth-abi and validated."""
+"""The registry's events (Declared, Updated, Transferred, Revoked), decoded from raw logs by the
+ABI of the shipped contract artifact with eth-abi, and validated."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import Any, ClassVar
 
 import iscc_lib
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
+from registry.chain.contract import artifact
 from registry.chain.iscc_id import IsccId
-from registry.errors import InvalidCode
+from registry.errors import InvalidCode, RegistryError
 from registry.index.schema import to_signed64
 from registry.iscc.codec import code_from_bytes
 
 __all__ = [
     "DECLARED",
-    "DECLARED_SIGNATURE",
-    "DECLARED_TOPIC",
+    "EVENT_FIELDS",
+    "REVOKED",
+    "TRANSFERRED",
+    "UPDATED",
+    "ChangeEvent",
     "DeclaredEvent",
+    "EventDecoder",
     "MalformedLog",
+    "RegistryEvent",
     "Unit",
-    "decode_declared",
-    "decode_logs",
+    "event_topic",
+    "state_changes",
+    "to_bytes",
+    "to_int",
     "validate_code",
 ]
 
 log = logging.getLogger(__name__)
 
 DECLARED = "Declared"
-DECLARED_SIGNATURE = "Declared(uint64,address,bytes32,bytes,bytes32,string)"
-DECLARED_TOPIC = keccak(text=DECLARED_SIGNATURE)
-_DATA_TYPES = ("bytes", "bytes32", "string")
+UPDATED = "Updated"
+TRANSFERRED = "Transferred"
+REVOKED = "Revoked"
+# The fields the indexer reads, by name. The contract may append more fields to any event
+# (they change the signature, which the artifact carries, and land in the history payload).
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    DECLARED: ("isccId", "declarer", "datahash", "isccCode", "metahash", "gateway"),
+    UPDATED: ("isccId", "owner", "metahash", "gateway"),
+    TRANSFERRED: ("isccId", "from", "to"),
+    REVOKED: ("isccId", "owner"),
+}
+_ZERO_HASH = bytes(32)
 
 # Content and Semantic units name their SubType; the ISCC standard's names for SubType 0..4.
 _CONTENT_SUBTYPES = {0: "TEXT", 1: "IMAGE", 2: "AUDIO", 3: "VIDEO", 4: "MIXED"}
 
 
 class MalformedLog(ValueError):
-    """A log that is not a `Declared` event of the registry ABI at all (wrong topics or data)."""
+    """A log that is not an event of the registry ABI at all (wrong topics or data)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +82,8 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class DeclaredEvent:
-    """A `Declared` log with its position on chain and the indexer's verdict on its content."""
+class _Located:
+    """Where a log sits on chain, and the ISCC-ID it concerns."""
 
     block_number: int
     block_hash: bytes
@@ -72,20 +91,8 @@ class DeclaredEvent:
     log_index: int
     iscc_id_body: int
     realm: int
-    declarer: str
-    datahash: bytes
-    iscc_code_raw: bytes
-    metahash: bytes
-    gateway: str
-    iscc_code: str | None
-    units: tuple[Unit, ...]
-    invalid_reason: str | None
 
-    @property
-    def valid(self) -> bool:
-        return self.invalid_reason is None
-
-    @property
+    @cached_property
     def iscc_id(self) -> str:
         return str(IsccId(self.iscc_id_body, self.realm))
 
@@ -94,19 +101,86 @@ class DeclaredEvent:
         """Position of the log within its chain: unique, and the same on every replay."""
         return self.tx_hash, self.log_index
 
+
+@dataclass(frozen=True)
+class DeclaredEvent(_Located):
+    """A `Declared` log with the indexer's verdict on its content."""
+
+    name: ClassVar[str] = DECLARED
+
+    declarer: str
+    datahash: bytes
+    iscc_code_raw: bytes
+    metahash: bytes
+    gateway: str
+    iscc_code: str | None
+    units: tuple[Unit, ...]
+    invalid_reason: str | None
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.invalid_reason is None
+
+    def args(self) -> dict[str, Any]:
+        """The event's arguments in JSON form (bytes as 0x hex), as the history keeps them."""
+        return {
+            "isccId": self.iscc_id_body,
+            "declarer": self.declarer,
+            "datahash": "0x" + self.datahash.hex(),
+            "isccCode": "0x" + self.iscc_code_raw.hex(),
+            "metahash": "0x" + self.metahash.hex(),
+            "gateway": self.gateway,
+            **dict(self.extra),
+        }
+
     def payload(self) -> str:
-        """The event's arguments as JSON, as the append-only history keeps them."""
-        return json.dumps(
-            {
-                "isccId": self.iscc_id_body,
-                "declarer": self.declarer,
-                "datahash": "0x" + self.datahash.hex(),
-                "isccCode": "0x" + self.iscc_code_raw.hex(),
-                "metahash": "0x" + self.metahash.hex(),
-                "gateway": self.gateway,
-            },
-            separators=(",", ":"),
-        )
+        return json.dumps(self.args(), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class ChangeEvent(_Located):
+    """An `Updated`, `Transferred` or `Revoked` log: a change to an existing declaration."""
+
+    name: str
+    fields: tuple[tuple[str, Any], ...]
+    """All arguments in JSON form, in ABI order (a tuple keeps the dataclass hashable)."""
+
+    def args(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+    def payload(self) -> str:
+        return json.dumps(self.args(), separators=(",", ":"))
+
+
+RegistryEvent = DeclaredEvent | ChangeEvent
+
+
+def _hash_or_none(value: str) -> bytes | None:
+    digest = bytes.fromhex(value.removeprefix("0x"))
+    return None if digest == _ZERO_HASH else digest
+
+
+def state_changes(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The declaration columns an event (JSON-form arguments) sets.
+
+    One definition for applying new events and for rebuilding a declaration's state from its
+    history after a reorg rollback, so both always agree. `Declared` gives the initial state.
+    """
+    if name == DECLARED:
+        return {
+            "owner": args["declarer"],
+            "metahash": _hash_or_none(args["metahash"]),
+            "gateway": args["gateway"],
+            "revoked": False,
+        }
+    if name == UPDATED:
+        return {"metahash": _hash_or_none(args["metahash"]), "gateway": args["gateway"]}
+    if name == TRANSFERRED:
+        return {"owner": args["to"]}
+    if name == REVOKED:
+        return {"revoked": True}
+    raise ValueError(f"not a registry event: {name}")
 
 
 def _unit_type(maintype: iscc_lib.MT, subtype: int) -> str:
@@ -152,67 +226,219 @@ def validate_code(raw: bytes, datahash: bytes) -> tuple[str | None, tuple[Unit, 
     return code, units, None
 
 
-def _to_bytes(value: Any) -> bytes:
+def event_topic(entry: Mapping[str, Any]) -> bytes:
+    """topic0 of an event ABI entry: keccak of its canonical signature."""
+    types = ",".join(i["type"] for i in entry["inputs"])
+    return keccak(text=f"{entry['name']}({types})")
+
+
+def to_bytes(value: Any) -> bytes:
+    """Bytes from a JSON-RPC hex string or from web3's bytes."""
     if isinstance(value, str):
         return bytes.fromhex(value.removeprefix("0x"))
     return bytes(value)
 
 
-def _to_int(value: Any) -> int:
+def to_int(value: Any) -> int:
+    """An int from a JSON-RPC hex quantity or from web3's int."""
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
-def decode_declared(raw_log: Mapping[str, Any], realm: int) -> DeclaredEvent:
-    """Decode one log (web3 AttributeDict or raw JSON-RPC dict); raise MalformedLog if it is not
-    a `Declared` event at all. Content problems do not raise: they make the event invalid."""
-    try:
-        topics = [_to_bytes(t) for t in raw_log["topics"]]
-        if len(topics) != 4 or topics[0] != DECLARED_TOPIC:
-            raise MalformedLog(f"not a {DECLARED} log: topics {[t.hex() for t in topics]}")
-        iscc_code_raw, metahash, gateway = abi_decode(_DATA_TYPES, _to_bytes(raw_log["data"]))
-        iscc_id_body = int.from_bytes(topics[1], "big")
-        if iscc_id_body >= 1 << 64 or int.from_bytes(topics[2], "big") >= 1 << 160:
-            raise MalformedLog("indexed isccId or declarer out of range")
-        declarer = to_checksum_address(topics[2][12:])
-        datahash = topics[3]
-        position = {
-            "block_number": _to_int(raw_log["blockNumber"]),
-            "block_hash": _to_bytes(raw_log["blockHash"]),
-            "tx_hash": _to_bytes(raw_log["transactionHash"]),
-            "log_index": _to_int(raw_log["logIndex"]),
-        }
-    except (KeyError, TypeError, ValueError, DecodingError) as exc:
-        if isinstance(exc, MalformedLog):
-            raise
-        raise MalformedLog(f"undecodable {DECLARED} log: {exc!r}") from None
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+@lru_cache(maxsize=1 << 16)
+def _checksum(address: bytes) -> str:
+    # EIP-55 costs a keccak per call (~70 us); the same few declarers recur in every range.
+    return to_checksum_address(address)
+
+
+def _topic_value(abi_type: str, topic: bytes) -> Any:
+    # Static indexed values are ABI-encoded words; dynamic ones (string, bytes, arrays) arrive
+    # only as their keccak hash, which is all anyone can know of them.
+    if abi_type == "address":
+        if topic[:12] != bytes(12):
+            raise MalformedLog(f"indexed address out of range: 0x{topic.hex()}")
+        return _checksum(topic[12:])
+    if abi_type == "bytes32":
+        return topic
+    if abi_type.startswith("uint") and abi_type[4:].isdigit():
+        # The hot path (every Declared log): cheaper than eth-abi, with the same range check.
+        value = int.from_bytes(topic, "big")
+        if value >> int(abi_type[4:]):
+            raise MalformedLog(f"indexed {abi_type} out of range: {value}")
+        return value
+    if abi_type == "bool":
+        value = int.from_bytes(topic, "big")
+        if value > 1:
+            raise MalformedLog(f"bool out of range: {value}")
+        return bool(value)
+    static = abi_type != "bytes" and not abi_type.endswith("]")
+    if static and abi_type.startswith(("uint", "int", "bool", "bytes")):
+        return abi_decode([abi_type], topic)[0]
+    return topic
+
+
+_WORD = 32
+_FAST_TYPES = {"bytes", "string", "bytes32", "address", "bool"} | {
+    f"uint{8 * n}" for n in range(1, 33)
+}
+
+
+def _decode_data(types: tuple[str, ...], data: bytes) -> list[Any]:
+    """ABI-decode a log's data.
+
+    Hand-written for the types registry events use (static words, `bytes`, `string`) because
+    eth-abi's general decoder costs ~50 us per Declared log, more than everything else the
+    indexer does with it; any other type goes to eth-abi. Strings that are not UTF-8 (the
+    contract cannot check them) are decoded with replacement characters instead of losing the
+    event. tests/index/test_events.py checks this against eth-abi.
+    """
+    if not all(t in _FAST_TYPES for t in types):
+        return list(abi_decode(types, data))
+    if len(data) < _WORD * len(types):
+        raise MalformedLog(f"log data of {len(data)} bytes is shorter than its {len(types)} heads")
+    values: list[Any] = []
+    for i, abi_type in enumerate(types):
+        word = data[_WORD * i : _WORD * (i + 1)]
+        if abi_type in ("bytes", "string"):
+            offset = int.from_bytes(word, "big")
+            if offset + _WORD > len(data):
+                raise MalformedLog(f"{abi_type} offset {offset} beyond the log data")
+            length = int.from_bytes(data[offset : offset + _WORD], "big")
+            start = offset + _WORD
+            if start + -(-length // _WORD) * _WORD > len(data):  # with its padding, as eth-abi
+                raise MalformedLog(f"{abi_type} of {length} bytes beyond the log data")
+            value = data[start : start + length]
+            values.append(value.decode("utf-8", "replace") if abi_type == "string" else value)
+        else:
+            values.append(_topic_value(abi_type, word))
+    return values
+
+
+@dataclass(frozen=True)
+class _EventAbi:
+    name: str
+    topic: bytes
+    indexed: tuple[tuple[str, str], ...]
+    data_names: tuple[str, ...]
+    data_types: tuple[str, ...]
+
+
+class EventDecoder:
+    """Decodes the registry's logs by the ABI (the shipped artifact's by default).
+
+    Only events named in EVENT_FIELDS are followed; every other event of the contract (nonce
+    invalidations, batch failures, ...) is not requested and, if met, skipped.
+    """
+
+    def __init__(self, realm: int, abi: Sequence[Mapping[str, Any]] | None = None) -> None:
+        self.realm = realm
+        self._events: dict[bytes, _EventAbi] = {}
+        for entry in artifact()["abi"] if abi is None else abi:
+            if entry.get("type") != "event" or entry.get("name") not in EVENT_FIELDS:
+                continue
+            names = [i["name"] for i in entry["inputs"]]
+            missing = [f for f in EVENT_FIELDS[entry["name"]] if f not in names]
+            if missing or entry.get("anonymous"):
+                raise RegistryError(
+                    f"the contract ABI's {entry['name']} event lacks {missing or 'a topic'}: "
+                    "this indexer cannot follow it"
+                )
+            data = [i for i in entry["inputs"] if not i["indexed"]]
+            spec = _EventAbi(
+                name=entry["name"],
+                topic=event_topic(entry),
+                indexed=tuple((i["name"], i["type"]) for i in entry["inputs"] if i["indexed"]),
+                data_names=tuple(i["name"] for i in data),
+                data_types=tuple(i["type"] for i in data),
+            )
+            self._events[spec.topic] = spec
+        if not any(spec.name == DECLARED for spec in self._events.values()):
+            raise RegistryError("the contract ABI has no Declared event")
+
+    @property
+    def topics(self) -> list[str]:
+        """topic0 values (0x hex) of the followed events, for an eth_getLogs filter."""
+        return ["0x" + topic.hex() for topic in self._events]
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self._events.values()]
+
+    def decode(self, raw_log: Mapping[str, Any]) -> RegistryEvent:
+        """Decode one log (web3 AttributeDict or raw JSON-RPC dict); raise MalformedLog if it is
+        not a followed event at all. Content problems do not raise: they make it invalid."""
+        try:
+            topics = [to_bytes(t) for t in raw_log["topics"]]
+            spec = self._events.get(topics[0]) if topics else None
+            if spec is None:
+                raise MalformedLog(f"not a followed event: topics {[t.hex() for t in topics]}")
+            if len(topics) != 1 + len(spec.indexed):
+                raise MalformedLog(f"{spec.name} log with {len(topics)} topics")
+            args = {
+                name: _topic_value(abi_type, topic)
+                for (name, abi_type), topic in zip(spec.indexed, topics[1:], strict=True)
+            }
+            values = _decode_data(spec.data_types, to_bytes(raw_log["data"]))
+            args.update(zip(spec.data_names, values, strict=True))
+            position = {
+                "block_number": to_int(raw_log["blockNumber"]),
+                "block_hash": to_bytes(raw_log["blockHash"]),
+                "tx_hash": to_bytes(raw_log["transactionHash"]),
+                "log_index": to_int(raw_log["logIndex"]),
+                "iscc_id_body": int(args["isccId"]),
+                "realm": self.realm,
+            }
+        except (KeyError, TypeError, ValueError, OverflowError, DecodingError) as exc:
+            if isinstance(exc, MalformedLog):
+                raise
+            raise MalformedLog(f"undecodable log: {exc!r}") from None
+        if not 0 <= position["iscc_id_body"] < 1 << 64:
+            raise MalformedLog(f"isccId out of range: {position['iscc_id_body']}")
+        if spec.name == DECLARED:
+            return _declared(position, args)
+        return ChangeEvent(
+            **position,
+            name=spec.name,
+            fields=tuple((k, _json_value(v)) for k, v in args.items()),
+        )
+
+    def decode_logs(self, raw_logs: Iterable[Mapping[str, Any]]) -> list[RegistryEvent]:
+        """Decode the logs of one range in chain order, skipping what is not a followed event.
+
+        A log this contract cannot emit is logged and skipped rather than stopping the indexer.
+        """
+        decoded: list[RegistryEvent] = []
+        for raw_log in raw_logs:
+            if raw_log.get("removed"):
+                continue
+            try:
+                decoded.append(self.decode(raw_log))
+            except MalformedLog as exc:
+                log.warning("skipping log %s: %s", raw_log.get("transactionHash"), exc)
+        decoded.sort(key=lambda e: (e.block_number, e.log_index))
+        return decoded
+
+
+def _declared(position: dict[str, Any], args: dict[str, Any]) -> DeclaredEvent:
+    known = EVENT_FIELDS[DECLARED]
+    iscc_code_raw, datahash = bytes(args["isccCode"]), bytes(args["datahash"])
     iscc_code, units, reason = validate_code(iscc_code_raw, datahash)
     return DeclaredEvent(
         **position,
-        iscc_id_body=iscc_id_body,
-        realm=realm,
-        declarer=declarer,
+        declarer=args["declarer"],
         datahash=datahash,
         iscc_code_raw=iscc_code_raw,
-        metahash=metahash,
-        gateway=gateway,
+        metahash=bytes(args["metahash"]),
+        gateway=args["gateway"],
         iscc_code=iscc_code,
         units=units,
         invalid_reason=reason,
+        extra=tuple((k, _json_value(v)) for k, v in args.items() if k not in known),
     )
-
-
-def decode_logs(raw_logs: Iterable[Mapping[str, Any]], realm: int) -> list[DeclaredEvent]:
-    """Decode the `Declared` logs of one range in chain order, skipping what is not one.
-
-    A log this contract cannot emit is logged and skipped rather than stopping the indexer.
-    """
-    decoded = []
-    for raw_log in raw_logs:
-        if raw_log.get("removed"):
-            continue
-        try:
-            decoded.append(decode_declared(raw_log, realm))
-        except MalformedLog as exc:
-            log.warning("skipping log %s: %s", raw_log.get("transactionHash"), exc)
-    decoded.sort(key=lambda e: (e.block_number, e.log_index))
-    return decoded

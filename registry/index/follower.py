@@ -1,4 +1,5 @@
-"""The indexer: follows a registry's `Declared` logs in bounded block ranges into the store."""
+"""The indexer: follows a registry's events in bounded block ranges into the store, undoing
+reorganised blocks and riding out node failures."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import requests
-from web3.exceptions import Web3Exception, Web3RPCError
+from web3.exceptions import Web3Exception
 
 from registry.chain.contract import Registry
-from registry.errors import ChainUnavailable, StoreError
-from registry.index.events import DECLARED_TOPIC, decode_logs
-from registry.index.store import Store
+from registry.errors import ChainUnavailable
+from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
+from registry.index.store import CheckpointMoved, Store
 
 __all__ = ["Follower", "SyncReport"]
 
@@ -41,26 +43,41 @@ _TOO_LARGE = (
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What one sync did: the block range it indexed and how many events it found and stored."""
+    """What one sync did: the block range it indexed, the events it stored, the reorgs it undid."""
 
     from_block: int
     to_block: int
+    head: int
     events_seen: int
     events_new: int
+    events_rolled_back: int
     seconds: float
 
     @property
     def blocks(self) -> int:
         return max(0, self.to_block - self.from_block + 1)
 
+    @property
+    def lag(self) -> int:
+        """Blocks between the chain head and what is indexed (confirmations included)."""
+        return max(0, self.head - self.to_block)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events_new / self.seconds if self.seconds > 0 else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "from_block": self.from_block,
             "to_block": self.to_block,
+            "head": self.head,
+            "lag": self.lag,
             "blocks": self.blocks,
             "events_seen": self.events_seen,
             "events_new": self.events_new,
+            "events_rolled_back": self.events_rolled_back,
             "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events_per_second, 1),
         }
 
 
@@ -71,15 +88,28 @@ class _RangeTooLarge(Exception):
     pass
 
 
-def _too_large(exc: Web3RPCError) -> bool:
-    text = str(exc).lower()
-    if exc.rpc_response and isinstance(exc.rpc_response.get("error"), dict):
-        text += " " + str(exc.rpc_response["error"].get("message", "")).lower()
+class _Reorg(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Header:
+    number: int
+    hash: bytes
+    parent_hash: bytes
+
+
+def _too_large(message: str) -> bool:
+    text = message.lower()
     return any(phrase in text for phrase in _TOO_LARGE)
 
 
 class Follower:
-    """Indexes one registry deployment into a store, resuming from the store's checkpoint."""
+    """Indexes one registry deployment into a store, resuming from the store's checkpoint.
+
+    Talks raw JSON-RPC (`provider.make_request`): web3's result formatters cost more than the
+    indexing itself at tens of thousands of logs per second.
+    """
 
     def __init__(
         self,
@@ -99,28 +129,34 @@ class Follower:
         deployment = registry.deployment
         self.chain_id = deployment.chain_id
         self.contract = registry.contract.address
+        self.decoder = EventDecoder(deployment.realm)
 
     def start_block(self) -> int:
-        """The first block the next sync will read."""
+        """The first block the next sync will read (before any reorg check)."""
         done = self.store.checkpoint(self.chain_id, self.contract)
         return self.registry.deployment.block if done is None else done + 1
 
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
     ) -> SyncReport:
-        """Index from the checkpoint to head - confirmations; raises ChainUnavailable on RPC
-        failure (what was stored before the failure stays stored)."""
+        """Index from the checkpoint to head - confirmations, first undoing any reorg of what is
+        indexed; raises ChainUnavailable on RPC failure (what was stored before stays)."""
         started = time.monotonic()
-        start = self.start_block()
-        head = self._call(lambda: self.registry.w3.eth.block_number)
-        self._check_checkpoint(head)
+        head = to_int(self._rpc("eth_blockNumber", []))
+        rolled_back = 0
+        parent = self.store.checkpoint_block(self.chain_id, self.contract)
+        if parent is not None:
+            actual = self._header(parent[0]) if parent[0] <= head else None
+            if actual is None or actual.hash != parent[1]:
+                parent, removed = self._rollback(head)
+                rolled_back += removed
+        start = block = self.registry.deployment.block if parent is None else parent[0] + 1
         target = head - self.confirmations
         seen = new = 0
-        block = start
         while block <= target and not (stop and stop.is_set()):
             end = min(block + self._range - 1, target)
             try:
-                raw_logs = self._get_logs(block, end)
+                batch, end_hash = self._read_range(block, end, parent)
             except _RangeTooLarge:
                 if self._range == 1:
                     raise ChainUnavailable(
@@ -130,32 +166,91 @@ class Follower:
                 self._fast_streak = 0
                 log.info("eth_getLogs range too large, trying %d blocks", self._range)
                 continue
-            batch = decode_logs(raw_logs, self.registry.deployment.realm)
-            end_hash = self._call(lambda n=end: bytes(self.registry.w3.eth.get_block(n)["hash"]))
-            new += self.store.apply(self.chain_id, self.contract, batch, end, end_hash)
+            except _Reorg:
+                head = to_int(self._rpc("eth_blockNumber", []))
+                target = head - self.confirmations
+                parent, removed = self._rollback(head)
+                rolled_back += removed
+                start = block = self.registry.deployment.block if parent is None else parent[0] + 1
+                continue
+            new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
             seen += len(batch)
+            parent = (end, end_hash)
             block = end + 1
             if on_progress:
-                on_progress(SyncReport(start, end, seen, new, time.monotonic() - started))
-        return SyncReport(start, block - 1, seen, new, time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                on_progress(SyncReport(start, end, head, seen, new, rolled_back, elapsed))
+        elapsed = time.monotonic() - started
+        return SyncReport(start, block - 1, head, seen, new, rolled_back, elapsed)
 
-    def _check_checkpoint(self, head: int) -> None:
-        """Refuse to resume on a chain that no longer has the block we stopped at: resuming would
-        silently skip the new chain's earlier blocks (a restarted devnet reuses chain id and
-        contract address). Rolling back across reorgs is for a later version."""
-        checkpoint = self.store.checkpoint_block(self.chain_id, self.contract)
-        if checkpoint is None:
-            return
-        done, known = checkpoint
-        actual = None
-        if done <= head:
-            actual = self._call(lambda: bytes(self.registry.w3.eth.get_block(done)["hash"]))
-        if actual != known:
-            raise StoreError(
-                f"the chain no longer has block {done} as indexed (restarted devnet or reorg "
-                f"deeper than the confirmations): run `iscc-registry index --reset` to re-index "
-                f"{self.contract} from scratch"
-            )
+    def _read_range(
+        self, block: int, end: int, parent: tuple[int, bytes] | None
+    ) -> tuple[list[RegistryEvent], bytes]:
+        """The decoded events of blocks block..end and the hash of `end`.
+
+        Raises _Reorg when `block` does not continue the indexed chain (parent-hash mismatch)
+        or the chain changed while the range was read.
+        """
+        last = self._header(end)
+        if last is None:
+            raise _Reorg
+        first = last if end == block else self._header(block)
+        if first is None or (parent is not None and first.parent_hash != parent[1]):
+            raise _Reorg
+        raw_logs = self._get_logs(block, end)
+        # `end`'s hash commits to every block below it: unchanged after the logs were read
+        # means the logs came from the same chain.
+        again = self._header(end)
+        if again is None or again.hash != last.hash:
+            raise _Reorg
+        return self.decoder.decode_logs(raw_logs), last.hash
+
+    def _rollback(self, head: int) -> tuple[tuple[int, bytes] | None, int]:
+        """Find the newest recorded block the chain still has, undo everything above it and
+        return it (the new checkpoint) with the number of events removed."""
+        ancestor = self._common_ancestor(head)
+        removed = self.store.rollback(self.chain_id, self.contract, ancestor)
+        where = "the deployment" if ancestor is None else f"block {ancestor[0]}"
+        log.warning("chain reorganised: rolled back to %s, %d events undone", where, removed)
+        return ancestor, removed
+
+    def _on_chain(self, block: tuple[int, bytes], head: int) -> bool:
+        header = self._header(block[0]) if block[0] <= head else None
+        return header is not None and header.hash == block[1]
+
+    def _common_ancestor(self, head: int) -> tuple[int, bytes] | None:
+        """The newest recorded block that is still on the chain (None: none is), in O(log n)
+        node calls.
+
+        "Nothing is recorded at or below x, or the newest recorded block there is on the chain"
+        holds for every x below the fork point and for none above it (a block's hash commits
+        to all its ancestors), so galloping down from the newest record and then bisecting
+        finds the fork point.
+        """
+        at_or_below = partial(self.store.block_at_or_below, self.chain_id, self.contract)
+
+        def before_fork(x: int) -> bool:
+            block = at_or_below(x)
+            return block is None or self._on_chain(block, head)
+
+        top = at_or_below(head)
+        if top is None or self._on_chain(top, head):
+            return top
+        # Nothing is recorded below the deployment block.
+        floor = self.registry.deployment.block - 1
+        high, step = top[0], 1
+        while True:
+            low = max(high - step, floor)
+            if low == floor or before_fork(low):
+                break
+            high, step = low, step * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            if before_fork(middle):
+                low = middle
+            else:
+                high = middle
+        return at_or_below(low)
 
     def follow(
         self,
@@ -165,12 +260,16 @@ class Follower:
     ) -> None:
         """Sync until `stop` is set, waiting out RPC failures with capped exponential backoff.
 
-        Store errors are not retried: they need a human (disk full, reorg, newer schema).
+        Store errors are not retried, they need a human (disk full, newer schema), except a
+        moved checkpoint: the next sync simply resumes from where the store now stands.
         """
         backoff = poll_interval
         while not stop.is_set():
             try:
                 self.sync(on_progress, stop)
+            except CheckpointMoved as exc:
+                log.warning("indexer: %s; resuming from the stored checkpoint", exc)
+                continue
             except ChainUnavailable as exc:
                 backoff = min(MAX_BACKOFF_S, max(backoff * 2, poll_interval, 0.1))
                 log.warning("indexer: %s; retrying in %.1f s", exc, backoff)
@@ -179,25 +278,47 @@ class Follower:
             backoff = poll_interval
             stop.wait(poll_interval)
 
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        """One raw JSON-RPC call; transport failures and node errors become ChainUnavailable."""
+        try:
+            response = self.registry.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        except requests.Timeout as exc:
+            if method == "eth_getLogs":
+                # A node that times out on a wide range often answers a narrower one.
+                raise _RangeTooLarge from exc
+            raise ChainUnavailable(f"{method} timed out at {self._url}") from None
+        except (requests.RequestException, Web3Exception, OSError, ValueError) as exc:
+            raise ChainUnavailable(
+                f"RPC node {self._url} failed on {method}: {type(exc).__name__}: {exc}"
+            ) from None
+        error = response.get("error")
+        if error:
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            if method == "eth_getLogs" and _too_large(message):
+                raise _RangeTooLarge
+            raise ChainUnavailable(f"{method} failed at {self._url}: {message}")
+        return response.get("result")
+
+    @property
+    def _url(self) -> str:
+        return self.registry.deployment.rpc_url
+
+    def _header(self, number: int) -> _Header | None:
+        """Hash and parent hash of a block, or None if the chain has no such block (yet)."""
+        block = self._rpc("eth_getBlockByNumber", [hex(number), False])
+        if block is None:
+            return None
+        return _Header(number, to_bytes(block["hash"]), to_bytes(block["parentHash"]))
+
     def _get_logs(self, from_block: int, to_block: int) -> list[Any]:
         query = {
             "address": self.contract,
-            "fromBlock": from_block,
-            "toBlock": to_block,
-            "topics": [["0x" + DECLARED_TOPIC.hex()]],
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+            "topics": [self.decoder.topics],
         }
         started = time.monotonic()
-        try:
-            raw_logs = list(self.registry.w3.eth.get_logs(query))  # type: ignore[arg-type]
-        except Web3RPCError as exc:
-            if _too_large(exc):
-                raise _RangeTooLarge from None
-            raise ChainUnavailable(f"eth_getLogs {from_block}-{to_block} failed: {exc}") from None
-        except requests.Timeout:
-            # A node that times out on a wide range often answers a narrower one.
-            raise _RangeTooLarge from None
-        except (requests.RequestException, Web3Exception, OSError) as exc:
-            raise ChainUnavailable(f"eth_getLogs {from_block}-{to_block} failed: {exc}") from None
+        raw_logs = self._rpc("eth_getLogs", [query])
         self._fast_streak = (
             self._fast_streak + 1 if time.monotonic() - started < FAST_RANGE_S else 0
         )
@@ -205,11 +326,3 @@ class Follower:
             self._range = min(self.max_range, self._range * 2)
             self._fast_streak = 0
         return raw_logs
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except (requests.RequestException, Web3Exception, OSError) as exc:
-            raise ChainUnavailable(
-                f"RPC node {self.registry.deployment.rpc_url} failed: {type(exc).__name__}: {exc}"
-            ) from None

@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
     select,
+    text,
 )
 
 from registry.errors import StoreError
@@ -68,6 +69,9 @@ declarations = Table(
     Column("iscc_id", String(32), nullable=False),
     Column("iscc_id_body", BigInteger, nullable=False),
     Column("declarer", _Address, nullable=False),
+    # Current state, changed by Transferred / Updated / Revoked events (declarer stays as is).
+    Column("owner", _Address, nullable=False),
+    Column("revoked", Boolean, nullable=False),
     Column("iscc_code", _Iscc),
     Column("iscc_code_raw", LargeBinary, nullable=False),
     Column("datahash", _Hash, nullable=False),
@@ -82,6 +86,7 @@ declarations = Table(
     # iscc_id leads so the constraint's index also serves lookups by ISCC-ID alone.
     UniqueConstraint("iscc_id", "chain_id", "contract", name="uq_declarations_iscc_id"),
     Index("ix_declarations_declarer", "declarer"),
+    Index("ix_declarations_owner", "owner"),
     Index("ix_declarations_iscc_code", "iscc_code"),
     Index("ix_declarations_datahash", "datahash"),
     # Rolling back a reorg deletes everything above the common ancestor.
@@ -163,7 +168,17 @@ def from_signed64(value: int) -> int:
 # MIGRATIONS[v - 1] upgrades a store from version v to v + 1. A fresh store is created from
 # `metadata`, which always describes the newest version, so migrations only serve old stores.
 Migration = Callable[[Connection], None]
-MIGRATIONS: list[Migration] = []
+
+
+def _v1_ownership(conn: Connection) -> None:
+    """v1 -> v2: current owner and revoked flag (v1 only knew Declared events)."""
+    conn.execute(text("ALTER TABLE declarations ADD COLUMN owner VARCHAR(42) NOT NULL DEFAULT ''"))
+    conn.execute(text("UPDATE declarations SET owner = declarer"))
+    conn.execute(text("ALTER TABLE declarations ADD COLUMN revoked BOOLEAN NOT NULL DEFAULT FALSE"))
+    conn.execute(text("CREATE INDEX ix_declarations_owner ON declarations (owner)"))
+
+
+MIGRATIONS: list[Migration] = [_v1_ownership]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -28,16 +31,29 @@ from sqlalchemy.pool import StaticPool
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode, StoreError
 from registry.index import schema
-from registry.index.events import DECLARED, DeclaredEvent
+from registry.index.bulk import insert_rows, reserve_ids
+from registry.index.events import (
+    DECLARED,
+    ChangeEvent,
+    DeclaredEvent,
+    RegistryEvent,
+    state_changes,
+)
 from registry.index.schema import blocks, checkpoints, declarations, events, units
 from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
 
-__all__ = ["DeclarationRecord", "Store"]
+__all__ = ["CheckpointMoved", "DeclarationRecord", "Store"]
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 _ZERO_HASH = bytes(32)
 # Connection option that makes SQLite take the write lock at BEGIN (see _sqlite_pragmas).
 _WRITE = "registry_write"
+
+
+class CheckpointMoved(StoreError):
+    """The checkpoint is not where a batch expected it: another writer or a rollback moved it."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ class DeclarationRecord:
     contract: str
     iscc_id: str
     declarer: str
+    owner: str
+    revoked: bool
     iscc_code: str | None
     iscc_code_raw: bytes
     datahash: bytes
@@ -69,6 +87,8 @@ class DeclarationRecord:
             "datahash": digest_to_multihash(self.datahash),
             "metahash": digest_to_multihash(self.metahash) if self.metahash else None,
             "declarer": self.declarer,
+            "owner": self.owner,
+            "revoked": self.revoked,
             "gateway": self.gateway,
             "valid": self.valid,
             "invalid_reason": self.invalid_reason,
@@ -117,6 +137,9 @@ class Store:
         """Open (and create or upgrade) the store at a SQLAlchemy URL, e.g. sqlite:///x.db."""
         try:
             parsed = make_url(url)
+            if parsed.drivername in ("postgresql", "postgres"):
+                # SQLAlchemy's default PostgreSQL driver is psycopg2; this package ships psycopg 3.
+                parsed = parsed.set(drivername="postgresql+psycopg")
             options: dict[str, Any] = {}
             sqlite = parsed.get_backend_name() == "sqlite"
             if sqlite:
@@ -133,6 +156,9 @@ class Store:
         store = cls(engine)
         try:
             with store._write() as conn:
+                if not sqlite:
+                    # Two processes opening a fresh PostgreSQL store must not both create it.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(24138)"))
                 schema.migrate(conn)
         except StoreError:
             engine.dispose()
@@ -156,7 +182,8 @@ class Store:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():
                     yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            # Bulk COPY talks to the driver directly, so its errors arrive unwrapped.
             raise StoreError(f"index store write failed: {_short(exc)}") from exc
 
     @contextmanager
@@ -176,13 +203,7 @@ class Store:
         """Number and hash of the checkpoint block (the hash shows whether the chain still has
         it), or None if this registry was never indexed."""
         with self._read() as conn:
-            row = conn.execute(
-                select(checkpoints.c.block_number, checkpoints.c.block_hash).where(
-                    checkpoints.c.chain_id == chain_id,
-                    checkpoints.c.contract == to_checksum_address(contract),
-                )
-            ).first()
-        return None if row is None else (row.block_number, bytes(row.block_hash))
+            return _checkpoint(conn, chain_id, to_checksum_address(contract))
 
     def forget(self, chain_id: int, contract: str) -> int:
         """Delete everything indexed from one registry (its chain is gone, e.g. a restarted
@@ -200,24 +221,85 @@ class Store:
         self,
         chain_id: int,
         contract: str,
-        batch: Sequence[DeclaredEvent],
+        batch: Sequence[RegistryEvent],
+        parent: tuple[int, bytes] | None,
         checkpoint_block: int,
         checkpoint_hash: bytes,
     ) -> int:
-        """Store a range's events, declarations, units, blocks and the checkpoint atomically.
+        """Store a range's events and their effect on declarations, the blocks seen and the new
+        checkpoint in one transaction; returns the number of events stored.
 
-        Events already stored (same chain, tx hash and log index) are skipped, so replaying a
-        range is harmless. Returns the number of new events.
+        `parent` is the checkpoint the range continues from (its first block's parent). If the
+        store's checkpoint is not that any more, another indexer or a rollback moved it and the
+        batch is refused, so a range is never applied twice or on top of another fork.
         """
         contract = to_checksum_address(contract)
+        # A node never returns a log twice, but a duplicate must not fail the whole batch.
+        unique = list({e.key: e for e in batch}.values())
         with self._write() as conn:
-            new = _new_events(conn, chain_id, batch)
-            if new:
-                _insert_events(conn, chain_id, contract, new)
-            seen = {(e.block_number, e.block_hash) for e in batch}
-            _record_blocks(conn, chain_id, contract, seen | {(checkpoint_block, checkpoint_hash)})
-            _advance_checkpoint(conn, chain_id, contract, checkpoint_block, checkpoint_hash)
-        return len(new)
+            current = _checkpoint(conn, chain_id, contract, lock=True)
+            if current != parent:
+                raise CheckpointMoved(
+                    f"the checkpoint of {contract} on chain {chain_id} is {_describe(current)}, "
+                    f"not {_describe(parent)}: another indexer is writing, or a rollback ran"
+                )
+            _insert_events(conn, chain_id, contract, unique)
+            changes = [e for e in unique if isinstance(e, ChangeEvent)]
+            for e in changes:
+                _apply_change(conn, chain_id, contract, e)
+            _record_blocks(conn, chain_id, contract, unique, checkpoint_block, checkpoint_hash)
+            _set_checkpoint(conn, chain_id, contract, (checkpoint_block, checkpoint_hash))
+        return len(unique)
+
+    def block_at_or_below(
+        self, chain_id: int, contract: str, number: int
+    ) -> tuple[int, bytes] | None:
+        """The newest recorded block (number, hash) at or below `number`: the follower probes
+        these against the chain to find the common ancestor after a reorg."""
+        query = (
+            select(blocks.c.number, blocks.c.hash)
+            .where(
+                blocks.c.chain_id == chain_id,
+                blocks.c.contract == to_checksum_address(contract),
+                blocks.c.number <= number,
+            )
+            .order_by(blocks.c.number.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (row.number, bytes(row.hash))
+
+    def rollback(
+        self,
+        chain_id: int,
+        contract: str,
+        ancestor: tuple[int, bytes] | None,
+    ) -> int:
+        """Undo everything indexed above the common ancestor (None: everything) in one
+        transaction, rebuilding the state of older declarations that later events had changed
+        from their remaining history; returns the number of events removed."""
+        contract = to_checksum_address(contract)
+        above = -1 if ancestor is None else ancestor[0]
+        scope = (events.c.chain_id == chain_id, events.c.contract == contract)
+        with self._write() as conn:
+            touched = conn.execute(
+                select(events.c.iscc_id)
+                .distinct()
+                .where(*scope, events.c.block_number > above, events.c.name != DECLARED)
+            ).scalars()
+            touched = list(touched)
+            removed = conn.execute(
+                delete(events).where(*scope, events.c.block_number > above)
+            ).rowcount
+            # Units go with their declarations (ON DELETE CASCADE).
+            for table, column in ((declarations, "block_number"), (blocks, "number")):
+                where = (table.c.chain_id == chain_id, table.c.contract == contract)
+                conn.execute(delete(table).where(*where, table.c[column] > above))
+            for iscc_id in touched:
+                _rebuild_state(conn, chain_id, contract, iscc_id)
+            _set_checkpoint(conn, chain_id, contract, ancestor)
+        return removed
 
     def _records(self, where: ColumnElement[bool]) -> list[DeclarationRecord]:
         query = (
@@ -276,59 +358,114 @@ class Store:
             return [tuple(row) for row in conn.execute(query)]
 
 
-def _short(exc: SQLAlchemyError) -> str:
+def _short(exc: Exception) -> str:
     return str(getattr(exc, "orig", None) or exc).splitlines()[0]
 
 
-def _new_events(
-    conn: Connection, chain_id: int, batch: Sequence[DeclaredEvent]
-) -> list[DeclaredEvent]:
-    if not batch:
-        return []
-    # A block range instead of an IN list: bounded by the range size, served by ix_events_block.
-    low = min(e.block_number for e in batch)
-    high = max(e.block_number for e in batch)
-    query = select(events.c.tx_hash, events.c.log_index).where(
-        events.c.chain_id == chain_id, events.c.block_number.between(low, high)
+def _describe(block: tuple[int, bytes] | None) -> str:
+    return "unset" if block is None else f"block {block[0]} (0x{block[1].hex()[:12]}...)"
+
+
+def _checkpoint(
+    conn: Connection, chain_id: int, contract: str, lock: bool = False
+) -> tuple[int, bytes] | None:
+    query = select(checkpoints.c.block_number, checkpoints.c.block_hash).where(
+        checkpoints.c.chain_id == chain_id, checkpoints.c.contract == contract
     )
-    stored = {(tx_hash, log_index) for tx_hash, log_index in conn.execute(query)}
-    new = []
-    for e in batch:
-        if e.key not in stored:
-            stored.add(e.key)
-            new.append(e)
-    return new
+    if lock:
+        # A second PostgreSQL writer waits here until this batch commits (SQLite writers hold
+        # the database lock from BEGIN IMMEDIATE already; SQLAlchemy omits the clause there).
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else (row.block_number, bytes(row.block_hash))
+
+
+def _set_checkpoint(
+    conn: Connection, chain_id: int, contract: str, block: tuple[int, bytes] | None
+) -> None:
+    where = (checkpoints.c.chain_id == chain_id, checkpoints.c.contract == contract)
+    conn.execute(delete(checkpoints).where(*where))
+    if block is not None:
+        conn.execute(
+            insert(checkpoints).values(
+                chain_id=chain_id, contract=contract, block_number=block[0], block_hash=block[1]
+            )
+        )
+
+
+def _apply_change(conn: Connection, chain_id: int, contract: str, e: ChangeEvent) -> None:
+    where = (
+        declarations.c.iscc_id == e.iscc_id,
+        declarations.c.chain_id == chain_id,
+        declarations.c.contract == contract,
+    )
+    done = conn.execute(
+        update(declarations).where(*where).values(**state_changes(e.name, e.args()))
+    )
+    if not done.rowcount:
+        # Kept in the history all the same: the store may have been started after the
+        # declaration, and the chain, not the store, decides what exists.
+        log.warning("%s event for %s, which this store has no declaration of", e.name, e.iscc_id)
+
+
+def _rebuild_state(conn: Connection, chain_id: int, contract: str, iscc_id: str) -> None:
+    history = conn.execute(
+        select(events.c.name, events.c.payload)
+        .where(
+            events.c.iscc_id == iscc_id,
+            events.c.chain_id == chain_id,
+            events.c.contract == contract,
+        )
+        .order_by(events.c.block_number, events.c.log_index)
+    ).all()
+    if not history or history[0].name != DECLARED:
+        return
+    state: dict[str, Any] = {}
+    for name, payload in history:
+        state.update(state_changes(name, json.loads(payload)))
+    conn.execute(
+        update(declarations)
+        .where(
+            declarations.c.iscc_id == iscc_id,
+            declarations.c.chain_id == chain_id,
+            declarations.c.contract == contract,
+        )
+        .values(**state)
+    )
 
 
 def _insert_events(
-    conn: Connection, chain_id: int, contract: str, new: Sequence[DeclaredEvent]
+    conn: Connection, chain_id: int, contract: str, batch: Sequence[RegistryEvent]
 ) -> None:
-    position = [
-        {
+    """History rows for every event, declaration and unit rows for each Declared event."""
+    event_rows = []
+    declared: list[tuple[DeclaredEvent, dict[str, Any]]] = []
+    for e in batch:
+        row = {
             "chain_id": chain_id,
             "contract": contract,
             "block_number": e.block_number,
             "block_hash": e.block_hash,
             "tx_hash": e.tx_hash,
             "log_index": e.log_index,
+            "iscc_id": e.iscc_id,
         }
-        for e in new
-    ]
-    conn.execute(
-        insert(events),
-        [
-            {**pos, "name": DECLARED, "iscc_id": e.iscc_id, "payload": e.payload()}
-            for pos, e in zip(position, new, strict=True)
-        ],
-    )
-    ids = conn.execute(
-        insert(declarations).returning(declarations.c.id, sort_by_parameter_order=True),
+        event_rows.append({**row, "name": e.name, "payload": e.payload()})
+        if isinstance(e, DeclaredEvent):
+            declared.append((e, row))
+    insert_rows(conn, events, event_rows)
+    ids = reserve_ids(conn, declarations, len(declared))
+    insert_rows(
+        conn,
+        declarations,
         [
             {
-                **pos,
-                "iscc_id": e.iscc_id,
+                **row,
+                "id": declaration_id,
                 "iscc_id_body": schema.to_signed64(e.iscc_id_body),
                 "declarer": e.declarer,
+                "owner": e.declarer,
+                "revoked": False,
                 "iscc_code": e.iscc_code,
                 "iscc_code_raw": e.iscc_code_raw,
                 "datahash": e.datahash,
@@ -337,66 +474,43 @@ def _insert_events(
                 "valid": e.valid,
                 "invalid_reason": e.invalid_reason,
             }
-            for pos, e in zip(position, new, strict=True)
+            for declaration_id, (e, row) in zip(ids, declared, strict=True)
         ],
-    ).scalars()
-    unit_rows = [
-        {
-            "declaration_id": declaration_id,
-            "unit_type": u.unit_type,
-            "bits": u.bits,
-            "value": u.value,
-            "body": u.body,
-        }
-        for declaration_id, e in zip(ids, new, strict=True)
-        for u in e.units
-    ]
-    if unit_rows:
-        conn.execute(insert(units), unit_rows)
+    )
+    insert_rows(
+        conn,
+        units,
+        [
+            {
+                "declaration_id": declaration_id,
+                "unit_type": u.unit_type,
+                "bits": u.bits,
+                "value": u.value,
+                "body": u.body,
+            }
+            for declaration_id, (e, _row) in zip(ids, declared, strict=True)
+            for u in e.units
+        ],
+    )
 
 
 def _record_blocks(
-    conn: Connection, chain_id: int, contract: str, seen: set[tuple[int, bytes]]
+    conn: Connection,
+    chain_id: int,
+    contract: str,
+    batch: Sequence[RegistryEvent],
+    checkpoint_block: int,
+    checkpoint_hash: bytes,
 ) -> None:
-    numbers = [number for number, _ in seen]
-    query = select(blocks.c.number, blocks.c.hash).where(
-        blocks.c.chain_id == chain_id,
-        blocks.c.contract == contract,
-        blocks.c.number.between(min(numbers), max(numbers)),
-    )
-    stored = {number: block_hash for number, block_hash in conn.execute(query)}
-    rows = []
-    for number, block_hash in sorted(seen):
-        known = stored.get(number)
-        if known is None:
-            stored[number] = block_hash
-            rows.append(
-                {"chain_id": chain_id, "contract": contract, "number": number, "hash": block_hash}
-            )
-        elif known != block_hash:
-            # Reorg handling (rollback to the common ancestor) is not implemented yet: refusing
-            # keeps the store consistent instead of mixing two forks.
+    seen = {checkpoint_block: checkpoint_hash}
+    for e in batch:
+        if seen.setdefault(e.block_number, e.block_hash) != e.block_hash:
             raise StoreError(
-                f"block {number} of chain {chain_id} was indexed with hash 0x{known.hex()}, now "
-                f"0x{block_hash.hex()}: the chain reorganised; re-index with more confirmations"
+                f"block {e.block_number} appears with two hashes in one batch: logs from two "
+                "forks of the chain; the batch is refused"
             )
-    if rows:
-        conn.execute(insert(blocks), rows)
-
-
-def _advance_checkpoint(
-    conn: Connection, chain_id: int, contract: str, number: int, block_hash: bytes
-) -> None:
-    where = (checkpoints.c.chain_id == chain_id, checkpoints.c.contract == contract)
-    current = conn.execute(select(checkpoints.c.block_number).where(*where)).scalar()
-    if current is None:
-        conn.execute(
-            insert(checkpoints).values(
-                chain_id=chain_id, contract=contract, block_number=number, block_hash=block_hash
-            )
-        )
-    elif number > current:
-        conn.execute(
-            update(checkpoints).where(*where).values(block_number=number, block_hash=block_hash)
-        )
-    # A lagging second indexer replays ranges below the checkpoint; it must not move it back.
+    rows = [
+        {"chain_id": chain_id, "contract": contract, "number": number, "hash": block_hash}
+        for number, block_hash in sorted(seen.items())
+    ]
+    conn.execute(insert(blocks), rows)

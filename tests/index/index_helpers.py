@@ -1,4 +1,4 @@
-"""Index test helpers: ISCC-CODEs of test bytes, crafted `Declared` logs, declaring on chain."""
+"""Index test helpers: ISCC-CODEs of test bytes, ABI-encoded registry logs, declaring on chain."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import iscc_lib
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 
-from registry.chain.contract import Registry
+from registry.chain.contract import Registry, artifact
 from registry.chain.declaration import Declaration, Domain, sign
-from registry.index.events import DECLARED_TOPIC
+from registry.index.events import event_topic
 from registry.iscc.codec import code_to_bytes, multihash_to_digest
 
 ISCC_ID_BODY = (1_700_000_000_000_000 << 12) | 7
@@ -38,6 +38,70 @@ def content(data: bytes, name: str | None = None, wide: bool = False) -> dict[st
     }
 
 
+def _event_entry(name: str, *inputs: tuple[str, str, bool]) -> dict[str, Any]:
+    return {
+        "type": "event",
+        "anonymous": False,
+        "name": name,
+        "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
+    }
+
+
+# The interface agreed with the contract for the events after Declared (the contract in this
+# checkout emits only Declared): fast unit tests encode logs against it.
+CHANGE_ABI = [
+    _event_entry(
+        "Updated",
+        ("isccId", "uint64", True),
+        ("owner", "address", True),
+        ("metahash", "bytes32", False),
+        ("gateway", "string", False),
+    ),
+    _event_entry(
+        "Transferred",
+        ("isccId", "uint64", True),
+        ("from", "address", True),
+        ("to", "address", True),
+    ),
+    _event_entry("Revoked", ("isccId", "uint64", True), ("owner", "address", True)),
+]
+DECLARED_ABI = next(e for e in artifact()["abi"] if e.get("name") == "Declared")
+FULL_ABI = [DECLARED_ABI, *CHANGE_ABI]
+
+
+def _topic(abi_type: str, value: Any) -> bytes:
+    if abi_type == "address":
+        return bytes.fromhex(value.removeprefix("0x")).rjust(32, b"\0")
+    return abi_encode([abi_type], [value])
+
+
+def encode_log(
+    entry: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    block_number: int = 10,
+    block_hash: bytes | None = None,
+    tx_hash: bytes | None = None,
+    log_index: int = 0,
+) -> dict[str, Any]:
+    """A log of the ABI event `entry` as web3's get_logs returns it, encoded with eth-abi."""
+    indexed = [i for i in entry["inputs"] if i["indexed"]]
+    data = [i for i in entry["inputs"] if not i["indexed"]]
+    return {
+        "address": "0x" + "00" * 20,
+        "topics": [
+            event_topic(entry),
+            *(_topic(i["type"], values[i["name"]]) for i in indexed),
+        ],
+        "data": abi_encode([i["type"] for i in data], [values[i["name"]] for i in data]),
+        "blockNumber": block_number,
+        "blockHash": block_hash or block_number.to_bytes(32, "big"),
+        "transactionHash": tx_hash or (block_number * 1000 + log_index).to_bytes(32, "big"),
+        "logIndex": log_index,
+        "removed": False,
+    }
+
+
 def make_log(
     iscc_code_raw: bytes,
     datahash: bytes,
@@ -46,27 +110,18 @@ def make_log(
     declarer: str = "0x" + "ab" * 20,
     metahash: bytes = bytes(32),
     gateway: str = "https://example.com/{iscc_id}",
-    block_number: int = 10,
-    block_hash: bytes | None = None,
-    tx_hash: bytes | None = None,
-    log_index: int = 0,
+    **position: Any,
 ) -> dict[str, Any]:
     """A `Declared` log as web3's get_logs returns it (bytes and ints), built from the ABI."""
-    return {
-        "address": "0x" + "00" * 20,
-        "topics": [
-            DECLARED_TOPIC,
-            iscc_id_body.to_bytes(32, "big"),
-            bytes.fromhex(declarer.removeprefix("0x")).rjust(32, b"\0"),
-            datahash,
-        ],
-        "data": abi_encode(["bytes", "bytes32", "string"], [iscc_code_raw, metahash, gateway]),
-        "blockNumber": block_number,
-        "blockHash": block_hash or block_number.to_bytes(32, "big"),
-        "transactionHash": tx_hash or (block_number * 1000 + log_index).to_bytes(32, "big"),
-        "logIndex": log_index,
-        "removed": False,
+    values = {
+        "isccId": iscc_id_body,
+        "declarer": declarer,
+        "datahash": datahash,
+        "isccCode": iscc_code_raw,
+        "metahash": metahash,
+        "gateway": gateway,
     }
+    return encode_log(DECLARED_ABI, values, **position)
 
 
 def declare_direct(

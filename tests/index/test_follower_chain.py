@@ -1,4 +1,4 @@
-"""Indexing real declarations from a Hardhat devnet, then resolving them."""
+"""Indexing real declarations from a Hardhat devnet into SQLite and PostgreSQL, resolving them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from index_helpers import content, declare_direct, declare_signed
 
 from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
-from registry.errors import StoreError
 from registry.index.follower import Follower
 from registry.index.schema import events
 from registry.index.search import resolve
@@ -107,17 +106,6 @@ def test_syncing_twice_stores_nothing_twice(
     assert _snapshot(store, declared["ids"]) == before
 
 
-def test_replaying_from_scratch_into_a_filled_store_adds_nothing(
-    registry: Registry, declared: dict, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    Follower(registry, store).sync()
-    # As if the checkpoint were lost: every range is replayed, every event already stored.
-    monkeypatch.setattr(store, "checkpoint", lambda chain_id, contract: None)
-    report = Follower(registry, store).sync()
-    assert (report.events_seen, report.events_new) == (6, 0)
-    assert store.count() == 6
-
-
 def test_tiny_ranges_give_the_same_result(
     registry: Registry, declared: dict, store: Store, tmp_path: Path
 ) -> None:
@@ -136,7 +124,7 @@ def test_tiny_ranges_give_the_same_result(
         assert _snapshot(two, all_ids) == _snapshot(store, all_ids)
 
 
-def test_a_new_store_on_the_same_file_continues_from_the_checkpoint(
+def test_a_new_store_on_the_same_database_continues_from_the_checkpoint(
     registry: Registry, payer: LocalAccount, declared: dict, db_url: str
 ) -> None:
     with Store.open(db_url) as first:
@@ -184,27 +172,3 @@ def test_resolve_each_kind_of_query(
     assert by_declarer.kind == "declarer"
     assert [r.iscc_id for r in by_declarer.records] == [declared["ids"][1], iscc_id]
     assert len(resolve(store, payer.address).records) == 4
-
-
-def test_a_replaced_chain_is_refused_until_forgotten(
-    registry: Registry, payer: LocalAccount, store: Store
-) -> None:
-    """A restarted devnet reuses chain id and contract address: resuming from the old checkpoint
-    would skip the new chain's blocks, so the follower refuses and `forget` starts over."""
-    w3 = registry.w3
-    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
-    old = [declare_direct(registry, payer, content(b"old chain %d" % i * 50)) for i in range(3)]
-    follower = Follower(registry, store)
-    follower.sync()
-    assert store.count() == 3
-    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
-    new = [declare_direct(registry, payer, content(b"new chain %d" % i * 50)) for i in range(4)]
-    assert w3.eth.block_number >= max(r["blockNumber"] for r in old)
-    with pytest.raises(StoreError, match="no longer has block"):
-        follower.sync()
-    assert store.forget(registry.deployment.chain_id, registry.contract.address) == 3
-    report = follower.sync()
-    assert report.events_new == 4
-    assert sorted(r.iscc_id for r in resolve(store, payer.address).records) == sorted(
-        _minted(registry, r) for r in new
-    )

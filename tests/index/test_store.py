@@ -1,4 +1,4 @@
-"""The SQLite store: idempotent atomic batches, checkpoints, lookups and schema versions."""
+"""The store on SQLite and PostgreSQL: atomic batches, checkpoints, rollback, lookups, schema."""
 
 from __future__ import annotations
 
@@ -6,21 +6,24 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from index_helpers import content, make_log
-from sqlalchemy import func, select, text, update
+from eth_utils import to_checksum_address
+from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from registry.errors import InvalidCode, StoreError
 from registry.index import schema
-from registry.index.events import DeclaredEvent, decode_declared
+from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
 from registry.index.schema import blocks, events, meta, units
-from registry.index.store import Store
+from registry.index.store import CheckpointMoved, Store
 
 CHAIN = 31337
 CONTRACT = "0x" + "12" * 20
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20
+CAROL = "0x" + "c0" * 20
+DECODER = EventDecoder(0, FULL_ABI)
 
 
 def _event(data: bytes, block: int, log_index: int = 0, **kwargs) -> DeclaredEvent:
@@ -34,7 +37,21 @@ def _event(data: bytes, block: int, log_index: int = 0, **kwargs) -> DeclaredEve
         log_index=log_index,
         **kwargs,
     )
-    return decode_declared(log, realm=0)
+    event = DECODER.decode(log)
+    assert isinstance(event, DeclaredEvent)
+    return event
+
+
+def _change(name: str, block: int, log_index: int = 0, **values) -> ChangeEvent:
+    entry = next(e for e in CHANGE_ABI if e["name"] == name)
+    event = DECODER.decode(encode_log(entry, values, block_number=block, log_index=log_index))
+    assert isinstance(event, ChangeEvent)
+    return event
+
+
+def _hash(block: int) -> bytes:
+    """The block hash make_log gives by default."""
+    return block.to_bytes(32, "big")
 
 
 def _rows(store: Store, table) -> int:
@@ -42,45 +59,63 @@ def _rows(store: Store, table) -> int:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def test_open_creates_folder_and_sets_sqlite_pragmas(store: Store, db_url: str) -> None:
-    assert Path(db_url.removeprefix("sqlite:///")).exists()
-    with store.engine.connect() as conn:
+def test_open_creates_folder_and_sets_sqlite_pragmas(sqlite_store: Store, sqlite_url: str) -> None:
+    assert Path(sqlite_url.removeprefix("sqlite:///")).exists()
+    with sqlite_store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
-    assert store.checkpoint(CHAIN, CONTRACT) is None
-    assert store.count() == 0
+    assert sqlite_store.checkpoint(CHAIN, CONTRACT) is None
+    assert sqlite_store.count() == 0
 
 
-def test_apply_is_idempotent(store: Store) -> None:
+def test_postgresql_urls_use_psycopg_3(db_url: str) -> None:
+    with Store.open(db_url) as store:
+        assert store.engine.dialect.name in ("sqlite", "postgresql")
+        if store.engine.dialect.name == "postgresql":
+            assert store.engine.dialect.driver == "psycopg"
+
+
+def test_batches_continue_from_their_parent_checkpoint(store: Store) -> None:
     batch = [_event(b"one" * 50, 5, declarer=ALICE), _event(b"two" * 50, 7, 1, declarer=BOB)]
-    assert store.apply(CHAIN, CONTRACT, batch, 9, b"\x09" * 32) == 2
-    assert store.apply(CHAIN, CONTRACT, batch, 9, b"\x09" * 32) == 0
-    # A later batch that overlaps the first stores only what is new.
-    later = [batch[1], _event(b"three" * 50, 12, declarer=ALICE)]
-    assert store.apply(CHAIN, CONTRACT, later, 12, (12).to_bytes(32, "big")) == 1
+    assert store.apply(CHAIN, CONTRACT, batch, None, 9, _hash(9)) == 2
+    later = [_event(b"three" * 50, 12, declarer=ALICE)]
+    assert store.apply(CHAIN, CONTRACT, later, (9, _hash(9)), 12, _hash(12)) == 1
     assert store.count() == 3
     assert _rows(store, events) == 3
     assert _rows(store, units) == 6  # Data + Instance per declaration
     assert _rows(store, blocks) == 4  # 5, 7, 9 (checkpoint) and 12
-    assert store.checkpoint(CHAIN, CONTRACT.upper().replace("0X", "0x")) == 12
+    assert store.checkpoint_block(CHAIN, CONTRACT.upper().replace("0X", "0x")) == (12, _hash(12))
+    assert store.checkpoint(CHAIN + 1, CONTRACT) is None
+
+
+def test_a_batch_applied_twice_is_refused_and_changes_nothing(store: Store) -> None:
+    batch = [_event(b"one" * 50, 5)]
+    store.apply(CHAIN, CONTRACT, batch, None, 5, _hash(5))
+    # A second indexer (or a killed one's stale plan) replaying the same range.
+    with pytest.raises(CheckpointMoved, match="another indexer"):
+        store.apply(CHAIN, CONTRACT, batch, None, 5, _hash(5))
+    with pytest.raises(CheckpointMoved):
+        store.apply(CHAIN, CONTRACT, [], (4, _hash(4)), 6, _hash(6))
+    assert (store.count(), _rows(store, events), _rows(store, units)) == (1, 1, 2)
+    assert store.checkpoint(CHAIN, CONTRACT) == 5
 
 
 def test_duplicate_event_within_one_batch_is_stored_once(store: Store) -> None:
     event = _event(b"dup" * 50, 3)
-    assert store.apply(CHAIN, CONTRACT, [event, event], 3, event.block_hash) == 1
+    assert store.apply(CHAIN, CONTRACT, [event, event], None, 3, event.block_hash) == 1
     assert store.count() == 1
 
 
 def test_failed_apply_changes_nothing(store: Store) -> None:
     first = _event(b"first" * 50, 4)
-    store.apply(CHAIN, CONTRACT, [first], 4, first.block_hash)
+    store.apply(CHAIN, CONTRACT, [first], None, 4, first.block_hash)
     # Two new events claiming the same ISCC-ID: the events insert succeeds, the declarations
     # insert violates the unique key, so the whole batch must roll back.
     good = _event(b"good" * 50, 6)
     clash = _event(b"clash" * 50, 6, 1, iscc_id_body=good.iscc_id_body)
-    with pytest.raises(StoreError, match="UNIQUE"):
-        store.apply(CHAIN, CONTRACT, [good, clash], 8, b"\x08" * 32)
+    with pytest.raises(StoreError, match=r"(?i)unique|duplicate"):
+        store.apply(CHAIN, CONTRACT, [good, clash], (4, first.block_hash), 8, _hash(8))
     assert store.checkpoint(CHAIN, CONTRACT) == 4
     assert _rows(store, events) == 1
     assert _rows(store, blocks) == 1
@@ -88,17 +123,102 @@ def test_failed_apply_changes_nothing(store: Store) -> None:
     assert store.count() == 1
 
 
-def test_checkpoint_never_moves_back(store: Store) -> None:
-    store.apply(CHAIN, CONTRACT, [], 20, b"\x20" * 32)
-    store.apply(CHAIN, CONTRACT, [], 15, b"\x15" * 32)
-    assert store.checkpoint(CHAIN, CONTRACT) == 20
-    assert store.checkpoint(CHAIN + 1, CONTRACT) is None
+def test_logs_of_two_forks_in_one_batch_are_refused(store: Store) -> None:
+    one = _event(b"fork a" * 50, 20, block_hash=b"\x20" * 32)
+    other = _event(b"fork b" * 50, 20, 1, block_hash=b"\x21" * 32)
+    with pytest.raises(StoreError, match="two hashes"):
+        store.apply(CHAIN, CONTRACT, [one, other], None, 20, b"\x20" * 32)
+    with pytest.raises(StoreError, match="two hashes"):
+        store.apply(CHAIN, CONTRACT, [one], None, 20, b"\x22" * 32)
+    assert store.count() == 0 and store.checkpoint(CHAIN, CONTRACT) is None
 
 
-def test_changed_block_hash_is_refused(store: Store) -> None:
-    store.apply(CHAIN, CONTRACT, [], 20, b"\x20" * 32)
-    with pytest.raises(StoreError, match="reorganised"):
-        store.apply(CHAIN, CONTRACT, [], 20, b"\x21" * 32)
+def _state(store: Store, iscc_id: str) -> tuple:
+    (r,) = store.by_iscc_id(iscc_id)
+    return r.owner, r.revoked, r.metahash, r.gateway
+
+
+def test_updates_transfers_and_revocations_change_the_current_state(store: Store) -> None:
+    a = _event(b"alpha" * 50, 5, declarer=ALICE, gateway="https://a")
+    b = _event(b"beta" * 50, 5, 1, declarer=BOB)
+    body = a.iscc_id_body
+    batch = [
+        a,
+        b,
+        _change("Updated", 6, isccId=body, owner=ALICE, metahash=b"\x33" * 32, gateway="ipfs://x"),
+        _change("Transferred", 7, isccId=body, **{"from": ALICE, "to": CAROL}),
+    ]
+    assert store.apply(CHAIN, CONTRACT, batch, None, 7, _hash(7)) == 4
+    alice, carol = to_checksum_address(ALICE), to_checksum_address(CAROL)
+    assert _state(store, a.iscc_id) == (carol, False, b"\x33" * 32, "ipfs://x")
+    assert _state(store, b.iscc_id) == (to_checksum_address(BOB), False, None, b.gateway)
+    (record,) = store.by_iscc_id(a.iscc_id)
+    assert record.declarer == alice and record.to_dict()["owner"] == carol
+    revoke = [_change("Revoked", 9, isccId=body, owner=CAROL)]
+    store.apply(CHAIN, CONTRACT, revoke, (7, _hash(7)), 9, _hash(9))
+    assert _state(store, a.iscc_id) == (carol, True, b"\x33" * 32, "ipfs://x")
+    with store.engine.connect() as conn:
+        names = conn.execute(select(events.c.name).order_by(events.c.block_number)).scalars()
+        assert list(names) == ["Declared", "Declared", "Updated", "Transferred", "Revoked"]
+
+
+def test_change_of_an_unknown_declaration_is_kept_in_history_only(store: Store) -> None:
+    orphan = _change("Revoked", 4, isccId=12345, owner=ALICE)
+    assert store.apply(CHAIN, CONTRACT, [orphan], None, 4, _hash(4)) == 1
+    assert store.count() == 0 and _rows(store, events) == 1
+
+
+def test_rollback_removes_what_is_above_the_ancestor_and_rebuilds_state(store: Store) -> None:
+    a = _event(b"alpha" * 50, 5, declarer=ALICE, metahash=b"\x01" * 32, gateway="g0")
+    store.apply(CHAIN, CONTRACT, [a], None, 5, _hash(5))
+    body = a.iscc_id_body
+    update_1 = _change("Updated", 6, isccId=body, owner=ALICE, metahash=bytes(32), gateway="g1")
+    store.apply(CHAIN, CONTRACT, [update_1], (5, _hash(5)), 6, _hash(6))
+    late = [
+        _event(b"late" * 50, 8, declarer=BOB),
+        _change("Transferred", 8, 1, isccId=body, **{"from": ALICE, "to": BOB}),
+        _change("Revoked", 9, isccId=body, owner=BOB),
+    ]
+    store.apply(CHAIN, CONTRACT, late, (6, _hash(6)), 10, _hash(10))
+    assert _state(store, a.iscc_id) == (to_checksum_address(BOB), True, None, "g1")
+
+    assert store.rollback(CHAIN, CONTRACT, (6, _hash(6))) == 3
+    assert store.checkpoint_block(CHAIN, CONTRACT) == (6, _hash(6))
+    assert store.count() == 1 and store.by_iscc_id(late[0].iscc_id) == []
+    # Owner and revocation come back from the history that remains; the update stays applied.
+    assert _state(store, a.iscc_id) == (to_checksum_address(ALICE), False, None, "g1")
+    assert (_rows(store, events), _rows(store, units), _rows(store, blocks)) == (2, 2, 2)
+
+    assert store.rollback(CHAIN, CONTRACT, (5, _hash(5))) == 1
+    assert _state(store, a.iscc_id) == (to_checksum_address(ALICE), False, b"\x01" * 32, "g0")
+    assert store.rollback(CHAIN, CONTRACT, None) == 1
+    assert store.checkpoint(CHAIN, CONTRACT) is None
+    assert (store.count(), _rows(store, events), _rows(store, units), _rows(store, blocks)) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    # The store continues from nothing, as after a fresh start.
+    assert store.apply(CHAIN, CONTRACT, [a], None, 5, _hash(5)) == 1
+
+
+def test_rollback_leaves_other_registries_alone(store: Store) -> None:
+    other = "0x" + "34" * 20
+    mine, theirs = _event(b"mine" * 50, 5), _event(b"theirs" * 50, 5, 1)
+    store.apply(CHAIN, CONTRACT, [mine], None, 5, _hash(5))
+    store.apply(CHAIN, other, [theirs], None, 5, _hash(5))
+    store.rollback(CHAIN, CONTRACT, None)
+    assert [r.iscc_id for r in store.by_iscc_id(theirs.iscc_id)] == [theirs.iscc_id]
+    assert store.checkpoint(CHAIN, other) == 5 and store.count() == 1
+
+
+def test_block_at_or_below_finds_recorded_blocks(store: Store) -> None:
+    store.apply(CHAIN, CONTRACT, [_event(b"x" * 50, 5)], None, 9, _hash(9))
+    assert store.block_at_or_below(CHAIN, CONTRACT, 4) is None
+    assert store.block_at_or_below(CHAIN, CONTRACT, 5) == (5, _hash(5))
+    assert store.block_at_or_below(CHAIN, CONTRACT, 8) == (5, _hash(5))
+    assert store.block_at_or_below(CHAIN, CONTRACT, 100) == (9, _hash(9))
 
 
 def test_lookups_and_to_dict(store: Store) -> None:
@@ -107,7 +227,7 @@ def test_lookups_and_to_dict(store: Store) -> None:
     b = _event(b"beta" * 50, 6, declarer=BOB, gateway="")
     again = _event(b"alpha" * 50, 7, declarer=BOB)  # same content, later, other declarer
     bad = _event(b"gamma" * 50, 8, declarer=ALICE, datahash=b"\x01" * 32)
-    store.apply(CHAIN, CONTRACT, [a, b, again, bad], 8, bad.block_hash)
+    store.apply(CHAIN, CONTRACT, [a, b, again, bad], None, 8, bad.block_hash)
 
     (record,) = store.by_iscc_id(a.iscc_id)
     assert record.iscc_id == a.iscc_id and record.valid
@@ -136,8 +256,8 @@ def test_lookups_and_to_dict(store: Store) -> None:
 
 def test_invalid_code_is_stored_without_units(store: Store) -> None:
     log = make_log(bytes.fromhex("5f00") + bytes(16), b"\x02" * 32, block_number=3)
-    event = decode_declared(log, 0)
-    assert store.apply(CHAIN, CONTRACT, [event], 3, event.block_hash) == 1
+    event = DECODER.decode(log)
+    assert store.apply(CHAIN, CONTRACT, [event], None, 3, event.block_hash) == 1
     (record,) = store.by_datahash(b"\x02" * 32)
     assert record.iscc_code is None and not record.valid
     assert _rows(store, units) == 0
@@ -145,7 +265,7 @@ def test_invalid_code_is_stored_without_units(store: Store) -> None:
 
 def test_units_are_signed_64_bit_values(store: Store) -> None:
     event = _event(b"units" * 50, 5)
-    store.apply(CHAIN, CONTRACT, [event], 5, event.block_hash)
+    store.apply(CHAIN, CONTRACT, [event], None, 5, event.block_hash)
     with store.engine.connect() as conn:
         rows = conn.execute(select(units.c.unit_type, units.c.bits, units.c.value)).all()
     assert [tuple(r) for r in rows] == [(u.unit_type, 64, u.value) for u in event.units]
@@ -157,7 +277,7 @@ def test_units_are_signed_64_bit_values(store: Store) -> None:
 def test_reopened_store_keeps_everything(db_url: str) -> None:
     event = _event(b"persist" * 50, 5)
     with Store.open(db_url) as store:
-        store.apply(CHAIN, CONTRACT, [event], 6, b"\x06" * 32)
+        store.apply(CHAIN, CONTRACT, [event], None, 6, b"\x06" * 32)
     with Store.open(db_url) as store:
         assert store.checkpoint(CHAIN, CONTRACT) == 6
         assert store.by_iscc_id(event.iscc_id)[0].datahash == event.datahash
@@ -166,7 +286,7 @@ def test_reopened_store_keeps_everything(db_url: str) -> None:
 def test_in_memory_store_works() -> None:
     with Store.open("sqlite://") as store:
         event = _event(b"memory" * 50, 5)
-        assert store.apply(CHAIN, CONTRACT, [event], 5, event.block_hash) == 1
+        assert store.apply(CHAIN, CONTRACT, [event], None, 5, event.block_hash) == 1
         assert store.count() == 1
 
 
@@ -185,14 +305,35 @@ def test_migrations_upgrade_an_older_store(db_url: str, monkeypatch: pytest.Monk
         ran.append(True)
         conn.execute(text("ALTER TABLE declarations ADD COLUMN note TEXT"))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", [add_column])
+    latest = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_column])
     with Store.open(db_url) as store, store.engine.connect() as conn:
-        assert schema.stored_version(conn) == 2
-        columns = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(declarations)")]
+        assert schema.stored_version(conn) == latest + 1
+        columns = [c["name"] for c in inspect(conn).get_columns("declarations")]
     assert ran == [True] and "note" in columns
-    with Store.open(db_url):  # already at version 2: nothing runs again
+    with Store.open(db_url):  # already at the newest version: nothing runs again
         pass
     assert ran == [True]
+
+
+def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
+    event = _event(b"old store" * 50, 5, declarer=ALICE)
+    with Store.open(db_url) as store:
+        store.apply(CHAIN, CONTRACT, [event], None, 5, event.block_hash)
+        with store.engine.begin() as conn:
+            # Turn it back into what version 1 created.
+            conn.execute(text("DROP INDEX ix_declarations_owner"))
+            conn.execute(text("ALTER TABLE declarations DROP COLUMN owner"))
+            conn.execute(text("ALTER TABLE declarations DROP COLUMN revoked"))
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
+    with Store.open(db_url) as store:
+        (record,) = store.by_iscc_id(event.iscc_id)
+        assert (record.owner, record.revoked) == (to_checksum_address(ALICE), False)
+        with store.engine.connect() as conn:
+            assert schema.stored_version(conn) == schema.SCHEMA_VERSION == 2
+        revoke = _change("Revoked", 6, isccId=event.iscc_id_body, owner=ALICE)
+        store.apply(CHAIN, CONTRACT, [revoke], (5, event.block_hash), 6, _hash(6))
+        assert store.by_iscc_id(event.iscc_id)[0].revoked
 
 
 def test_unusable_url_is_a_store_error(tmp_path: Path) -> None:
@@ -205,7 +346,7 @@ def test_unusable_url_is_a_store_error(tmp_path: Path) -> None:
 
 def test_record_is_frozen(store: Store) -> None:
     event = _event(b"frozen" * 50, 5)
-    store.apply(CHAIN, CONTRACT, [event], 5, event.block_hash)
+    store.apply(CHAIN, CONTRACT, [event], None, 5, event.block_hash)
     (record,) = store.by_iscc_id(event.iscc_id)
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.valid = False  # type: ignore[misc]
@@ -226,8 +367,8 @@ def test_schema_compiles_for_postgresql() -> None:
 
 
 @pytest.mark.parametrize("column", ["iscc_id", "iscc_code", "datahash", "declarer"])
-def test_lookups_use_an_index(store: Store, column: str) -> None:
-    with store.engine.connect() as conn:
+def test_lookups_use_an_index(sqlite_store: Store, column: str) -> None:
+    with sqlite_store.engine.connect() as conn:
         plan = conn.exec_driver_sql(
             f"EXPLAIN QUERY PLAN SELECT * FROM declarations WHERE {column} = ?", ("x",)
         ).all()
