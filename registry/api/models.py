@@ -15,7 +15,9 @@ class Declaration(BaseModel):
     iscc_code_raw: str = Field(description="The declared ISCC-CODE bytes, 0x-hex")
     datahash: str = Field(description="blake3 multihash of the content, hex (1e20...)")
     metahash: str | None = Field(description="blake3 multihash of the metadata, or None")
-    declarer: str
+    declarer: str = Field(description="Who declared it first")
+    owner: str = Field(description="Who holds it now (changes with transfers)")
+    revoked: bool = Field(description="True once its owner revoked it")
     gateway: str
     valid: bool = Field(description="False if the indexer found the declaration malformed")
     invalid_reason: str | None

@@ -342,7 +342,8 @@ class Store:
                 )
                 for row in conn.execute(query):
                     values = dict(row._mapping)
-                    found[values.pop("id")] = DeclarationRecord(**values)
+                    row_id = values.pop("id")
+                    found[row_id] = DeclarationRecord(**values)
         return found
 
     def units_after(self, after_id: int, limit: int) -> list[tuple[int, int, str, int]]:
