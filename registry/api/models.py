@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,6 +35,23 @@ class Resolution(BaseModel):
     kind: Literal["iscc-id", "iscc-code", "datahash", "declarer"]
     query: str = Field(description="The query in normalized form")
     records: list[Declaration]
+
+
+class HistoryEvent(BaseModel):
+    event: str = Field(examples=["Declared", "Updated", "Transferred", "Revoked"])
+    block_number: int
+    tx_hash: str
+    log_index: int
+    data: dict[str, Any] = Field(description="The event's fields as indexed")
+
+
+class IsccIdResolution(Resolution):
+    """An ISCC-ID's declaration with its full history and, if stored, its metadata."""
+
+    history: list[HistoryEvent]
+    metadata: dict[str, Any] | None = Field(
+        description="The document the current metahash commits to, if someone stored it"
+    )
 
 
 class IndexerState(BaseModel):

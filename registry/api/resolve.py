@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from registry.api.errors import ERROR_RESPONSES, NotFound
-from registry.api.models import Resolution
+from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import store_of
 from registry.index import search
 
@@ -32,7 +33,7 @@ def resolve(request: Request, q: QueryText) -> dict[str, object]:
 
 @router.get(
     "/iscc-id/{iscc_id}",
-    response_model=Resolution,
+    response_model=IsccIdResolution,
     summary="Resolve an ISCC-ID (browsers are redirected to its gateway)",
     responses={307: {"description": "Redirect to the declaration's gateway (HTML clients)"}},
 )
@@ -48,7 +49,12 @@ def iscc_id(
     target = _gateway_url(current.gateway, resolution.query)
     if _wants_html(request) and target:
         return RedirectResponse(target, status_code=307)
-    return resolution.to_dict()
+    store = store_of(request)
+    document = store.get_metadata(current.metahash) if current.metahash else None
+    return resolution.to_dict() | {
+        "history": store.history(resolution.query),
+        "metadata": json.loads(document) if document else None,
+    }
 
 
 def _wants_html(request: Request) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "from_signed64",
     "meta",
     "metadata",
+    "metadata_docs",
     "migrate",
     "stored_version",
     "to_signed64",
@@ -130,6 +131,16 @@ events = Table(
     Index("ix_events_iscc_id", "iscc_id"),
 )
 
+# Metadata documents (canonical JSON) by the metahash a declaration commits to. Not chain data:
+# anyone may store a document, and it is only ever served under its own hash.
+metadata_docs = Table(
+    "metadata_docs",
+    metadata,
+    Column("metahash", _Hash, primary_key=True),
+    Column("document", LargeBinary, nullable=False),
+    Column("stored_at", BigInteger, nullable=False),
+)
+
 blocks = Table(
     "blocks",
     metadata,
@@ -178,7 +189,12 @@ def _v1_ownership(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_declarations_owner ON declarations (owner)"))
 
 
-MIGRATIONS: list[Migration] = [_v1_ownership]
+def _v2_metadata(conn: Connection) -> None:
+    """v2 -> v3: metadata documents served by metahash."""
+    metadata_docs.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,14 @@ from registry.index.events import (
     RegistryEvent,
     state_changes,
 )
-from registry.index.schema import blocks, checkpoints, declarations, events, units
+from registry.index.schema import (
+    blocks,
+    checkpoints,
+    declarations,
+    events,
+    metadata_docs,
+    units,
+)
 from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
 
 __all__ = ["CheckpointMoved", "DeclarationRecord", "Store"]
@@ -345,6 +353,54 @@ class Store:
                     row_id = values.pop("id")
                     found[row_id] = DeclarationRecord(**values)
         return found
+
+    def history(self, iscc_id: str) -> list[dict[str, Any]]:
+        """Every event about an ISCC-ID in chain order: declared, updated, transferred, revoked."""
+        canonical = str(IsccId.parse(iscc_id))
+        query = (
+            select(
+                events.c.name,
+                events.c.payload,
+                events.c.block_number,
+                events.c.tx_hash,
+                events.c.log_index,
+            )
+            .where(events.c.iscc_id == canonical)
+            .order_by(events.c.block_number, events.c.log_index)
+        )
+        with self._read() as conn:
+            return [
+                {
+                    "event": row.name,
+                    "block_number": row.block_number,
+                    "tx_hash": "0x" + bytes(row.tx_hash).hex(),
+                    "log_index": row.log_index,
+                    "data": json.loads(row.payload),
+                }
+                for row in conn.execute(query)
+            ]
+
+    def put_metadata(self, digest: bytes, document: bytes) -> bool:
+        """Store a canonical metadata document under its blake3 digest (the caller verified
+        the hash); returns False if it was already there."""
+        with self._write() as conn:
+            known = conn.execute(
+                select(metadata_docs.c.metahash).where(metadata_docs.c.metahash == digest)
+            ).first()
+            if known:
+                return False
+            conn.execute(
+                insert(metadata_docs).values(
+                    metahash=digest, document=document, stored_at=int(time.time())
+                )
+            )
+            return True
+
+    def get_metadata(self, digest: bytes) -> bytes | None:
+        with self._read() as conn:
+            return conn.execute(
+                select(metadata_docs.c.document).where(metadata_docs.c.metahash == digest)
+            ).scalar()
 
     def units_after(self, after_id: int, limit: int) -> list[tuple[int, int, str, int]]:
         """(unit row id, declaration row id, unit type, first 64 bits signed) of unit rows
