@@ -506,9 +506,7 @@ def index(
         if json_out:
             print(json.dumps(report.to_dict()), flush=True)
             return
-        rolled = (
-            f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
-        )
+        rolled = f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
         out.print(
             f"blocks {report.from_block}-{report.to_block} (head {report.head}, lag "
             f"{report.lag}): {report.events_new} new of {report.events_seen} events{rolled} in "
@@ -544,6 +542,79 @@ def resolve(
         print_declarations(out, data["records"], title=f"{resolution.kind} {resolution.query}")
     if not resolution.records:
         raise typer.Exit(1)
+
+
+ThresholdOpt = Annotated[
+    int,
+    typer.Option(min=0, max=64, help="Most differing bits (of 64) per unit to count as similar"),
+]
+LimitOpt = Annotated[int, typer.Option(min=1, max=1000, help="Most matches to show")]
+RevokedOpt = Annotated[
+    bool, typer.Option("--include-revoked", help="Show revoked declarations too")
+]
+
+
+@app.command()
+def search(
+    iscc: Annotated[str, typer.Argument(help="An ISCC-CODE or a single ISCC-UNIT")],
+    threshold: ThresholdOpt = 10,
+    limit: LimitOpt = 20,
+    include_revoked: RevokedOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find declarations similar to an ISCC-CODE or unit (in the local index)."""
+    from registry.index.similarity import SimilarityIndex, query_units, similar
+
+    units = query_units(iscc)
+    store = _open_store(get_settings())
+    found = similar(store, SimilarityIndex(store), iscc, units, threshold, limit, include_revoked)
+    if json_out:
+        _print_json(found)
+        return
+    print_matches(out, found)
+
+
+@app.command()
+def match(
+    file: Annotated[Path, typer.Argument(help="The file to look for", readable=False)],
+    threshold: ThresholdOpt = 10,
+    limit: LimitOpt = 20,
+    include_revoked: RevokedOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Who declared FILE, or something like it: its ISCC, exact and similar declarations."""
+    from registry.index.similarity import SimilarityIndex, match_file
+
+    store = _open_store(get_settings())
+    found = match_file(store, SimilarityIndex(store), file, threshold, limit, include_revoked)
+    if json_out:
+        _print_json(found)
+        return
+    out.print(f"[bold]{found['iscc']['iscc']}[/bold]  {file}", highlight=False, soft_wrap=True)
+    print_declarations(out, found["exact"], title="these exact bytes")
+    print_matches(out, found["similar"])
+
+
+def print_matches(console: Console, found: dict[str, Any]) -> None:
+    matches = found["matches"]
+    if not matches:
+        console.print(
+            f"no similar declaration within {found['threshold']} bits on "
+            f"{', '.join(found['unit_types']) or 'any unit'}"
+        )
+        return
+    console.print(f"{len(matches)} similar declaration(s), best first\n")
+    for m in matches:
+        d = m["declaration"]
+        units = "  ".join(f"{u['unit_type']} {u['distance']}" for u in m["units"])
+        revoked = "  [red]revoked[/red]" if d.get("revoked") else ""
+        console.print(
+            f"[bold green]{d['iscc_id']}[/bold green]  score {m['score']:.3f}  "
+            f"by {d['declarer']}{revoked}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(f"  {d['iscc_code']}  distances: {units}", highlight=False, soft_wrap=True)
 
 
 def print_declarations(console: Console, records: list[dict[str, Any]], title: str = "") -> None:

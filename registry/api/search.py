@@ -14,11 +14,9 @@ from pydantic import BaseModel, Field
 
 from registry.api.errors import ERROR_RESPONSES, UploadTooLarge
 from registry.api.models import Declaration
-from registry.api.state import AppState, state_of
-from registry.errors import InputError, RegistryError
-from registry.index.events import Unit
-from registry.index.similarity import DEFAULT_THRESHOLD, query_units
-from registry.iscc.codec import multihash_to_digest
+from registry.api.state import state_of
+from registry.errors import InputError
+from registry.index.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 
@@ -57,41 +55,6 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Most matches to re
 Revoked = Annotated[bool, Query(description="Include revoked declarations")]
 
 
-def similar(
-    state: AppState,
-    query: str,
-    units: list[Unit],
-    threshold: int,
-    limit: int,
-    include_revoked: bool = False,
-) -> dict[str, Any]:
-    found = state.similarity().search(units, threshold)
-    records = state.store.by_ids([m.declaration_id for m in found])
-    matches = []
-    for match in found:
-        record = records.get(match.declaration_id)
-        if record is None or (record.revoked and not include_revoked):
-            continue
-        matches.append(
-            {
-                "declaration": record.to_dict(),
-                "score": round(match.score, 4),
-                "units": [
-                    {"unit_type": t, "distance": d, "similarity": round(1 - d / 64, 4)}
-                    for t, d in sorted(match.distances.items())
-                ],
-            }
-        )
-        if len(matches) == limit:
-            break
-    return {
-        "query": query,
-        "unit_types": [u.unit_type for u in units],
-        "threshold": threshold,
-        "matches": matches,
-    }
-
-
 @router.get("/search", response_model=SearchResult, summary="Find similar declarations")
 def search(
     request: Request,
@@ -102,8 +65,9 @@ def search(
 ) -> dict[str, Any]:
     """Declarations whose Meta, Content or Data units are within `threshold` bits of the
     query's, ranked by how many units match and how closely."""
+    state = state_of(request)
     units = query_units(iscc)
-    return similar(state_of(request), iscc, units, threshold, limit, include_revoked)
+    return similar(state.store, state.similarity(), iscc, units, threshold, limit, include_revoked)
 
 
 _SAFE_NAME = re.compile(r"[^\w.\- ]+")
@@ -158,30 +122,7 @@ async def match(
         if size == 0:
             raise InputError("the upload is empty")
         return await anyio.to_thread.run_sync(
-            _match_file, state, path, threshold, limit, include_revoked
+            match_file, state.store, state.similarity(), path, threshold, limit, include_revoked
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _match_file(
-    state: AppState, path: Path, threshold: int, limit: int, include_revoked: bool
-) -> dict[str, Any]:
-    from registry.iscc import generate
-
-    result = generate(path)
-    exact = [
-        r.to_dict()
-        for r in state.store.by_datahash(multihash_to_digest(result.datahash))
-        if include_revoked or not r.revoked
-    ]
-    try:
-        units = query_units(result.iscc)
-    except RegistryError:
-        units = []
-    similar_part = (
-        similar(state, result.iscc, units, threshold, limit, include_revoked)
-        if units
-        else {"query": result.iscc, "unit_types": [], "threshold": threshold, "matches": []}
-    )
-    return {"iscc": result.to_dict(), "exact": exact, "similar": similar_part}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import iscc_lib
 import numpy as np
@@ -21,14 +23,16 @@ from registry.index.events import Unit, _unit_type
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
 from registry.index.store import Store
-from registry.iscc.codec import code_from_bytes, code_to_bytes
+from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "SEARCHABLE",
     "SimilarMatch",
     "SimilarityIndex",
+    "match_file",
     "query_units",
+    "similar",
 ]
 
 DEFAULT_THRESHOLD = 10
@@ -124,7 +128,68 @@ class SimilarityIndex:
             for hit in index.search(value, threshold):
                 per_type = found.setdefault(hit.key, {})
                 per_type[unit.unit_type] = min(hit.distance, per_type.get(unit.unit_type, 64))
-        ranked = sorted(
-            found.items(), key=lambda kv: (-len(kv[1]), sum(kv[1].values()), kv[0])
-        )
+        ranked = sorted(found.items(), key=lambda kv: (-len(kv[1]), sum(kv[1].values()), kv[0]))
         return [SimilarMatch(key, distances) for key, distances in ranked[:limit]]
+
+
+def similar(
+    store: Store,
+    index: SimilarityIndex,
+    query: str,
+    units: Sequence[Unit],
+    threshold: int = DEFAULT_THRESHOLD,
+    limit: int = 20,
+    include_revoked: bool = False,
+) -> dict[str, Any]:
+    """The search answer as the API and CLI print it: query, unit types compared, matches with
+    their declaration, score and per-unit distances, best first."""
+    found = index.search(units, threshold)
+    records = store.by_ids([m.declaration_id for m in found])
+    matches = []
+    for match in found:
+        record = records.get(match.declaration_id)
+        if record is None or (record.revoked and not include_revoked):
+            continue
+        matches.append(
+            {
+                "declaration": record.to_dict(),
+                "score": round(match.score, 4),
+                "units": [
+                    {"unit_type": t, "distance": d, "similarity": round(1 - d / 64, 4)}
+                    for t, d in sorted(match.distances.items())
+                ],
+            }
+        )
+        if len(matches) == limit:
+            break
+    return {
+        "query": query,
+        "unit_types": [u.unit_type for u in units],
+        "threshold": threshold,
+        "matches": matches,
+    }
+
+
+def match_file(
+    store: Store,
+    index: SimilarityIndex,
+    path: Path,
+    threshold: int = DEFAULT_THRESHOLD,
+    limit: int = 20,
+    include_revoked: bool = False,
+) -> dict[str, Any]:
+    """A file's ISCC, the declarations of its exact bytes, and the similar ones."""
+    from registry.iscc import generate
+
+    result = generate(path)
+    exact = [
+        r.to_dict()
+        for r in store.by_datahash(multihash_to_digest(result.datahash))
+        if include_revoked or not r.revoked
+    ]
+    try:
+        units = query_units(result.iscc)
+    except InvalidCode:  # a data-only code of a tiny file may have no searchable unit
+        units = []
+    found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
+    return {"iscc": result.to_dict(), "exact": exact, "similar": found}
