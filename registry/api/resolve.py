@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from registry.api.errors import ERROR_RESPONSES, NotFound
 from registry.api.models import IsccIdResolution, Resolution
-from registry.api.state import store_of
+from registry.api.state import state_of, store_of
 from registry.index import search
 
 router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
@@ -42,18 +42,29 @@ def iscc_id(
     iscc_id: Annotated[str, Path(max_length=128, examples=["ISCC:MAIGBISBQHSAAAAA"])],
 ) -> Response | dict[str, object]:
     """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
+    state = state_of(request)
+    answer = state.cached(f"iscc-id:{iscc_id}", lambda: _iscc_id_answer(request, iscc_id))
+    target = answer["gateway_url"]
+    if _wants_html(request) and target:
+        return RedirectResponse(target, status_code=307)
+    # Serialised once when cached; the response model above documents the same shape.
+    return Response(answer["body"], media_type="application/json")
+
+
+def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
     resolution = _resolve(request, iscc_id)
     if resolution.kind != "iscc-id":
         raise NotFound(f"{iscc_id!r} is not an ISCC-ID; use /v1/resolve?q= for other identifiers")
     current = resolution.records[-1]
-    target = _gateway_url(current.gateway, resolution.query)
-    if _wants_html(request) and target:
-        return RedirectResponse(target, status_code=307)
     store = store_of(request)
     document = store.get_metadata(current.metahash) if current.metahash else None
-    return resolution.to_dict() | {
+    body = resolution.to_dict() | {
         "history": store.history(resolution.query),
         "metadata": json.loads(document) if document else None,
+    }
+    return {
+        "gateway_url": _gateway_url(current.gateway, resolution.query),
+        "body": json.dumps(body, separators=(",", ":")).encode(),
     }
 
 

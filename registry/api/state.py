@@ -6,7 +6,10 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -28,6 +31,8 @@ DEVNET_CHAIN_ID = 31337
 log = logging.getLogger(__name__)
 
 HEAD_CACHE_S = 2.0
+GENERATION_CHECK_S = 0.5
+MAX_CACHED_ANSWERS = 50_000
 
 
 @dataclass
@@ -40,6 +45,9 @@ class AppState:
     _registry: Registry | None = None
     _relay: RelayQueue | None = None
     _similarity: SimilarityIndex | None = None
+    _answers: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    _generation: tuple[float, Any] = (0.0, None)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +73,28 @@ class AppState:
             if self._registry is None:
                 self._registry = Registry.open(self.deployment, self.settings.rpc_url)
             return self._registry
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A read-through cache for answers that only change when the store does. The store's
+        generation is read at most every GENERATION_CHECK_S, so an answer may be that much
+        older than the store; a changed generation drops every cached answer."""
+        seen, generation = self._generation
+        if time.monotonic() - seen > GENERATION_CHECK_S:
+            current = self.store.generation()
+            with self._cache_lock:
+                if current != generation:
+                    self._answers.clear()
+                self._generation = (time.monotonic(), current)
+        with self._cache_lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        answer = compute()
+        with self._cache_lock:
+            self._answers[key] = answer
+            while len(self._answers) > MAX_CACHED_ANSWERS:
+                self._answers.popitem(last=False)
+        return answer
 
     def similarity(self) -> SimilarityIndex:
         """The similarity index over the store, loaded on first use."""

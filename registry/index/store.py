@@ -380,6 +380,22 @@ class Store:
                 for row in conn.execute(query)
             ]
 
+    def generation(self) -> tuple[Any, ...]:
+        """Changes whenever what the store answers may have changed: every applied range or
+        rollback moves a checkpoint, every stored document adds a row. Readers that cache
+        answers compare it instead of re-running their queries."""
+        with self._read() as conn:
+            marks = conn.execute(
+                select(
+                    checkpoints.c.chain_id,
+                    checkpoints.c.contract,
+                    checkpoints.c.block_number,
+                    checkpoints.c.block_hash,
+                ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
+            ).all()
+            documents = conn.execute(select(func.count()).select_from(metadata_docs)).scalar()
+        return (*(tuple(m) for m in marks), documents)
+
     def put_metadata(self, digest: bytes, document: bytes) -> bool:
         """Store a canonical metadata document under its blake3 digest (the caller verified
         the hash); returns False if it was already there."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from registry.api.state import GENERATION_CHECK_S
 from registry.chain.actions import act_direct, make_action
 from registry.chain.contract import Registry
 from registry.chain.devnet import dev_account
@@ -78,6 +80,9 @@ def test_iscc_id_answer_has_history_and_metadata(
     alice = dev_account(1)
     receipt = declare_direct(registry, alice, work.iscc, work.datahash, metahash, "")
     iscc_id = IsccId.parse(str(receipt.iscc_id))
+    Follower(registry, store).sync()
+    before = client.get(f"/iscc-id/{iscc_id}").json()  # now cached by the service
+    assert [e["event"] for e in before["history"]] == ["Declared"]
     act_direct(
         registry,
         alice,
@@ -87,6 +92,7 @@ def test_iscc_id_answer_has_history_and_metadata(
     )
     act_direct(registry, alice, make_action("transfer", iscc_id, to=dev_account(2).address))
     Follower(registry, store).sync()
+    time.sleep(GENERATION_CHECK_S + 0.1)  # the cache notices the store moved on
 
     body = client.get(f"/iscc-id/{iscc_id}").json()
     assert [e["event"] for e in body["history"]] == ["Declared", "Updated", "Transferred"]
