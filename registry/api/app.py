@@ -47,6 +47,13 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
         stop.wait(RETRY_S)
 
 
+def _warm_up(state: AppState) -> None:
+    try:
+        state.similarity().refresh()
+    except Exception as exc:  # a failed warm-up only means the first search builds it
+        log.warning("similarity index warm-up failed: %s", exc)
+
+
 def create_app(
     settings: Settings | None = None, *, store: Store | None = None, follow: bool = False
 ) -> FastAPI:
@@ -60,6 +67,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = None
+        # Build the similarity index now rather than on the first search, which would
+        # otherwise wait seconds at a million declarations.
+        threading.Thread(target=_warm_up, args=(state,), name="warm-up", daemon=True).start()
         if follow and state.deployment is not None:
             thread = threading.Thread(
                 target=_run_indexer, args=(state, stop), name="indexer", daemon=True
