@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -123,34 +124,44 @@ def _answer(job: Job, wait: float) -> JSONResponse:
     return JSONResponse(status_code=200, content=job.to_dict())
 
 
+def _submit(
+    request: Request, key: str, submitter: str, submit: Callable[[], tuple[Job, bool]], wait: float
+) -> JSONResponse:
+    relay = _relay(request)
+    # A retry of a known submission is answered from its job and costs no rate budget.
+    if (known := relay.job(key)) is not None:
+        return _answer(known, wait)
+    if (limited := _limit(request, submitter)) is not None:
+        return limited
+    job, _new = submit()
+    return _answer(job, wait)
+
+
 @router.post("/declarations", response_model=JobOut, responses=_ANSWERS)
 def relay_declaration(request: Request, body: SignedDeclarationIn, wait: Wait = 30.0) -> Any:
     """Verify a signed declaration, send it in the next batch, answer once mined.
 
     Posting the same signed declaration again returns the same job: safe to retry.
     """
-    relay = _relay(request)
     signed = SignedDeclaration.from_json(body.model_dump())
-    # A retry of a known submission is answered from its job and costs no rate budget.
-    if (known := relay.job(declaration_key(signed))) is not None:
-        return _answer(known, wait)
-    if (limited := _limit(request, signed.declarer)) is not None:
-        return limited
-    job, _new = relay.submit_declaration(signed)
-    return _answer(job, wait)
+    relay = _relay(request)
+    return _submit(
+        request,
+        declaration_key(signed),
+        signed.declarer,
+        lambda: relay.submit_declaration(signed),
+        wait,
+    )
 
 
 @router.post("/actions", response_model=JobOut, responses=_ANSWERS)
 def relay_action(request: Request, body: SignedActionIn, wait: Wait = 30.0) -> Any:
-    """Verify an owner's signed revoke, update or transfer and send it."""
-    relay = _relay(request)
+    """Verify an owner's signed revoke, update or transfer and send it; safe to retry."""
     signed = SignedAction.from_json(body.model_dump())
-    if (known := relay.job(action_key(signed))) is not None:
-        return _answer(known, wait)
-    if (limited := _limit(request, signed.owner)) is not None:
-        return limited
-    job, _new = relay.submit_action(signed)
-    return _answer(job, wait)
+    relay = _relay(request)
+    return _submit(
+        request, action_key(signed), signed.owner, lambda: relay.submit_action(signed), wait
+    )
 
 
 @router.get("/jobs/{job}", response_model=JobOut)
