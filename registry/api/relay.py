@@ -143,8 +143,8 @@ def relay_declaration(request: Request, body: SignedDeclarationIn, wait: Wait = 
 
     Posting the same signed declaration again returns the same job: safe to retry.
     """
-    signed = SignedDeclaration.from_json(body.model_dump())
     relay = _relay(request)
+    signed = SignedDeclaration.from_json(body.model_dump())
     return _submit(
         request,
         declaration_key(signed),
@@ -157,8 +157,8 @@ def relay_declaration(request: Request, body: SignedDeclarationIn, wait: Wait = 
 @router.post("/actions", response_model=JobOut, responses=_ANSWERS)
 def relay_action(request: Request, body: SignedActionIn, wait: Wait = 30.0) -> Any:
     """Verify an owner's signed revoke, update or transfer and send it; safe to retry."""
-    signed = SignedAction.from_json(body.model_dump())
     relay = _relay(request)
+    signed = SignedAction.from_json(body.model_dump())
     return _submit(
         request, action_key(signed), signed.owner, lambda: relay.submit_action(signed), wait
     )
