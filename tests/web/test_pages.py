@@ -60,7 +60,7 @@ def test_upload_declared_file_shows_its_declaration(page: Page, site: Site) -> N
     # The same picture is also the top similar match, at 100 %.
     top = page.locator("ol.matches > li").first
     expect(top.locator(".score")).to_contain_text("100 % similar")
-    expect(top).to_contain_text(harbour.iscc_id)
+    expect(top).to_contain_text(f"The exact declaration above: {harbour.iscc_id}")
     _check(page, "upload-declared-result")
 
 
