@@ -145,15 +145,22 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=512)] = "")
     )
 
 
+def _resolve_as(request: Request, text: str, kind: search.Kind) -> search.Resolution:
+    """Resolve `text`, which the URL says is of `kind`; raises InvalidCode if it is not."""
+    if search.classify(text)[0] != kind:
+        raise InvalidCode(f"{text!r} is not {_KIND_NAMES[kind]}")
+    return search.resolve(state_of(request).store, text)
+
+
+_KIND_NAMES = {"iscc-id": "an ISCC-ID", "declarer": "an address (0x + 40 hex digits)"}
+
+
 @router.get("/declaration/{iscc_id}", response_class=HTMLResponse)
 def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
     try:
-        kind, normalized = search.classify(iscc_id)
-        if kind != "iscc-id":
-            raise InvalidCode(f"{iscc_id!r} is not an ISCC-ID")
-        resolution = search.resolve(state_of(request).store, normalized)
+        resolution = _resolve_as(request, iscc_id, "iscc-id")
         if not resolution.records:
-            raise NotFound(f"no declaration indexed for ISCC-ID {normalized}")
+            raise NotFound(f"no declaration indexed for ISCC-ID {resolution.query}")
     except RegistryError as exc:
         return _problem(request, exc, iscc_id)
     return _page(request, "declaration.html", resolution=resolution.to_dict())
@@ -162,12 +169,9 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
 @router.get("/declarer/{address}", response_class=HTMLResponse)
 def declarer_page(request: Request, address: str) -> HTMLResponse:
     try:
-        kind, normalized = search.classify(address)
-        if kind != "declarer":
-            raise InvalidCode(f"{address!r} is not an address (0x + 40 hex digits)")
+        resolution = _resolve_as(request, address, "declarer")
     except RegistryError as exc:
         return _problem(request, exc, address)
-    resolution = search.resolve(state_of(request).store, normalized)
     return _page(
         request,
         "declarer.html",
