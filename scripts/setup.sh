@@ -23,6 +23,12 @@ if ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
 
+# Debian's Chromium for the browser tests (tests/web): Playwright drives it and never
+# downloads a browser of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv

@@ -16,6 +16,7 @@ from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
 from registry.api.relay import RelayLimits
 from registry.api.state import AppState
+from registry.api.web import install_pages
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
 from registry.index.store import Store
@@ -115,6 +116,7 @@ def create_app(
     app.include_router(metadata.router)
     app.include_router(relay.router)
     app.include_router(health.router)
+    install_pages(app)
     return app
 
 
