@@ -3,6 +3,7 @@ server from the same functions the JSON endpoints use, so the page and the API n
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -163,7 +164,17 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
             raise NotFound(f"no declaration indexed for ISCC-ID {resolution.query}")
     except RegistryError as exc:
         return _problem(request, exc, iscc_id)
-    return _page(request, "declaration.html", resolution=resolution.to_dict())
+    answer = resolution.to_dict()
+    store = state_of(request).store
+    current = answer["records"][-1]
+    current["events"] = [
+        {"event": e["event"], "block": e["block_number"], "tx": e["tx_hash"], **e["data"]}
+        for e in store.history(resolution.query)
+    ]
+    record = resolution.records[-1]
+    document = store.get_metadata(record.metahash) if record.metahash else None
+    current["metadata"] = json.loads(document) if document else None
+    return _page(request, "declaration.html", resolution=answer)
 
 
 @router.get("/declarer/{address}", response_class=HTMLResponse)
