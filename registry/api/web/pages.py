@@ -22,6 +22,7 @@ from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode, RegistryError, UnsupportedMedia
 from registry.index import search
 from registry.index.similarity import DEFAULT_THRESHOLD, query_units
+from registry.index.similarity import similar as similar_declarations
 
 __all__ = ["router"]
 
@@ -134,8 +135,13 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=512)] = "")
         except InvalidCode:
             units = []
         if units:
-            similar = search_api.similar(
-                state, resolution.query, units, DEFAULT_THRESHOLD, SIMILAR_LIMIT
+            similar = similar_declarations(
+                state.store,
+                state.similarity(),
+                resolution.query,
+                units,
+                DEFAULT_THRESHOLD,
+                SIMILAR_LIMIT,
             )
     return _page(
         request,
