@@ -357,9 +357,7 @@ def index(
         if json_out:
             print(json.dumps(report.to_dict()), flush=True)
             return
-        rolled = (
-            f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
-        )
+        rolled = f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
         out.print(
             f"blocks {report.from_block}-{report.to_block} (head {report.head}, lag "
             f"{report.lag}): {report.events_new} new of {report.events_seen} events{rolled} in "

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 FAST_RANGE_S = 1.0
 GROW_AFTER = 3
 MAX_BACKOFF_S = 60.0
+# A reorg seen this many times in a row without anything to roll back is the node's problem.
+MAX_STALLS = 3
 # Phrases nodes use when a getLogs answer would be too big (Geth, Erigon, Alchemy, Infura, ...).
 _TOO_LARGE = (
     "too large",
@@ -152,7 +154,7 @@ class Follower:
                 rolled_back += removed
         start = block = self.registry.deployment.block if parent is None else parent[0] + 1
         target = head - self.confirmations
-        seen = new = 0
+        seen = new = stalled = 0
         while block <= target and not (stop and stop.is_set()):
             end = min(block + self._range - 1, target)
             try:
@@ -169,10 +171,20 @@ class Follower:
             except _Reorg:
                 head = to_int(self._rpc("eth_blockNumber", []))
                 target = head - self.confirmations
+                before = parent
                 parent, removed = self._rollback(head)
                 rolled_back += removed
+                stalled = stalled + 1 if parent == before else 0
+                if stalled >= MAX_STALLS:
+                    # The node contradicts itself (its block `block` does not name the block
+                    # it still has at `block - 1` as parent); rolling back cannot fix that.
+                    raise ChainUnavailable(
+                        f"the node's block {block} does not continue its block {block - 1}; "
+                        "it may be syncing or reorganising"
+                    ) from None
                 start = block = self.registry.deployment.block if parent is None else parent[0] + 1
                 continue
+            stalled = 0
             new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
             seen += len(batch)
             parent = (end, end_hash)

@@ -244,6 +244,25 @@ def test_ancestor_search_does_not_overshoot_the_oldest_record(store: Store) -> N
     assert _stored_ids(store) == _chain_ids(node, 16)
 
 
+def test_a_node_contradicting_itself_is_chain_unavailable_not_a_loop(store: Store) -> None:
+    node = FakeNode(head=20, declared=[5, 15])
+    follower = Follower(fake_registry(node), store, max_range=1)
+    follower.sync()
+    node.head = 25
+    real = node.make_request
+
+    def orphan_22(method: str, params: list[Any]) -> dict[str, Any]:
+        answer = real(method, params)
+        if method == "eth_getBlockByNumber" and params[0] == hex(22):
+            answer["result"]["parentHash"] = bytes(32)  # as Hardhat's hardhat_mine blocks do
+        return answer
+
+    node.make_request = orphan_22  # type: ignore[method-assign]
+    with pytest.raises(ChainUnavailable, match="does not continue its block 21"):
+        follower.sync()
+    assert store.checkpoint(999, CONTRACT) == 21 and store.count() == 2
+
+
 def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None:
     node = FakeNode(head=30, declared=[3, 10, 20])
     follower = Follower(fake_registry(node), store)
