@@ -1,15 +1,19 @@
-"""Builders of small test media (PDF, DOCX, EPUB, images) from code, so no fixture is downloaded."""
+"""Builders of small test media (PDF, DOCX, EPUB, images, audio, video) from code, so no fixture
+is downloaded."""
 
 from __future__ import annotations
 
 import io
 import math
+import subprocess
 import zipfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-__all__ = ["make_docx", "make_epub", "make_pdf", "pattern_image", "write"]
+from registry.iscc.ffmpeg import ffmpeg_exe
+
+__all__ = ["make_av", "make_docx", "make_epub", "make_pdf", "pattern_image", "write"]
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -201,3 +205,25 @@ def pattern_image(
     draw.ellipse((width // 4, height // 4, width // 2, height // 2 + 20), fill=(250, 240, 20))
     draw.rectangle((width * 2 // 3, 10, width * 2 // 3 + 25, height - 10), fill=(10, 20, 160))
     return img.convert(mode) if mode != "RGB" else img
+
+
+def make_av(path: Path, *args: str, seconds: float = 4.0) -> Path:
+    """Audio/video made by ffmpeg from lavfi sources; `args` are the inputs and encoder options.
+
+    Shorthands: "AUDIO" is a 440 Hz tone mixed with pink noise (stereo, 44.1 kHz), "VIDEO" the
+    testsrc pattern (320x240, 25 fps), "FRACTAL" the mandelbrot source.
+    """
+    sources = {
+        "AUDIO": f"sine=frequency=440:duration={seconds},volume=0.5[a];"
+        f"anoisesrc=d={seconds}:c=pink:a=0.2[b];[a][b]amix=inputs=2",
+        "VIDEO": f"testsrc=duration={seconds}:size=320x240:rate=25",
+        "FRACTAL": f"mandelbrot=size=320x240:rate=25,trim=duration={seconds}",
+    }
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-y"]
+    for arg in args:
+        if arg in sources:
+            cmd += ["-f", "lavfi", "-i", sources[arg]]
+        else:
+            cmd.append(arg)
+    subprocess.run([*cmd, str(path)], check=True, capture_output=True)
+    return path
