@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up (scripts/setup.sh) and run all checks: ruff, then the whole pytest suite
-# against a real Hardhat devnet and the iscc-sdk reference venv. Extra arguments go to pytest. Slow benchmarks are skipped
-# unless RUN_SLOW=1.
+# against a real Hardhat devnet and the iscc-sdk reference venv. Extra arguments go to pytest.
+# Slow benchmarks are skipped unless RUN_SLOW=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

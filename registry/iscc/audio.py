@@ -69,4 +69,3 @@ def gen_audio_code(raw: bytes, name: str) -> AudioCode:
         iscc_256=iscc_lib.gen_audio_code_v0(fingerprint, 256)["iscc"],
         fingerprint_size=len(fingerprint),
     )
-

@@ -55,4 +55,3 @@ def gen_video_code(signature: bytes, name: str) -> VideoCode:
         frames=frames.frames,
         unique_frames=len(frames.unique),
     )
-

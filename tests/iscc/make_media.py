@@ -13,7 +13,15 @@ from PIL import Image, ImageDraw
 
 from registry.iscc.ffmpeg import ffmpeg_exe
 
-__all__ = ["make_av", "make_docx", "make_epub", "make_pdf", "pattern_image", "write"]
+__all__ = [
+    "make_av",
+    "make_docx",
+    "make_epub",
+    "make_pdf",
+    "make_signature",
+    "pattern_image",
+    "write",
+]
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -227,3 +235,30 @@ def make_av(path: Path, *args: str, seconds: float = 4.0) -> Path:
             cmd.append(arg)
     subprocess.run([*cmd, str(path)], check=True, capture_output=True)
     return path
+
+
+def make_signature(frames: list[list[int]], time_unit: int = 1000) -> bytes:
+    """A binary MPEG-7 signature (the layout ffmpeg's signature filter writes) holding `frames`
+    (380 ternary values each), with header fields zero and no coarse segments."""
+    bits: list[str] = []
+
+    def put(value: int, count: int) -> None:
+        bits.append(format(value, f"0{count}b"))
+
+    put(0, 129)
+    put(len(frames), 32)
+    put(time_unit, 16)
+    put(0, 1 + 32 + 32)
+    put(0, 32)  # coarse segments
+    put(0, 1)
+    for index, frame in enumerate(frames):
+        put(0, 1)
+        put(index * time_unit // 5, 32)
+        put(255, 8)
+        put(0, 40)
+        for group in range(0, len(frame), 5):
+            a, b, c, d, e = frame[group : group + 5]
+            put(a * 81 + b * 27 + c * 9 + d * 3 + e, 8)
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return int(text, 2).to_bytes(len(text) // 8, "big")
