@@ -134,3 +134,35 @@ def test_bad_images(tmp_path: Path) -> None:
     _one_line_error(bomb, "decompression bomb|too large|pixels")
     _one_line_error(tmp_path / "missing.mp4", "no such file")
     _one_line_error(write(tmp_path / "empty.mp3", b""), "file is empty")
+
+
+def test_gen_batch_goes_on_after_failures(media: dict[str, Path], tmp_path: Path) -> None:
+    """`iscc-registry gen DIR MISSING --json`: every file coded, each failure one line, exit 1."""
+    import json
+    import subprocess
+    import sys
+
+    cli = str(Path(sys.executable).parent / "iscc-registry")
+    folder = tmp_path / "batch"
+    (folder / "sub").mkdir(parents=True)
+    write(folder / "sub" / "noise.mp4", os.urandom(3000))
+    write(folder / "notes.txt", "words worth keeping for a while")
+    (folder / "song.mp3").write_bytes(media["song"].read_bytes())
+    run = subprocess.run(
+        [cli, "gen", "--json", str(folder), str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    errors = run.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert "noise.mp4" in errors[0] and "no such file" in errors[1]
+    results = json.loads(run.stdout)
+    assert [Path(r.get("filename") or r["file"]).name for r in results] == [
+        "notes.txt",
+        "song.mp3",
+        "noise.mp4",
+        "nope",
+    ]
+    assert results[1]["iscc"] == generate(media["song"]).iscc
