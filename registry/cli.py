@@ -141,23 +141,50 @@ def keys_show(
 @app.command()
 def gen(
     files: Annotated[
-        list[Path], typer.Argument(help="Files to generate ISCC codes for", readable=False)
+        list[Path],
+        typer.Argument(help="Files or directories (searched recursively)", readable=False),
     ],
     json_out: JsonOpt = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Files coded at once (default: cores)")
+    ] = None,
 ) -> None:
-    """Generate the ISCC-CODE, units, datahash and metahash of files."""
-    from registry.iscc import generate
+    """Generate the ISCC-CODE, units, datahash and metahash of files.
 
-    results, failures = [], 0
-    for path in files:
-        try:
-            results.append(generate(path).to_dict())
-        except RegistryError as exc:
-            failures += 1
-            err.print(f"[red]error:[/red] {exc}")
-            results.append({"file": str(path), "error": str(exc)})
+    A failing file is reported on one line and the others go on; the exit code is 1 if any
+    failed.
+    """
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+    from registry.iscc.batch import expand_paths, generate_many
+
+    paths = expand_paths(files)
+    if not paths:
+        raise InputError("no files found in the given directories")
+    results: list[dict[str, Any]] = []
+    failures = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bars:
+        overall = bars.add_task("files", total=len(paths), visible=len(paths) > 1)
+        decoding: dict[Path, TaskID] = {}
+
+        def on_progress(path: Path, done: float, total: float | None) -> None:
+            if path not in decoding:
+                decoding[path] = bars.add_task(path.name, total=total)
+            bars.update(decoding[path], completed=done)
+
+        for item in generate_many(paths, jobs, on_progress):
+            if item.path in decoding:
+                bars.remove_task(decoding.pop(item.path))
+            bars.advance(overall)
+            if item.result is not None:
+                results.append(item.result.to_dict())
+            else:
+                failures += 1
+                bars.console.print(f"[red]error:[/red] {item.error}", highlight=False)
+                results.append({"file": str(item.path), "error": item.error})
     if json_out:
-        _print_json(results if len(files) > 1 else results[0])
+        _print_json(results if len(paths) > 1 else results[0])
     else:
         for result in results:
             if "error" not in result:
@@ -168,10 +195,14 @@ def gen(
 
 def _print_iscc(result: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # hashes and codes stay whole on narrow terminals
     table.add_row("[bold]ISCC-CODE[/bold]", f"[bold green]{result['iscc']}[/bold green]")
     for unit in result.get("units", []):
         table.add_row("  unit", unit)
-    for field in ("name", "mediatype", "mode", "filesize", "datahash", "metahash"):
+    fields = ("name", "filename", "mediatype", "mode", "filesize", "datahash", "metahash")
+    facts = ("characters", "width", "height", "duration", "fps", "frames", "channels")
+    for field in (*fields, *facts, "sample_rate", "soundtrack"):
         if result.get(field) not in (None, ""):
             table.add_row(field, str(result[field]))
     out.print(table)
@@ -310,6 +341,128 @@ def declare(
     if result:
         out.print(f"  {file}  {result.iscc}")
     out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+# --- owner actions ----------------------------------------------------------------------------
+
+RecordOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--record",
+        help="Nonce the declaration was signed with (found on chain if omitted)",
+        min=0,
+    ),
+]
+DirectOpt = Annotated[
+    bool, typer.Option("--direct", help="Send from the owner's own account (it pays gas)")
+]
+PayerOpt = Annotated[
+    str | None, typer.Option(help="Key that pays gas for the signed action (devnet: built in)")
+]
+
+
+def _owner_action(
+    kind: str,
+    iscc_id: str,
+    key: str,
+    direct: bool,
+    payer: str | None,
+    record: int | None,
+    password_file: Path | None,
+    json_out: bool,
+    **fields: Any,
+) -> None:
+    from registry.chain.actions import act_direct, act_relayed, make_action, sign_for
+    from registry.chain.iscc_id import IsccId
+
+    settings = get_settings()
+    owner = _load_key(settings, key, password_file)
+    parsed = IsccId.parse(iscc_id)
+    registry = _open_registry(settings)
+    if parsed.realm != registry.deployment.realm:
+        raise InputError(
+            f"{iscc_id} is of realm {parsed.realm}, this registry mints realm "
+            f"{registry.deployment.realm}"
+        )
+    action = make_action(kind, parsed, **fields)
+    if direct:
+        receipt = act_direct(registry, owner, action, record)
+    else:
+        signed = sign_for(registry, owner, action)
+        chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
+        receipt = act_relayed(registry, signed, chain_payer, record)
+    if json_out:
+        _print_json(receipt.to_dict())
+        return
+    target = f" to {receipt.to}" if receipt.to else ""
+    out.print(
+        f"[bold green]{receipt.iscc_id}[/bold green]  {receipt.action}{target} by {receipt.owner}"
+    )
+    out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+@app.command()
+def revoke(
+    iscc_id: Annotated[str, typer.Argument(help="ISCC-ID of the declaration")],
+    key: KeyOpt,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Revoke a declaration you own (signed with --key and relayed, or --direct)."""
+    _owner_action("revoke", iscc_id, key, direct, payer, record, password_file, json_out)
+
+
+@app.command()
+def update(
+    iscc_id: Annotated[str, typer.Argument(help="ISCC-ID of the declaration")],
+    key: KeyOpt,
+    gateway: Annotated[str, typer.Option(help="New gateway URL or URI template")] = "",
+    metahash: Annotated[
+        str | None, typer.Option(help="New metahash (multihash 1e20... or 0x + 64 hex)")
+    ] = None,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Replace the metahash and gateway of a declaration you own."""
+    from registry.iscc.codec import multihash_to_digest
+
+    _owner_action(
+        "update",
+        iscc_id,
+        key,
+        direct,
+        payer,
+        record,
+        password_file,
+        json_out,
+        metahash=multihash_to_digest(metahash) if metahash else None,
+        gateway=gateway,
+    )
+
+
+@app.command()
+def transfer(
+    iscc_id: Annotated[str, typer.Argument(help="ISCC-ID of the declaration")],
+    to: Annotated[str, typer.Option("--to", help="Address of the new owner")],
+    key: KeyOpt,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hand a declaration you own to a new owner."""
+    from eth_utils import is_address
+
+    if not is_address(to):
+        raise InputError(f"--to is not an address: {to!r}")
+    _owner_action("transfer", iscc_id, key, direct, payer, record, password_file, json_out, to=to)
 
 
 # --- index and resolve ----------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -106,12 +108,17 @@ class Registry:
             )
         return cls(w3=w3, contract=registry_contract(w3, address), deployment=deployment)
 
+    def estimate_gas(self, call: Any, sender: str) -> int:
+        """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
+        with _rejections("estimating gas"):
+            return int(call.estimate_gas({"from": to_checksum_address(sender)}))
+
     def transact(self, call: Any, sender: LocalAccount, gas_limit: int | None = None) -> dict:
         """Sign and send a contract call from `sender`, wait for it to be mined, return the receipt.
 
         Reverts are decoded from the contract's custom errors into InvalidDeclaration.
         """
-        try:
+        with _rejections("preparing the transaction"):
             tx = call.build_transaction(
                 {
                     "from": sender.address,
@@ -120,14 +127,6 @@ class Registry:
                     **({"gas": gas_limit} if gas_limit else {}),
                 }
             )
-        except ContractCustomError as exc:
-            raise InvalidDeclaration(
-                f"the registry rejects it: {decode_revert(exc.data)}"
-            ) from None
-        except ContractLogicError as exc:
-            raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None
-        except (requests.RequestException, OSError) as exc:
-            raise ChainUnavailable(f"RPC failed while preparing the transaction: {exc}") from None
         signed = sender.sign_transaction(tx)
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -141,3 +140,16 @@ class Registry:
         if receipt["status"] != 1:
             raise InvalidDeclaration(f"transaction 0x{signed.hash.hex()} reverted")
         return dict(receipt)
+
+
+@contextmanager
+def _rejections(doing: str) -> Iterator[None]:
+    """Map what web3 raises for a reverting call to our errors, naming the custom error."""
+    try:
+        yield
+    except ContractCustomError as exc:
+        raise InvalidDeclaration(f"the registry rejects it: {decode_revert(exc.data)}") from None
+    except ContractLogicError as exc:
+        raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None
+    except (requests.RequestException, OSError) as exc:
+        raise ChainUnavailable(f"RPC failed while {doing}: {exc}") from None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
+from web3.logs import DISCARD
 
 from registry.chain.contract import Registry
 from registry.chain.declaration import Declaration, Domain, SignedDeclaration, sign
@@ -26,11 +27,14 @@ class DeclarationReceipt:
     tx_hash: str
     block_number: int
     gas_used: int
+    # The nonce of a signed declaration: the handle its owner passes to revoke, update, transfer.
+    record: int | None = None
 
     def to_dict(self) -> dict:
         return {
             "iscc_id": str(self.iscc_id),
             "declarer": self.declarer,
+            "record": self.record,
             "tx_hash": self.tx_hash,
             "block_number": self.block_number,
             "gas_used": self.gas_used,
@@ -69,14 +73,16 @@ def prepare(
     metahash: str | None = None,
     gateway: str = "",
     validity_s: int = DEFAULT_VALIDITY_S,
+    nonce: int | None = None,
 ) -> SignedDeclaration:
-    """Build and sign a declaration for this registry with a fresh nonce."""
+    """Build and sign a declaration for this registry, by default with the lowest free nonce
+    (pass `nonce` when signing several before any is submitted)."""
     declaration = Declaration.create(
         iscc,
         datahash,
         metahash,
         gateway,
-        nonce=next_nonce(registry, declarer.address),
+        nonce=next_nonce(registry, declarer.address) if nonce is None else nonce,
         deadline=default_deadline(registry, validity_s),
     )
     return sign(declaration, domain_of(registry), declarer)
@@ -95,7 +101,7 @@ def submit_signed(
     call = registry.contract.functions.declareFor(
         signed.declaration.as_tuple(), signed.declarer, signed.signature
     )
-    return _receipt(registry, registry.transact(call, payer))
+    return _receipt(registry, registry.transact(call, payer), signed.declaration.nonce)
 
 
 def declare_direct(
@@ -112,8 +118,8 @@ def declare_direct(
     return _receipt(registry, registry.transact(call, declarer))
 
 
-def _receipt(registry: Registry, receipt: dict) -> DeclarationReceipt:
-    events = registry.contract.events.Declared().process_receipt(receipt)
+def _receipt(registry: Registry, receipt: dict, record: int | None = None) -> DeclarationReceipt:
+    events = registry.contract.events.Declared().process_receipt(receipt, errors=DISCARD)
     if len(events) != 1:
         raise InvalidDeclaration(f"expected one Declared event, the receipt has {len(events)}")
     args = events[0]["args"]
@@ -123,4 +129,5 @@ def _receipt(registry: Registry, receipt: dict) -> DeclarationReceipt:
         tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
         block_number=receipt["blockNumber"],
         gas_used=receipt["gasUsed"],
+        record=record,
     )

@@ -7,6 +7,7 @@ import json
 
 import iscc_lib
 import pytest
+from chain_helpers import revert_name, sum_code
 from eth_account.signers.local import LocalAccount
 
 from registry.chain.contract import Registry
@@ -26,18 +27,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 @pytest.fixture
 def content() -> dict:
     """ISCC-CODE and datahash of some bytes, computed by iscc-lib."""
-    return _sum_code(b"hello registry" * 50)
-
-
-def _sum_code(data: bytes) -> dict:
-    data_code = iscc_lib.gen_data_code_v0(data)["iscc"]
-    instance = iscc_lib.gen_instance_code_v0(data)
-    iscc = iscc_lib.gen_iscc_code_v0([data_code, instance["iscc"]])["iscc"]
-    return {"iscc": iscc, "datahash": instance["datahash"]}
-
-
-def _revert_name(exc: pytest.ExceptionInfo) -> str:
-    return str(exc.value).split("rejects it: ")[-1].split("(")[0]
+    return sum_code(b"hello registry" * 50)
 
 
 def test_declare_for_mints_decodable_iscc_id(
@@ -79,7 +69,7 @@ def test_ids_unique_and_increasing_within_one_block(
         nonce = w3.eth.get_transaction_count(payer.address, "pending")
         hashes = []
         for i in range(5):
-            c = _sum_code(b"same block %d" % i)
+            c = sum_code(b"same block %d" % i)
             d = Declaration.create(c["iscc"], c["datahash"], None, "", nonce=0, deadline=0)
             tx = registry.contract.functions.declare(
                 d.iscc_code, d.datahash, d.metahash, ""
@@ -111,7 +101,7 @@ def test_replayed_signature_is_rejected(
     submit_signed(registry, signed, payer)
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, signed, payer)
-    assert _revert_name(exc) == "NonceAlreadyUsed"
+    assert revert_name(exc) == "NonceAlreadyUsed"
 
 
 def test_invalidated_nonce_cannot_be_used(
@@ -126,7 +116,7 @@ def test_invalidated_nonce_cannot_be_used(
     )
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, signed, payer)
-    assert _revert_name(exc) == "NonceAlreadyUsed"
+    assert revert_name(exc) == "NonceAlreadyUsed"
 
 
 @pytest.mark.parametrize(
@@ -153,7 +143,7 @@ def test_tampered_field_is_rejected(
     )
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, tampered, payer)
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"
     with pytest.raises(InvalidDeclaration):
         tampered.verify()
 
@@ -162,13 +152,13 @@ def test_tampered_iscc_code_is_rejected(
     registry: Registry, declarer: LocalAccount, payer: LocalAccount, content: dict
 ) -> None:
     signed = prepare(registry, declarer, content["iscc"], content["datahash"])
-    other = code_to_bytes(_sum_code(b"other content")["iscc"])
+    other = code_to_bytes(sum_code(b"other content")["iscc"])
     tampered = dataclasses.replace(
         signed, declaration=dataclasses.replace(signed.declaration, iscc_code=other)
     )
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, tampered, payer)
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"
 
 
 def test_signature_of_another_key_is_rejected(
@@ -178,7 +168,7 @@ def test_signature_of_another_key_is_rejected(
     impostor = dataclasses.replace(signed, declarer=dev_account(2).address)
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, impostor, payer)
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"
 
 
 def _submit_raw(
@@ -199,7 +189,7 @@ def test_signature_for_another_chain_id_is_rejected(
     foreign = sign(good.declaration, Domain(1, registry.deployment.address), declarer)
     with pytest.raises(InvalidDeclaration) as exc:
         _submit_raw(registry, foreign.declaration, declarer.address, foreign.signature, payer)
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"
     # The client refuses before spending gas, too.
     with pytest.raises(InvalidDeclaration, match="signed for chain 1"):
         submit_signed(registry, foreign, payer)
@@ -218,7 +208,7 @@ def test_signature_for_another_contract_is_rejected(
             signed_for_other.signature,
             payer,
         )
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"
     # ...while it is valid on the registry it was signed for.
     submit_signed(other, signed_for_other, payer)
 
@@ -235,7 +225,7 @@ def test_malleable_high_s_signature_is_rejected(
     flipped = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
     with pytest.raises(InvalidDeclaration) as exc:
         _submit_raw(registry, signed.declaration, declarer.address, flipped, payer)
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"
     submit_signed(registry, signed, payer)  # the canonical signature still works
 
 
@@ -246,7 +236,7 @@ def test_expired_deadline_is_rejected(
     signed = sign(d, domain_of(registry), declarer)
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, signed, payer)
-    assert _revert_name(exc) == "DeadlineExpired"
+    assert revert_name(exc) == "DeadlineExpired"
 
 
 def _bad_inputs(content: dict) -> list[tuple[str, dict]]:
@@ -271,13 +261,13 @@ def test_invalid_content_is_rejected_signed_and_direct(
     signed = sign(bad, domain_of(registry), declarer)
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, signed, payer)
-    assert _revert_name(exc) == error
+    assert revert_name(exc) == error
     call = registry.contract.functions.declare(
         bad.iscc_code, bad.datahash, bad.metahash, bad.gateway
     )
     with pytest.raises(InvalidDeclaration) as exc:
         registry.transact(call, payer)
-    assert _revert_name(exc) == error
+    assert revert_name(exc) == error
 
 
 def test_gateway_at_the_length_limit_is_accepted(
@@ -344,4 +334,4 @@ def test_smart_wallet_declares_through_erc1271(
     )
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, dataclasses.replace(forged, declarer=wallet), payer)
-    assert _revert_name(exc) == "InvalidSignature"
+    assert revert_name(exc) == "InvalidSignature"

@@ -1,0 +1,273 @@
+"""Owner actions on a declaration (revoke, update, transfer): sent by the owner, or signed, relayed.
+
+The contract records who owns a signed declaration in the declarer's nonce lane (the "record"
+handle is the nonce it was declared with); a direct or transferred declaration is owned through
+a slot keyed by its ISCC-ID, where the handle is ignored. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
+from web3.logs import DISCARD
+
+from registry.chain.contract import Registry
+from registry.chain.declaration import ZERO_HASH, Domain
+from registry.chain.iscc_id import IsccId
+from registry.chain.submit import default_deadline, domain_of, next_nonce
+from registry.errors import InvalidDeclaration
+
+# How many nonces one `findRecord` call scans: ~2,100 gas per cold slot of four nonces keeps a
+# call far below any node's eth_call gas limit.
+_SCAN_CHUNK = 4096
+_NO_RECORD = 0
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """The owner's consent to revoke a declaration."""
+
+    iscc_id: int
+    nonce: int
+    deadline: int
+
+    PRIMARY = "Revocation"
+    FIELDS = (("isccId", "uint64"), ("nonce", "uint256"), ("deadline", "uint256"))
+
+    def message(self) -> dict[str, Any]:
+        return {"isccId": self.iscc_id, "nonce": self.nonce, "deadline": self.deadline}
+
+
+@dataclass(frozen=True)
+class Update:
+    """The owner's consent to replace a declaration's metahash and gateway."""
+
+    iscc_id: int
+    metahash: bytes
+    gateway: str
+    nonce: int
+    deadline: int
+
+    PRIMARY = "Update"
+    FIELDS = (
+        ("isccId", "uint64"),
+        ("metahash", "bytes32"),
+        ("gateway", "string"),
+        ("nonce", "uint256"),
+        ("deadline", "uint256"),
+    )
+
+    def __post_init__(self) -> None:
+        if len(self.metahash) != 32:
+            raise InvalidDeclaration("metahash must be 32 bytes")
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "isccId": self.iscc_id,
+            "metahash": self.metahash,
+            "gateway": self.gateway,
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+        }
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The owner's consent to hand a declaration to `to`."""
+
+    iscc_id: int
+    to: str
+    nonce: int
+    deadline: int
+
+    PRIMARY = "Transfer"
+    FIELDS = (
+        ("isccId", "uint64"),
+        ("to", "address"),
+        ("nonce", "uint256"),
+        ("deadline", "uint256"),
+    )
+
+    def __post_init__(self) -> None:
+        if not is_address(self.to):
+            raise InvalidDeclaration(f"not an address: {self.to!r}")
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "isccId": self.iscc_id,
+            "to": to_checksum_address(self.to),
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+        }
+
+
+Action = Revocation | Update | Transfer
+
+
+def signable(action: Action, domain: Domain):
+    types = {action.PRIMARY: [{"name": n, "type": t} for n, t in action.FIELDS]}
+    return encode_typed_data(
+        domain_data=domain.as_dict(), message_types=types, message_data=action.message()
+    )
+
+
+@dataclass(frozen=True)
+class SignedAction:
+    """An owner action with the owner's EIP-712 signature: anyone may submit it."""
+
+    action: Action
+    owner: str
+    signature: bytes
+    domain: Domain
+
+
+def sign_action(action: Action, domain: Domain, account: LocalAccount) -> SignedAction:
+    signed = account.sign_message(signable(action, domain))
+    return SignedAction(action, account.address, bytes(signed.signature), domain)
+
+
+@dataclass(frozen=True)
+class ActionReceipt:
+    """What the chain answered to an owner action."""
+
+    action: str
+    iscc_id: IsccId
+    owner: str
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    to: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "iscc_id": str(self.iscc_id),
+            "owner": self.owner,
+            **({"to": self.to} if self.to else {}),
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "gas_used": self.gas_used,
+        }
+
+
+def find_record(registry: Registry, owner: str, iscc_id: IsccId | int) -> int:
+    """The nonce under which `owner` holds `iscc_id`, or 0 if it is held by ID (direct or
+    transferred declarations, where the contract ignores the handle).
+
+    Scans the owner's used nonces from 0 up to the lowest unused one (clients pick nonces in
+    order); a declaration signed with a far-off nonce needs its handle given explicitly.
+    """
+    body = iscc_id.body if isinstance(iscc_id, IsccId) else iscc_id
+    account = to_checksum_address(owner)
+    end = next_nonce(registry, account)
+    find = registry.contract.functions.findRecord
+    for start in range(0, end, _SCAN_CHUNK):
+        found, nonce = find(account, body, start, min(_SCAN_CHUNK, end - start)).call()
+        if found:
+            return nonce
+    return _NO_RECORD
+
+
+def _body(iscc_id: IsccId | int) -> int:
+    return iscc_id.body if isinstance(iscc_id, IsccId) else iscc_id
+
+
+def _direct_call(registry: Registry, action: Action, record: int):
+    f = registry.contract.functions
+    if isinstance(action, Revocation):
+        return f.revoke(action.iscc_id, record)
+    if isinstance(action, Update):
+        return f.update(action.iscc_id, record, action.metahash, action.gateway)
+    return f.transfer(action.iscc_id, record, to_checksum_address(action.to))
+
+
+def _relayed_call(registry: Registry, signed: SignedAction, record: int):
+    f = registry.contract.functions
+    message = tuple(signed.action.message().values())
+    args = (message, record, signed.owner, signed.signature)
+    if isinstance(signed.action, Revocation):
+        return f.revokeFor(*args)
+    if isinstance(signed.action, Update):
+        return f.updateFor(*args)
+    return f.transferFor(*args)
+
+
+def make_action(
+    kind: str,
+    iscc_id: IsccId | int,
+    *,
+    nonce: int = 0,
+    deadline: int = 0,
+    metahash: bytes | None = None,
+    gateway: str = "",
+    to: str | None = None,
+) -> Action:
+    """Build the action named `kind` ("revoke", "update" or "transfer")."""
+    body = _body(iscc_id)
+    if kind == "revoke":
+        return Revocation(body, nonce, deadline)
+    if kind == "update":
+        return Update(body, metahash or ZERO_HASH, gateway, nonce, deadline)
+    if kind == "transfer":
+        if to is None:
+            raise InvalidDeclaration("a transfer needs the new owner's address")
+        return Transfer(body, to, nonce, deadline)
+    raise InvalidDeclaration(f"unknown action {kind!r}")
+
+
+def act_direct(
+    registry: Registry, owner: LocalAccount, action: Action, record: int | None = None
+) -> ActionReceipt:
+    """The owner sends the action from its own account (and pays the gas); no signature."""
+    if record is None:
+        record = find_record(registry, owner.address, action.iscc_id)
+    receipt = registry.transact(_direct_call(registry, action, record), owner)
+    return _receipt(registry, action, receipt)
+
+
+def sign_for(registry: Registry, owner: LocalAccount, action: Action) -> SignedAction:
+    """Sign `action` for this registry with the owner's next free nonce and a fresh deadline."""
+    fresh = dataclasses.replace(
+        action, nonce=next_nonce(registry, owner.address), deadline=default_deadline(registry)
+    )
+    return sign_action(fresh, domain_of(registry), owner)
+
+
+def act_relayed(
+    registry: Registry, signed: SignedAction, payer: LocalAccount, record: int | None = None
+) -> ActionReceipt:
+    """Submit an owner's signed action; `payer` pays the gas."""
+    if signed.domain != domain_of(registry):
+        raise InvalidDeclaration(
+            f"the action was signed for chain {signed.domain.chain_id} contract "
+            f"{signed.domain.verifying_contract}, not for this registry"
+        )
+    if record is None:
+        record = find_record(registry, signed.owner, signed.action.iscc_id)
+    receipt = registry.transact(_relayed_call(registry, signed, record), payer)
+    return _receipt(registry, signed.action, receipt)
+
+
+_EVENTS = {Revocation: "Revoked", Update: "Updated", Transfer: "Transferred"}
+
+
+def _receipt(registry: Registry, action: Action, receipt: dict) -> ActionReceipt:
+    name = _EVENTS[type(action)]
+    events = getattr(registry.contract.events, name)().process_receipt(receipt, errors=DISCARD)
+    if len(events) != 1:
+        raise InvalidDeclaration(f"expected one {name} event, the receipt has {len(events)}")
+    args = events[0]["args"]
+    return ActionReceipt(
+        action=name.lower(),
+        iscc_id=IsccId(body=args["isccId"], realm=registry.deployment.realm),
+        owner=args.get("owner") or args["from"],
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=receipt["blockNumber"],
+        gas_used=receipt["gasUsed"],
+        to=args.get("to"),
+    )
