@@ -45,12 +45,24 @@ def decode(log: dict) -> DeclaredEvent:
     return event
 
 
-def test_topic_matches_the_shipped_abi() -> None:
+def test_topics_match_the_shipped_abi() -> None:
     (abi,) = [i for i in artifact()["abi"] if i["type"] == "event" and i["name"] == "Declared"]
     signature = "Declared(" + ",".join(i["type"] for i in abi["inputs"]) + ")"
-    assert EventDecoder(0).topics == ["0x" + keccak(text=signature).hex()]
     assert event_topic(abi) == keccak(text=signature)
     assert [i["indexed"] for i in abi["inputs"]] == [True, True, True, False, False, False]
+    decoder = EventDecoder(0)
+    assert sorted(decoder.names) == ["Declared", "Revoked", "Transferred", "Updated"]
+    assert "0x" + keccak(text=signature).hex() in decoder.topics
+
+
+def test_the_agreed_interface_is_the_shipped_one() -> None:
+    """The unit tests encode logs against CHANGE_ABI: it must be what the contract emits."""
+    shipped = {e["name"]: e for e in artifact()["abi"] if e.get("type") == "event"}
+    for entry in CHANGE_ABI:
+        assert event_topic(shipped[entry["name"]]) == event_topic(entry)
+        assert [(i["name"], i["indexed"]) for i in shipped[entry["name"]]["inputs"]] == [
+            (i["name"], i["indexed"]) for i in entry["inputs"]
+        ]
 
 
 def test_valid_declaration_decodes_with_units() -> None:
