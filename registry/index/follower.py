@@ -133,11 +133,6 @@ class Follower:
         self.contract = registry.contract.address
         self.decoder = EventDecoder(deployment.realm)
 
-    def start_block(self) -> int:
-        """The first block the next sync will read (before any reorg check)."""
-        done = self.store.checkpoint(self.chain_id, self.contract)
-        return self.registry.deployment.block if done is None else done + 1
-
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
     ) -> SyncReport:
