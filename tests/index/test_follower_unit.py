@@ -137,6 +137,22 @@ def test_range_halves_when_the_node_refuses_and_grows_back(
     assert max(hi - lo + 1 for lo, hi in node.queries) == 64
 
 
+def test_dense_blocks_narrow_the_range_to_bounded_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follower_module, "BATCH_LOGS", 10)
+    node = FakeNode(head=200, declared=list(range(3, 201)))  # a log in every block
+    sizes: list[int] = []
+    report = Follower(fake_registry(node), store, max_range=64).sync(
+        on_progress=lambda r: sizes.append(r.events_new)
+    )
+    assert report.events_new == 198 and store.count() == 198
+    first, *rest = node.queries
+    assert first == (3, 66)  # 64 blocks, 64 logs: too many
+    assert max(hi - lo + 1 for lo, hi in rest) <= 10
+    assert max(b - a for a, b in zip([0, *sizes], sizes)) <= 64
+
+
 def test_node_refusing_a_single_block_is_chain_unavailable(store: Store) -> None:
     node = FakeNode(head=10, declared=[], limit=0)  # refuses every range, even one block
     with pytest.raises(ChainUnavailable, match="single block"):
