@@ -3,6 +3,7 @@ backoff (fast; the real-node tests are in test_follower_chain.py)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -150,7 +151,7 @@ def test_dense_blocks_narrow_the_range_to_bounded_batches(
     first, *rest = node.queries
     assert first == (3, 66)  # 64 blocks, 64 logs: too many
     assert max(hi - lo + 1 for lo, hi in rest) <= 10
-    assert max(b - a for a, b in zip([0, *sizes], sizes)) <= 64
+    assert max(b - a for a, b in itertools.pairwise([0, *sizes])) <= 64
 
 
 def test_node_refusing_a_single_block_is_chain_unavailable(store: Store) -> None:

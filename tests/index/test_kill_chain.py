@@ -44,11 +44,17 @@ def _run_cli(env: dict[str, str], args: list[str], log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    # pytest's capture objects stand in for sys.stdout/stderr; the CLI must write to the log.
+    sys.stdout = sys.stderr = open(fd, "w", buffering=1)  # noqa: SIM115
     sys.argv = ["iscc-registry", *args]
+    code = 1
     try:
         main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     finally:
-        os._exit(0)
+        os._exit(code)
 
 
 def _script() -> str:
@@ -136,3 +142,36 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
     with Store.open(db_url) as store:
         assert store_declarations(store, registry.contract.address) == busy_chain
         assert assert_consistent_prefix(registry, store, busy_chain) == head
+
+
+def test_sigterm_stops_follow_after_the_batch_in_flight(
+    registry: Registry, payer: LocalAccount, db_url: str, tmp_path: Path
+) -> None:
+    for i in range(3):
+        declare_direct(registry, payer, content(f"sigterm {i} ".encode() * 30))
+    deployment_file = tmp_path / "deployment.json"
+    registry.deployment.save(deployment_file)
+    env = {
+        "ISCC_REGISTRY_HOME": str(tmp_path / "home"),
+        "ISCC_REGISTRY_DEPLOYMENT_FILE": str(deployment_file),
+        "ISCC_REGISTRY_DB_URL": db_url,
+    }
+    log = tmp_path / "follow.log"
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_cli, args=(env, ["index", "--follow", "--poll", "0.05"], str(log))
+    )
+    child.start()
+    truth = chain_declarations(registry)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with Store.open(db_url) as store:
+            if store_declarations(store, registry.contract.address) == truth:
+                break
+        time.sleep(0.1)
+    os.kill(child.pid, signal.SIGTERM)
+    child.join(15)
+    output = log.read_text()
+    assert child.exitcode == 0, output[-2000:]
+    assert "stopped" in output and "lag" in output and "events/s" in output
+    with Store.open(db_url) as store:
+        assert assert_consistent_prefix(registry, store, truth) == registry.w3.eth.block_number
