@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Set everything up (scripts/setup.sh) and run all checks: ruff, then the whole pytest suite
-# against a real Hardhat devnet and a throwaway PostgreSQL server (scripts/postgres.sh). Extra
-# arguments go to pytest. Slow benchmarks are skipped unless RUN_SLOW=1.
+# against a real Hardhat devnet, the iscc-sdk reference venv and a throwaway PostgreSQL server
+# (scripts/postgres.sh). Extra arguments go to pytest. Slow benchmarks are skipped unless
+# RUN_SLOW=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The differential ISCC tests compare with iscc-sdk 0.9.7 in its own venv (built once, cached).
+ISCC_SDK_PYTHON=$(scripts/sdk_venv.sh)
+export ISCC_SDK_PYTHON
 echo "[test] ruff"
 .venv/bin/ruff check registry tests scripts
 markers=()

@@ -131,8 +131,10 @@ def test_missing_file(home: Path) -> None:
     assert_clean_error(run(home, "gen", str(home / "nope.txt")), "nope.txt")
 
 
-def test_directory_instead_of_file(home: Path, tmp_path: Path) -> None:
-    assert_clean_error(run(home, "gen", str(tmp_path)))
+def test_empty_directory(home: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_clean_error(run(home, "gen", str(empty)), "no files found")
 
 
 def test_unreadable_file(home: Path) -> None:

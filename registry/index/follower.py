@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -27,7 +28,13 @@ log = logging.getLogger(__name__)
 # back towards max_range; growing after every fast answer would hit a node's limit every other call.
 FAST_RANGE_S = 1.0
 GROW_AFTER = 3
+FIRST_RANGE = 100
+# Logs per range the follower aims at: enough to amortise a transaction, few enough that memory
+# stays flat (a decoded Declared event and its rows take a few kB until the batch commits).
+BATCH_LOGS = 5000
 MAX_BACKOFF_S = 60.0
+# A reorg seen this many times in a row without anything to roll back is the node's problem.
+MAX_STALLS = 3
 # Phrases nodes use when a getLogs answer would be too big (Geth, Erigon, Alchemy, Infura, ...).
 _TOO_LARGE = (
     "too large",
@@ -124,17 +131,14 @@ class Follower:
         self.store = store
         self.confirmations = confirmations
         self.max_range = max_range
-        self._range = max_range
+        # Start small and let fast, sparse answers grow the range: a first range of max_range
+        # dense blocks could hold hundreds of thousands of logs.
+        self._range = min(max_range, FIRST_RANGE)
         self._fast_streak = 0
         deployment = registry.deployment
         self.chain_id = deployment.chain_id
         self.contract = registry.contract.address
         self.decoder = EventDecoder(deployment.realm)
-
-    def start_block(self) -> int:
-        """The first block the next sync will read (before any reorg check)."""
-        done = self.store.checkpoint(self.chain_id, self.contract)
-        return self.registry.deployment.block if done is None else done + 1
 
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
@@ -152,34 +156,61 @@ class Follower:
                 rolled_back += removed
         start = block = self.registry.deployment.block if parent is None else parent[0] + 1
         target = head - self.confirmations
-        seen = new = 0
-        while block <= target and not (stop and stop.is_set()):
-            end = min(block + self._range - 1, target)
-            try:
-                batch, end_hash = self._read_range(block, end, parent)
-            except _RangeTooLarge:
-                if self._range == 1:
-                    raise ChainUnavailable(
-                        f"the node refuses eth_getLogs even for the single block {block}"
-                    ) from None
-                self._range = max(1, self._range // 2)
-                self._fast_streak = 0
-                log.info("eth_getLogs range too large, trying %d blocks", self._range)
-                continue
-            except _Reorg:
-                head = to_int(self._rpc("eth_blockNumber", []))
-                target = head - self.confirmations
-                parent, removed = self._rollback(head)
-                rolled_back += removed
-                start = block = self.registry.deployment.block if parent is None else parent[0] + 1
-                continue
-            new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
-            seen += len(batch)
-            parent = (end, end_hash)
-            block = end + 1
-            if on_progress:
-                elapsed = time.monotonic() - started
-                on_progress(SyncReport(start, end, head, seen, new, rolled_back, elapsed))
+        seen = new = stalled = 0
+        # One range is read (node, JSON, decoding) while the one before it is written: the
+        # node and the database work at the same time. A read only starts from a range that
+        # was read completely, so the parent it checks against is known.
+        with ThreadPoolExecutor(1, thread_name_prefix="index-read") as reader:
+            ahead: tuple[int, Future[tuple[list[RegistryEvent], bytes]]] | None = None
+            while block <= target and not (stop and stop.is_set()):
+                if ahead is None:
+                    end = min(block + self._range - 1, target)
+                    ahead = (end, reader.submit(self._read_range, block, end, parent))
+                end, reading = ahead
+                ahead = None
+                try:
+                    batch, end_hash = reading.result()
+                except _RangeTooLarge:
+                    if self._range == 1:
+                        raise ChainUnavailable(
+                            f"the node refuses eth_getLogs even for the single block {block}"
+                        ) from None
+                    self._range = max(1, self._range // 2)
+                    self._fast_streak = 0
+                    log.info("eth_getLogs range too large, trying %d blocks", self._range)
+                    continue
+                except _Reorg:
+                    head = to_int(self._rpc("eth_blockNumber", []))
+                    target = head - self.confirmations
+                    before = parent
+                    parent, removed = self._rollback(head)
+                    rolled_back += removed
+                    stalled = stalled + 1 if parent == before else 0
+                    if stalled >= MAX_STALLS:
+                        # The node contradicts itself (its block `block` does not name the
+                        # block it still has at `block - 1` as parent); a rollback cannot fix it.
+                        raise ChainUnavailable(
+                            f"the node's block {block} does not continue its block "
+                            f"{block - 1}; it may be syncing or reorganising"
+                        ) from None
+                    start = block = (
+                        self.registry.deployment.block if parent is None else parent[0] + 1
+                    )
+                    continue
+                stalled = 0
+                if end < target and not (stop and stop.is_set()):
+                    following = min(end + self._range, target)
+                    ahead = (
+                        following,
+                        reader.submit(self._read_range, end + 1, following, (end, end_hash)),
+                    )
+                new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
+                seen += len(batch)
+                parent = (end, end_hash)
+                block = end + 1
+                if on_progress:
+                    elapsed = time.monotonic() - started
+                    on_progress(SyncReport(start, end, head, seen, new, rolled_back, elapsed))
         elapsed = time.monotonic() - started
         return SyncReport(start, block - 1, head, seen, new, rolled_back, elapsed)
 
@@ -319,9 +350,15 @@ class Follower:
         }
         started = time.monotonic()
         raw_logs = self._rpc("eth_getLogs", [query])
-        self._fast_streak = (
-            self._fast_streak + 1 if time.monotonic() - started < FAST_RANGE_S else 0
-        )
+        blocks = to_block - from_block + 1
+        if len(raw_logs) > BATCH_LOGS and blocks > 1:
+            # Dense blocks (batched declarations): narrow the range to about BATCH_LOGS logs,
+            # so a batch, and the memory it takes, stays the same size however dense.
+            self._range = max(1, blocks * BATCH_LOGS // len(raw_logs))
+            self._fast_streak = 0
+            return raw_logs
+        fast = time.monotonic() - started < FAST_RANGE_S and len(raw_logs) <= BATCH_LOGS // 2
+        self._fast_streak = self._fast_streak + 1 if fast else 0
         if self._fast_streak >= GROW_AFTER and self._range < self.max_range:
             self._range = min(self.max_range, self._range * 2)
             self._fast_streak = 0

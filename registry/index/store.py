@@ -124,6 +124,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         # In WAL mode NORMAL survives a killed process; only power loss may drop the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # 64 MB of page cache (the default is 2 MB): batches insert into seven indexes with
+        # random keys (hashes, codes), which otherwise re-read index pages from disk.
+        cursor.execute("PRAGMA cache_size=-64000")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -6,8 +6,11 @@ import base64
 import binascii
 
 import iscc_lib
+import multibase
 
 from registry.errors import InvalidCode
+
+_ISCC_MULTICODEC = b"\xcc\x01"
 
 
 def code_to_bytes(code: str) -> bytes:
@@ -45,3 +48,21 @@ def multihash_to_digest(value: str) -> bytes:
 
 def digest_to_multihash(digest: bytes) -> str:
     return "1e20" + digest.hex()
+
+
+def unit_truncate(unit: str, bits: int) -> str:
+    """A shorter ISCC-UNIT from a longer one of the same kind.
+
+    Every ISO 24138 unit body is a prefix of its longest form (the generators compute 256 bits
+    and cut), so one pass over a large file serves both lengths; tests check this against
+    iscc-lib's own output at each length.
+    """
+    mtype, stype, version, _, body = iscc_lib.iscc_decode(unit)
+    if bits % 32 or not 32 <= bits <= len(body) * 8:
+        raise InvalidCode(f"cannot truncate {unit} to {bits} bits")
+    return "ISCC:" + iscc_lib.encode_component(mtype, stype, version, bits, body[: bits // 8])
+
+
+def multiformat(code: str) -> str:
+    """An ISCC as multibase base32 of the ISCC multicodec (0xcc01) + header + body, as iscc-core."""
+    return multibase.encode("base32", _ISCC_MULTICODEC + code_to_bytes(code)).decode()

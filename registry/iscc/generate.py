@@ -1,9 +1,8 @@
 """ISCC-CODE of a file: media detection, Meta-, Content-, Data- and Instance-Code, composed.
 
-Follows iscc-sdk 0.9.7 `code_iscc` with default options: text and image files get
-Meta + Content + Data + Instance; every other file gets Data + Instance only (iscc-sdk's
-`fallback` mode, which also adds no Meta-Code). Audio and video are refused for now rather
-than given a code that would differ from the reference.
+Follows iscc-sdk 0.9.7 `code_iscc` with default options: text, image, audio and video files
+get Meta + Content + Data + Instance; every other file gets Data + Instance only (iscc-sdk's
+`fallback` mode, which also adds no Meta-Code). Every unit is also given at 256 bits.
 """
 
 from __future__ import annotations
@@ -19,11 +18,14 @@ import iscc_lib
 
 from registry.errors import InputError, UnsupportedMedia
 from registry.iscc import document, text
+from registry.iscc.codec import multiformat
 from registry.iscc.data import gen_data_sum
+from registry.iscc.ffmpeg import Progress
 from registry.iscc.image import gen_image_code
 from registry.iscc.mediatype import DOCX, EPUB, HEAD_SIZE, MediaKind, mediatype_guess
 from registry.iscc.mediatype import mediatype_to_mode as _mode_of
 from registry.iscc.meta import gen_meta_code, sanitize
+from registry.iscc.timebased import gen_timed_content
 
 __all__ = ["IsccResult", "detect", "generate", "text_of"]
 
@@ -57,6 +59,8 @@ class IsccResult:
     """Composite ISCC-CODE, "ISCC:..."."""
     units: list[str]
     """The ISCC-UNITs composed into `iscc`, in order (Meta, Content, Data, Instance)."""
+    units_256: list[str]
+    """The same units at 256 bits."""
     datahash: str
     """blake3 multihash hex of the file bytes ("1e20" + 64 hex digits)."""
     metahash: str | None
@@ -64,7 +68,7 @@ class IsccResult:
     filesize: int
     mediatype: str
     mode: str
-    """"text", "image", or "data" (no Content-Code)."""
+    """"text", "image", "audio", "video", or "data" (no Content-Code)."""
     filename: str
     name: str | None = None
     """Normalized title the Meta-Code was computed from."""
@@ -72,7 +76,9 @@ class IsccResult:
     meta: str | None = None
     """Embedded ISCC metadata payload (data URL) the metahash was computed from, if any."""
     characteristics: dict[str, Any] = field(default_factory=dict)
-    """Extra facts: `width`/`height` for images, `characters` for text."""
+    """Extra facts: `characters` for text; `width`/`height` for images and video; `duration`
+    (seconds), `channels`, `sample_rate` for audio and video; `fps`, `frames` and the
+    `soundtrack` Audio-Code (not part of the ISCC-CODE) for video."""
 
     @property
     def datahash_bytes(self) -> bytes:
@@ -113,6 +119,12 @@ class IsccResult:
             out["metahash"] = self.metahash
         out["datahash"] = self.datahash
         out["units"] = list(self.units)
+        out["units_256"] = list(self.units_256)
+        out["multiformat"] = {
+            "iscc": multiformat(self.iscc),
+            "units": [multiformat(unit) for unit in self.units],
+            "units_256": [multiformat(unit) for unit in self.units_256],
+        }
         return out
 
 
@@ -174,14 +186,12 @@ def text_of(path: str | os.PathLike[str], mediatype: str | None = None) -> str:
     """Plain text extracted from a text-mode file, before cleaning (as iscc-sdk extracts it)."""
     path = Path(path)
     mediatype = mediatype or detect(path).mediatype
-    _refuse_unsupported(path, mediatype, "text")
+    _refuse_unsupported(path, mediatype)
     extract, _ = _text_handlers(mediatype)
     return extract(path)
 
 
-def _refuse_unsupported(path: Path, mediatype: str, mode: str) -> None:
-    if mode in ("audio", "video"):
-        raise UnsupportedMedia(f"{mode} files are not supported yet ({path.name})")
+def _refuse_unsupported(path: Path, mediatype: str) -> None:
     if mediatype in _TEXT_UNSUPPORTED:
         kind = _TEXT_UNSUPPORTED[mediatype]
         raise UnsupportedMedia(f"{kind} documents are not supported yet ({path.name})")
@@ -190,7 +200,9 @@ def _refuse_unsupported(path: Path, mediatype: str, mode: str) -> None:
         raise UnsupportedMedia(f"{kind} images are not supported yet ({path.name})")
 
 
-def _text_content(path: Path, mediatype: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+def _text_content(
+    path: Path, mediatype: str
+) -> tuple[tuple[str, str], dict[str, Any], dict[str, str]]:
     extract, read_meta = _text_handlers(mediatype)
     raw = extract(path)
     # iscc-sdk refuses Tika output without text; its PDF path has no such check and codes the
@@ -198,51 +210,62 @@ def _text_content(path: Path, mediatype: str) -> tuple[str, dict[str, Any], dict
     if mediatype != "application/pdf" and not raw.strip():
         raise UnsupportedMedia(f"no text could be extracted ({path.name})")
     code = text.gen_text_code(raw)
+    code_256 = text.gen_text_code(raw, bits=256)
     found = read_meta(path) if read_meta else {}
     # Tika metadata passes through iscc-sdk's text_sanitize; image metadata is sanitized already
     found = {key: sanitize(value) for key, value in found.items()}
-    return code.iscc, {"characters": code.characters}, {k: v for k, v in found.items() if v}
+    embedded = {k: v for k, v in found.items() if v}
+    return (code.iscc, code_256.iscc), {"characters": code.characters}, embedded
 
 
-def generate(path: str | os.PathLike[str]) -> IsccResult:
+def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> IsccResult:
     """ISCC-CODE of a file, byte-identical to iscc-sdk 0.9.7 `code_iscc` with default options.
 
-    Raises InputError for a missing, unreadable, empty or non-regular file and UnsupportedMedia
-    for audio/video and for files whose declared media cannot be decoded.
+    `progress` is told the media time decoded so far for audio and video. Raises InputError
+    for a missing, unreadable, empty, non-regular or undecodable file and UnsupportedMedia for
+    formats we cannot yet code the way iscc-sdk does.
     """
     path = Path(path)
     _check_file(path)
     mediatype = mediatype_guess(_read_head(path), path.name)
     mode = _mode_of(mediatype)
-    _refuse_unsupported(path, mediatype, mode)
+    _refuse_unsupported(path, mediatype)
 
-    content_unit: str | None = None
+    content: tuple[str, str] | None = None
     characteristics: dict[str, Any] = {}
     embedded: dict[str, str] = {}
     if mode == "text":
-        content_unit, characteristics, embedded = _text_content(path, mediatype)
+        content, characteristics, embedded = _text_content(path, mediatype)
     elif mode == "image":
         image_code, embedded = gen_image_code(path)
-        content_unit = image_code.iscc
+        content = (image_code.iscc, image_code.iscc_256)
         characteristics = {"width": image_code.width, "height": image_code.height}
+    elif mode in ("audio", "video"):
+        timed = gen_timed_content(path, mode, progress)
+        content = (timed.unit, timed.unit_256)
+        characteristics, embedded = timed.facts, timed.embedded
 
-    meta = None
-    if content_unit is not None:
-        meta = gen_meta_code(
-            path, embedded.get("name"), embedded.get("description"), embedded.get("meta")
-        )
+    meta = meta_256 = None
+    if content is not None:
+        fields = (embedded.get("name"), embedded.get("description"), embedded.get("meta"))
+        meta = gen_meta_code(path, *fields)
+        meta_256 = gen_meta_code(path, *fields, bits=256)
 
     data = gen_data_sum(path)
-    units = [u for u in (meta.iscc if meta else None, content_unit) if u] + data.units
+    units = [meta.iscc, content[0]] if meta and content else []
+    units_256 = [meta_256.iscc, content[1]] if meta_256 and content else []
+    units += data.units
+    units_256 += data.units_256
     iscc = iscc_lib.gen_iscc_code_v0(units)["iscc"]
     return IsccResult(
         iscc=iscc,
         units=units,
+        units_256=units_256,
         datahash=data.datahash,
         metahash=meta.metahash if meta else None,
         filesize=data.filesize,
         mediatype=mediatype,
-        mode=mode if content_unit is not None else "data",
+        mode=mode if content is not None else "data",
         filename=path.name,
         name=meta.name if meta else None,
         description=meta.description if meta else None,

@@ -64,9 +64,10 @@ _EXIF_XPTITLE = 0x9C9B
 
 @dataclass(frozen=True)
 class ImageCode:
-    """An Image-Code unit with the stored (not transposed) pixel size of the image."""
+    """Image-Code units (64 and 256 bits) with the stored (not transposed) pixel size."""
 
     iscc: str
+    iscc_256: str
     width: int
     height: int
 
@@ -147,7 +148,7 @@ def image_normalize(img: Image.Image) -> bytes:
     return img.resize((32, 32), Image.Resampling.BICUBIC).tobytes()
 
 
-def gen_image_code(path: Path, bits: int = 64) -> tuple[ImageCode, dict[str, str]]:
+def gen_image_code(path: Path) -> tuple[ImageCode, dict[str, str]]:
     """Image-Code of an image file and its embedded name/description/meta (one decode)."""
     img = _open(path)
     try:
@@ -159,8 +160,13 @@ def gen_image_code(path: Path, bits: int = 64) -> tuple[ImageCode, dict[str, str
             raise UnsupportedMedia(f"not a decodable image: {exc} ({path.name})") from None
     finally:
         img.close()
-    result = iscc_lib.gen_image_code_v0(pixels, bits)
-    return ImageCode(iscc=result["iscc"], width=width, height=height), metadata
+    code = ImageCode(
+        iscc=iscc_lib.gen_image_code_v0(pixels, 64)["iscc"],
+        iscc_256=iscc_lib.gen_image_code_v0(pixels, 256)["iscc"],
+        width=width,
+        height=height,
+    )
+    return code, metadata
 
 
 # --- embedded metadata ----------------------------------------------------------------------

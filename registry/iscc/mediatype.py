@@ -180,8 +180,8 @@ def mediatype_from_data(head: bytes) -> str | None:
     if head.startswith(b"ID3"):
         # Bare MPEG frame sync is too weak a signature (random data matches it): name decides.
         return "audio/mpeg"
-    if head.startswith(b"fLaC"):
-        return "audio/x-flac"
+    if head.startswith(b"fLaC"):  # libmagic 5.44 (what iscc-sdk sniffs with here) says audio/flac
+        return "audio/flac"
     if head.startswith(b"OggS"):
         return "application/ogg"
     if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):

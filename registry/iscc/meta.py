@@ -12,7 +12,7 @@ import iscc_lib
 
 from registry.errors import InputError
 
-__all__ = ["MetaCode", "gen_meta_code", "name_from_path", "sanitize"]
+__all__ = ["MetaCode", "fields_from_tags", "gen_meta_code", "name_from_path", "sanitize"]
 
 _SCRIPT_RE = re.compile(r"<script[^>]*>.*?</script>", flags=re.DOTALL | re.IGNORECASE)
 _STYLE_RE = re.compile(r"<style[^>]*>.*?</style>", flags=re.DOTALL | re.IGNORECASE)
@@ -92,3 +92,13 @@ def gen_meta_code(
         meta=result.get("meta"),
         metahash=result["metahash"],
     )
+
+
+def fields_from_tags(tags: dict[str, str], table: dict[str, list[str]]) -> dict[str, str]:
+    """Meta-Code fields from media tags (lower-case keys): per field the first non-empty tag."""
+    found: dict[str, str] = {}
+    for name, keys in table.items():
+        value = next((tags[key] for key in keys if tags.get(key)), None)
+        if value is not None:
+            found[name] = value
+    return found

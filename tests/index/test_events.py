@@ -22,6 +22,7 @@ from registry.index.events import (
     EventDecoder,
     MalformedLog,
     _decode_data,
+    _validate_by_iscc_lib,
     event_topic,
     state_changes,
     validate_code,
@@ -44,12 +45,24 @@ def decode(log: dict) -> DeclaredEvent:
     return event
 
 
-def test_topic_matches_the_shipped_abi() -> None:
+def test_topics_match_the_shipped_abi() -> None:
     (abi,) = [i for i in artifact()["abi"] if i["type"] == "event" and i["name"] == "Declared"]
     signature = "Declared(" + ",".join(i["type"] for i in abi["inputs"]) + ")"
-    assert EventDecoder(0).topics == ["0x" + keccak(text=signature).hex()]
     assert event_topic(abi) == keccak(text=signature)
     assert [i["indexed"] for i in abi["inputs"]] == [True, True, True, False, False, False]
+    decoder = EventDecoder(0)
+    assert sorted(decoder.names) == ["Declared", "Revoked", "Transferred", "Updated"]
+    assert "0x" + keccak(text=signature).hex() in decoder.topics
+
+
+def test_the_agreed_interface_is_the_shipped_one() -> None:
+    """The unit tests encode logs against CHANGE_ABI: it must be what the contract emits."""
+    shipped = {e["name"]: e for e in artifact()["abi"] if e.get("type") == "event"}
+    for entry in CHANGE_ABI:
+        assert event_topic(shipped[entry["name"]]) == event_topic(entry)
+        assert [(i["name"], i["indexed"]) for i in shipped[entry["name"]]["inputs"]] == [
+            (i["name"], i["indexed"]) for i in entry["inputs"]
+        ]
 
 
 def test_valid_declaration_decodes_with_units() -> None:
@@ -147,6 +160,14 @@ def test_decode_logs_returns_chain_order() -> None:
     ]
     assert [e.key[1] for e in EventDecoder(0).decode_logs(logs)] == [0, 0, 1]
     assert [e.block_number for e in EventDecoder(0).decode_logs(logs)] == [3, 9, 9]
+
+
+@pytest.mark.parametrize("gateway", ["", 'https://x.y/{iscc_id}?a="b"', "caf\u00e9 \\ \U0001f600"])
+def test_payload_is_compact_json_of_the_arguments(gateway: str) -> None:
+    item = content(b"compact" * 100)
+    event = decode(make_log(item["raw"], item["digest"], gateway=gateway))
+    assert event.payload() == json.dumps(event.args(), separators=(",", ":"))
+    assert json.loads(event.payload())["gateway"] == gateway
 
 
 def test_payload_is_json_of_the_arguments() -> None:
@@ -289,6 +310,20 @@ def test_fast_data_decoding_equals_eth_abi() -> None:
             abi_decode(types, cut)
         with pytest.raises(MalformedLog):
             _decode_data(types, cut)
+
+
+def test_header_cached_validation_equals_iscc_lib_decoding() -> None:
+    rng = random.Random(11)
+    codes = [content(rng.randbytes(300))["raw"] for _ in range(5)]
+    codes += [content(b"titled %d" % i * 40, name=f"Title {i}")["raw"] for i in range(5)]
+    codes += [content(rng.randbytes(500), wide=True)["raw"] for _ in range(3)]
+    # Same headers with other bodies, other lengths, and random headers.
+    codes += [raw[:2] + rng.randbytes(len(raw) - 2) for raw in codes]
+    codes += [raw + b"\x00" for raw in codes[:5]] + [raw[:-1] for raw in codes[:5]]
+    codes += [rng.randbytes(2) + rng.randbytes(rng.choice([16, 24, 32, 40])) for _ in range(300)]
+    for raw in codes:
+        for datahash in (raw[-8:] + rng.randbytes(24), rng.randbytes(32)):
+            assert validate_code(raw, datahash) == _validate_by_iscc_lib(raw, datahash)
 
 
 def test_gateway_that_is_not_utf8_keeps_the_declaration() -> None:

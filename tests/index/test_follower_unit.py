@@ -3,6 +3,7 @@ backoff (fast; the real-node tests are in test_follower_chain.py)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -137,6 +138,22 @@ def test_range_halves_when_the_node_refuses_and_grows_back(
     assert max(hi - lo + 1 for lo, hi in node.queries) == 64
 
 
+def test_dense_blocks_narrow_the_range_to_bounded_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follower_module, "BATCH_LOGS", 10)
+    node = FakeNode(head=200, declared=list(range(3, 201)))  # a log in every block
+    sizes: list[int] = []
+    report = Follower(fake_registry(node), store, max_range=64).sync(
+        on_progress=lambda r: sizes.append(r.events_new)
+    )
+    assert report.events_new == 198 and store.count() == 198
+    first, *rest = node.queries
+    assert first == (3, 66)  # 64 blocks, 64 logs: too many
+    assert max(hi - lo + 1 for lo, hi in rest) <= 10
+    assert max(b - a for a, b in itertools.pairwise([0, *sizes])) <= 64
+
+
 def test_node_refusing_a_single_block_is_chain_unavailable(store: Store) -> None:
     node = FakeNode(head=10, declared=[], limit=0)  # refuses every range, even one block
     with pytest.raises(ChainUnavailable, match="single block"):
@@ -244,6 +261,25 @@ def test_ancestor_search_does_not_overshoot_the_oldest_record(store: Store) -> N
     assert _stored_ids(store) == _chain_ids(node, 16)
 
 
+def test_a_node_contradicting_itself_is_chain_unavailable_not_a_loop(store: Store) -> None:
+    node = FakeNode(head=20, declared=[5, 15])
+    follower = Follower(fake_registry(node), store, max_range=1)
+    follower.sync()
+    node.head = 25
+    real = node.make_request
+
+    def orphan_22(method: str, params: list[Any]) -> dict[str, Any]:
+        answer = real(method, params)
+        if method == "eth_getBlockByNumber" and params[0] == hex(22):
+            answer["result"]["parentHash"] = bytes(32)  # as Hardhat's hardhat_mine blocks do
+        return answer
+
+    node.make_request = orphan_22  # type: ignore[method-assign]
+    with pytest.raises(ChainUnavailable, match="does not continue its block 21"):
+        follower.sync()
+    assert store.checkpoint(999, CONTRACT) == 21 and store.count() == 2
+
+
 def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None:
     node = FakeNode(head=30, declared=[3, 10, 20])
     follower = Follower(fake_registry(node), store)
@@ -255,7 +291,7 @@ def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None
 
 
 def test_common_ancestor_search_is_logarithmic(store: Store) -> None:
-    node = FakeNode(head=5000, declared=list(range(3, 5001)))
+    node = FakeNode(head=2000, declared=list(range(3, 2001)))
     follower = Follower(fake_registry(node), store)
     follower.sync()
     node.fork(1234)
@@ -268,8 +304,8 @@ def test_common_ancestor_search_is_logarithmic(store: Store) -> None:
         return real(method, params)
 
     node.make_request = counting  # type: ignore[method-assign]
-    assert follower._common_ancestor(5000) == (1233, node.block_hash(1233))
-    assert headers <= 2 * 13 + 2
+    assert follower._common_ancestor(2000) == (1233, node.block_hash(1233))
+    assert headers <= 2 * 11 + 2  # galloping and bisecting over 2^11 blocks
 
 
 def test_follow_backs_off_while_the_node_is_down(

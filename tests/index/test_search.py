@@ -9,7 +9,7 @@ from index_helpers import ISCC_ID_BODY, content, make_log
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode
-from registry.index.events import decode_declared
+from registry.index.events import EventDecoder
 from registry.index.search import classify, resolve
 from registry.index.store import Store
 
@@ -23,8 +23,8 @@ def item() -> dict:
 
 @pytest.fixture
 def filled(store: Store, item: dict) -> Store:
-    event = decode_declared(make_log(item["raw"], item["digest"], declarer=DECLARER), realm=0)
-    store.apply(1, "0x" + "99" * 20, [event], event.block_number, event.block_hash)
+    event = EventDecoder(0).decode(make_log(item["raw"], item["digest"], declarer=DECLARER))
+    store.apply(1, "0x" + "99" * 20, [event], None, event.block_number, event.block_hash)
     return store
 
 

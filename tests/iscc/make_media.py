@@ -1,15 +1,27 @@
-"""Builders of small test media (PDF, DOCX, EPUB, images) from code, so no fixture is downloaded."""
+"""Builders of small test media (PDF, DOCX, EPUB, images, audio, video) from code, so no fixture
+is downloaded."""
 
 from __future__ import annotations
 
 import io
 import math
+import subprocess
 import zipfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-__all__ = ["make_docx", "make_epub", "make_pdf", "pattern_image", "write"]
+from registry.iscc.ffmpeg import ffmpeg_exe
+
+__all__ = [
+    "make_av",
+    "make_docx",
+    "make_epub",
+    "make_pdf",
+    "make_signature",
+    "pattern_image",
+    "write",
+]
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -201,3 +213,52 @@ def pattern_image(
     draw.ellipse((width // 4, height // 4, width // 2, height // 2 + 20), fill=(250, 240, 20))
     draw.rectangle((width * 2 // 3, 10, width * 2 // 3 + 25, height - 10), fill=(10, 20, 160))
     return img.convert(mode) if mode != "RGB" else img
+
+
+def make_av(path: Path, *args: str, seconds: float = 4.0) -> Path:
+    """Audio/video made by ffmpeg from lavfi sources; `args` are the inputs and encoder options.
+
+    Shorthands: "AUDIO" is a 440 Hz tone mixed with pink noise (stereo, 44.1 kHz), "VIDEO" the
+    testsrc pattern (320x240, 25 fps), "FRACTAL" the mandelbrot source.
+    """
+    sources = {
+        "AUDIO": f"sine=frequency=440:duration={seconds},volume=0.5[a];"
+        f"anoisesrc=d={seconds}:c=pink:a=0.2[b];[a][b]amix=inputs=2",
+        "VIDEO": f"testsrc=duration={seconds}:size=320x240:rate=25",
+        "FRACTAL": f"mandelbrot=size=320x240:rate=25,trim=duration={seconds}",
+    }
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-y"]
+    for arg in args:
+        if arg in sources:
+            cmd += ["-f", "lavfi", "-i", sources[arg]]
+        else:
+            cmd.append(arg)
+    subprocess.run([*cmd, str(path)], check=True, capture_output=True)
+    return path
+
+
+def make_signature(frames: list[list[int]], time_unit: int = 1000) -> bytes:
+    """A binary MPEG-7 signature (the layout ffmpeg's signature filter writes) holding `frames`
+    (380 ternary values each), with header fields zero and no coarse segments."""
+    bits: list[str] = []
+
+    def put(value: int, count: int) -> None:
+        bits.append(format(value, f"0{count}b"))
+
+    put(0, 129)
+    put(len(frames), 32)
+    put(time_unit, 16)
+    put(0, 1 + 32 + 32)
+    put(0, 32)  # coarse segments
+    put(0, 1)
+    for index, frame in enumerate(frames):
+        put(0, 1)
+        put(index * time_unit // 5, 32)
+        put(255, 8)
+        put(0, 40)
+        for group in range(0, len(frame), 5):
+            a, b, c, d, e = frame[group : group + 5]
+            put(a * 81 + b * 27 + c * 9 + d * 3 + e, 8)
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return int(text, 2).to_bytes(len(text) // 8, "big")

@@ -63,19 +63,6 @@ def test_data_only_file(tmp_path: Path) -> None:
     assert "@type" not in result.to_dict()
 
 
-def test_audio_and_video_are_refused(tmp_path: Path) -> None:
-    for name in ("song.mp3", "take.wav", "voice.ogg", "clip.mp4", "film.mkv", "clip.mov"):
-        path = write(tmp_path / name, b"\x00\x01not really media" * 10)
-        with pytest.raises(
-            UnsupportedMedia, match=rf"(audio|video) files are not supported yet \({name}\)"
-        ):
-            generate(path)
-    # detected by content even under a neutral name
-    wav = write(tmp_path / "noise.dat", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
-    with pytest.raises(UnsupportedMedia, match="audio files are not supported yet"):
-        generate(wav)
-
-
 def test_input_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="no such file"):
         generate(tmp_path / "missing.txt")

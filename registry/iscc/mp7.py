@@ -1,0 +1,63 @@
+"""MPEG-7 video signature (ISO/IEC 15938-3) as ffmpeg's `signature` filter writes it in binary form.
+
+Reads the same fields as iscc-sdk's `read_mp7_signature`: per frame a 380-dimensional ternary
+vector (76 bytes, five base-3 digits per byte). The layout is bit-packed, not byte aligned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry.errors import InputError
+
+__all__ = ["FRAME_VECTOR_SIZE", "FrameSignatures", "read_signature"]
+
+FRAME_VECTOR_SIZE = 380
+_VECTOR_BYTES = FRAME_VECTOR_SIZE // 5
+_SEGMENT_BITS = 4 * 32 + 1 + 5 * 243
+_FRAME_BITS = 1 + 32 + 8 + 5 * 8 + _VECTOR_BYTES * 8
+# Each byte holds five ternary digits, most significant first.
+_TERNARY = [tuple((value // 3**power) % 3 for power in range(4, -1, -1)) for value in range(256)]
+
+
+@dataclass(frozen=True)
+class FrameSignatures:
+    """Frame vectors of a video, each distinct vector once (in order of first appearance)."""
+
+    frames: int
+    """Number of frame signatures in the file, repeats included."""
+    unique: list[tuple[int, ...]]
+
+
+def _bits(data: bytes, pos: int, count: int) -> int:
+    start, end = pos // 8, (pos + count + 7) // 8
+    value = int.from_bytes(data[start:end], "big")
+    return (value >> (end * 8 - pos - count)) & ((1 << count) - 1)
+
+
+def read_signature(data: bytes) -> FrameSignatures:
+    """Frame vectors of a binary signature file; repeats are dropped on the way.
+
+    The Video-Code's soft hash sums the set of distinct frame vectors (ISO 24138), so keeping
+    only distinct ones gives the same code while a two-hour film stays at a few MB of memory.
+    """
+    try:
+        frames = _bits(data, 129, 32)
+        pos = 129 + 32 + 16 + 1 + 32 + 32
+        segments = _bits(data, pos, 32)
+        pos += 32 + segments * _SEGMENT_BITS + 1
+    except ValueError:
+        raise InputError("video signature is truncated") from None
+    if pos + frames * _FRAME_BITS > len(data) * 8:
+        raise InputError("video signature is truncated")
+    seen: set[bytes] = set()
+    unique: list[tuple[int, ...]] = []
+    vector_offset = 1 + 32 + 8 + 40
+    for index in range(frames):
+        start = pos + index * _FRAME_BITS + vector_offset
+        packed = _bits(data, start, _VECTOR_BYTES * 8).to_bytes(_VECTOR_BYTES, "big")
+        if packed in seen:
+            continue
+        seen.add(packed)
+        unique.append(tuple(digit for byte in packed for digit in _TERNARY[byte]))
+    return FrameSignatures(frames=frames, unique=unique)

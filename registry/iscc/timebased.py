@@ -1,0 +1,64 @@
+"""Audio- and Video-Codes of a file from a single ffmpeg decoding pass, with its facts and tags.
+
+A video file is decoded once for both its frame signatures and, if it has sound, the
+Chromaprint fingerprint of its soundtrack (reported as a fact; iscc-sdk's ISCC-CODE of a
+video holds only the Video-Code).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.errors import InputError
+from registry.iscc.audio import AUDIO_META_TAGS, chromaprint_output, gen_audio_code
+from registry.iscc.ffmpeg import Progress, run_ffmpeg
+from registry.iscc.meta import fields_from_tags
+from registry.iscc.probe import probe
+from registry.iscc.video import VIDEO_META_TAGS, gen_video_code, signature_output
+
+__all__ = ["TimedContent", "gen_timed_content"]
+
+
+@dataclass(frozen=True)
+class TimedContent:
+    """Content-Code units of an audio or video file, its facts and its embedded metadata."""
+
+    unit: str
+    unit_256: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    embedded: dict[str, str] = field(default_factory=dict)
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b""
+
+
+def gen_timed_content(path: Path, mode: str, progress: Progress | None = None) -> TimedContent:
+    """Audio-Code (mode "audio") or Video-Code (mode "video") of a file."""
+    info = probe(path)
+    want_video = mode == "video"
+    if want_video and not info.has_video:
+        raise InputError(f"no video stream in {path.name}")
+    if not want_video and not info.has_audio:
+        raise InputError(f"no audio stream in {path.name}")
+    with tempfile.TemporaryDirectory(prefix="iscc-") as tmp:
+        signature_file, fingerprint_file = Path(tmp, "video.sig"), Path(tmp, "audio.fp")
+        outputs = signature_output(signature_file) if want_video else []
+        if info.has_audio:
+            outputs += chromaprint_output(fingerprint_file)
+        run_ffmpeg(path, outputs, progress, info.duration)
+        signature, fingerprint = _read(signature_file), _read(fingerprint_file)
+    facts = info.facts()
+    if want_video:
+        video = gen_video_code(signature, path.name)
+        facts["frames"] = video.frames
+        if len(fingerprint) >= 4:
+            facts["soundtrack"] = gen_audio_code(fingerprint, path.name).iscc
+        embedded = fields_from_tags(info.format_tags, VIDEO_META_TAGS)
+        return TimedContent(video.iscc, video.iscc_256, facts, embedded)
+    audio = gen_audio_code(fingerprint, path.name)
+    embedded = fields_from_tags(info.audio_tags, AUDIO_META_TAGS)
+    return TimedContent(audio.iscc, audio.iscc_256, facts, embedded)

@@ -1,0 +1,286 @@
+"""Indexer benchmark: N declarations on a fresh Hardhat devnet, indexed into SQLite and
+PostgreSQL by registry.index, next to a naive web3.py get_logs + per-row insert baseline.
+
+    source scripts/postgres.sh && pg_test_start          # or pass --pg-url
+    .venv/bin/python scripts/bench_index.py --count 100000
+    pg_test_stop
+
+Declarations are generated fast: automine off, `declare` transactions sent from Hardhat's
+unlocked accounts as JSON-RPC batches, then mined many per block. Every indexing run happens in
+its own process so its peak RSS is its own; RSS is also sampled as the run goes, to show whether
+memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import iscc_lib
+import psycopg
+import requests
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+)
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from registry.chain.contract import Registry  # noqa: E402
+from registry.chain.deployment import Deployment  # noqa: E402
+from registry.chain.devnet import Devnet, free_port  # noqa: E402
+from registry.index.follower import Follower  # noqa: E402
+from registry.index.store import Store  # noqa: E402
+from registry.iscc.codec import code_to_bytes  # noqa: E402
+
+SELECTOR = keccak(text="declare(bytes,bytes32,bytes32,string)")[:4]
+TX_PER_BATCH = 500
+ACCOUNTS = 10  # Hardhat's first accounts are unlocked on its node
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def _rpc_batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    answers = requests.post(url, json=body, timeout=600).json()
+    errors = [a["error"] for a in answers if "error" in a]
+    if errors:
+        raise SystemExit(f"node refused: {errors[0]}")
+    return [a["result"] for a in sorted(answers, key=lambda a: a["id"])]
+
+
+def generate(url: str, deployment: Deployment, count: int) -> float:
+    """Send `count` declarations of distinct small files; returns seconds taken."""
+    started = time.monotonic()
+    accounts = _rpc_batch(url, [("eth_accounts", [])])[0][:ACCOUNTS]
+    _rpc_batch(url, [("evm_setAutomine", [False])])
+    sent = 0
+    while sent < count:
+        calls = []
+        for i in range(sent, min(count, sent + TX_PER_BATCH)):
+            data = i.to_bytes(8, "big") * 8
+            instance = iscc_lib.gen_instance_code_v0(data)
+            iscc = iscc_lib.gen_iscc_code_v0(
+                [iscc_lib.gen_data_code_v0(data)["iscc"], instance["iscc"]]
+            )
+            args = abi_encode(
+                ["bytes", "bytes32", "bytes32", "string"],
+                [
+                    code_to_bytes(iscc["iscc"]),
+                    bytes.fromhex(instance["datahash"][4:]),
+                    bytes(32),
+                    "",
+                ],
+            )
+            tx = {
+                "from": accounts[i % len(accounts)],
+                "to": deployment.address,
+                "data": "0x" + (SELECTOR + args).hex(),
+                "gas": hex(200_000),
+            }
+            calls.append(("eth_sendTransaction", [tx]))
+        _rpc_batch(url, calls)
+        sent += len(calls)
+        # Mine until the batch is in blocks (a block holds what its gas limit allows).
+        while _rpc_batch(url, [("eth_getBlockByNumber", ["pending", False])])[0]["transactions"]:
+            _rpc_batch(url, [("evm_mine", [])])
+        print(f"\r  declared {sent:,}/{count:,}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    _rpc_batch(url, [("evm_setAutomine", [True])])
+    return time.monotonic() - started
+
+
+def index_ours(deployment: Deployment, db_url: str) -> dict[str, Any]:
+    registry = Registry.open(deployment)
+    samples: list[tuple[int, float]] = []
+    with Store.open(db_url) as store:
+        follower = Follower(registry, store)
+
+        def sample(report: Any) -> None:
+            if not samples or report.events_new - samples[-1][0] >= 10_000:
+                samples.append((report.events_new, round(_rss_mb(), 1)))
+
+        started = time.monotonic()
+        report = follower.sync(on_progress=sample)
+        seconds = time.monotonic() - started
+        assert store.count() == report.events_new
+    return {"events": report.events_new, "seconds": seconds, "rss": samples}
+
+
+def index_naive(deployment: Deployment, db_url: str) -> dict[str, Any]:
+    """What one writes first: web3's contract event API and one INSERT per event."""
+    registry = Registry.open(deployment)
+    url = make_url(db_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    metadata = MetaData()
+    table = Table(
+        "naive_declarations",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("iscc_id", String(32)),
+        Column("declarer", String(42)),
+        Column("datahash", LargeBinary),
+        Column("iscc_code", Text),
+        Column("tx_hash", LargeBinary),
+        Column("log_index", Integer),
+    )
+    metadata.create_all(engine)
+    event = registry.contract.events.Declared()
+    head = registry.w3.eth.block_number
+    samples: list[tuple[int, float]] = []
+    events = 0
+    started = time.monotonic()
+    for start in range(deployment.block, head + 1, 2000):
+        logs = event.get_logs(from_block=start, to_block=min(head, start + 1999))
+        with engine.begin() as conn:
+            for log in logs:
+                conn.execute(
+                    insert(table).values(
+                        iscc_id=str(log["args"]["isccId"]),
+                        declarer=log["args"]["declarer"],
+                        datahash=log["args"]["datahash"],
+                        iscc_code="0x" + log["args"]["isccCode"].hex(),
+                        tx_hash=bytes(log["transactionHash"]),
+                        log_index=log["logIndex"],
+                    )
+                )
+        events += len(logs)
+        if not samples or events - samples[-1][0] >= 10_000:
+            samples.append((events, round(_rss_mb(), 1)))
+    seconds = time.monotonic() - started
+    engine.dispose()
+    return {"events": events, "seconds": seconds, "rss": samples}
+
+
+def _child(args: argparse.Namespace) -> None:
+    deployment = Deployment.load(Path(args.deployment))
+    run = index_ours if args.child == "ours" else index_naive
+    result = run(deployment, args.db_url)
+    result["peak_rss"] = round(_peak_rss_mb(), 1)
+    print(json.dumps(result))
+
+
+def _measure(kind: str, deployment_file: Path, db_url: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            "--deployment",
+            str(deployment_file),
+            "--db-url",
+            db_url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pg_database(server: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_url(server).set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--pg-url", default=os.environ.get("ISCC_REGISTRY_TEST_PG_URL"))
+    parser.add_argument("--child", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--deployment", help=argparse.SUPPRESS)
+    parser.add_argument("--db-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+    if not args.pg_url:
+        raise SystemExit(
+            "no PostgreSQL: pass --pg-url or source scripts/postgres.sh && pg_test_start"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+        home = Path(tmp)
+        devnet = Devnet(home, free_port(), ROOT)
+        deployment = devnet.start()
+        try:
+            print(f"generating {args.count:,} declarations on a Hardhat devnet", file=sys.stderr)
+            seconds = generate(devnet.rpc_url, deployment, args.count)
+            head = Registry.open(deployment).w3.eth.block_number
+            print(
+                f"  {args.count:,} declarations in {head - deployment.block} blocks, "
+                f"{seconds:.0f} s",
+                file=sys.stderr,
+            )
+            runs = [
+                ("registry.index", "SQLite", "ours", f"sqlite:///{home / 'ours.db'}"),
+                ("registry.index", "PostgreSQL", "ours", _pg_database(args.pg_url)),
+                (
+                    "naive web3.py get_logs + per-row insert",
+                    "SQLite",
+                    "naive",
+                    f"sqlite:///{home / 'naive.db'}",
+                ),
+                (
+                    "naive web3.py get_logs + per-row insert",
+                    "PostgreSQL",
+                    "naive",
+                    _pg_database(args.pg_url),
+                ),
+            ]
+            results = []
+            for label, backend, kind, db_url in runs:
+                print(f"indexing: {label} into {backend}", file=sys.stderr)
+                result = _measure(kind, devnet.deployment_path, db_url)
+                if result["events"] != args.count:
+                    raise SystemExit(f"{label} into {backend} indexed {result['events']} events")
+                results.append((label, backend, result))
+        finally:
+            devnet.stop()
+
+    print(f"\n{args.count:,} Declared events, {os.cpu_count()} CPUs\n")
+    print("| indexer | store | events/s | seconds | peak RSS (MB) | RSS every ~10k events (MB) |")
+    print("|---|---|---:|---:|---:|---|")
+    for label, backend, r in results:
+        rss = ", ".join(str(mb) for _n, mb in r["rss"])
+        print(
+            f"| {label} | {backend} | {r['events'] / r['seconds']:,.0f} | {r['seconds']:.1f} | "
+            f"{r['peak_rss']} | {rss} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
