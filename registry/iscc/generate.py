@@ -12,20 +12,20 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import iscc_lib
 
+if TYPE_CHECKING:
+    from registry.iscc.ffmpeg import Progress
+
 from registry.errors import InputError, UnsupportedMedia
-from registry.iscc import document, text
+from registry.iscc import text
 from registry.iscc.codec import multiformat
 from registry.iscc.data import gen_data_sum
-from registry.iscc.ffmpeg import Progress
-from registry.iscc.image import gen_image_code
 from registry.iscc.mediatype import DOCX, EPUB, HEAD_SIZE, MediaKind, mediatype_guess
 from registry.iscc.mediatype import mediatype_to_mode as _mode_of
 from registry.iscc.meta import gen_meta_code, sanitize
-from registry.iscc.timebased import gen_timed_content
 
 __all__ = ["IsccResult", "detect", "generate", "text_of"]
 
@@ -170,10 +170,16 @@ _MetaReader = Callable[[Path], dict[str, str]]
 
 def _text_handlers(mediatype: str) -> tuple[_Extractor, _MetaReader | None]:
     if mediatype == "application/pdf":
+        from registry.iscc import document  # pypdfium2 and friends load only for documents
+
         return document.pdf_text, document.pdf_metadata
     if mediatype == DOCX:
+        from registry.iscc import document
+
         return document.docx_text, document.docx_metadata
     if mediatype == EPUB:
+        from registry.iscc import document
+
         return document.epub_text, document.epub_metadata
     if mediatype in ("text/html", "application/xhtml+xml"):
         return text.html_text, text.html_metadata
@@ -237,10 +243,14 @@ def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> 
     if mode == "text":
         content, characteristics, embedded = _text_content(path, mediatype)
     elif mode == "image":
+        from registry.iscc.image import gen_image_code  # Pillow only for images
+
         image_code, embedded = gen_image_code(path)
         content = (image_code.iscc, image_code.iscc_256)
         characteristics = {"width": image_code.width, "height": image_code.height}
     elif mode in ("audio", "video"):
+        from registry.iscc.timebased import gen_timed_content  # PyAV only for media
+
         timed = gen_timed_content(path, mode, progress)
         content = (timed.unit, timed.unit_256)
         characteristics, embedded = timed.facts, timed.embedded
