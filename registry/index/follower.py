@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # back towards max_range; growing after every fast answer would hit a node's limit every other call.
 FAST_RANGE_S = 1.0
 GROW_AFTER = 3
-FIRST_RANGE = 100
+FIRST_RANGE = 10
 # Logs per range the follower aims at: enough to amortise a transaction, few enough that memory
 # stays flat (a decoded Declared event and its rows take a few kB until the batch commits).
 BATCH_LOGS = 5000

@@ -132,7 +132,7 @@ def test_range_halves_when_the_node_refuses_and_grows_back(
     assert progress[-1].to_block == 200 and progress[-1].events_new == report.events_new
     # Once the node accepts again, fast answers let the range grow back to max_range.
     node.limit = None
-    node.head = 400
+    node.head = 600
     node.queries.clear()
     follower.sync()
     assert max(hi - lo + 1 for lo, hi in node.queries) == 64
@@ -142,6 +142,7 @@ def test_dense_blocks_narrow_the_range_to_bounded_batches(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(follower_module, "BATCH_LOGS", 10)
+    monkeypatch.setattr(follower_module, "FIRST_RANGE", 64)
     node = FakeNode(head=200, declared=list(range(3, 201)))  # a log in every block
     sizes: list[int] = []
     report = Follower(fake_registry(node), store, max_range=64).sync(
