@@ -44,7 +44,6 @@ resized copies typically stay well within it; unrelated content sits near 32."""
 SEARCHABLE = frozenset(
     {"META", "DATA", *(f"CONTENT-{k}" for k in ("TEXT", "IMAGE", "AUDIO", "VIDEO", "MIXED"))}
 )
-_LOAD_CHUNK = 200_000
 
 
 @dataclass(frozen=True)
@@ -91,25 +90,19 @@ class SimilarityIndex:
 
     def refresh(self) -> int:
         """Load unit rows added since the last refresh; returns how many."""
-        added = 0
         with self._lock:
-            while True:
-                rows = self.store.units_after(self._after, _LOAD_CHUNK)
-                if not rows:
-                    return added
-                by_type: dict[str, tuple[list[int], list[int]]] = {}
-                for _row_id, declaration_id, unit_type, value in rows:
-                    if unit_type in SEARCHABLE:
-                        keys, codes = by_type.setdefault(unit_type, ([], []))
-                        keys.append(declaration_id)
-                        codes.append(from_signed64(value))
-                for unit_type, (keys, codes) in by_type.items():
+            top = self.store.last_unit_id()
+            if top <= self._after:
+                return 0
+            types = sorted(SEARCHABLE)
+            rows = self.store.unit_values(types, self._after, top)
+            for position, unit_type in enumerate(types):
+                picked = rows[rows[:, 0] == position]
+                if len(picked):
                     index = self._indexes.setdefault(unit_type, HammingIndex())
-                    index.add(np.array(keys, dtype=np.int64), np.array(codes, dtype=np.uint64))
-                self._after = rows[-1][0]
-                added += len(rows)
-                if len(rows) < _LOAD_CHUNK:
-                    return added
+                    index.add(picked[:, 1], picked[:, 2].view(np.uint64))
+            self._after = top
+            return len(rows)
 
     def search(
         self, units: Sequence[Unit], threshold: int = DEFAULT_THRESHOLD, limit: int | None = None
