@@ -61,13 +61,22 @@ def measure(python: str, code: str, path: Path) -> tuple[float, int, str]:
     return elapsed, peak, out if proc.returncode == 0 else f"failed ({proc.returncode})"
 
 
-def make_files(folder: Path, quick: bool) -> dict[str, Path]:
+def make_files(folder: Path, quick: bool, kinds: set[str], data_gib: int) -> dict[str, Path]:
     scale = 0.1 if quick else 1.0
+    files: dict[str, Path] = {}
+    if "data" in kinds:
+        data = folder / "data.bin"
+        with open(data, "wb") as out:
+            for _ in range(int(1024 * data_gib * scale)):
+                out.write(os.urandom(1 << 20))
+        files[f"data {data_gib} GiB"] = data
+    if kinds == {"data"}:
+        return files
     text = folder / "text.txt"
     text.write_text(" ".join(f"word{i % 5000} stands here" for i in range(200_000)))
     image = folder / "image.jpg"
     pattern_image((2400, 1600)).save(image, quality=90)
-    files = {"text 4 MB": text, "image 2400x1600": image}
+    files |= {"text 4 MB": text, "image 2400x1600": image}
     files["audio 5 min mp3"] = make_av(
         folder / "audio.mp3", "AUDIO", "-b:a", "192k", seconds=300 * scale
     )
@@ -88,11 +97,6 @@ def make_files(folder: Path, quick: bool) -> dict[str, Path]:
             "aac",
             seconds=seconds * scale,
         )
-    data = folder / "data.bin"
-    with open(data, "wb") as out:
-        for _ in range(int(1024 * scale)):
-            out.write(os.urandom(1 << 20))
-    files["data 1 GiB"] = data
     return files
 
 
@@ -100,9 +104,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sdk", default=str(ROOT / ".venv-sdk" / "bin" / "sdk-python"))
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
+    parser.add_argument("--only-data", action="store_true", help="just the data file")
+    parser.add_argument("--data-gib", type=int, default=1, help="size of the data file")
     args = parser.parse_args()
+    kinds = {"data"} if args.only_data else {"data", "media"}
     with tempfile.TemporaryDirectory(prefix="bench-iscc-") as tmp:
-        files = make_files(Path(tmp), args.quick)
+        files = make_files(Path(tmp), args.quick, kinds, args.data_gib)
         print("| file | MB | ours s | ours MB/s | ours peak MB | sdk s | sdk peak MB | speed-up |")
         print("|" + "---|" * 8)
         for label, path in files.items():
