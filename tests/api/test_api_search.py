@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw
+from pictures import picture
+from PIL import Image
 
 from registry.api import create_app
 from registry.chain.actions import act_direct, make_action
@@ -24,15 +25,6 @@ from registry.iscc.generate import generate
 pytestmark = pytest.mark.chain
 
 
-def _picture(seed: int) -> Image.Image:
-    image = Image.new("RGB", (320, 240), "white")
-    draw = ImageDraw.Draw(image)
-    for i in range(12):
-        x, y = (seed * 37 + i * 53) % 280, (seed * 91 + i * 29) % 200
-        draw.ellipse((x, y, x + 40 + i * 3, y + 30 + i * 2), fill=(i * 20 % 255, seed % 255, 90))
-    return image
-
-
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
@@ -45,7 +37,7 @@ def gallery(tmp_path: Path, registry: Registry, store: Store) -> dict[str, Any]:
     paths = {}
     for name, seed in (("harbour.png", 1), ("meadow.png", 2)):
         path = tmp_path / name
-        _picture(seed).save(path)
+        picture(seed).save(path)
         paths[name] = path
     alice, bob = dev_account(1), dev_account(2)
     declared = {}
@@ -75,7 +67,7 @@ def test_exact_copy_and_reencoded_copy_are_found(
 
     # Smaller, JPEG-compressed, renamed: other bytes, same picture.
     buffer = io.BytesIO()
-    _picture(1).resize((200, 150)).save(buffer, "JPEG", quality=60)
+    picture(1).resize((200, 150)).save(buffer, "JPEG", quality=60)
     copy = _match(client, buffer.getvalue(), "holiday.jpg").json()
     assert copy["exact"] == []
     top = copy["similar"]["matches"][0]
@@ -90,7 +82,7 @@ def test_exact_copy_and_reencoded_copy_are_found(
 
 
 def test_unknown_file_matches_nothing(client: TestClient, gallery: dict[str, Any]) -> None:
-    stranger = _match(client, _png(_picture(77).rotate(90)), "unrelated-shapes.png").json()
+    stranger = _match(client, _png(picture(77).rotate(90)), "unrelated-shapes.png").json()
     assert stranger["exact"] == []
     image_matches = [
         m

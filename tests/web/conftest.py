@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pictures import picture
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from web_helpers import (
     CHROMIUM,
@@ -22,7 +23,6 @@ from web_helpers import (
     MAX_UPLOAD_MB,
     Declared,
     Site,
-    picture,
 )
 
 from registry.chain.contract import Registry

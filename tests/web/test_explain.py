@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import iscc_lib
-from web_helpers import picture
+from pictures import picture
 
 from registry.api.web.explain import explain_code
 from registry.iscc.generate import generate

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pictures import picture
 from playwright.sync_api import Page, expect
 from web_helpers import (
     HOSTILE_GATEWAY,
     MAX_UPLOAD_MB,
     Site,
     accessibility_violations,
-    picture,
     screenshot,
 )
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from PIL import Image, ImageDraw
 from playwright.sync_api import Page
 
 from registry.config import PROJECT_ROOT
@@ -31,15 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 HOSTILE_GATEWAY = 'javascript:alert(document.domain)//"><img src=x onerror=alert(1)>'
-
-
-def picture(seed: int) -> Image.Image:
-    image = Image.new("RGB", (320, 240), "white")
-    draw = ImageDraw.Draw(image)
-    for i in range(12):
-        x, y = (seed * 37 + i * 53) % 280, (seed * 91 + i * 29) % 200
-        draw.ellipse((x, y, x + 40 + i * 3, y + 30 + i * 2), fill=(i * 20 % 255, seed % 255, 90))
-    return image
 
 
 @dataclass
