@@ -20,9 +20,14 @@ from xml.etree import ElementTree
 
 import iscc_lib
 from PIL import Image, ImageOps, IptcImagePlugin, PngImagePlugin
+from pillow_heif import register_heif_opener
 
 from registry.errors import UnsupportedMedia
 from registry.iscc.meta import sanitize
+
+# HEIC/HEIF through libheif, as iscc-sdk 0.9.7 does; AVIF is native in Pillow >= 11.3 (iscc-sdk
+# uses pillow-avif-plugin over the same libavif).
+register_heif_opener()
 
 __all__ = [
     "IMAGE_MAX_PIXELS",

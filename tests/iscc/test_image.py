@@ -11,6 +11,7 @@ import iscc_lib
 import pytest
 from make_media import pattern_image, write
 from PIL import Image, ImageOps, PngImagePlugin
+from pillow_heif import register_heif_opener
 
 from registry.errors import UnsupportedMedia
 from registry.iscc import generate
@@ -23,6 +24,7 @@ def _distance(a: str, b: str) -> int:
 
 
 def _save(img: Image.Image, path: Path, **options: object) -> Path:
+    register_heif_opener()  # lets Pillow write .heic samples
     img.save(path, **options)
     return path
 
@@ -36,6 +38,8 @@ def _save(img: Image.Image, path: Path, **options: object) -> Path:
         ("img.webp", "image/webp"),
         ("img.tiff", "image/tiff"),
         ("img.bmp", "image/bmp"),
+        ("img.avif", "image/avif"),
+        ("img.heic", "image/heic"),
     ],
 )
 def test_formats_give_close_image_codes(tmp_path: Path, name: str, mediatype: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from make_media import make_av, make_docx, make_epub, make_pdf, pattern_image, write
 from PIL import Image, ImageOps
+from pillow_heif import register_heif_opener
 
 from registry.iscc import generate
 
@@ -84,6 +85,7 @@ def _corpus(folder: Path) -> list[Path]:
         write(folder / "blob.bin", bytes(range(256)) * 40),
     ]
     img = pattern_image((240, 160))
+    register_heif_opener()  # lets Pillow write the .heic sample
     for name, options in [
         ("img.png", {}),
         ("img.jpg", {"quality": 85}),
@@ -91,6 +93,8 @@ def _corpus(folder: Path) -> list[Path]:
         ("img.webp", {}),
         ("img.tiff", {}),
         ("img.bmp", {}),
+        ("img.avif", {"quality": 80}),
+        ("img.heic", {"quality": 80}),
     ]:
         img.save(folder / name, **options)
         files.append(folder / name)
