@@ -35,11 +35,20 @@ class Match(BaseModel):
     units: list[UnitDistance]
 
 
+class UnitHit(BaseModel):
+    iscc_id: str
+    declarer: str
+    distance: int
+
+
 class SearchResult(BaseModel):
     query: str
     unit_types: list[str] = Field(description="Unit types the query was compared on")
     threshold: int
-    matches: list[Match]
+    matches: list[Match] = Field(description="Best declarations over all units, best first")
+    by_unit: dict[str, list[UnitHit]] = Field(
+        description="Per unit type, the nearest declarations on that unit alone (top-k each)"
+    )
 
 
 class MatchResult(BaseModel):

@@ -9,8 +9,9 @@ every process can rebuild the same index from a shared PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from registry.errors import InvalidCode
 from registry.index.events import Unit, _unit_type
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
-from registry.index.store import Store
+from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 
 __all__ = [
@@ -39,6 +40,8 @@ DEFAULT_THRESHOLD = 10
 """Bits of difference out of 64 still called similar: about 84 % of bits equal. Re-encoded or
 resized copies typically stay well within it; unrelated content sits near 32."""
 
+# Records are fetched this many candidates at a time while building an answer.
+_PAGE = 200
 # The Instance-Code is a cryptographic hash: a near miss means nothing, equality is the
 # datahash lookup.
 SEARCHABLE = frozenset(
@@ -134,32 +137,57 @@ def similar(
     limit: int = 20,
     include_revoked: bool = False,
 ) -> dict[str, Any]:
-    """The search answer as the API and CLI print it: query, unit types compared, matches with
-    their declaration, score and per-unit distances, best first."""
+    """The search answer as the API and CLI print it: the query, the unit types compared, the
+    best `limit` declarations over all units (score and per-unit distances) and, per unit type,
+    the nearest `limit` declarations on that unit alone."""
     found = index.search(units, threshold)
-    records = store.by_ids([m.declaration_id for m in found])
-    matches = []
-    for match in found:
-        record = records.get(match.declaration_id)
-        if record is None or (record.revoked and not include_revoked):
-            continue
-        matches.append(
-            {
-                "declaration": record.to_dict(),
-                "score": round(match.score, 4),
-                "units": [
-                    {"unit_type": t, "distance": d, "similarity": round(1 - d / 64, 4)}
-                    for t, d in sorted(match.distances.items())
-                ],
-            }
+    known: dict[int, DeclarationRecord | None] = {}
+
+    def shown(candidates: Sequence[int]) -> Iterator[tuple[int, DeclarationRecord]]:
+        """The candidates' records in order, without rolled-back (and unless asked, revoked)
+        ones; fetched a page at a time, so a loose threshold does not load every record."""
+        for start in range(0, len(candidates), _PAGE):
+            chunk = candidates[start : start + _PAGE]
+            missing = [c for c in chunk if c not in known]
+            fetched = store.by_ids(missing)
+            known.update({c: fetched.get(c) for c in missing})
+            for c in chunk:
+                record = known[c]
+                if record is not None and (include_revoked or not record.revoked):
+                    yield c, record
+
+    by_id = {m.declaration_id: m for m in found}
+    matches = [
+        {
+            "declaration": record.to_dict(),
+            "score": round(by_id[key].score, 4),
+            "units": [
+                {"unit_type": t, "distance": d, "similarity": round(1 - d / 64, 4)}
+                for t, d in sorted(by_id[key].distances.items())
+            ],
+        }
+        for key, record in itertools.islice(shown([m.declaration_id for m in found]), limit)
+    ]
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for unit in units:
+        nearest = sorted(
+            (m for m in found if unit.unit_type in m.distances),
+            key=lambda m: (m.distances[unit.unit_type], m.declaration_id),
         )
-        if len(matches) == limit:
-            break
+        by_unit[unit.unit_type] = [
+            {
+                "iscc_id": record.iscc_id,
+                "declarer": record.declarer,
+                "distance": by_id[key].distances[unit.unit_type],
+            }
+            for key, record in itertools.islice(shown([m.declaration_id for m in nearest]), limit)
+        ]
     return {
         "query": query,
         "unit_types": [u.unit_type for u in units],
         "threshold": threshold,
         "matches": matches,
+        "by_unit": by_unit,
     }
 
 

@@ -97,6 +97,13 @@ def test_search_by_code_and_by_single_unit(client: TestClient, gallery: dict[str
     by_code = client.get("/v1/search", params={"iscc": meadow["result"].iscc}).json()
     assert by_code["matches"][0]["declaration"]["iscc_id"] == meadow["iscc_id"]
     assert by_code["matches"][0]["score"] == 1.0
+    nearest_images = by_code["by_unit"]["CONTENT-IMAGE"]
+    assert nearest_images[0] == {
+        "iscc_id": meadow["iscc_id"],
+        "declarer": meadow["by"].address,
+        "distance": 0,
+    }
+    assert set(by_code["by_unit"]) == set(by_code["unit_types"])
     content_unit = next(u for u in meadow["result"].units if u.startswith("ISCC:EE"))
     by_unit = client.get("/v1/search", params={"iscc": content_unit, "threshold": 0}).json()
     assert by_unit["unit_types"] == ["CONTENT-IMAGE"]
