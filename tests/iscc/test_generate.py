@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def test_result_shape(tmp_path: Path) -> None:
 
 
 def test_data_only_file(tmp_path: Path) -> None:
-    blob = os.urandom(300_000)
+    blob = random.Random("blob").randbytes(300_000)
     path = write(tmp_path / "blob.bin", blob)
     result = generate(path)
     assert result.mode == "data"
