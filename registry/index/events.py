@@ -192,7 +192,8 @@ def state_changes(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     raise ValueError(f"not a registry event: {name}")
 
 
-def _unit_type(maintype: iscc_lib.MT, subtype: int) -> str:
+def unit_type(maintype: iscc_lib.MT, subtype: int) -> str:
+    """The name a unit is stored and searched under: META, CONTENT-TEXT, ..., DATA, INSTANCE."""
     if maintype in (iscc_lib.MT.CONTENT, iscc_lib.MT.SEMANTIC):
         return f"{maintype.name}-{_CONTENT_SUBTYPES.get(int(subtype), str(int(subtype)))}"
     return maintype.name
@@ -267,7 +268,7 @@ def _validate_by_iscc_lib(raw: bytes, datahash: bytes) -> Validation:
         parts = [iscc_lib.iscc_decode(u) for u in iscc_lib.iscc_decompose(code)]
     except (ValueError, TypeError) as exc:
         return code, (), f"ISCC-CODE does not decompose into units: {exc}"
-    units = tuple(Unit(_unit_type(mt, st), digest) for mt, st, _v, _l, digest in parts)
+    units = tuple(Unit(unit_type(mt, st), digest) for mt, st, _v, _l, digest in parts)
     # iscc-lib ignores bytes after the units; a canonical code has none.
     if b"".join(u.body for u in units) != raw[2:]:
         covered = sum(len(u.body) for u in units)

@@ -20,7 +20,7 @@ import iscc_lib
 import numpy as np
 
 from registry.errors import InvalidCode
-from registry.index.events import Unit, _unit_type
+from registry.index.events import Unit, unit_type
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
 from registry.index.store import DeclarationRecord, Store
@@ -69,7 +69,7 @@ def query_units(code: str) -> list[Unit]:
         parts = [iscc_lib.iscc_decode(u) for u in iscc_lib.iscc_decompose(normalized)]
     except (InvalidCode, ValueError, TypeError) as exc:
         raise InvalidCode(f"not an ISCC-CODE or ISCC-UNIT: {code!r} ({exc})") from None
-    units = [Unit(_unit_type(mt, st), body) for mt, st, _v, _l, body in parts]
+    units = [Unit(unit_type(mt, st), body) for mt, st, _v, _l, body in parts]
     searchable = [u for u in units if u.unit_type in SEARCHABLE]
     if not searchable:
         raise InvalidCode(

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import iscc_lib
 
-__all__ = ["ExplainedUnit", "explain_code"]
+from registry.index.events import unit_type
 
-_CONTENT_KINDS = {0: "TEXT", 1: "IMAGE", 2: "AUDIO", 3: "VIDEO", 4: "MIXED"}
+__all__ = ["ExplainedUnit", "explain_code"]
 
 # Keyed like the unit types of the similarity index (registry.index.events), so the page can
 # say which of these units a match was compared on.
@@ -64,12 +64,6 @@ class ExplainedUnit:
     bits: int
 
 
-def _unit_type(maintype: iscc_lib.MT, subtype: int) -> str:
-    if maintype in (iscc_lib.MT.CONTENT, iscc_lib.MT.SEMANTIC):
-        return f"{maintype.name}-{_CONTENT_KINDS.get(int(subtype), str(int(subtype)))}"
-    return maintype.name
-
-
 def explain_code(code: str) -> list[ExplainedUnit]:
     """The units of an ISCC-CODE (or the single unit given), each with what it measures; an
     empty list for anything that does not decompose, so a page can still show the raw code."""
@@ -80,10 +74,10 @@ def explain_code(code: str) -> list[ExplainedUnit]:
         return []
     explained = []
     for unit, (maintype, subtype, _version, _length, body) in zip(units, decoded, strict=True):
-        unit_type = _unit_type(maintype, subtype)
+        kind = unit_type(maintype, subtype)
         title, meaning = _MEANING.get(
-            unit_type, (unit_type.title(), "A unit type this registry does not compare.")
+            kind, (kind.title(), "A unit type this registry does not compare.")
         )
         code_text = unit if unit.startswith("ISCC:") else f"ISCC:{unit}"
-        explained.append(ExplainedUnit(code_text, unit_type, title, meaning, len(body) * 8))
+        explained.append(ExplainedUnit(code_text, kind, title, meaning, len(body) * 8))
     return explained
