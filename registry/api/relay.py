@@ -125,9 +125,13 @@ def _answer(job: Job, wait: float) -> JSONResponse:
 
 
 def _submit(
-    request: Request, key: str, submitter: str, submit: Callable[[], tuple[Job, bool]], wait: float
+    request: Request,
+    relay: RelayQueue,
+    key: str,
+    submitter: str,
+    submit: Callable[[], tuple[Job, bool]],
+    wait: float,
 ) -> JSONResponse:
-    relay = _relay(request)
     # A retry of a known submission is answered from its job and costs no rate budget.
     if (known := relay.job(key)) is not None:
         return _answer(known, wait)
@@ -147,6 +151,7 @@ def relay_declaration(request: Request, body: SignedDeclarationIn, wait: Wait = 
     signed = SignedDeclaration.from_json(body.model_dump())
     return _submit(
         request,
+        relay,
         declaration_key(signed),
         signed.declarer,
         lambda: relay.submit_declaration(signed),
@@ -160,7 +165,7 @@ def relay_action(request: Request, body: SignedActionIn, wait: Wait = 30.0) -> A
     relay = _relay(request)
     signed = SignedAction.from_json(body.model_dump())
     return _submit(
-        request, action_key(signed), signed.owner, lambda: relay.submit_action(signed), wait
+        request, relay, action_key(signed), signed.owner, lambda: relay.submit_action(signed), wait
     )
 
 
