@@ -63,7 +63,7 @@ def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
         "metadata": json.loads(document) if document else None,
     }
     return {
-        "gateway_url": _gateway_url(current.gateway, resolution.query),
+        "gateway_url": gateway_url(current.gateway, resolution.query),
         "body": json.dumps(body, separators=(",", ":")).encode(),
     }
 
@@ -73,9 +73,13 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
-def _gateway_url(gateway: str, iscc_id: str) -> str | None:
+def web_url(value: str) -> str | None:
+    """`value` if it is an http(s) address, else None. Gateways and metadata are whatever the
+    declarer wrote: a javascript: or data: URL must never become a redirect or a link."""
+    return value if value.lower().startswith(("https://", "http://")) else None
+
+
+def gateway_url(gateway: str, iscc_id: str) -> str | None:
     """A gateway may be a URI template naming the ISCC-ID (as ISCC gateways are written) or a
-    plain URL. Only http(s) targets are followed: the gateway is whatever the declarer wrote, and
-    a javascript: or data: URL must never become a redirect from this service."""
-    url = gateway.replace("{iscc-id}", iscc_id).replace("{iscc_id}", iscc_id)
-    return url if url.lower().startswith(("https://", "http://")) else None
+    plain URL; only http(s) targets are followed."""
+    return web_url(gateway.replace("{iscc-id}", iscc_id).replace("{iscc_id}", iscc_id))

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from registry.api import search as search_api
 from registry.api.errors import NotFound
-from registry.api.resolve import _gateway_url
+from registry.api.resolve import gateway_url, web_url
 from registry.api.state import state_of
 from registry.api.web.explain import explain_code
 from registry.chain.iscc_id import IsccId
@@ -48,11 +48,6 @@ def _declared_at(iscc_id: str) -> datetime | None:
         return None
 
 
-def _web_url(value: str) -> str | None:
-    """Only http(s) addresses become links: metadata is whatever the declarer wrote."""
-    return value if value.lower().startswith(("https://", "http://")) else None
-
-
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -62,7 +57,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        explain=explain_code, declared_at=_declared_at, gateway_url=_gateway_url, web_url=_web_url
+        explain=explain_code, declared_at=_declared_at, gateway_url=gateway_url, web_url=web_url
     )
     return env
 
