@@ -119,6 +119,8 @@ def _member(archive: zipfile.ZipFile, name: str) -> bytes | None:
         )
     try:
         return archive.read(info)
+    # zipfile raises NotImplementedError for a compression method it lacks (e.g. deflate64) and
+    # RuntimeError for an encrypted member: both are files we cannot read, not bugs.
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
         raise UnsupportedMedia(f"cannot read {name}: {exc} ({archive.filename})") from None
 
