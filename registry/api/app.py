@@ -35,7 +35,10 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             follower = Follower(
-                state.registry(), state.store, confirmations=state.settings.confirmations
+                state.registry(),
+                state.store,
+                confirmations=state.settings.confirmations,
+                similarity=state.similarity(),
             )
             state.indexer_problem = None
             follower.follow(stop)

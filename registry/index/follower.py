@@ -17,7 +17,9 @@ from web3.exceptions import Web3Exception
 
 from registry.chain.contract import Registry
 from registry.errors import ChainUnavailable
+from registry.index.conflicts import ConflictDetector
 from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
+from registry.index.similarity import SimilarityIndex
 from registry.index.store import CheckpointMoved, Store
 
 __all__ = ["Follower", "SyncReport"]
@@ -124,6 +126,7 @@ class Follower:
         store: Store,
         confirmations: int = 0,
         max_range: int = 2000,
+        similarity: SimilarityIndex | None = None,
     ) -> None:
         if confirmations < 0 or max_range < 1:
             raise ValueError("confirmations must be >= 0 and max_range >= 1")
@@ -139,6 +142,8 @@ class Follower:
         self.chain_id = deployment.chain_id
         self.contract = registry.contract.address
         self.decoder = EventDecoder(deployment.realm)
+        # Shares the API's similarity index when given (one copy in memory, reset on rollback).
+        self.conflicts = ConflictDetector(store, similarity)
 
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
@@ -205,12 +210,15 @@ class Follower:
                         reader.submit(self._read_range, end + 1, following, (end, end_hash)),
                     )
                 new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
+                self.conflicts.run()
                 seen += len(batch)
                 parent = (end, end_hash)
                 block = end + 1
                 if on_progress:
                     elapsed = time.monotonic() - started
                     on_progress(SyncReport(start, end, head, seen, new, rolled_back, elapsed))
+        # Declarations a crash left queued, or that new evidence queued again.
+        self.conflicts.run()
         elapsed = time.monotonic() - started
         return SyncReport(start, block - 1, head, seen, new, rolled_back, elapsed)
 
@@ -241,6 +249,7 @@ class Follower:
         return it (the new checkpoint) with the number of events removed."""
         ancestor = self._common_ancestor(head)
         removed = self.store.rollback(self.chain_id, self.contract, ancestor)
+        self.conflicts.reset()
         where = "the deployment" if ancestor is None else f"block {ancestor[0]}"
         log.warning("chain reorganised: rolled back to %s, %d events undone", where, removed)
         return ancestor, removed

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -31,6 +32,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "blocks",
     "checkpoints",
+    "conflict_queue",
+    "conflicts",
     "declarations",
     "events",
     "from_signed64",
@@ -141,6 +144,41 @@ metadata_docs = Table(
     Column("stored_at", BigInteger, nullable=False),
 )
 
+# Two declarers claiming the same or overlapping content: one row per pair and kind of evidence
+# ("datahash", "content", ...), ordered by chain position. Rows go with either declaration (a
+# rolled-back declaration takes its conflicts along); whether a conflict is resolved is derived
+# from the declarations' current `revoked` state, never stored here.
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column(
+        "earlier_id", _Id, ForeignKey("declarations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("later_id", _Id, ForeignKey("declarations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("strength", Float, nullable=False),
+    Column("detail", Text, nullable=False),
+    # Leads with earlier_id, so it also serves lookups by the earlier declaration.
+    UniqueConstraint("earlier_id", "later_id", "kind", name="uq_conflicts_pair_kind"),
+    Index("ix_conflicts_later", "later_id"),
+)
+
+# Declarations whose conflicts still have to be looked for. The indexer adds a row in the
+# transaction that stores the declaration; conflict detection removes it in the transaction that
+# stores what it found, so a crash between the two loses nothing and repeats nothing.
+conflict_queue = Table(
+    "conflict_queue",
+    metadata,
+    Column(
+        "declaration_id",
+        _Id,
+        ForeignKey("declarations.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+)
+
 blocks = Table(
     "blocks",
     metadata,
@@ -194,7 +232,20 @@ def _v2_metadata(conn: Connection) -> None:
     metadata_docs.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata]
+def _v3_conflicts(conn: Connection) -> None:
+    """v3 -> v4: conflicts between declarers; every valid declaration indexed so far is queued
+    for detection."""
+    for table in (conflicts, conflict_queue):
+        table.create(conn, checkfirst=True)
+    conn.execute(
+        text(
+            "INSERT INTO conflict_queue (declaration_id) SELECT id FROM declarations "
+            "WHERE valid AND id NOT IN (SELECT declaration_id FROM conflict_queue)"
+        )
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata, _v3_conflicts]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
 

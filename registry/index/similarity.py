@@ -107,14 +107,26 @@ class SimilarityIndex:
             self._after = top
             return len(rows)
 
+    def clear(self) -> None:
+        """Drop everything loaded; the next refresh loads the store afresh."""
+        with self._lock:
+            self._indexes = {}
+            self._after = 0
+
     def search(
-        self, units: Sequence[Unit], threshold: int = DEFAULT_THRESHOLD, limit: int | None = None
+        self,
+        units: Sequence[Unit],
+        threshold: int = DEFAULT_THRESHOLD,
+        limit: int | None = None,
+        refresh: bool = True,
     ) -> list[SimilarMatch]:
         """Declarations within `threshold` bits on at least one unit, best first: more units
-        matched, then smaller total distance, then earlier declaration."""
+        matched, then smaller total distance, then earlier declaration. Without `refresh`, only
+        what the last refresh loaded (for many searches in a row)."""
         if not 0 <= threshold <= 64:
             raise InvalidCode("threshold must be between 0 and 64 bits")
-        self.refresh()
+        if refresh:
+            self.refresh()
         found: dict[int, dict[str, int]] = {}
         for unit in units:
             index = self._indexes.get(unit.unit_type)

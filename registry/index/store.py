@@ -45,6 +45,8 @@ from registry.index.events import (
 from registry.index.schema import (
     blocks,
     checkpoints,
+    conflict_queue,
+    conflicts,
     declarations,
     events,
     metadata_docs,
@@ -387,8 +389,8 @@ class Store:
 
     def generation(self) -> tuple[Any, ...]:
         """Changes whenever what the store answers may have changed: every applied range or
-        rollback moves a checkpoint, every stored document adds a row. Readers that cache
-        answers compare it instead of re-running their queries."""
+        rollback moves a checkpoint, every stored document or conflict adds a row. Readers that
+        cache answers compare it instead of re-running their queries."""
         with self._read() as conn:
             marks = conn.execute(
                 select(
@@ -399,7 +401,9 @@ class Store:
                 ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
             ).all()
             documents = conn.execute(select(func.count()).select_from(metadata_docs)).scalar()
-        return (*(tuple(m) for m in marks), documents)
+            # Conflict detection commits after the batch that moved the checkpoint.
+            found = conn.execute(select(func.max(conflicts.c.id))).scalar()
+        return (*(tuple(m) for m in marks), documents, found)
 
     def put_metadata(self, digest: bytes, document: bytes) -> bool:
         """Store a canonical metadata document under its blake3 digest (the caller verified
@@ -581,6 +585,13 @@ def _insert_events(
             for declaration_id, (e, _row) in zip(ids, declared, strict=True)
             for u in e.units
         ],
+    )
+    # Conflict detection runs after the batch (registry.index.conflicts); queued here, in the
+    # batch's transaction, so no declaration is ever left unchecked.
+    insert_rows(
+        conn,
+        conflict_queue,
+        [{"declaration_id": i} for i, (e, _row) in zip(ids, declared, strict=True) if e.valid],
     )
 
 

@@ -1,0 +1,471 @@
+"""Conflicts: two declarers claiming the same or overlapping content.
+
+The indexer queues every valid declaration it stores (table `conflict_queue`, same transaction).
+`ConflictDetector.run` then takes queued declarations a batch at a time, asks each evidence
+source which other declarations share content with them, and stores one row per pair and kind
+of evidence while it removes the batch from the queue, in one transaction: a crash repeats a
+batch at most, and the unique (earlier, later, kind) key makes a repeat a no-op.
+
+What is stored is only the evidence. Everything that can change later is derived when conflicts
+are listed: a conflict is resolved while either declaration is revoked (a reorg that undoes the
+revocation reopens it), and licence or rights-holder disagreement is read from the metadata
+documents the declarations' current metahashes name (documents may arrive at any time, and an
+update may point a declaration at another one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from registry.chain.iscc_id import IsccId
+from registry.errors import InputError, InvalidCode
+from registry.index.events import Unit
+from registry.index.schema import conflict_queue, conflicts, declarations, from_signed64, units
+from registry.index.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
+from registry.index.store import Store
+from registry.metadata import Metadata
+
+__all__ = [
+    "CONTENT",
+    "CONTENT_THRESHOLDS",
+    "DATAHASH",
+    "LICENCE_FIELDS",
+    "MAX_PER_KIND",
+    "ConflictDetector",
+    "ContentEvidence",
+    "Evidence",
+    "EvidenceSource",
+    "Status",
+    "Target",
+    "datahash_evidence",
+    "list_conflicts",
+    "requeue",
+]
+
+DATAHASH = "datahash"
+"""The very same bytes: strength 1.0."""
+CONTENT = "content"
+"""A near-duplicate Content-Code unit: strength 1 - distance / 64 over its first 64 bits."""
+
+CONTENT_THRESHOLDS: dict[str, int] = {
+    t: DEFAULT_THRESHOLD for t in sorted(SEARCHABLE) if t.startswith("CONTENT-")
+}
+"""Most differing bits (of the first 64) per content unit type that still count as the same
+content: similarity search's threshold, so a conflict names exactly the declarations a search
+for the later one would show as similar."""
+
+MAX_PER_KIND = 50
+"""A declaration is put in conflict with at most this many others per kind of evidence, the
+earliest first: a file declared by thousands would otherwise make millions of pairs, and the
+earliest claims are the ones that hold priority."""
+
+LICENCE_FIELDS = ("license", "rights")
+"""Metadata fields whose disagreement a conflict reports: the licence and the rights holder."""
+
+BATCH = 1000
+_CHUNK = 500
+
+Status = Literal["open", "resolved", "all"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A queued declaration being checked for conflicts."""
+
+    id: int
+    declarer: str
+    datahash: bytes
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """`target_id` and `other_id` (declaration row ids) share content; `kind` says how,
+    `strength` (0..1) how surely, `detail` the figures behind it (kept with the conflict)."""
+
+    target_id: int
+    other_id: int
+    kind: str
+    strength: float
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+EvidenceSource = Callable[[Connection, Sequence[Target]], Iterable[Evidence]]
+"""Finds, for a batch of declarations, the other declarations sharing content with them, read
+inside the detection transaction. It may return pairs of the same declarer, other chains or
+invalid declarations: the detector filters those out for every source alike."""
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def datahash_evidence(conn: Connection, targets: Sequence[Target]) -> list[Evidence]:
+    """Declarations of the very same bytes."""
+    wanted: dict[bytes, list[int]] = defaultdict(list)
+    for t in targets:
+        wanted[t.datahash].append(t.id)
+    found = []
+    for chunk in _chunks(list(wanted)):
+        query = select(declarations.c.id, declarations.c.datahash).where(
+            declarations.c.datahash.in_(chunk)
+        )
+        for other_id, datahash in conn.execute(query):
+            found.extend(
+                Evidence(target_id, other_id, DATAHASH, 1.0)
+                for target_id in wanted[bytes(datahash)]
+                if target_id != other_id
+            )
+    return found
+
+
+class ContentEvidence:
+    """Declarations whose Content-Code unit is within the threshold of the target's.
+
+    Candidates come from an in-memory similarity index; each is checked against the unit the
+    store holds now, so an index that still has rows a reorg removed cannot invent a conflict.
+    """
+
+    def __init__(
+        self, index: SimilarityIndex, thresholds: Mapping[str, int] = CONTENT_THRESHOLDS
+    ) -> None:
+        self.index = index
+        self.thresholds = dict(thresholds)
+
+    def __call__(self, conn: Connection, targets: Sequence[Target]) -> list[Evidence]:
+        own = _units(conn, [t.id for t in targets], self.thresholds)
+        proposed: dict[tuple[int, str], list[int]] = {}
+        for (target_id, unit_type), unit in own.items():
+            matches = self.index.search([unit], self.thresholds[unit_type], refresh=False)
+            proposed[target_id, unit_type] = [
+                m.declaration_id for m in matches if m.declaration_id != target_id
+            ]
+        others = {i for candidates in proposed.values() for i in candidates}
+        stored = _units(conn, sorted(others), self.thresholds)
+        found = []
+        for (target_id, unit_type), candidates in proposed.items():
+            value = own[target_id, unit_type].value
+            for other_id in candidates:
+                other = stored.get((other_id, unit_type))
+                if other is None:
+                    continue
+                distance = (from_signed64(value) ^ from_signed64(other.value)).bit_count()
+                if distance <= self.thresholds[unit_type]:
+                    strength = round(1 - distance / 64, 4)
+                    detail = {"unit_type": unit_type, "distance": distance, "bits": 64}
+                    found.append(Evidence(target_id, other_id, CONTENT, strength, detail))
+        return found
+
+
+def _units(
+    conn: Connection, ids: Sequence[int], unit_types: Iterable[str]
+) -> dict[tuple[int, str], Unit]:
+    """The units of these types of these declarations, by (declaration row id, unit type)."""
+    types = list(unit_types)
+    found: dict[tuple[int, str], Unit] = {}
+    for chunk in _chunks(ids):
+        query = select(units.c.declaration_id, units.c.unit_type, units.c.body).where(
+            units.c.declaration_id.in_(chunk), units.c.unit_type.in_(types)
+        )
+        for declaration_id, unit_type, body in conn.execute(query):
+            found[declaration_id, unit_type] = Unit(unit_type, bytes(body))
+    return found
+
+
+def requeue(conn: Connection, declaration_ids: Iterable[int]) -> None:
+    """Queue declarations to be checked again, inside the caller's transaction: for evidence
+    that arrives after the declaration (e.g. granular segments from a late metadata document).
+    Finding a conflict twice stores it once."""
+    ids = sorted(set(declaration_ids))
+    for chunk in _chunks(ids):
+        queued = set(
+            conn.execute(
+                select(conflict_queue.c.declaration_id).where(
+                    conflict_queue.c.declaration_id.in_(chunk)
+                )
+            ).scalars()
+        )
+        valid = conn.execute(
+            select(declarations.c.id).where(declarations.c.id.in_(chunk), declarations.c.valid)
+        ).scalars()
+        rows = [{"declaration_id": i} for i in valid if i not in queued]
+        if rows:
+            conn.execute(conflict_queue.insert(), rows)
+
+
+@dataclass(frozen=True)
+class _Position:
+    chain_id: int
+    contract: str
+    declarer: str
+    block_number: int
+    log_index: int
+    valid: bool
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return self.block_number, self.log_index
+
+
+def _positions(conn: Connection, ids: Sequence[int]) -> dict[int, _Position]:
+    found = {}
+    columns = [declarations.c[name] for name in _Position.__dataclass_fields__]
+    for chunk in _chunks(ids):
+        query = select(declarations.c.id, *columns).where(declarations.c.id.in_(chunk))
+        for row in conn.execute(query):
+            values = dict(row._mapping)
+            row_id = values.pop("id")
+            found[row_id] = _Position(**values)
+    return found
+
+
+class ConflictDetector:
+    """Checks queued declarations against everything indexed and stores the conflicts found.
+
+    Sources default to the same datahash and near-duplicate content units; any other evidence
+    (granular segment overlap) is one more `EvidenceSource` in `sources`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        index: SimilarityIndex | None = None,
+        sources: Sequence[EvidenceSource] | None = None,
+        batch: int = BATCH,
+    ) -> None:
+        self.store = store
+        self.index = index if index is not None else SimilarityIndex(store)
+        if sources is None:
+            sources = [datahash_evidence, ContentEvidence(self.index)]
+        self.sources = list(sources)
+        self.batch = batch
+
+    def reset(self) -> None:
+        """Forget the in-memory index after a rollback: SQLite hands the ids of rolled-back
+        rows to the next ones, which an incremental refresh would never load."""
+        self.index.clear()
+
+    def run(self) -> int:
+        """Check queued declarations until the queue is empty; returns the conflicts stored."""
+        added = 0
+        while True:
+            # Loaded before the transaction: the batch's own units were committed with it.
+            self.index.refresh()
+            checked, stored = self._step()
+            added += stored
+            if checked < self.batch:
+                return added
+
+    def _step(self) -> tuple[int, int]:
+        with self.store._write() as conn:
+            query = (
+                select(conflict_queue.c.declaration_id)
+                .order_by(conflict_queue.c.declaration_id)
+                .limit(self.batch)
+                # A second indexer (hot standby) on PostgreSQL takes other rows meanwhile.
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return 0, 0
+            targets = [
+                Target(row.id, row.declarer, bytes(row.datahash))
+                for row in conn.execute(
+                    select(
+                        declarations.c.id, declarations.c.declarer, declarations.c.datahash
+                    ).where(declarations.c.id.in_(ids))
+                )
+            ]
+            evidence = [e for source in self.sources for e in source(conn, targets)]
+            stored = _store_conflicts(conn, evidence)
+            for chunk in _chunks(ids):
+                conn.execute(
+                    delete(conflict_queue).where(conflict_queue.c.declaration_id.in_(chunk))
+                )
+        return len(ids), stored
+
+
+def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
+    """Turn evidence into conflict rows (other declarer, same registry, earlier holds priority)
+    and insert those not stored yet; returns how many were new."""
+    involved = {e.target_id for e in evidence} | {e.other_id for e in evidence}
+    positions = _positions(conn, sorted(involved))
+    kept: dict[tuple[int, str], list[tuple[tuple[int, int], Evidence]]] = defaultdict(list)
+    for e in evidence:
+        mine, theirs = positions.get(e.target_id), positions.get(e.other_id)
+        if (
+            mine is None
+            or theirs is None
+            or not theirs.valid
+            or (mine.chain_id, mine.contract) != (theirs.chain_id, theirs.contract)
+            or mine.declarer == theirs.declarer
+        ):
+            continue
+        kept[e.target_id, e.kind].append((theirs.order, e))
+    rows: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for (target_id, kind), found in kept.items():
+        found.sort(key=lambda item: (item[0], item[1].other_id))
+        for order, e in found[:MAX_PER_KIND]:
+            if order < positions[target_id].order:
+                pair = (e.other_id, target_id)
+            else:
+                pair = (target_id, e.other_id)
+            key = (*pair, kind)
+            if key not in rows or rows[key]["strength"] < e.strength:
+                rows[key] = {
+                    "earlier_id": pair[0],
+                    "later_id": pair[1],
+                    "kind": kind,
+                    "strength": e.strength,
+                    "detail": json.dumps(dict(e.detail), sort_keys=True),
+                }
+    if not rows:
+        return 0
+    known = set()
+    earlier = sorted({k[0] for k in rows})
+    for chunk in _chunks(earlier):
+        query = select(conflicts.c.earlier_id, conflicts.c.later_id, conflicts.c.kind).where(
+            conflicts.c.earlier_id.in_(chunk)
+        )
+        known.update(tuple(r) for r in conn.execute(query))
+    new = [row for key, row in rows.items() if key not in known]
+    if new:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        # Another detector may have stored the same pair meanwhile: the first one stays.
+        statement = dialect.insert(conflicts).on_conflict_do_nothing(
+            index_elements=["earlier_id", "later_id", "kind"]
+        )
+        conn.execute(statement, new)
+    return len(new)
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+
+def _document_fields(store: Store, metahash: bytes | None) -> dict[str, str]:
+    """The licence fields of the metadata document a metahash names, if stored and readable."""
+    if metahash is None:
+        return {}
+    document = store.get_metadata(metahash)
+    if document is None:
+        return {}
+    try:
+        fields = Metadata.model_validate_json(document)
+    except ValueError:  # stored before validation existed, or by hand: nothing to compare
+        return {}
+    values = {name: getattr(fields, name) for name in LICENCE_FIELDS}
+    return {name: value.strip() for name, value in values.items() if value and value.strip()}
+
+
+def _disagreements(earlier: dict[str, str], later: dict[str, str]) -> list[dict[str, str]]:
+    return [
+        {"field": name, "earlier": earlier[name], "later": later[name]}
+        for name in LICENCE_FIELDS
+        if name in earlier and name in later and earlier[name] != later[name]
+    ]
+
+
+def list_conflicts(
+    store: Store,
+    *,
+    iscc_id: str | None = None,
+    declarer: str | None = None,
+    status: Status = "all",
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Conflicts (one per pair of declarations, with every kind of evidence found) involving an
+    ISCC-ID, a declarer, or all of them; ordered by the later declaration's chain position."""
+    if status not in ("open", "resolved", "all"):
+        raise InputError(f"status must be open, resolved or all, not {status!r}")
+    if limit < 1 or offset < 0:
+        raise InputError("limit must be at least 1 and offset at least 0")
+    early = declarations.alias("early")
+    late = declarations.alias("late")
+    pairs = (
+        select(
+            conflicts.c.earlier_id,
+            conflicts.c.later_id,
+            late.c.block_number,
+            late.c.log_index,
+            early.c.block_number.label("early_block"),
+            early.c.log_index.label("early_log"),
+        )
+        .distinct()
+        .join(early, early.c.id == conflicts.c.earlier_id)
+        .join(late, late.c.id == conflicts.c.later_id)
+    )
+    if iscc_id is not None:
+        pairs = pairs.where(_involving(declarations.c.iscc_id == str(IsccId.parse(iscc_id))))
+    if declarer is not None:
+        if not is_address(declarer):
+            raise InvalidCode(f"not an Ethereum address: {declarer!r}")
+        pairs = pairs.where(_involving(declarations.c.declarer == to_checksum_address(declarer)))
+    if status == "open":
+        pairs = pairs.where(~early.c.revoked, ~late.c.revoked)
+    elif status == "resolved":
+        pairs = pairs.where(or_(early.c.revoked, late.c.revoked))
+    pairs = (
+        pairs.order_by(
+            late.c.block_number,
+            late.c.log_index,
+            early.c.block_number,
+            early.c.log_index,
+            conflicts.c.earlier_id,
+            conflicts.c.later_id,
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    with store._read() as conn:
+        chosen = [(row.earlier_id, row.later_id) for row in conn.execute(pairs)]
+        wanted = set(chosen)
+        evidence: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+        for chunk in _chunks(sorted({e for e, _ in chosen})):
+            query = (
+                select(conflicts)
+                .where(conflicts.c.earlier_id.in_(chunk))
+                .order_by(conflicts.c.kind)
+            )
+            for row in conn.execute(query):
+                if (row.earlier_id, row.later_id) not in wanted:
+                    continue
+                item = {"kind": row.kind, "strength": row.strength, **json.loads(row.detail)}
+                evidence[row.earlier_id, row.later_id].append(item)
+    records = store.by_ids(sorted({i for pair in chosen for i in pair}))
+    licences: dict[bytes | None, dict[str, str]] = {}
+    answer = []
+    for pair in chosen:
+        earlier, later = records.get(pair[0]), records.get(pair[1])
+        if earlier is None or later is None:  # rolled back while this was read
+            continue
+        for record in (earlier, later):
+            if record.metahash not in licences:
+                licences[record.metahash] = _document_fields(store, record.metahash)
+        found = evidence[pair]
+        answer.append(
+            {
+                "earlier": earlier.to_dict(),
+                "later": later.to_dict(),
+                "evidence": found,
+                "strength": max(item["strength"] for item in found),
+                "resolved": earlier.revoked or later.revoked,
+                "disagreements": _disagreements(
+                    licences[earlier.metahash], licences[later.metahash]
+                ),
+            }
+        )
+    return answer
+
+
+def _involving(condition: Any) -> Any:
+    ids = select(declarations.c.id).where(condition)
+    return or_(conflicts.c.earlier_id.in_(ids), conflicts.c.later_id.in_(ids))

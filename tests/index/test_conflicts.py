@@ -1,0 +1,308 @@
+"""Conflict detection and listing on SQLite and PostgreSQL, from decoded logs applied to the store:
+evidence, priority, same-declarer exemption, resolution by revocation, licence disagreement,
+rollback, repeats and a failure half-way through a detection batch."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import to_checksum_address
+from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
+from sqlalchemy import func, select
+
+from registry.errors import InputError, InvalidCode
+from registry.index.conflicts import (
+    CONTENT,
+    DATAHASH,
+    ConflictDetector,
+    Evidence,
+    datahash_evidence,
+    list_conflicts,
+    requeue,
+)
+from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
+from registry.index.schema import conflict_queue, conflicts
+from registry.index.store import Store
+from registry.metadata import canonicalize
+
+CHAIN = 31337
+CONTRACT = "0x" + "12" * 20
+ALICE = to_checksum_address("0x" + "a1" * 20)
+BOB = to_checksum_address("0x" + "b0" * 20)
+CAROL = to_checksum_address("0x" + "c0" * 20)
+DECODER = EventDecoder(0, FULL_ABI)
+TEXT = " ".join(f"word{i % 97} thing{i % 13}" for i in range(400))
+
+
+def _declared(item: dict, block: int, declarer: str, log_index: int = 0, **kwargs) -> DeclaredEvent:
+    body = (1_700_000_000_000_000 + block * 1000 + log_index) << 12
+    log = make_log(
+        item["raw"],
+        kwargs.pop("datahash", item["digest"]),
+        iscc_id_body=body,
+        declarer=declarer,
+        block_number=block,
+        log_index=log_index,
+        **kwargs,
+    )
+    event = DECODER.decode(log)
+    assert isinstance(event, DeclaredEvent)
+    return event
+
+
+def _revoked(event: DeclaredEvent, block: int) -> ChangeEvent:
+    entry = next(e for e in CHANGE_ABI if e["name"] == "Revoked")
+    values = {"isccId": event.iscc_id_body, "owner": event.declarer}
+    decoded = DECODER.decode(encode_log(entry, values, block_number=block))
+    assert isinstance(decoded, ChangeEvent)
+    return decoded
+
+
+class Chain:
+    """Applies blocks to a store one after the other, as the follower would."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.parent: tuple[int, bytes] | None = None
+
+    def apply(self, block: int, *events) -> None:
+        block_hash = block.to_bytes(32, "big")
+        self.store.apply(CHAIN, CONTRACT, list(events), self.parent, block, block_hash)
+        self.parent = (block, block_hash)
+
+    def rollback(self, to_block: int) -> None:
+        self.parent = (to_block, to_block.to_bytes(32, "big"))
+        self.store.rollback(CHAIN, CONTRACT, self.parent)
+
+
+def _count(store: Store, table) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _pairs(store: Store, **filters) -> list[tuple[str, str, list[str]]]:
+    return [
+        (c["earlier"]["iscc_id"], c["later"]["iscc_id"], [e["kind"] for e in c["evidence"]])
+        for c in list_conflicts(store, **filters)
+    ]
+
+
+def test_copies_by_another_declarer_conflict_and_own_copies_do_not(store: Store) -> None:
+    chain = Chain(store)
+    original = content(b"the original work " * 40)
+    first = _declared(original, 5, ALICE)
+    own_again = _declared(original, 6, ALICE)
+    copy = _declared(original, 7, BOB)
+    unrelated = _declared(content(b"something else entirely " * 40), 7, CAROL, 1)
+    chain.apply(5, first)
+    chain.apply(7, own_again, copy, unrelated)  # blocks 6 and 7 in one batch
+    detector = ConflictDetector(store)
+    # Alice's two declarations each against Bob's copy; Alice against herself is no conflict.
+    assert detector.run() == 2
+    assert _count(store, conflict_queue) == 0
+    assert _pairs(store) == [
+        (first.iscc_id, copy.iscc_id, [DATAHASH]),
+        (own_again.iscc_id, copy.iscc_id, [DATAHASH]),
+    ]
+    (answer, _second) = list_conflicts(store)
+    assert answer["evidence"] == [{"kind": DATAHASH, "strength": 1.0}]
+    assert answer["strength"] == 1.0
+    assert (answer["earlier"]["declarer"], answer["later"]["declarer"]) == (ALICE, BOB)
+    assert answer["resolved"] is False and answer["disagreements"] == []
+
+    # Nothing queued, nothing new: running again and re-checking everything store nothing twice.
+    assert detector.run() == 0
+    with store.engine.begin() as conn:
+        requeue(conn, range(1, 10))
+    assert _count(store, conflict_queue) == 4
+    assert ConflictDetector(store).run() == 0
+    assert _count(store, conflicts) == 2
+
+
+def test_near_duplicate_content_unit_is_evidence_with_its_strength(store: Store) -> None:
+    chain = Chain(store)
+    edited = TEXT.replace("word5 ", "wordfive ", 3)
+    original, near = content(TEXT.encode(), "Title"), content(edited.encode(), "Title")
+    assert original["datahash"] != near["datahash"]
+    first, second = _declared(original, 5, ALICE), _declared(near, 6, BOB)
+    chain.apply(6, first, second)
+    ConflictDetector(store).run()
+    (answer,) = list_conflicts(store)
+    assert (answer["earlier"]["iscc_id"], answer["later"]["iscc_id"]) == (
+        first.iscc_id,
+        second.iscc_id,
+    )
+    (evidence,) = answer["evidence"]
+    units = (
+        {u.unit_type: u.value for u in first.units},
+        {u.unit_type: u.value for u in second.units},
+    )
+    distance = ((units[0]["CONTENT-TEXT"] ^ units[1]["CONTENT-TEXT"]) & ((1 << 64) - 1)).bit_count()
+    assert evidence == {
+        "kind": CONTENT,
+        "unit_type": "CONTENT-TEXT",
+        "distance": distance,
+        "bits": 64,
+        "strength": round(1 - distance / 64, 4),
+    }
+
+
+def test_content_far_apart_is_no_conflict(store: Store) -> None:
+    chain = Chain(store)
+    other = " ".join(f"alpha{i % 89} beta{i % 7}" for i in range(400))
+    chain.apply(
+        6,
+        _declared(content(TEXT.encode(), "Title"), 5, ALICE),
+        _declared(content(other.encode(), "Title"), 6, BOB),
+    )
+    assert ConflictDetector(store).run() == 0
+
+
+def test_revocation_resolves_and_its_rollback_reopens(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"revoked later " * 40)
+    first, copy = _declared(item, 5, ALICE), _declared(item, 6, BOB)
+    chain.apply(6, first, copy)
+    detector = ConflictDetector(store)
+    detector.run()
+    chain.apply(8, _revoked(copy, 8))
+    (answer,) = list_conflicts(store)
+    assert answer["resolved"] and answer["later"]["revoked"]
+    assert list_conflicts(store, status="open") == []
+    assert len(list_conflicts(store, status="resolved")) == 1
+
+    chain.rollback(6)
+    (answer,) = list_conflicts(store)
+    assert not answer["resolved"]
+    assert list_conflicts(store, status="resolved") == []
+
+
+def test_rollback_takes_conflicts_along_and_the_replay_finds_them_again(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"reorganised " * 40)
+    first, copy = _declared(item, 5, ALICE), _declared(item, 7, BOB)
+    chain.apply(5, first)
+    chain.apply(7, copy)
+    detector = ConflictDetector(store)
+    detector.run()
+    assert _count(store, conflicts) == 1
+
+    chain.rollback(5)
+    detector.reset()
+    assert _count(store, conflicts) == 0
+    # The replayed chain has another declaration by Carol in the copy's place (SQLite gives it
+    # the copy's row id again) and the copy one block later.
+    replaced = _declared(content(b"carol's own " * 40), 6, CAROL)
+    chain.apply(6, replaced)
+    chain.apply(8, _declared(item, 8, BOB))
+    detector.run()
+    assert [(e, kinds) for e, _later, kinds in _pairs(store)] == [(first.iscc_id, [DATAHASH])]
+    assert list_conflicts(store, iscc_id=replaced.iscc_id) == []
+
+
+def test_stale_index_entries_cannot_invent_conflicts(store: Store) -> None:
+    """An index that still holds a rolled-back declaration's unit proposes its row id for the
+    row that took it over; the check against the stored unit drops it."""
+    chain = Chain(store)
+    text_item = content(TEXT.encode(), "Title")
+    chain.apply(5, _declared(text_item, 5, ALICE))
+    chain.apply(6, _declared(content(TEXT.replace("word7 ", "seven ").encode(), "Title"), 6, BOB))
+    detector = ConflictDetector(store)
+    detector.run()
+    assert _count(store, conflicts) == 1
+    chain.rollback(5)
+    other = " ".join(f"alpha{i % 89} beta{i % 7}" for i in range(400))
+    chain.apply(6, _declared(content(other.encode(), "Other"), 6, BOB))
+    detector.run()  # no reset: the index still has the rolled-back unit under that row id
+    assert _count(store, conflicts) == 0
+
+
+def test_invalid_declarations_and_other_registries_take_no_part(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"invalid copy " * 40)
+    valid = _declared(item, 5, ALICE)
+    # A datahash that does not start with the Instance-Code: the indexer marks it invalid.
+    invalid = _declared(item, 6, BOB, datahash=bytes(32))
+    assert not invalid.valid
+    chain.apply(6, valid, invalid)
+    other_registry = "0x" + "34" * 20
+    copy = _declared(item, 5, CAROL, tx_hash=b"\x99" * 32)
+    store.apply(CHAIN, other_registry, [copy], None, 5, (5).to_bytes(32, "big"))
+    assert _count(store, conflict_queue) == 2  # the invalid one is never queued
+    assert ConflictDetector(store).run() == 0
+
+
+def test_failed_detection_keeps_its_batch_queued(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"crash in the middle " * 40)
+    chain.apply(6, _declared(item, 5, ALICE), _declared(item, 6, BOB))
+
+    def broken(conn, targets) -> list[Evidence]:
+        found = datahash_evidence(conn, targets)
+        assert found  # the evidence was there when the batch failed
+        raise RuntimeError("killed half-way")
+
+    with pytest.raises(RuntimeError):
+        ConflictDetector(store, sources=[datahash_evidence, broken]).run()
+    assert (_count(store, conflicts), _count(store, conflict_queue)) == (0, 2)
+    assert ConflictDetector(store).run() == 1
+    assert _count(store, conflict_queue) == 0
+
+
+def test_batches_smaller_than_the_queue(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"many copies " * 40)
+    declarers = [to_checksum_address(f"0x{i:040x}") for i in range(1, 8)]
+    chain.apply(5, *(_declared(item, 5, d, log_index=i) for i, d in enumerate(declarers)))
+    assert ConflictDetector(store, batch=2).run() == 21  # 7 choose 2
+    earliest = list_conflicts(store, declarer=declarers[0])
+    assert len(earliest) == 6
+    assert all(c["earlier"]["declarer"] == declarers[0] for c in earliest)
+    assert len(list_conflicts(store, limit=5)) == 5
+    assert len(list_conflicts(store, limit=5, offset=20)) == 1
+
+
+def test_licence_and_rights_disagreement_is_derived_from_current_documents(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"licensed work " * 40)
+    theirs = canonicalize({"name": "Work", "license": "https://a.example/cc-by", "rights": "A"})
+    mine = canonicalize({"name": "Work", "license": "https://b.example/all-rights", "rights": "A"})
+    store.put_metadata(theirs.digest, theirs.canonical)
+    first = _declared(item, 5, ALICE, metahash=theirs.digest)
+    copy = _declared(item, 6, BOB, metahash=mine.digest)
+    chain.apply(6, first, copy)
+    ConflictDetector(store).run()
+    # Bob's document has not arrived: nothing to compare yet.
+    assert list_conflicts(store)[0]["disagreements"] == []
+    store.put_metadata(mine.digest, mine.canonical)
+    assert list_conflicts(store)[0]["disagreements"] == [
+        {
+            "field": "license",
+            "earlier": "https://a.example/cc-by",
+            "later": "https://b.example/all-rights",
+        }
+    ]
+
+
+def test_listing_filters_and_bad_input(store: Store) -> None:
+    chain = Chain(store)
+    a, b = content(b"first work " * 40), content(b"second work " * 40)
+    first_a, copy_a = _declared(a, 5, ALICE), _declared(a, 6, BOB)
+    first_b, copy_b = _declared(b, 5, CAROL, 1), _declared(b, 6, BOB, 1)
+    chain.apply(6, first_a, first_b, copy_a, copy_b)
+    ConflictDetector(store).run()
+    assert [p[:2] for p in _pairs(store, iscc_id=first_a.iscc_id)] == [
+        (first_a.iscc_id, copy_a.iscc_id)
+    ]
+    assert [p[:2] for p in _pairs(store, declarer=BOB.lower())] == [
+        (first_a.iscc_id, copy_a.iscc_id),
+        (first_b.iscc_id, copy_b.iscc_id),
+    ]
+    assert [p[:2] for p in _pairs(store, declarer=CAROL)] == [(first_b.iscc_id, copy_b.iscc_id)]
+    with pytest.raises(InvalidCode):
+        list_conflicts(store, declarer="0x123")
+    with pytest.raises(InvalidCode):
+        list_conflicts(store, iscc_id="ISCC:NOPE")
+    with pytest.raises(InputError):
+        list_conflicts(store, status="closed")  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        list_conflicts(store, limit=0)
