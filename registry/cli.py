@@ -677,6 +677,69 @@ def print_declarations(console: Console, records: list[dict[str, Any]], title: s
         console.print()
 
 
+@app.command()
+def conflicts(
+    query: Annotated[
+        str | None,
+        typer.Argument(help="An ISCC-ID or a declarer address; all conflicts if omitted"),
+    ] = None,
+    status: Annotated[
+        str, typer.Option(help="open (neither side revoked), resolved, or all")
+    ] = "all",
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most conflicts to show")] = 100,
+    offset: Annotated[int, typer.Option(min=0, help="Conflicts to skip (paging)")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Declarations by different declarers of the same or similar content (from the index);
+    the earlier declaration holds priority."""
+    from registry.index.conflicts import list_conflicts
+    from registry.index.search import classify
+
+    filters: dict[str, str] = {}
+    if query is not None:
+        kind, normalized = classify(query)
+        if kind not in ("iscc-id", "declarer"):
+            raise InputError(f"conflicts are listed by ISCC-ID or declarer address, not {kind}")
+        filters["iscc_id" if kind == "iscc-id" else "declarer"] = normalized
+    if status not in ("open", "resolved", "all"):
+        raise InputError(f"--status must be open, resolved or all, not {status!r}")
+    found = list_conflicts(
+        _open_store(get_settings()),
+        status=status,  # type: ignore[arg-type]
+        limit=limit,
+        offset=offset,
+        **filters,
+    )
+    if json_out:
+        _print_json(found)
+        return
+    if not found:
+        out.print("no conflicts recorded" + (f" for {query}" if query else ""))
+        return
+    for c in found:
+        earlier, later = c["earlier"], c["later"]
+        state = "[green]resolved[/green]" if c["resolved"] else "[red]open[/red]"
+        out.print(
+            f"[bold]{later['iscc_id']}[/bold] by {later['declarer']} conflicts with earlier "
+            f"[bold]{earlier['iscc_id']}[/bold] by {earlier['declarer']}  {state}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for e in c["evidence"]:
+            unit = (
+                f" {e['unit_type']} ({e['distance']} of {e['bits']} bits differ)"
+                if ("unit_type" in e)
+                else ""
+            )
+            out.print(f"  {e['kind']}{unit}  strength {e['strength']:.3f}", highlight=False)
+        for d in c["disagreements"]:
+            out.print(
+                f"  {d['field']} differs: {d['earlier']!r} (earlier) vs {d['later']!r} (later)",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
 # --- devnet and demo ------------------------------------------------------------------------
 
 

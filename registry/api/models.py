@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Declaration(BaseModel):
@@ -45,12 +45,54 @@ class HistoryEvent(BaseModel):
     data: dict[str, Any] = Field(description="The event's fields as indexed")
 
 
+class EvidenceItem(BaseModel):
+    """How the two declarations share content; kinds may carry more figures than listed here."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(examples=["datahash", "content"])
+    strength: float = Field(description="1.0 for the same bytes; 1 - distance / bits otherwise")
+    unit_type: str | None = Field(None, description="The unit compared (content evidence)")
+    distance: int | None = Field(None, description="Differing bits (content evidence)")
+    bits: int | None = Field(None, description="Bits compared (content evidence)")
+
+
+class Disagreement(BaseModel):
+    """A licence or rights-holder field both metadata documents carry, with different values."""
+
+    field: str = Field(examples=["license", "rights"])
+    earlier: str
+    later: str
+
+
+class Conflict(BaseModel):
+    """Two declarers claim the same or overlapping content; the earlier one holds priority."""
+
+    earlier: Declaration = Field(description="Declared first on chain: holds priority")
+    later: Declaration
+    evidence: list[EvidenceItem]
+    strength: float = Field(description="The strongest evidence, 0..1")
+    resolved: bool = Field(description="True while either declaration is revoked")
+    disagreements: list[Disagreement] = Field(
+        description="Licence and rights-holder fields that differ between the two metadata "
+        "documents (only fields both documents carry are compared)"
+    )
+
+
+class ConflictList(BaseModel):
+    conflicts: list[Conflict] = Field(description="Ordered by the later declaration's position")
+
+
 class IsccIdResolution(Resolution):
-    """An ISCC-ID's declaration with its full history and, if stored, its metadata."""
+    """An ISCC-ID's declaration with its full history, its conflicts and, if stored, its
+    metadata."""
 
     history: list[HistoryEvent]
     metadata: dict[str, Any] | None = Field(
         description="The document the current metahash commits to, if someone stored it"
+    )
+    conflicts: list[Conflict] = Field(
+        description="Its conflicts with other declarers (the first 100; all via /v1/conflicts)"
     )
 
 

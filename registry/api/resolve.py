@@ -12,8 +12,12 @@ from registry.api.errors import ERROR_RESPONSES, NotFound
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import state_of, store_of
 from registry.index import search
+from registry.index.conflicts import list_conflicts
 
 router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
+
+# The ISCC-ID answer shows this many conflicts; /v1/conflicts pages through all of them.
+ISCC_ID_CONFLICTS = 100
 
 QueryText = Annotated[str, Query(description=search.ACCEPTED_FORMS, max_length=512)]
 
@@ -61,6 +65,7 @@ def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
     body = resolution.to_dict() | {
         "history": store.history(resolution.query),
         "metadata": json.loads(document) if document else None,
+        "conflicts": list_conflicts(store, iscc_id=resolution.query, limit=ISCC_ID_CONFLICTS),
     }
     return {
         "gateway_url": gateway_url(current.gateway, resolution.query),

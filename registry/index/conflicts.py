@@ -294,39 +294,56 @@ class ConflictDetector:
 
 
 def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
-    """Turn evidence into conflict rows (other declarer, same registry, earlier holds priority)
-    and insert those not stored yet; returns how many were new."""
+    """Turn evidence into conflict rows and insert those not stored yet; returns how many were
+    new.
+
+    A declarer's claim to some content is its earliest declaration of it: conflicts are between
+    the first declarations of two declarers in the same registry, and the earlier one holds
+    priority. A declarer declaring matching content again (the same file re-declared, or a new
+    rendition) starts no conflict of its own, before or after the other declarer's claim.
+    """
     involved = {e.target_id for e in evidence} | {e.other_id for e in evidence}
     positions = _positions(conn, sorted(involved))
-    kept: dict[tuple[int, str], list[tuple[tuple[int, int], Evidence]]] = defaultdict(list)
+    matches: dict[int, list[Evidence]] = defaultdict(list)
     for e in evidence:
         mine, theirs = positions.get(e.target_id), positions.get(e.other_id)
         if (
-            mine is None
-            or theirs is None
-            or not theirs.valid
-            or (mine.chain_id, mine.contract) != (theirs.chain_id, theirs.contract)
-            or mine.declarer == theirs.declarer
+            mine is not None
+            and theirs is not None
+            and theirs.valid
+            and (mine.chain_id, mine.contract) == (theirs.chain_id, theirs.contract)
         ):
-            continue
-        kept[e.target_id, e.kind].append((theirs.order, e))
+            matches[e.target_id].append(e)
     rows: dict[tuple[int, int, str], dict[str, Any]] = {}
-    for (target_id, kind), found in kept.items():
-        found.sort(key=lambda item: (item[0], item[1].other_id))
-        for order, e in found[:MAX_PER_KIND]:
-            if order < positions[target_id].order:
-                pair = (e.other_id, target_id)
-            else:
-                pair = (target_id, e.other_id)
-            key = (*pair, kind)
-            if key not in rows or rows[key]["strength"] < e.strength:
-                rows[key] = {
-                    "earlier_id": pair[0],
-                    "later_id": pair[1],
-                    "kind": kind,
-                    "strength": e.strength,
-                    "detail": json.dumps(dict(e.detail), sort_keys=True),
-                }
+    for target_id, found in matches.items():
+        mine = positions[target_id]
+        first = {mine.declarer: mine.order}
+        for e in found:
+            theirs = positions[e.other_id]
+            first[theirs.declarer] = min(first.get(theirs.declarer, theirs.order), theirs.order)
+        if first[mine.declarer] != mine.order:
+            continue
+        by_kind: dict[str, list[Evidence]] = defaultdict(list)
+        for e in found:
+            theirs = positions[e.other_id]
+            if theirs.declarer != mine.declarer and theirs.order == first[theirs.declarer]:
+                by_kind[e.kind].append(e)
+        for kind, claims in by_kind.items():
+            claims.sort(key=lambda e: positions[e.other_id].order)
+            for e in claims[:MAX_PER_KIND]:
+                if positions[e.other_id].order < mine.order:
+                    pair = (e.other_id, target_id)
+                else:
+                    pair = (target_id, e.other_id)
+                key = (*pair, kind)
+                if key not in rows or rows[key]["strength"] < e.strength:
+                    rows[key] = {
+                        "earlier_id": pair[0],
+                        "later_id": pair[1],
+                        "kind": kind,
+                        "strength": e.strength,
+                        "detail": json.dumps(dict(e.detail), sort_keys=True),
+                    }
     if not rows:
         return 0
     known = set()

@@ -96,14 +96,11 @@ def test_copies_by_another_declarer_conflict_and_own_copies_do_not(store: Store)
     chain.apply(5, first)
     chain.apply(7, own_again, copy, unrelated)  # blocks 6 and 7 in one batch
     detector = ConflictDetector(store)
-    # Alice's two declarations each against Bob's copy; Alice against herself is no conflict.
-    assert detector.run() == 2
+    # Alice's claim is her first declaration; declaring it again is no claim of its own.
+    assert detector.run() == 1
     assert _count(store, conflict_queue) == 0
-    assert _pairs(store) == [
-        (first.iscc_id, copy.iscc_id, [DATAHASH]),
-        (own_again.iscc_id, copy.iscc_id, [DATAHASH]),
-    ]
-    (answer, _second) = list_conflicts(store)
+    assert _pairs(store) == [(first.iscc_id, copy.iscc_id, [DATAHASH])]
+    (answer,) = list_conflicts(store)
     assert answer["evidence"] == [{"kind": DATAHASH, "strength": 1.0}]
     assert answer["strength"] == 1.0
     assert (answer["earlier"]["declarer"], answer["later"]["declarer"]) == (ALICE, BOB)
@@ -115,7 +112,24 @@ def test_copies_by_another_declarer_conflict_and_own_copies_do_not(store: Store)
         requeue(conn, range(1, 10))
     assert _count(store, conflict_queue) == 4
     assert ConflictDetector(store).run() == 0
-    assert _count(store, conflicts) == 2
+    assert _count(store, conflicts) == 1
+
+
+def test_a_declarer_declaring_again_after_the_conflict_starts_none(store: Store) -> None:
+    chain = Chain(store)
+    item = content(b"declared three times " * 40)
+    first, copy, again = (
+        _declared(item, 5, ALICE),
+        _declared(item, 6, BOB),
+        _declared(item, 7, ALICE),
+    )
+    chain.apply(5, first)
+    chain.apply(6, copy)
+    detector = ConflictDetector(store)
+    detector.run()
+    chain.apply(7, again)
+    detector.run()
+    assert _pairs(store) == [(first.iscc_id, copy.iscc_id, [DATAHASH])]
 
 
 def test_near_duplicate_content_unit_is_evidence_with_its_strength(store: Store) -> None:

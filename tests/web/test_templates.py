@@ -37,7 +37,15 @@ def test_conflicts_and_metadata_are_escaped_and_only_web_links_link() -> None:
         _macros().declaration(
             _declaration(
                 gateway="https://example.com/{iscc-id}",
-                conflicts=[{"iscc_id": "ISCC:MAIGMD2JJHYEQAAB", "reason": HOSTILE}],
+                conflicts=[
+                    {
+                        "other": _declaration(iscc_id="ISCC:MAIGMD2JJHYEQAAB"),
+                        "holds_priority": False,
+                        "evidence": [{"kind": HOSTILE, "strength": 0.5}],
+                        "resolved": False,
+                        "disagreements": [{"field": "license", "earlier": HOSTILE, "later": "x"}],
+                    }
+                ],
                 metadata={
                     "name": HOSTILE,
                     "license": "javascript:alert(1)",
@@ -54,6 +62,9 @@ def test_conflicts_and_metadata_are_escaped_and_only_web_links_link() -> None:
     assert '<a href="https://shop.example/buy"' in html
     assert '<a href="https://example.com/ISCC:MAIGMD2JJHYEQAAA"' in html
     assert "no conflicts recorded" not in html
+    assert '<a href="/declaration/ISCC:MAIGMD2JJHYEQAAB">' in html
+    assert "which holds priority" in html and "strength 0.50" in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3
 
 
 def test_without_conflicts_the_page_says_so() -> None:

@@ -4,6 +4,7 @@ server from the same functions the JSON endpoints use, so the page and the API n
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,12 +16,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from registry.api import search as search_api
 from registry.api.errors import NotFound
-from registry.api.resolve import gateway_url, web_url
+from registry.api.resolve import ISCC_ID_CONFLICTS, gateway_url, web_url
 from registry.api.state import state_of
 from registry.api.web.explain import explain_code
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode, RegistryError, UnsupportedMedia
 from registry.index import search
+from registry.index.conflicts import list_conflicts
 from registry.index.similarity import DEFAULT_THRESHOLD, query_units
 from registry.index.similarity import similar as similar_declarations
 
@@ -88,6 +90,27 @@ def _problem(request: Request, exc: RegistryError, query: str = "") -> HTMLRespo
     )
 
 
+def conflict_views(request: Request, records: Iterable[dict[str, Any]]) -> None:
+    """Give each declaration dict its conflicts as the pages show them: the other declaration,
+    who holds priority, the evidence, resolved or open, and licence disagreements."""
+    store = state_of(request).store
+    for record in records:
+        iscc_id = record["iscc_id"]
+        views = []
+        for c in list_conflicts(store, iscc_id=iscc_id, limit=ISCC_ID_CONFLICTS):
+            first = c["earlier"]["iscc_id"] == iscc_id
+            views.append(
+                {
+                    "other": c["later"] if first else c["earlier"],
+                    "holds_priority": first,
+                    "evidence": c["evidence"],
+                    "resolved": c["resolved"],
+                    "disagreements": c["disagreements"],
+                }
+            )
+        record["conflicts"] = views
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> HTMLResponse:
     state = state_of(request)
@@ -107,6 +130,8 @@ async def upload(
     """The match endpoint itself (same streaming, limits and JSON errors), answered as the
     HTML the upload page inserts."""
     result = await search_api.match(request, filename)
+    matched = [m["declaration"] for m in result["similar"]["matches"]]
+    conflict_views(request, [*result["exact"], *matched])
     return _page(request, "results.html", result=result)
 
 
@@ -138,13 +163,11 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=512)] = "")
                 DEFAULT_THRESHOLD,
                 SIMILAR_LIMIT,
             )
-    return _page(
-        request,
-        "search.html",
-        query=q,
-        resolution=resolution.to_dict(),
-        similar=similar,
-    )
+    answer = resolution.to_dict()
+    conflict_views(request, answer["records"])
+    if similar is not None:
+        conflict_views(request, [m["declaration"] for m in similar["matches"]])
+    return _page(request, "search.html", query=q, resolution=answer, similar=similar)
 
 
 def _resolve_as(request: Request, text: str, kind: search.Kind) -> search.Resolution:
@@ -175,6 +198,7 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
     record = resolution.records[-1]
     document = store.get_metadata(record.metahash) if record.metahash else None
     current["metadata"] = json.loads(document) if document else None
+    conflict_views(request, answer["records"])
     return _page(request, "declaration.html", resolution=answer)
 
 
@@ -184,9 +208,8 @@ def declarer_page(request: Request, address: str) -> HTMLResponse:
         resolution = _resolve_as(request, address, "declarer")
     except RegistryError as exc:
         return _problem(request, exc, address)
+    answer = resolution.to_dict()
+    conflict_views(request, answer["records"])
     return _page(
-        request,
-        "declarer.html",
-        status=200 if resolution.records else 404,
-        resolution=resolution.to_dict(),
+        request, "declarer.html", status=200 if resolution.records else 404, resolution=answer
     )
