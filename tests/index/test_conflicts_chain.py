@@ -1,0 +1,214 @@
+"""Conflicts on a real Hardhat node, indexed by the follower into both backends: an exact copy and
+a re-encoded copy declared by other keys, the original re-declared by its own key, licences that
+disagree, a revocation that resolves, a reorg that removes; listed through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import iscc_lib
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from pictures import picture
+
+from registry.api import create_app
+from registry.chain.actions import act_relayed, make_action, sign_for
+from registry.chain.contract import Registry
+from registry.chain.deployment import Deployment
+from registry.chain.iscc_id import IsccId
+from registry.chain.submit import prepare, submit_signed
+from registry.config import Settings
+from registry.index.conflicts import list_conflicts
+from registry.index.follower import Follower
+from registry.index.store import Store
+from registry.iscc.generate import IsccResult, generate
+from registry.metadata import CanonicalMetadata, canonicalize
+
+pytestmark = pytest.mark.chain
+
+CLI = str(Path(sys.executable).parent / "iscc-registry")
+
+
+def _declare(
+    registry: Registry,
+    key: LocalAccount,
+    payer: LocalAccount,
+    result: IsccResult,
+    document: CanonicalMetadata | None = None,
+) -> str:
+    metahash = document.metahash if document else None
+    signed = prepare(registry, key, result.iscc, result.datahash, metahash)
+    return str(submit_signed(registry, signed, payer).iscc_id)
+
+
+def _image_distance(a: IsccResult, b: IsccResult) -> int:
+    """Differing bits among the first 64 of the two Image-Code units, computed from the codes."""
+
+    def body(result: IsccResult) -> int:
+        for unit in result.units:
+            maintype, subtype, _version, _length, digest = iscc_lib.iscc_decode(
+                unit.removeprefix("ISCC:")
+            )
+            if maintype == iscc_lib.MT.CONTENT and int(subtype) == 1:
+                return int.from_bytes(digest[:8], "big")
+        raise AssertionError(f"no Image-Code in {result.units}")
+
+    return (body(a) ^ body(b)).bit_count()
+
+
+def _summary(found: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    return {
+        (c["earlier"]["iscc_id"], c["later"]["iscc_id"]): {
+            e["kind"]: e["strength"] for e in c["evidence"]
+        }
+        for c in found
+    }
+
+
+@pytest.fixture
+def works(tmp_path: Path) -> dict[str, IsccResult]:
+    original = tmp_path / "harbour.png"
+    picture(5).save(original)
+    copy = tmp_path / "copy-of-harbour.png"
+    shutil.copyfile(original, copy)
+    reencoded = tmp_path / "harbour-small.jpg"
+    picture(5).resize((240, 180)).save(reencoded, "JPEG", quality=70)
+    other = tmp_path / "other.png"
+    picture(40).save(other)
+    return {
+        name: generate(path)
+        for name, path in [
+            ("original", original),
+            ("copy", copy),
+            ("reencoded", reencoded),
+            ("other", other),
+        ]
+    }
+
+
+def test_copies_by_other_keys_conflict_and_a_revocation_resolves(
+    registry: Registry,
+    payer: LocalAccount,
+    store: Store,
+    db_url: str,
+    deployment: Deployment,
+    works: dict[str, IsccResult],
+    tmp_path: Path,
+) -> None:
+    alice, bob, carol = Account.create(), Account.create(), Account.create()
+    licensed = canonicalize({"name": "Harbour", "license": "https://a.example/by", "rights": "A"})
+    claimed = canonicalize({"name": "Harbour", "license": "https://b.example/arr", "rights": "B"})
+    for document in (licensed, claimed):
+        store.put_metadata(document.digest, document.canonical)
+    first = _declare(registry, alice, payer, works["original"], licensed)
+    exact = _declare(registry, bob, payer, works["copy"], claimed)
+    reencoded = _declare(registry, carol, payer, works["reencoded"])
+    again = _declare(registry, alice, payer, works["original"])
+    unrelated = _declare(registry, carol, payer, works["other"])
+    follower = Follower(registry, store)
+    follower.sync()
+
+    assert works["copy"].datahash == works["original"].datahash
+    assert works["reencoded"].datahash != works["original"].datahash
+    distance = _image_distance(works["original"], works["reencoded"])
+    assert 0 < distance <= 10
+    near = round(1 - distance / 64, 4)
+    found = list_conflicts(store)
+    assert _summary(found) == {
+        (first, exact): {"datahash": 1.0, "content": 1.0},
+        (first, reencoded): {"content": near},
+        (exact, reencoded): {"content": near},
+    }
+    assert found[0]["disagreements"] == [
+        {"field": "license", "earlier": "https://a.example/by", "later": "https://b.example/arr"},
+        {"field": "rights", "earlier": "A", "later": "B"},
+    ]
+    content = next(e for e in found[1]["evidence"] if e["kind"] == "content")
+    assert (content["unit_type"], content["distance"]) == ("CONTENT-IMAGE", distance)
+    # Alice re-declaring her own picture, and Carol's unrelated one, are in no conflict.
+    assert list_conflicts(store, iscc_id=again) == []
+    assert list_conflicts(store, iscc_id=unrelated) == []
+    assert follower.sync().events_new == 0
+    assert len(list_conflicts(store)) == 3
+
+    revoke = make_action("revoke", IsccId.parse(exact))
+    act_relayed(registry, sign_for(registry, bob, revoke), payer)
+    follower.sync()
+    assert {
+        (c["earlier"]["iscc_id"], c["later"]["iscc_id"]): c["resolved"]
+        for c in list_conflicts(store)
+    } == {(first, exact): True, (first, reencoded): False, (exact, reencoded): True}
+    assert _summary(list_conflicts(store, status="open")) == {(first, reencoded): {"content": near}}
+
+    # The API: globally, per declarer, per declaration and in the ISCC-ID answer.
+    home = tmp_path / "home"
+    deployment.save(home / "deployment.json")
+    app = create_app(Settings(home=home, db_url=db_url), store=store)
+    with TestClient(app) as client:
+        answer = client.get("/v1/conflicts", params={"status": "open"})
+        assert answer.status_code == 200
+        assert _summary(answer.json()["conflicts"]) == {(first, reencoded): {"content": near}}
+        by_carol = client.get("/v1/conflicts", params={"declarer": carol.address.lower()})
+        assert len(by_carol.json()["conflicts"]) == 2
+        by_id = client.get("/v1/conflicts", params={"iscc_id": exact}).json()["conflicts"]
+        assert [c["later"]["iscc_id"] for c in by_id] == [exact, reencoded]
+        resolved = client.get(f"/iscc-id/{first}").json()["conflicts"]
+        assert [c["resolved"] for c in resolved] == [True, False]
+        bad = client.get("/v1/conflicts", params={"declarer": "0x12"})
+        assert bad.status_code == 400 and "not an Ethereum address" in bad.json()["message"]
+
+    # The CLI, as a user runs it against the same store.
+    env = {**os.environ, "ISCC_REGISTRY_HOME": str(home), "ISCC_REGISTRY_DB_URL": db_url}
+    listed = subprocess.run(
+        [CLI, "conflicts", first], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert f"{exact} by {bob.address} conflicts with earlier {first}" in listed.stdout
+    assert "license differs: 'https://a.example/by' (earlier) vs" in listed.stdout
+    assert "CONTENT-IMAGE" in listed.stdout and "resolved" in listed.stdout
+    as_json = subprocess.run(
+        [CLI, "conflicts", "--status", "open", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert _summary(json.loads(as_json.stdout)) == {(first, reencoded): {"content": near}}
+    wrong = subprocess.run(
+        [CLI, "conflicts", works["original"].iscc], capture_output=True, text=True, env=env
+    )
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().startswith("error: conflicts are listed by ISCC-ID or declarer")
+
+
+def test_a_reorg_removes_the_conflicts_of_undone_declarations(
+    registry: Registry, payer: LocalAccount, store: Store, works: dict[str, IsccResult]
+) -> None:
+    alice, bob = Account.create(), Account.create()
+    first = _declare(registry, alice, payer, works["original"])
+    follower = Follower(registry, store)
+    follower.sync()
+    w3 = registry.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    _declare(registry, bob, payer, works["copy"])
+    follower.sync()
+    assert len(list_conflicts(store)) == 1
+
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    reencoded = _declare(registry, bob, payer, works["reencoded"])
+    w3.provider.make_request("evm_mine", [])
+    report = follower.sync()
+    assert report.events_rolled_back == 1
+    assert _summary(list_conflicts(store)) == {
+        (first, reencoded): {
+            "content": round(1 - _image_distance(works["original"], works["reencoded"]) / 64, 4)
+        }
+    }
