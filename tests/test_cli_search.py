@@ -61,6 +61,9 @@ def test_match_finds_a_declared_picture_from_a_copy(
         (("search", "ISCC:NOPE"), "not an ISCC-CODE"),
         (("search", "ISCC:EEA4GQZQTY6J5DTH", "--threshold", "99"), "threshold"),
         (("match", "/no/such/file.png"), "file.png"),
+        (("conflicts", "ISCC:EEA4GQZQTY6J5DTH"), "conflicts are listed by ISCC-ID or declarer"),
+        (("conflicts", "--status", "closed"), "--status must be open, resolved or all"),
+        (("conflicts", "0x12"), "cannot resolve"),
     ],
 )
 def test_bad_input_is_one_line(home: Path, args: tuple[str, ...], fragment: str) -> None:

@@ -182,11 +182,6 @@ def test_copies_by_other_keys_conflict_and_a_revocation_resolves(
         timeout=120,
     )
     assert _summary(json.loads(as_json.stdout)) == {(first, reencoded): {"content": near}}
-    wrong = subprocess.run(
-        [CLI, "conflicts", works["original"].iscc], capture_output=True, text=True, env=env
-    )
-    assert wrong.returncode == 1
-    assert wrong.stderr.strip().startswith("error: conflicts are listed by ISCC-ID or declarer")
 
 
 def test_a_reorg_removes_the_conflicts_of_undone_declarations(

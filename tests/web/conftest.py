@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,41 @@ def site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         )
         files[key] = Declared(path, result, str(receipt.iscc_id), who, gateway)
 
+    with _served(folder, deployment, lambda url: _declarations(url) == len(files)) as url:
+        yield Site(url, files, folder)
+
+
+@pytest.fixture(scope="module")
+def conflict_site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A fresh registry where a second declarer declared a re-encoded copy of a picture."""
+    folder = tmp_path_factory.mktemp("web-conflicts")
+    chain = Registry.open(Deployment.load(devnet.deployment_path))
+    deployment = deploy_registry(chain.w3, dev_account(0))
+    registry = Registry.open(deployment)
+    original = folder / "lighthouse.png"
+    picture(9).save(original)
+    copy = folder / "lighthouse-copy.jpg"
+    picture(9).resize((240, 180)).save(copy, "JPEG", quality=70)
+    files = {}
+    for key, path, who in [("original", original, dev_account(1)), ("copy", copy, dev_account(2))]:
+        result = generate(path)
+        receipt = declare_direct(registry, who, result.iscc, result.datahash, result.metahash)
+        files[key] = Declared(path, result, str(receipt.iscc_id), who, "")
+
+    def detected(url: str) -> bool:
+        return len(_get_json(url + "/v1/conflicts")["conflicts"]) == 1
+
+    with _served(folder, deployment, detected) as url:
+        yield Site(url, files, folder)
+
+
+def _declarations(url: str) -> int:
+    return _get_json(url + "/health")["declarations"]
+
+
+@contextmanager
+def _served(folder: Path, deployment: Deployment, ready: Callable[[str], bool]) -> Iterator[str]:
+    """`iscc-registry serve` on the deployment, with its home in `folder`, once `ready(url)`."""
     home = folder / "home"
     deployment.save(home / "deployment.json")
     environ = {
@@ -86,7 +122,7 @@ def site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     deadline = time.monotonic() + 60
     while True:
         try:
-            if _get_json(url + "/health")["declarations"] == len(files):
+            if ready(url):
                 break
         except OSError:
             pass
@@ -96,7 +132,7 @@ def site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             proc.kill()
             pytest.fail("serve did not index the declarations within 60 s")
         time.sleep(0.2)
-    yield Site(url, files, folder)
+    yield url
     proc.terminate()
     proc.wait(timeout=30)
     stderr = proc.stderr.read() if proc.stderr else ""
