@@ -27,7 +27,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
-from registry.index.events import Unit
 from registry.index.schema import conflict_queue, conflicts, declarations, from_signed64, units
 from registry.index.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
 from registry.index.store import Store
@@ -70,7 +69,7 @@ earliest claims are the ones that hold priority."""
 LICENCE_FIELDS = ("license", "rights")
 """Metadata fields whose disagreement a conflict reports: the licence and the rights holder."""
 
-BATCH = 1000
+BATCH = 5000
 _CHUNK = 500
 
 Status = Literal["open", "resolved", "all"]
@@ -141,42 +140,50 @@ class ContentEvidence:
         self.thresholds = dict(thresholds)
 
     def __call__(self, conn: Connection, targets: Sequence[Target]) -> list[Evidence]:
-        own = _units(conn, [t.id for t in targets], self.thresholds)
-        proposed: dict[tuple[int, str], list[int]] = {}
-        for (target_id, unit_type), unit in own.items():
-            matches = self.index.search([unit], self.thresholds[unit_type], refresh=False)
-            proposed[target_id, unit_type] = [
-                m.declaration_id for m in matches if m.declaration_id != target_id
-            ]
-        others = {i for candidates in proposed.values() for i in candidates}
-        stored = _units(conn, sorted(others), self.thresholds)
+        own = _unit_values(conn, [t.id for t in targets], self.thresholds)
+        proposed: list[tuple[int, str, int]] = []
+        for unit_type, threshold in self.thresholds.items():
+            mine = [(target_id, value) for (target_id, t), value in own.items() if t == unit_type]
+            if not mine:
+                continue
+            position, other, _distance = self.index.search_many(
+                unit_type, [value for _id, value in mine], threshold
+            )
+            proposed.extend(
+                (mine[p][0], unit_type, o)
+                for p, o in zip(position.tolist(), other.tolist(), strict=True)
+                if o != mine[p][0]
+            )
+        stored = _unit_values(conn, sorted({o for _t, _u, o in proposed}), self.thresholds)
         found = []
-        for (target_id, unit_type), candidates in proposed.items():
-            value = own[target_id, unit_type].value
-            for other_id in candidates:
-                other = stored.get((other_id, unit_type))
-                if other is None:
-                    continue
-                distance = (from_signed64(value) ^ from_signed64(other.value)).bit_count()
-                if distance <= self.thresholds[unit_type]:
-                    strength = round(1 - distance / 64, 4)
-                    detail = {"unit_type": unit_type, "distance": distance, "bits": 64}
-                    found.append(Evidence(target_id, other_id, CONTENT, strength, detail))
+        for target_id, unit_type, other_id in proposed:
+            other = stored.get((other_id, unit_type))
+            if other is None:
+                continue
+            distance = (from_signed64(own[target_id, unit_type]) ^ from_signed64(other)).bit_count()
+            if distance <= self.thresholds[unit_type]:
+                strength = round(1 - distance / 64, 4)
+                detail = {"unit_type": unit_type, "distance": distance, "bits": 64}
+                found.append(Evidence(target_id, other_id, CONTENT, strength, detail))
         return found
 
 
-def _units(
+def _unit_values(
     conn: Connection, ids: Sequence[int], unit_types: Iterable[str]
-) -> dict[tuple[int, str], Unit]:
-    """The units of these types of these declarations, by (declaration row id, unit type)."""
-    types = list(unit_types)
-    found: dict[tuple[int, str], Unit] = {}
+) -> dict[tuple[int, str], int]:
+    """The first 64 bits (signed, as stored) of the units of these types of these declarations,
+    by (declaration row id, unit type)."""
+    types = set(unit_types)
+    found: dict[tuple[int, str], int] = {}
     for chunk in _chunks(ids):
-        query = select(units.c.declaration_id, units.c.unit_type, units.c.body).where(
-            units.c.declaration_id.in_(chunk), units.c.unit_type.in_(types)
+        # Types are picked here: with `unit_type IN (...)` in SQL, SQLite walks the unit type
+        # index (every unit of those types) instead of the declaration index.
+        query = select(units.c.declaration_id, units.c.unit_type, units.c.value).where(
+            units.c.declaration_id.in_(chunk)
         )
-        for declaration_id, unit_type, body in conn.execute(query):
-            found[declaration_id, unit_type] = Unit(unit_type, bytes(body))
+        for declaration_id, unit_type, value in conn.execute(query):
+            if unit_type in types:
+                found[declaration_id, unit_type] = value
     return found
 
 

@@ -21,6 +21,8 @@ __all__ = ["HammingIndex", "Hit"]
 BANDS = 4
 BAND_BITS = 16
 _MASK = np.uint64((1 << BAND_BITS) - 1)
+# Every band value and one past the last.
+_BAND_VALUES = np.arange((1 << BAND_BITS) + 1, dtype=np.uint64)
 # Below this many codes a full scan is as fast as probing bands, and needs no sorted copies.
 SCAN_BELOW = 4096
 # New codes go to an unsorted tail scanned in full; it is merged into the bands when it grows.
@@ -50,22 +52,29 @@ class _Bands:
         self.keys = keys
         self.codes = codes
         self.order = []
-        self.sorted = []
+        # starts[band][v] is where band value v begins in that band's sorted order, for every
+        # 16-bit v (and one past the end): a probe's run of codes is two lookups, not two
+        # binary searches, at 512 kB per band whatever the size.
+        self.starts = []
         for band in range(BANDS):
             values = (codes >> np.uint64(band * BAND_BITS)) & _MASK
             order = np.argsort(values, kind="stable")
             self.order.append(order)
-            self.sorted.append(values[order])
+            self.starts.append(np.searchsorted(values[order], _BAND_VALUES))
 
     def candidates(self, query: np.uint64, radius: int) -> np.ndarray:
+        return self.candidates_many(np.array([query], dtype=np.uint64), radius)[1]
+
+    def candidates_many(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, code position) of the candidates of every query."""
         flips = _flips(radius)
-        found = []
+        owners = np.repeat(np.arange(len(queries)), len(flips))
+        found_owners, found = [], []
         for band in range(BANDS):
-            probe = ((query >> np.uint64(band * BAND_BITS)) & _MASK) ^ flips
-            column = self.sorted[band]
-            lo = np.searchsorted(column, probe, "left")
-            hi = np.searchsorted(column, probe, "right")
-            sizes = hi - lo
+            values = (queries >> np.uint64(band * BAND_BITS)) & _MASK
+            probe = (values[:, None] ^ flips[None, :]).ravel()
+            lo = self.starts[band][probe]
+            sizes = self.starts[band][probe + np.uint64(1)] - lo
             hit = sizes > 0
             if not hit.any():
                 continue
@@ -73,12 +82,13 @@ class _Bands:
             # Expand every [lo, hi) run into positions without a Python loop.
             starts = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
             positions = starts + np.arange(sizes.sum())
+            found_owners.append(np.repeat(owners[hit], sizes))
             found.append(self.order[band][positions])
         if not found:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         # Duplicates (a code near the query on several bands) are dropped after the distance
         # filter, on far fewer rows than here.
-        return np.concatenate(found)
+        return np.concatenate(found_owners), np.concatenate(found)
 
 
 class HammingIndex:
@@ -143,3 +153,45 @@ class HammingIndex:
         if limit is not None:
             order = order[:limit]
         return [Hit(int(all_keys[i]), int(distances[i])) for i in order]
+
+    def search_many(
+        self, codes: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` for many codes in one vectorised pass (conflict detection checks thousands
+        of declarations per indexed batch): (query position, key, distance) of every code
+        within `radius` of each query, each pair once, in no particular order."""
+        if not 0 <= radius <= 64:
+            raise ValueError("radius must be between 0 and 64")
+        queries = np.asarray(codes, dtype=np.uint64)
+        if radius // BANDS > 3:
+            # Probing stops paying (see search); one search per code does the full scans.
+            hits = [
+                (i, h.key, h.distance)
+                for i, c in enumerate(queries)
+                for h in self.search(c, radius)
+            ]
+            columns = np.array(hits, dtype=np.int64).reshape(-1, 3)
+            return columns[:, 0], columns[:, 1], columns[:, 2]
+        bands, tail_keys, tail_codes = self._bands, self._tail_keys, self._tail_codes
+        tables = [] if bands is None else [bands]
+        if len(tail_keys):
+            # Sorting the tail once costs less than scanning it once per query.
+            tables.append(_Bands(tail_keys, tail_codes))
+        owners, keys, found = [], [], []
+        for table in tables:
+            owner, position = table.candidates_many(queries, radius // BANDS)
+            owners.append(owner)
+            keys.append(table.keys[position])
+            found.append(table.codes[position])
+        if not owners:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        owner, key = np.concatenate(owners), np.concatenate(keys)
+        distance = np.bitwise_count(np.concatenate(found) ^ queries[owner]).astype(np.int64)
+        near = distance <= radius
+        owner, key, distance = owner[near], key[near], distance[near]
+        pairs = np.unique(np.stack((owner, key, distance), axis=1), axis=0)
+        # One row per (query, key): a key indexed twice keeps its smallest distance.
+        _, first = np.unique(pairs[:, :2], axis=0, return_index=True)
+        pairs = pairs[first]
+        return pairs[:, 0], pairs[:, 1], pairs[:, 2]

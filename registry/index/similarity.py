@@ -114,19 +114,13 @@ class SimilarityIndex:
             self._after = 0
 
     def search(
-        self,
-        units: Sequence[Unit],
-        threshold: int = DEFAULT_THRESHOLD,
-        limit: int | None = None,
-        refresh: bool = True,
+        self, units: Sequence[Unit], threshold: int = DEFAULT_THRESHOLD, limit: int | None = None
     ) -> list[SimilarMatch]:
         """Declarations within `threshold` bits on at least one unit, best first: more units
-        matched, then smaller total distance, then earlier declaration. Without `refresh`, only
-        what the last refresh loaded (for many searches in a row)."""
+        matched, then smaller total distance, then earlier declaration."""
         if not 0 <= threshold <= 64:
             raise InvalidCode("threshold must be between 0 and 64 bits")
-        if refresh:
-            self.refresh()
+        self.refresh()
         found: dict[int, dict[str, int]] = {}
         for unit in units:
             index = self._indexes.get(unit.unit_type)
@@ -138,6 +132,18 @@ class SimilarityIndex:
                 per_type[unit.unit_type] = min(hit.distance, per_type.get(unit.unit_type, 64))
         ranked = sorted(found.items(), key=lambda kv: (-len(kv[1]), sum(kv[1].values()), kv[0]))
         return [SimilarMatch(key, distances) for key, distances in ranked[:limit]]
+
+    def search_many(
+        self, unit_type: str, values: Sequence[int], threshold: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Many units of one type (signed 64-bit values, as stored) against what the last
+        refresh loaded: (position in `values`, declaration row id, distance) of every
+        declaration within `threshold` bits of each."""
+        index = self._indexes.get(unit_type)
+        if index is None:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        return index.search_many(np.array(values, dtype=np.int64).view(np.uint64), threshold)
 
 
 def similar(

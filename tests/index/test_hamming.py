@@ -35,8 +35,16 @@ def test_same_hits_as_full_scan(size: int, radius: int) -> None:
     for start in range(0, len(codes), 7_001):
         index.add(keys[start : start + 7_001], codes[start : start + 7_001])
     assert len(index) == len(codes)
-    for query in [*queries, int(rng.integers(0, 2**64, dtype=np.uint64))]:
+    probes = [*queries, int(rng.integers(0, 2**64, dtype=np.uint64))]
+    for query in probes:
         hits = [(h.key, h.distance) for h in index.search(query, radius)]
+        assert hits == _scan(keys, codes, query, radius)
+    # Many queries at once answer the same, query by query.
+    owner, key, distance = index.search_many(np.array(probes, dtype=np.uint64), radius)
+    for position, query in enumerate(probes):
+        mine = owner == position
+        pairs = zip(key[mine].tolist(), distance[mine].tolist(), strict=True)
+        hits = sorted(pairs, key=lambda p: (p[1], p[0]))
         assert hits == _scan(keys, codes, query, radius)
 
 
