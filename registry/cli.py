@@ -701,8 +701,6 @@ def conflicts(
         if kind not in ("iscc-id", "declarer"):
             raise InputError(f"conflicts are listed by ISCC-ID or declarer address, not {kind}")
         filters["iscc_id" if kind == "iscc-id" else "declarer"] = normalized
-    if status not in ("open", "resolved", "all"):
-        raise InputError(f"--status must be open, resolved or all, not {status!r}")
     found = list_conflicts(
         _open_store(get_settings()),
         status=status,  # type: ignore[arg-type]

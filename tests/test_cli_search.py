@@ -62,7 +62,7 @@ def test_match_finds_a_declared_picture_from_a_copy(
         (("search", "ISCC:EEA4GQZQTY6J5DTH", "--threshold", "99"), "threshold"),
         (("match", "/no/such/file.png"), "file.png"),
         (("conflicts", "ISCC:EEA4GQZQTY6J5DTH"), "conflicts are listed by ISCC-ID or declarer"),
-        (("conflicts", "--status", "closed"), "--status must be open, resolved or all"),
+        (("conflicts", "--status", "closed"), "status must be open, resolved or all"),
         (("conflicts", "0x12"), "cannot resolve"),
     ],
 )
