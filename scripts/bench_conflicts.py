@@ -23,15 +23,15 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import iscc_lib
-import psycopg
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_index import _pg_database  # noqa: E402
 
 from registry.index.conflicts import ConflictDetector, list_conflicts  # noqa: E402
 from registry.index.events import DeclaredEvent, validate_code  # noqa: E402
@@ -132,14 +132,6 @@ def run(db_url: str, events: list[DeclaredEvent], detect: bool) -> tuple[float, 
         seconds = time.monotonic() - started
         listed = list_conflicts(store, limit=10**7) if detect else []
     return seconds, {(c["earlier"]["iscc_id"], c["later"]["iscc_id"]) for c in listed}
-
-
-def _pg_database(server: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = make_url(server).set(drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.set(database=name).render_as_string(hide_password=False)
 
 
 def main() -> None:

@@ -80,7 +80,6 @@ class Target:
     """A queued declaration being checked for conflicts."""
 
     id: int
-    declarer: str
     datahash: bytes
 
 
@@ -284,11 +283,12 @@ class ConflictDetector:
             if not ids:
                 return 0, 0
             targets = [
-                Target(row.id, row.declarer, bytes(row.datahash))
+                Target(row.id, bytes(row.datahash))
+                for chunk in _chunks(ids)
                 for row in conn.execute(
-                    select(
-                        declarations.c.id, declarations.c.declarer, declarations.c.datahash
-                    ).where(declarations.c.id.in_(ids))
+                    select(declarations.c.id, declarations.c.datahash).where(
+                        declarations.c.id.in_(chunk)
+                    )
                 )
             ]
             evidence = [e for source in self.sources for e in source(conn, targets)]
