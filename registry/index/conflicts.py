@@ -263,6 +263,10 @@ class ConflictDetector:
         """Check queued declarations until the queue is empty; returns the conflicts stored."""
         added = 0
         while True:
+            with self.store._read() as conn:
+                if conn.execute(select(conflict_queue.c.declaration_id).limit(1)).first() is None:
+                    # Nothing to check: a one-shot `index` run need not load the index.
+                    return added
             # Loaded before the transaction: the batch's own units were committed with it.
             self.index.refresh()
             checked, stored = self._step()
