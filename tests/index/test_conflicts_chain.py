@@ -5,29 +5,39 @@ disagree, a revocation that resolves, a reorg that removes; listed through the A
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import iscc_lib
 import pytest
+import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from index_helpers import content, declare_direct
 from pictures import picture
+from sqlalchemy import select
+from test_kill_chain import ARGS, _run_cli
 
 from registry.api import create_app
 from registry.chain.actions import act_relayed, make_action, sign_for
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
+from registry.chain.devnet import dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import prepare, submit_signed
 from registry.config import Settings
 from registry.index.conflicts import list_conflicts
 from registry.index.follower import Follower
+from registry.index.schema import conflict_queue, conflicts, declarations
 from registry.index.store import Store
 from registry.iscc.generate import IsccResult, generate
 from registry.metadata import CanonicalMetadata, canonicalize
@@ -207,3 +217,76 @@ def test_a_reorg_removes_the_conflicts_of_undone_declarations(
             "content": round(1 - _image_distance(works["original"], works["reencoded"]) / 64, 4)
         }
     }
+
+
+def _stored(store: Store) -> tuple[list[tuple[str, str, str]], set[str]]:
+    """Every conflict row as (earlier ISCC-ID, later ISCC-ID, kind), and the queued ISCC-IDs."""
+    early, late = declarations.alias("early"), declarations.alias("late")
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(early.c.iscc_id, late.c.iscc_id, conflicts.c.kind)
+            .join(early, early.c.id == conflicts.c.earlier_id)
+            .join(late, late.c.id == conflicts.c.later_id)
+        ).all()
+        queued = conn.execute(
+            select(declarations.c.iscc_id).join(
+                conflict_queue, conflict_queue.c.declaration_id == declarations.c.id
+            )
+        ).scalars()
+        return [tuple(r) for r in rows], set(queued)
+
+
+def test_kill_9_never_loses_or_repeats_a_conflict(
+    registry: Registry, payer: LocalAccount, db_url: str, tmp_path: Path
+) -> None:
+    copier = dev_account(2)
+    rng = random.Random(3)
+    for i in range(24):
+        item = content(f"kill conflicts {i} ".encode() * 30)
+        declare_direct(registry, payer, item)
+        if i % 3 == 0:
+            declare_direct(registry, copier, item)
+        mines = [
+            {"jsonrpc": "2.0", "id": n, "method": "evm_mine"} for n in range(rng.randrange(3, 9))
+        ]
+        requests.post(registry.deployment.rpc_url, json=mines, timeout=30).raise_for_status()
+    with Store.open(f"sqlite:///{tmp_path / 'reference.db'}") as reference:
+        Follower(registry, reference).sync()
+        truth, _ = _stored(reference)
+    assert len(truth) == 8 and len(set(truth)) == 8
+
+    deployment_file = tmp_path / "deployment.json"
+    registry.deployment.save(deployment_file)
+    env = {
+        "ISCC_REGISTRY_HOME": str(tmp_path / "home"),
+        "ISCC_REGISTRY_DEPLOYMENT_FILE": str(deployment_file),
+        "ISCC_REGISTRY_DB_URL": db_url,
+    }
+    log = str(tmp_path / "index.log")
+    fork = multiprocessing.get_context("fork")
+    later = {pair[1] for pair in truth}
+    seen_partial = 0
+    for _kill in range(6):
+        child = fork.Process(target=_run_cli, args=(env, ARGS, log))
+        child.start()
+        time.sleep(rng.uniform(0.3, 0.9))
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        assert child.exitcode == -signal.SIGKILL, Path(log).read_text()[-2000:]
+        with Store.open(db_url) as store:
+            stored, queued = _stored(store)
+            indexed = {r.iscc_id for r in store.by_declarer(payer.address)} | {
+                r.iscc_id for r in store.by_declarer(copier.address)
+            }
+        # Nothing twice, nothing that is no conflict, and every conflict of a declaration that
+        # is indexed and no longer queued is there.
+        assert len(stored) == len(set(stored)) and set(stored) <= set(truth)
+        checked = indexed - queued
+        assert {c for c in truth if c[1] in checked} <= set(stored)
+        seen_partial += 0 < len(stored) < len(truth) or bool(queued & later)
+    assert seen_partial  # at least one kill landed between a declaration and its conflicts
+
+    with Store.open(db_url) as store:
+        Follower(registry, store).sync()
+        stored, queued = _stored(store)
+    assert sorted(stored) == sorted(truth) and queued == set()
