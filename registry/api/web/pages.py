@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -131,7 +132,8 @@ async def upload(
     HTML the upload page inserts."""
     result = await search_api.match(request, filename)
     matched = [m["declaration"] for m in result["similar"]["matches"]]
-    conflict_views(request, [*result["exact"], *matched])
+    # Store reads: off the event loop, as match runs its work.
+    await anyio.to_thread.run_sync(conflict_views, request, [*result["exact"], *matched])
     return _page(request, "results.html", result=result)
 
 
