@@ -15,7 +15,7 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
-from registry.chain.contract import artifact
+from registry.chain.artifact import artifact
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode, RegistryError
 from registry.index.schema import to_signed64
