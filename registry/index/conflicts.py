@@ -175,8 +175,8 @@ def _unit_values(
     types = set(unit_types)
     found: dict[tuple[int, str], int] = {}
     for chunk in _chunks(ids):
-        # Types are picked here: with `unit_type IN (...)` in SQL, SQLite walks the unit type
-        # index (every unit of those types) instead of the declaration index.
+        # Types are picked here, so the declaration index alone serves the query (SQLite once
+        # preferred a unit type index for `unit_type IN (...)`, walking every such unit).
         query = select(units.c.declaration_id, units.c.unit_type, units.c.value).where(
             units.c.declaration_id.in_(chunk)
         )
