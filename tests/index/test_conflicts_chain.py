@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from index_helpers import content, declare_direct
 from pictures import picture
 from sqlalchemy import select
-from test_kill_chain import ARGS, _run_cli
+from test_kill_chain import ARGS, _run_cli, cli_env
 
 from registry.api import create_app
 from registry.chain.actions import act_relayed, make_action, sign_for
@@ -255,13 +255,7 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
         truth, _ = _stored(reference)
     assert len(truth) == 8 and len(set(truth)) == 8
 
-    deployment_file = tmp_path / "deployment.json"
-    registry.deployment.save(deployment_file)
-    env = {
-        "ISCC_REGISTRY_HOME": str(tmp_path / "home"),
-        "ISCC_REGISTRY_DEPLOYMENT_FILE": str(deployment_file),
-        "ISCC_REGISTRY_DB_URL": db_url,
-    }
+    env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
     fork = multiprocessing.get_context("fork")
     later = {pair[1] for pair in truth}

@@ -57,6 +57,17 @@ def _run_cli(env: dict[str, str], args: list[str], log: str) -> None:
         os._exit(code)
 
 
+def cli_env(registry: Registry, tmp_path: Path, db_url: str) -> dict[str, str]:
+    """Settings that point the CLI at this registry and store, with a home in `tmp_path`."""
+    deployment_file = tmp_path / "deployment.json"
+    registry.deployment.save(deployment_file)
+    return {
+        "ISCC_REGISTRY_HOME": str(tmp_path / "home"),
+        "ISCC_REGISTRY_DEPLOYMENT_FILE": str(deployment_file),
+        "ISCC_REGISTRY_DB_URL": db_url,
+    }
+
+
 def _script() -> str:
     script = shutil.which("iscc-registry", path=str(Path(sys.executable).parent))
     assert script, "the iscc-registry console script is not installed next to this Python"
@@ -83,13 +94,7 @@ def busy_chain(registry: Registry, payer: LocalAccount) -> list:
 def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
     registry: Registry, busy_chain: list, db_url: str, tmp_path: Path
 ) -> None:
-    deployment_file = tmp_path / "deployment.json"
-    registry.deployment.save(deployment_file)
-    env = {
-        "ISCC_REGISTRY_HOME": str(tmp_path / "home"),
-        "ISCC_REGISTRY_DEPLOYMENT_FILE": str(deployment_file),
-        "ISCC_REGISTRY_DB_URL": db_url,
-    }
+    env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
     fork = multiprocessing.get_context("fork")
     rng = random.Random(42)
@@ -149,13 +154,7 @@ def test_sigterm_stops_follow_after_the_batch_in_flight(
 ) -> None:
     for i in range(3):
         declare_direct(registry, payer, content(f"sigterm {i} ".encode() * 30))
-    deployment_file = tmp_path / "deployment.json"
-    registry.deployment.save(deployment_file)
-    env = {
-        "ISCC_REGISTRY_HOME": str(tmp_path / "home"),
-        "ISCC_REGISTRY_DEPLOYMENT_FILE": str(deployment_file),
-        "ISCC_REGISTRY_DB_URL": db_url,
-    }
+    env = cli_env(registry, tmp_path, db_url)
     log = tmp_path / "follow.log"
     child = multiprocessing.get_context("fork").Process(
         target=_run_cli, args=(env, ["index", "--follow", "--poll", "0.05"], str(log))
