@@ -118,6 +118,15 @@ class HammingIndex:
 
     def search(self, code: int, radius: int, limit: int | None = None) -> list[Hit]:
         """Keys of all codes within `radius` bits of `code`, nearest first (ties by key)."""
+        all_keys, distances = self.within(code, radius)
+        order = np.lexsort((all_keys, distances))
+        if limit is not None:
+            order = order[:limit]
+        return [Hit(int(all_keys[i]), int(distances[i])) for i in order]
+
+    def within(self, code: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys (each once, ascending) of all codes within `radius` bits of `code`, and their
+        distances, as arrays: for callers that look up many codes and want no Hit objects."""
         if not 0 <= radius <= 64:
             raise ValueError("radius must be between 0 and 64")
         query = np.uint64(code)
@@ -138,8 +147,4 @@ class HammingIndex:
         near = distances <= radius
         all_keys, distances = all_keys[near], distances[near]
         all_keys, first = np.unique(all_keys, return_index=True)
-        distances = distances[first]
-        order = np.lexsort((all_keys, distances))
-        if limit is not None:
-            order = order[:limit]
-        return [Hit(int(all_keys[i]), int(distances[i])) for i in order]
+        return all_keys, distances[first]

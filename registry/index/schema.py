@@ -38,6 +38,8 @@ __all__ = [
     "metadata",
     "metadata_docs",
     "migrate",
+    "segment_sources",
+    "segments",
     "stored_version",
     "to_signed64",
     "units",
@@ -92,6 +94,8 @@ declarations = Table(
     Index("ix_declarations_datahash", "datahash"),
     # Rolling back a reorg deletes everything above the common ancestor.
     Index("ix_declarations_block", "chain_id", "contract", "block_number"),
+    # A metadata document that arrives after its declaration finds it by metahash.
+    Index("ix_declarations_metahash", "metahash"),
 )
 
 units = Table(
@@ -139,6 +143,45 @@ metadata_docs = Table(
     Column("metahash", _Hash, primary_key=True),
     Column("document", LargeBinary, nullable=False),
     Column("stored_at", BigInteger, nullable=False),
+)
+
+# Granular features of declarations (snippet matching), taken from the metadata document the
+# declaration's metahash names: one row per segment. Rows go with their declaration (cascade), so
+# a reorg rollback or a changed metahash never leaves segments of a declaration that is gone.
+# SQLite's AUTOINCREMENT keeps ids of deleted rows from coming back, so an index that loads new
+# rows by id (snippets.SnippetIndex) never misses one.
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column(
+        "declaration_id",
+        _Id,
+        ForeignKey("declarations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Index("ix_segments_declaration", "declaration_id", "kind"),
+    sqlite_autoincrement=True,
+)
+
+# Per declaration with a metahash: whether its segments were indexed from its document, how
+# many, or why not (document malformed). No row: the document has not arrived yet.
+segment_sources = Table(
+    "segment_sources",
+    metadata,
+    Column(
+        "declaration_id",
+        _Id,
+        ForeignKey("declarations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("metahash", _Hash, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("problem", Text),
 )
 
 blocks = Table(
@@ -194,7 +237,17 @@ def _v2_metadata(conn: Connection) -> None:
     metadata_docs.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata]
+def _v3_segments(conn: Connection) -> None:
+    """v3 -> v4: granular features (segments) of declarations, indexed from their documents.
+
+    Declarations indexed before have no segments until their document is stored again or the
+    store is rebuilt (`index --reset`)."""
+    conn.execute(text("CREATE INDEX ix_declarations_metahash ON declarations (metahash)"))
+    segments.create(conn, checkfirst=True)
+    segment_sources.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata, _v3_segments]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
 

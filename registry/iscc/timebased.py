@@ -15,6 +15,7 @@ from typing import Any
 from registry.errors import InputError
 from registry.iscc.audio import AUDIO_META_TAGS, chromaprint_output, gen_audio_code
 from registry.iscc.ffmpeg import Progress, run_ffmpeg
+from registry.iscc.granular import FeatureSet
 from registry.iscc.meta import fields_from_tags
 from registry.iscc.probe import probe
 from registry.iscc.video import VIDEO_META_TAGS, gen_video_code, signature_output
@@ -30,6 +31,8 @@ class TimedContent:
     unit_256: str
     facts: dict[str, Any] = field(default_factory=dict)
     embedded: dict[str, str] = field(default_factory=dict)
+    features: tuple[FeatureSet, ...] = ()
+    """Granular features: video segments (video files) and audio segments (any sound)."""
 
 
 def _read(path: Path) -> bytes:
@@ -55,10 +58,15 @@ def gen_timed_content(path: Path, mode: str, progress: Progress | None = None) -
     if want_video:
         video = gen_video_code(signature, path.name)
         facts["frames"] = video.frames
+        features = [video.features]
+        # A clip of two seconds has too little sound for Chromaprint: it has no soundtrack code
+        # and no audio segments, and is still a video.
         if len(fingerprint) >= 4:
-            facts["soundtrack"] = gen_audio_code(fingerprint, path.name).iscc
+            soundtrack = gen_audio_code(fingerprint, path.name)
+            facts["soundtrack"] = soundtrack.iscc
+            features.append(soundtrack.features)
         embedded = fields_from_tags(info.format_tags, VIDEO_META_TAGS)
-        return TimedContent(video.iscc, video.iscc_256, facts, embedded)
+        return TimedContent(video.iscc, video.iscc_256, facts, embedded, tuple(features))
     audio = gen_audio_code(fingerprint, path.name)
     embedded = fields_from_tags(info.audio_tags, AUDIO_META_TAGS)
-    return TimedContent(audio.iscc, audio.iscc_256, facts, embedded)
+    return TimedContent(audio.iscc, audio.iscc_256, facts, embedded, (audio.features,))

@@ -1,0 +1,282 @@
+"""Snippet matching: which declared works an excerpt comes from, and where inside them it sits.
+
+Every segment of the query (a video frame, an audio item pair, a text chunk) looks up declared
+segments of its kind within a few bits (exact multi-index Hamming search, `HammingIndex`) and
+votes for (declaration, offset = declared start - query start); an excerpt re-encoded or resized
+still lands most of its votes on one offset, while chance neighbours scatter over many. The best
+supported alignments are then checked against the store: the declaration's segments are read
+and each query segment counts if a declared segment near its aligned position is within the
+radius. The score is the share of the query (where it overlaps the declared work) that matched.
+
+The in-memory index only proposes candidates and is refreshed from the store by segment row id;
+the store stays the truth (rolled-back declarations are dropped when their records are fetched,
+and the check reads their segments from the store), so every API process can rebuild it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from registry.index.hamming import HammingIndex
+from registry.index.store import Store
+from registry.iscc.granular import KINDS, FeatureSet
+
+__all__ = [
+    "Overlap",
+    "SnippetIndex",
+    "find_snippets",
+    "overlaps",
+    "snippet_matches",
+]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    radius: int
+    """Most differing bits (of 64) for two segments to count as the same."""
+    bin: int
+    """Width of an offset vote bin, in the kind's unit."""
+    tolerance: int
+    """How far (unit) a declared segment may sit from a query segment's aligned position."""
+    min_matched: int
+    """Fewest matching segments for a match: a few can agree by chance."""
+
+
+RULES = {
+    # Frames come every 200 ms; an excerpt's frames fall up to 100 ms between the work's.
+    "video": _Rule(radius=10, bin=200, tolerance=250, min_matched=3),
+    # Chromaprint items come every 124 ms, in the same places in every decoding of a sound.
+    "audio": _Rule(radius=10, bin=124, tolerance=130, min_matched=3),
+    # Content-defined chunk boundaries fall on the same characters in an excerpt, and a chunk
+    # (a MinHash of ~250 characters) rarely comes near another text's by chance.
+    "text": _Rule(radius=8, bin=1, tolerance=0, min_matched=2),
+}
+MIN_SCORE = 0.3
+"""Smallest share of the (overlapping) query that must match."""
+_CANDIDATES = 20  # alignments checked against the store per kind
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Where a query (an excerpt, or another declaration's work) sits in a declaration."""
+
+    declaration_id: int
+    kind: str
+    score: float
+    """Share of the query's segments over the overlap that match, 0..1."""
+    offset: int
+    """Start of the query inside the declared work (ms or characters); negative when the
+    query starts before the declared work (the declared work lies inside the query)."""
+    length: int
+    """Length of the overlap (ms or characters)."""
+    matched: int
+    """Number of query segments that matched."""
+
+
+class SnippetIndex:
+    """Per-kind Hamming indexes over the store's segments, refreshed by segment row id."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._indexes: dict[str, HammingIndex] = {}
+        # Per kind, what the index keys (positions) stand for: declaration id and start.
+        self._owners: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._starts: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._flat: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._after = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return sum(len(ix) for ix in self._indexes.values())
+
+    def refresh(self) -> int:
+        """Load segment rows added since the last refresh; returns how many."""
+        with self._lock:
+            top = self.store.last_segment_id()
+            if top <= self._after:
+                return 0
+            kinds = sorted(KINDS)
+            rows = self.store.segment_values(kinds, self._after, top)
+            for position, kind in enumerate(kinds):
+                picked = rows[rows[:, 0] == position]
+                if not len(picked):
+                    continue
+                index = self._indexes.setdefault(kind, HammingIndex())
+                base = len(index)
+                self._owners[kind].append(picked[:, 1])
+                self._starts[kind].append(picked[:, 2])
+                self._flat[kind] = (
+                    np.concatenate(self._owners[kind]),
+                    np.concatenate(self._starts[kind]),
+                )
+                self._owners[kind] = [self._flat[kind][0]]
+                self._starts[kind] = [self._flat[kind][1]]
+                keys = np.arange(base, base + len(picked), dtype=np.int64)
+                index.add(keys, picked[:, 4].view(np.uint64))
+            self._after = top
+            return len(rows)
+
+    def votes(self, query: FeatureSet, exclude: int | None = None) -> list[tuple[int, int, int]]:
+        """Best supported (votes, declaration id, offset) alignments of a query, most votes
+        first; each query segment votes once per declaration and offset bin."""
+        rule = RULES[query.kind]
+        index = self._indexes.get(query.kind)
+        if index is None or not len(query):
+            return []
+        owners, starts = self._flat[query.kind]
+        tally: dict[tuple[int, int], set[int]] = defaultdict(set)
+        for position, (value, start) in enumerate(zip(query.simprints, query.offsets, strict=True)):
+            keys, _distances = index.within(value, rule.radius)
+            if not len(keys):
+                continue
+            bins = np.rint((starts[keys] - start) / rule.bin).astype(np.int64)
+            for owner, slot in set(zip(owners[keys].tolist(), bins.tolist(), strict=True)):
+                if owner != exclude:
+                    tally[(owner, slot)].add(position)
+        # Jitter spreads one alignment over neighbouring bins: count a bin with its neighbours.
+        scored = []
+        for (owner, slot), voters in tally.items():
+            near = (
+                voters | tally.get((owner, slot - 1), set()) | tally.get((owner, slot + 1), set())
+            )
+            scored.append((len(near), owner, slot * rule.bin))
+        scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+        best: list[tuple[int, int, int]] = []
+        seen: set[int] = set()
+        for count, owner, offset in scored:
+            if count < rule.min_matched:
+                break
+            if owner in seen:  # one alignment per declaration: its best one
+                continue
+            seen.add(owner)
+            best.append((count, owner, offset))
+            if len(best) == _CANDIDATES:
+                break
+        return best
+
+
+def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap | None:
+    """Align the query at `offset` in a declaration's stored segments and count matches."""
+    rule = RULES[query.kind]
+    declared = store.segments_of(owner, query.kind)
+    if not len(declared):
+        return None
+    ref_start, ref_size = declared[:, 0], declared[:, 1]
+    ref_value = declared[:, 2].view(np.uint64)
+    ref_end = ref_start + ref_size
+    q_start = np.asarray(query.offsets, dtype=np.int64)
+    q_value = np.asarray(query.simprints, dtype=np.uint64)
+    aligned = q_start + offset
+    inside = (aligned >= ref_start[0] - rule.tolerance) & (aligned <= ref_end[-1] + rule.tolerance)
+    matched: list[int] = []
+    shifts: list[int] = []
+    # Declared segments that may cover each aligned position (starts are sorted).
+    lo = np.searchsorted(ref_start, aligned - rule.tolerance - ref_size.max(), "left")
+    hi = np.searchsorted(ref_start, aligned + rule.tolerance, "right")
+    for position in np.flatnonzero(inside):
+        span = slice(lo[position], hi[position])
+        near = ref_end[span] + rule.tolerance >= aligned[position]
+        distances = np.bitwise_count(ref_value[span] ^ q_value[position])
+        good = near & (distances <= rule.radius)
+        if good.any():
+            matched.append(int(position))
+            candidates = np.flatnonzero(good)
+            closest = candidates[np.argmin(distances[candidates])]
+            shifts.append(int(ref_start[span][closest]) - int(q_start[position]))
+    overlapped = int(inside.sum())
+    if len(matched) < rule.min_matched or not overlapped:
+        return None
+    score = len(matched) / overlapped
+    if score < MIN_SCORE:
+        return None
+    # The median shift of the matching segments places the query more finely than the bins.
+    refined = int(np.median(shifts))
+    first, last = matched[0], matched[-1]
+    length = int(q_start[last] + query.sizes[last] - q_start[first])
+    return Overlap(owner, query.kind, round(score, 4), refined, length, len(matched))
+
+
+def find_snippets(
+    store: Store, index: SnippetIndex, features: Sequence[FeatureSet], exclude: int | None = None
+) -> list[Overlap]:
+    """Declarations the query features occur in, one Overlap per declaration and kind, best
+    score first (then more segments matched)."""
+    index.refresh()
+    found: list[Overlap] = []
+    for query in features:
+        if query.kind not in RULES:
+            continue
+        for _votes, owner, offset in index.votes(query, exclude):
+            overlap = _check(store, query, owner, offset)
+            if overlap is not None:
+                found.append(overlap)
+    found.sort(key=lambda o: (-o.score, -o.matched, o.declaration_id, o.kind))
+    return found
+
+
+def overlaps(store: Store, declaration_id: int, index: SnippetIndex | None = None) -> list[Overlap]:
+    """Other declarations whose segments overlap those of one declaration (by store row id):
+    per other declaration and kind, the score, where this declaration's work starts inside the
+    other one (`offset`, may be negative) and the overlap's length. Built for conflict
+    detection; pass a kept SnippetIndex to avoid loading the store's segments per call."""
+    index = index or SnippetIndex(store)
+    queries = []
+    for kind in sorted(KINDS):
+        rows = store.segments_of(declaration_id, kind)
+        if len(rows):
+            queries.append(
+                FeatureSet(
+                    kind,
+                    tuple(rows[:, 2].view(np.uint64).tolist()),
+                    tuple(rows[:, 0].tolist()),
+                    tuple(rows[:, 1].tolist()),
+                )
+            )
+    return find_snippets(store, index, queries, exclude=declaration_id)
+
+
+def snippet_matches(
+    store: Store,
+    index: SnippetIndex,
+    features: Sequence[FeatureSet],
+    limit: int = 20,
+    include_revoked: bool = False,
+) -> list[dict[str, Any]]:
+    """The snippet part of a match answer: per declaration (best first) its record, best score
+    and, per kind, where the excerpt sits in the declared work."""
+    found = find_snippets(store, index, features)
+    by_declaration: dict[int, list[Overlap]] = {}
+    for overlap in found:
+        by_declaration.setdefault(overlap.declaration_id, []).append(overlap)
+    records = store.by_ids(list(by_declaration))
+    answer = []
+    for owner, hits in by_declaration.items():
+        record = records.get(owner)
+        if record is None or (record.revoked and not include_revoked):
+            continue
+        answer.append(
+            {
+                "declaration": record.to_dict(),
+                "score": hits[0].score,
+                "kinds": [
+                    {
+                        "kind": o.kind,
+                        "unit": KINDS[o.kind],
+                        "score": o.score,
+                        "offset": o.offset,
+                        "length": o.length,
+                        "matched": o.matched,
+                    }
+                    for o in hits
+                ],
+            }
+        )
+        if len(answer) == limit:
+            break
+    return answer
