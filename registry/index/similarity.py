@@ -23,6 +23,7 @@ from registry.errors import InvalidCode
 from registry.index.events import Unit, unit_type
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
+from registry.index.snippets import SnippetIndex, snippet_matches
 from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 
@@ -198,8 +199,10 @@ def match_file(
     threshold: int = DEFAULT_THRESHOLD,
     limit: int = 20,
     include_revoked: bool = False,
+    snippets: SnippetIndex | None = None,
 ) -> dict[str, Any]:
-    """A file's ISCC, the declarations of its exact bytes, and the similar ones."""
+    """A file's ISCC, the declarations of its exact bytes, the similar ones, and the declared
+    works it is an excerpt of (with where it sits in them)."""
     from registry.iscc import generate
 
     result = generate(path)
@@ -213,4 +216,7 @@ def match_file(
     except InvalidCode:  # a data-only code of a tiny file may have no searchable unit
         units = []
     found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
-    return {"iscc": result.to_dict(), "exact": exact, "similar": found}
+    excerpts = snippet_matches(
+        store, snippets or SnippetIndex(store), result.features, limit, include_revoked
+    )
+    return {"iscc": result.to_dict(), "exact": exact, "similar": found, "snippets": excerpts}

@@ -173,7 +173,9 @@ def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap 
     q_start = np.asarray(query.offsets, dtype=np.int64)
     q_value = np.asarray(query.simprints, dtype=np.uint64)
     aligned = q_start + offset
-    inside = (aligned >= ref_start[0] - rule.tolerance) & (aligned <= ref_end[-1] + rule.tolerance)
+    # A query segment counts towards the overlap if its middle falls within the declared work.
+    middle = aligned + np.asarray(query.sizes, dtype=np.int64) // 2
+    inside = (middle >= ref_start[0]) & (middle < ref_end[-1])
     matched: list[int] = []
     shifts: list[int] = []
     # Declared segments that may cover each aligned position (starts are sorted).

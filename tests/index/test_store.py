@@ -326,12 +326,16 @@ def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
             conn.execute(text("ALTER TABLE declarations DROP COLUMN owner"))
             conn.execute(text("ALTER TABLE declarations DROP COLUMN revoked"))
             conn.execute(text("DROP TABLE metadata_docs"))
+            conn.execute(text("DROP TABLE segment_sources"))
+            conn.execute(text("DROP TABLE segments"))
+            conn.execute(text("DROP INDEX ix_declarations_metahash"))
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
     with Store.open(db_url) as store:
         (record,) = store.by_iscc_id(event.iscc_id)
         assert (record.owner, record.revoked) == (to_checksum_address(ALICE), False)
         with store.engine.connect() as conn:
-            assert schema.stored_version(conn) == schema.SCHEMA_VERSION == 3
+            assert schema.stored_version(conn) == schema.SCHEMA_VERSION == 4
+            assert inspect(conn).has_table("segments")  # v4 added granular features
         assert store.put_metadata(bytes(32), b"{}")  # v3 added the metadata documents
         revoke = _change("Revoked", 6, isccId=event.iscc_id_body, owner=ALICE)
         store.apply(CHAIN, CONTRACT, [revoke], (5, event.block_hash), 6, _hash(6))
