@@ -72,6 +72,8 @@ class Outcome:
     offset_error: float | None
     search_s: float
     scan_s: float
+    top: str = ""
+    """The best match found: kind, score, segments matched."""
 
 
 def _event(i: int, iscc: str, metahash: bytes, block: int) -> DeclaredEvent:
@@ -234,11 +236,12 @@ def _query(
     scan_s = time.perf_counter() - started
     unit = 1000 if work.kind != "text" else 1
     top = found[0] if found else None
+    best = f"{top.kind} score {top.score} matched {top.matched}" if top else ""
     if not declared:
-        return Outcome(work.kind, length, False, top is not None, None, search_s, scan_s)
+        return Outcome(work.kind, length, False, top is not None, None, search_s, scan_s, best)
     hit = top is not None and top.declaration_id == work.declaration_id
     error = abs(top.offset / unit - _truth(clip)) if hit and top else None
-    return Outcome(work.kind, length, True, hit, error, search_s, scan_s)
+    return Outcome(work.kind, length, True, hit, error, search_s, scan_s, best)
 
 
 def _table(outcomes: list[Outcome], lengths: dict[tuple[str, float], float]) -> None:
@@ -264,10 +267,18 @@ def _table(outcomes: list[Outcome], lengths: dict[tuple[str, float], float]) -> 
     foreign = [o for o in outcomes if not o.declared]
     if foreign:
         false = sum(o.found for o in foreign)
-        print(
-            f"\nundeclared excerpts: {len(foreign)}, false matches: {false} "
-            f"({false / len(foreign):.1%})"
+        per_kind = ", ".join(
+            f"{kind} {sum(o.found for o in foreign if o.kind == kind)}/"
+            f"{sum(o.kind == kind for o in foreign)}"
+            for kind in sorted({o.kind for o in foreign})
         )
+        print(
+            f"\nexcerpts of undeclared works: {len(foreign)}, false matches: {false} "
+            f"({false / len(foreign):.1%}; {per_kind})"
+        )
+        for o in foreign:
+            if o.found:
+                print(f"  false match: {o.kind} excerpt of {o.length:g} {UNITS[o.kind]}: {o.top}")
 
 
 def main() -> None:
@@ -276,7 +287,7 @@ def main() -> None:
     parser.add_argument("--video", type=int, default=8, help="real video works declared")
     parser.add_argument("--audio", type=int, default=6, help="real audio works declared")
     parser.add_argument("--text", type=int, default=6, help="real text works declared")
-    parser.add_argument("--undeclared", type=int, default=2, help="works per kind not declared")
+    parser.add_argument("--undeclared", type=int, default=3, help="works per kind not declared")
     parser.add_argument("--seconds", type=float, default=60, help="length of each real work")
     parser.add_argument("--clips", type=int, default=4, help="excerpts per work and length")
     parser.add_argument("--cache", type=Path, help="keep generated works here between runs")
@@ -291,9 +302,17 @@ def main() -> None:
         declared = _make_works(folder, counts, args.seconds, args.seed)
         foreign_counts = dict.fromkeys(counts, args.undeclared)
         foreign = _make_works(folder, foreign_counts, args.seconds, args.seed + 500)
-        store = Store.open(f"sqlite:///{tmp}/bench.db")
-        print("declaring")
-        _declare(store, declared, max(0, args.declared - len(declared)), rng)
+        # With --cache the declared store is kept too, and reused when it has the same works.
+        database = folder / f"bench-{args.declared}-{len(declared)}-{args.seed}.db"
+        reuse = args.cache is not None and database.exists()
+        store = Store.open(f"sqlite:///{database}")
+        if reuse:
+            print(f"reusing the declared store {database}")
+            for row_id, work in enumerate(declared, start=1):
+                work.declaration_id = row_id
+        else:
+            print("declaring")
+            _declare(store, declared, max(0, args.declared - len(declared)), rng)
         started = time.perf_counter()
         index = SnippetIndex(store)
         loaded = index.refresh()
@@ -330,6 +349,14 @@ def main() -> None:
                 f"  {name:22} median {statistics.median(values) * 1000:7.1f} ms   "
                 f"p95 {values[int(len(values) * 0.95)] * 1000:7.1f} ms"
             )
+        for kind in sorted(LENGTHS):
+            ours = sorted(o.search_s for o in outcomes if o.kind == kind)
+            reference = sorted(o.scan_s for o in outcomes if o.kind == kind)
+            if ours:
+                print(
+                    f"  {kind:6} median {statistics.median(ours) * 1000:7.1f} ms ours, "
+                    f"{statistics.median(reference) * 1000:7.1f} ms full scan"
+                )
         if os.environ.get("BENCH_JSON"):
             print(json.dumps([o.__dict__ for o in outcomes]))
         store.close()
