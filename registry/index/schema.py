@@ -56,6 +56,17 @@ _Iscc = String(96)
 
 metadata = MetaData()
 
+
+def _declaration_id(primary_key: bool = False) -> Column:
+    """The column tying a row to its declaration: deleted with it (reorg rollback, `forget`)."""
+    return Column(
+        "declaration_id",
+        _Id,
+        ForeignKey("declarations.id", ondelete="CASCADE"),
+        nullable=False,
+        primary_key=primary_key,
+    )
+
 meta = Table(
     "meta",
     metadata,
@@ -102,12 +113,7 @@ units = Table(
     "units",
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
-    Column(
-        "declaration_id",
-        _Id,
-        ForeignKey("declarations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _declaration_id(),
     Column("unit_type", String(32), nullable=False),
     Column("bits", Integer, nullable=False),
     Column("value", BigInteger, nullable=False),
@@ -154,12 +160,7 @@ segments = Table(
     "segments",
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
-    Column(
-        "declaration_id",
-        _Id,
-        ForeignKey("declarations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _declaration_id(),
     Column("kind", String(16), nullable=False),
     Column("start", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
@@ -173,12 +174,7 @@ segments = Table(
 segment_sources = Table(
     "segment_sources",
     metadata,
-    Column(
-        "declaration_id",
-        _Id,
-        ForeignKey("declarations.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _declaration_id(primary_key=True),
     Column("metahash", _Hash, nullable=False),
     Column("segments", Integer, nullable=False),
     Column("problem", Text),

@@ -85,10 +85,11 @@ class SnippetIndex:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._indexes: dict[str, HammingIndex] = {}
-        # Per kind, what the index keys (positions) stand for: declaration id and start.
-        self._owners: dict[str, list[np.ndarray]] = defaultdict(list)
-        self._starts: dict[str, list[np.ndarray]] = defaultdict(list)
-        self._flat: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Per kind, what the index keys (positions) stand for: declaration id and start. They
+        # grow before the index does, so a reader that looks them up after searching finds
+        # every key the search returned.
+        self._owners: dict[str, np.ndarray] = {}
+        self._starts: dict[str, np.ndarray] = {}
         self._after = 0
         self._lock = threading.Lock()
 
@@ -109,14 +110,9 @@ class SnippetIndex:
                     continue
                 index = self._indexes.setdefault(kind, HammingIndex())
                 base = len(index)
-                self._owners[kind].append(picked[:, 1])
-                self._starts[kind].append(picked[:, 2])
-                self._flat[kind] = (
-                    np.concatenate(self._owners[kind]),
-                    np.concatenate(self._starts[kind]),
-                )
-                self._owners[kind] = [self._flat[kind][0]]
-                self._starts[kind] = [self._flat[kind][1]]
+                empty = np.empty(0, dtype=np.int64)
+                self._owners[kind] = np.concatenate((self._owners.get(kind, empty), picked[:, 1]))
+                self._starts[kind] = np.concatenate((self._starts.get(kind, empty), picked[:, 2]))
                 keys = np.arange(base, base + len(picked), dtype=np.int64)
                 index.add(keys, picked[:, 4].view(np.uint64))
             self._after = top
@@ -129,12 +125,12 @@ class SnippetIndex:
         index = self._indexes.get(query.kind)
         if index is None or not len(query):
             return []
-        owners, starts = self._flat[query.kind]
         tally: dict[tuple[int, int], set[int]] = defaultdict(set)
         for position, (value, start) in enumerate(zip(query.simprints, query.offsets, strict=True)):
             keys, _distances = index.within(value, rule.radius)
             if not len(keys):
                 continue
+            owners, starts = self._owners[query.kind], self._starts[query.kind]
             bins = np.rint((starts[keys] - start) / rule.bin).astype(np.int64)
             for owner, slot in set(zip(owners[keys].tolist(), bins.tolist(), strict=True)):
                 if owner != exclude:
