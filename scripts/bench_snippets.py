@@ -40,7 +40,7 @@ from works import cut_clip, make_audio_work, make_text_work, make_video_work  # 
 
 from registry.errors import InputError  # noqa: E402
 from registry.index.events import DeclaredEvent  # noqa: E402
-from registry.index.snippets import SnippetIndex, find_snippets  # noqa: E402
+from registry.index.snippets import SnippetIndex, excerpt_features, find_snippets  # noqa: E402
 from registry.index.store import Store  # noqa: E402
 from registry.iscc import generate  # noqa: E402
 from registry.iscc.codec import code_to_bytes  # noqa: E402
@@ -225,7 +225,7 @@ def _query(
     declared: bool,
 ) -> Outcome:
     try:
-        features = generate(clip).features
+        features = excerpt_features(clip, generate(clip).features)
     except InputError:  # an audio excerpt too short for Chromaprint: nothing to look up
         features = ()
     started = time.perf_counter()
@@ -317,8 +317,10 @@ def main() -> None:
         index = SnippetIndex(store)
         loaded = index.refresh()
         load_s = time.perf_counter() - started
-        print(f"snippet index: {loaded:,} segments of {store.count():,} declarations loaded in "
-              f"{load_s:.1f} s")
+        print(
+            f"snippet index: {loaded:,} segments of {store.count():,} declarations loaded in "
+            f"{load_s:.1f} s"
+        )
         scan = _Scan(store)
         outcomes: list[Outcome] = []
         lengths: dict[tuple[str, float], float] = {}

@@ -67,6 +67,7 @@ def _declaration_id(primary_key: bool = False) -> Column:
         primary_key=primary_key,
     )
 
+
 meta = Table(
     "meta",
     metadata,

@@ -63,9 +63,7 @@ def index_segments(
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             conn.execute(delete(segments).where(segments.c.declaration_id.in_(chunk)))
-            conn.execute(
-                delete(segment_sources).where(segment_sources.c.declaration_id.in_(chunk))
-            )
+            conn.execute(delete(segment_sources).where(segment_sources.c.declaration_id.in_(chunk)))
     documents = _documents(conn, {bytes(m) for _, m in targets if m})
     rows: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from registry.errors import InvalidCode
 from registry.index.events import Unit, unit_type
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
-from registry.index.snippets import SnippetIndex, snippet_matches
+from registry.index.snippets import SnippetIndex, excerpt_features, snippet_matches
 from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 
@@ -216,7 +216,8 @@ def match_file(
     except InvalidCode:  # a data-only code of a tiny file may have no searchable unit
         units = []
     found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
+    features = excerpt_features(path, result.features)
     excerpts = snippet_matches(
-        store, snippets or SnippetIndex(store), result.features, limit, include_revoked
+        store, snippets or SnippetIndex(store), features, limit, include_revoked
     )
     return {"iscc": result.to_dict(), "exact": exact, "similar": found, "snippets": excerpts}

@@ -19,6 +19,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,12 @@ import numpy as np
 from registry.index.hamming import HammingIndex
 from registry.index.store import Store
 from registry.iscc.granular import KINDS, FeatureSet
+from registry.iscc.timebased import shifted_audio_features
 
 __all__ = [
     "Overlap",
     "SnippetIndex",
+    "excerpt_features",
     "find_snippets",
     "overlaps",
     "snippet_matches",
@@ -46,20 +49,24 @@ class _Rule:
     """How far (unit) a declared segment may sit from a query segment's aligned position."""
     min_matched: int
     """Fewest matching segments for a match: a few can agree by chance."""
+    min_score: float
+    """Lowest score of a match. Measured (scripts/bench_snippets.py): true alignments score
+    0.73-0.99 (video, 2 s excerpts) and 0.88-0.99 (audio, 5 s, with the shifted grids), chance
+    alignments of unrelated works up to 0.58 (audio) and 0.56 (video)."""
 
 
 RULES = {
     # Frames come every 200 ms; an excerpt's frames fall up to 100 ms between the work's.
-    "video": _Rule(radius=10, bin=200, tolerance=250, min_matched=3),
+    "video": _Rule(radius=10, bin=200, tolerance=250, min_matched=3, min_score=0.65),
     # Chromaprint items come every 124 ms, in the same places in every decoding of a sound.
-    "audio": _Rule(radius=10, bin=124, tolerance=130, min_matched=3),
+    "audio": _Rule(radius=10, bin=124, tolerance=130, min_matched=3, min_score=0.7),
     # Content-defined chunk boundaries fall on the same characters in an excerpt, and a chunk
-    # (a MinHash of ~250 characters) rarely comes near another text's by chance.
-    "text": _Rule(radius=8, bin=1, tolerance=0, min_matched=2),
+    # (a MinHash of ~250 characters) rarely comes near another text's by chance; the chunks an
+    # excerpt cuts in two at its ends rarely match, so a lower score suffices.
+    "text": _Rule(radius=8, bin=1, tolerance=0, min_matched=2, min_score=0.4),
 }
-MIN_SCORE = 0.3
-"""Smallest share of the (overlapping) query that must match."""
 _CANDIDATES = 20  # alignments checked against the store per kind
+_CHANCE = 32  # bits two unrelated 64-bit simprints differ in, on average
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ class Overlap:
     declaration_id: int
     kind: str
     score: float
-    """Share of the query's segments over the overlap that match, 0..1."""
+    """Mean similarity (1 - distance / 32, floored at 0) of the query's segments over the
+    overlap to the nearest declared segment at their aligned place, 0..1."""
     offset: int
     """Start of the query inside the declared work (ms or characters); negative when the
     query starts before the declared work (the declared work lies inside the query)."""
@@ -157,12 +165,14 @@ class SnippetIndex:
         return best
 
 
-def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap | None:
-    """Align the query at `offset` in a declaration's stored segments and count matches."""
+def _align(
+    query: FeatureSet, declared: np.ndarray, offset: int, tolerance: int
+) -> tuple[list[int], list[int], list[int]]:
+    """Query segments placed at `offset` in a declaration's segments (start, size, value rows
+    sorted by start): which matched within the radius, their shifts (declared start - query
+    start), and for every query segment over the declared work its nearest distance (capped at
+    chance) to a declared segment within `tolerance` of its place."""
     rule = RULES[query.kind]
-    declared = store.segments_of(owner, query.kind)
-    if not len(declared):
-        return None
     ref_start, ref_size = declared[:, 0], declared[:, 1]
     ref_value = declared[:, 2].view(np.uint64)
     ref_end = ref_start + ref_size
@@ -174,48 +184,78 @@ def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap 
     inside = (middle >= ref_start[0]) & (middle < ref_end[-1])
     matched: list[int] = []
     shifts: list[int] = []
+    nearest: list[int] = []
     # Declared segments that may cover each aligned position (starts are sorted).
-    lo = np.searchsorted(ref_start, aligned - rule.tolerance - ref_size.max(), "left")
-    hi = np.searchsorted(ref_start, aligned + rule.tolerance, "right")
+    lo = np.searchsorted(ref_start, aligned - tolerance - ref_size.max(), "left")
+    hi = np.searchsorted(ref_start, aligned + tolerance, "right")
     for position in np.flatnonzero(inside):
         span = slice(lo[position], hi[position])
-        near = ref_end[span] + rule.tolerance >= aligned[position]
-        distances = np.bitwise_count(ref_value[span] ^ q_value[position])
-        good = near & (distances <= rule.radius)
-        if good.any():
+        near = np.flatnonzero(ref_end[span] + tolerance >= aligned[position])
+        if not len(near):
+            nearest.append(_CHANCE)
+            continue
+        distances = np.bitwise_count(ref_value[span][near] ^ q_value[position])
+        closest = int(np.argmin(distances))
+        nearest.append(min(_CHANCE, int(distances[closest])))
+        if distances[closest] <= rule.radius:
             matched.append(int(position))
-            candidates = np.flatnonzero(good)
-            closest = candidates[np.argmin(distances[candidates])]
-            shifts.append(int(ref_start[span][closest]) - int(q_start[position]))
-    overlapped = int(inside.sum())
-    if len(matched) < rule.min_matched or not overlapped:
+            shifts.append(int(ref_start[span][near[closest]]) - int(q_start[position]))
+    return matched, shifts, nearest
+
+
+def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap | None:
+    """Align the query near `offset` in a declaration's stored segments and score it."""
+    rule = RULES[query.kind]
+    declared = store.segments_of(owner, query.kind)
+    if not len(declared):
         return None
-    score = len(matched) / overlapped
-    if score < MIN_SCORE:
+    matched, shifts, _nearest = _align(query, declared, offset, rule.tolerance)
+    if len(matched) < rule.min_matched:
         return None
-    # The median shift of the matching segments places the query more finely than the bins.
-    refined = int(np.median(shifts))
+    # The median shift of the matching segments places the query more finely than the vote
+    # bins; scored there, each query segment meets only the declared segment at its place, so
+    # a chance alignment gains nothing from picking the best of several neighbours.
+    offset = int(np.median(shifts))
+    matched, _shifts, nearest = _align(query, declared, offset, rule.bin // 2 + 1)
+    if len(matched) < rule.min_matched or not nearest:
+        return None
+    # Every overlapping segment counts, by how close its declared counterpart is: a true
+    # alignment keeps most bits even where a segment misses the radius, while a chance one
+    # scores low outside the few segments that agree by chance.
+    score = float(np.mean([1 - d / _CHANCE for d in nearest]))
+    if score < rule.min_score:
+        return None
     first, last = matched[0], matched[-1]
-    length = int(q_start[last] + query.sizes[last] - q_start[first])
-    return Overlap(owner, query.kind, round(score, 4), refined, length, len(matched))
+    length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
+    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched))
+
+
+def excerpt_features(path: Path, features: Sequence[FeatureSet]) -> list[FeatureSet]:
+    """What a file is looked up by: its features, plus, if it has sound, its audio segments on
+    shifted Chromaprint grids (see `shifted_audio_features`)."""
+    found = list(features)
+    if any(f.kind == "audio" for f in found):
+        found += shifted_audio_features(path)
+    return found
 
 
 def find_snippets(
     store: Store, index: SnippetIndex, features: Sequence[FeatureSet], exclude: int | None = None
 ) -> list[Overlap]:
     """Declarations the query features occur in, one Overlap per declaration and kind, best
-    score first (then more segments matched)."""
+    score first (then more segments matched). `features` may hold several sets of a kind."""
     index.refresh()
-    found: list[Overlap] = []
+    best: dict[tuple[int, str], Overlap] = {}
     for query in features:
         if query.kind not in RULES:
             continue
         for _votes, owner, offset in index.votes(query, exclude):
             overlap = _check(store, query, owner, offset)
-            if overlap is not None:
-                found.append(overlap)
-    found.sort(key=lambda o: (-o.score, -o.matched, o.declaration_id, o.kind))
-    return found
+            # Several feature sets of one kind (an excerpt's shifted audio grids): the best.
+            known = best.get((owner, query.kind))
+            if overlap is not None and (known is None or overlap.score > known.score):
+                best[(owner, query.kind)] = overlap
+    return sorted(best.values(), key=lambda o: (-o.score, -o.matched, o.declaration_id, o.kind))
 
 
 def overlaps(store: Store, declaration_id: int, index: SnippetIndex | None = None) -> list[Overlap]:

@@ -43,14 +43,16 @@ class AudioCode:
     """One segment per Chromaprint item, for snippet matching."""
 
 
-def chromaprint_output(target: Path) -> list[str]:
-    """ffmpeg output arguments writing the raw fingerprint (uint32 LE) of the best audio stream."""
+def chromaprint_output(target: Path, skip_samples: int = 0) -> list[str]:
+    """ffmpeg output arguments writing the raw fingerprint (uint32 LE) of the best audio stream;
+    `skip_samples` (at 11025 Hz) drops the start, which moves Chromaprint's frame grid."""
+    chain = _RESAMPLE + (f",atrim=start_sample={skip_samples}" if skip_samples else "")
     return [
         "-vn",
         "-sn",
         "-dn",
         "-af",
-        _RESAMPLE,
+        chain,
         "-f",
         "chromaprint",
         "-fp_format",
