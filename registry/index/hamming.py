@@ -25,6 +25,7 @@ _MASK = np.uint64((1 << BAND_BITS) - 1)
 SCAN_BELOW = 4096
 # New codes go to an unsorted tail scanned in full; it is merged into the bands when it grows.
 MERGE_TAIL_AT = 65_536
+_PAIRS_AT_ONCE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,15 @@ class _Bands:
             self.order.append(order)
             self.sorted.append(values[order])
 
-    def candidates(self, query: np.uint64, radius: int) -> np.ndarray:
+    def candidates(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, code position) pairs whose band is within `radius` bits of the
+        query's on some band: every band probe of every query in one searchsorted call."""
         flips = _flips(radius)
-        found = []
+        owners = np.repeat(np.arange(len(queries)), len(flips))
+        found_queries, found = [], []
         for band in range(BANDS):
-            probe = ((query >> np.uint64(band * BAND_BITS)) & _MASK) ^ flips
+            values = (queries >> np.uint64(band * BAND_BITS)) & _MASK
+            probe = (values[:, None] ^ flips[None, :]).ravel()
             column = self.sorted[band]
             lo = np.searchsorted(column, probe, "left")
             hi = np.searchsorted(column, probe, "right")
@@ -74,11 +79,12 @@ class _Bands:
             starts = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
             positions = starts + np.arange(sizes.sum())
             found.append(self.order[band][positions])
+            found_queries.append(np.repeat(owners[hit], sizes))
         if not found:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         # Duplicates (a code near the query on several bands) are dropped after the distance
         # filter, on far fewer rows than here.
-        return np.concatenate(found)
+        return np.concatenate(found_queries), np.concatenate(found)
 
 
 class HammingIndex:
@@ -126,25 +132,58 @@ class HammingIndex:
 
     def within(self, code: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """Keys (each once, ascending) of all codes within `radius` bits of `code`, and their
-        distances, as arrays: for callers that look up many codes and want no Hit objects."""
+        distances, as arrays."""
+        _queries, keys, distances = self.within_many(np.array([code], dtype=np.uint64), radius)
+        return keys, distances
+
+    def within_many(
+        self, codes: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For many query codes at once: (query position, key, distance) of every code within
+        `radius` bits of a query, each pair once, ordered by query position then key. One pass
+        of numpy calls for all queries: a snippet lookup asks for hundreds of codes."""
         if not 0 <= radius <= 64:
             raise ValueError("radius must be between 0 and 64")
-        query = np.uint64(code)
+        queries = np.asarray(codes, dtype=np.uint64)
         bands, tail_keys, tail_codes = self._bands, self._tail_keys, self._tail_codes
-        keys = [tail_keys]
-        codes = [tail_codes]
+        # The unsorted tail is compared with every query: keep that product to ~1M pairs.
+        step = max(1, _PAIRS_AT_ONCE // max(1, len(tail_keys)))
+        if len(queries) > step:
+            parts = [
+                self.within_many(queries[start : start + step], radius)
+                for start in range(0, len(queries), step)
+            ]
+            return (
+                np.concatenate(
+                    [
+                        p[0] + start
+                        for p, start in zip(parts, range(0, len(queries), step), strict=True)
+                    ]
+                ),
+                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]),
+            )
+        everyone = np.arange(len(queries))
+        owners = [np.repeat(everyone, len(tail_keys))]
+        keys = [np.tile(tail_keys, len(queries))]
+        found = [np.tile(tail_codes, len(queries))]
         if bands is not None:
             if radius // BANDS > 3:
                 # Probing C(16, r) values per band stops paying before a full scan does.
-                keys.append(bands.keys)
-                codes.append(bands.codes)
+                owners.append(np.repeat(everyone, len(bands.keys)))
+                keys.append(np.tile(bands.keys, len(queries)))
+                found.append(np.tile(bands.codes, len(queries)))
             else:
-                picked = bands.candidates(query, radius // BANDS)
+                asked, picked = bands.candidates(queries, radius // BANDS)
+                owners.append(asked)
                 keys.append(bands.keys[picked])
-                codes.append(bands.codes[picked])
-        all_keys = np.concatenate(keys)
-        distances = np.bitwise_count(np.concatenate(codes) ^ query)
+                found.append(bands.codes[picked])
+        all_owners, all_keys = np.concatenate(owners), np.concatenate(keys)
+        distances = np.bitwise_count(np.concatenate(found) ^ queries[all_owners])
         near = distances <= radius
-        all_keys, distances = all_keys[near], distances[near]
-        all_keys, first = np.unique(all_keys, return_index=True)
-        return all_keys, distances[first]
+        all_owners, all_keys, distances = all_owners[near], all_keys[near], distances[near]
+        order = np.lexsort((all_keys, all_owners))
+        all_owners, all_keys, distances = all_owners[order], all_keys[order], distances[order]
+        first = np.ones(len(all_keys), dtype=bool)
+        first[1:] = (all_owners[1:] != all_owners[:-1]) | (all_keys[1:] != all_keys[:-1])
+        return all_owners[first], all_keys[first], distances[first].astype(np.int64)
