@@ -246,7 +246,7 @@ def _query(
 
 def _table(outcomes: list[Outcome], lengths: dict[tuple[str, float], float]) -> None:
     print(
-        f"\n{'kind':6} {'length':>8} {'clips':>5} {'top-1':>7} {'offset<=1s':>10} "
+        f"\n{'kind':6} {'length':>8} {'clips':>5} {'top-1':>7} {'offset ok':>10} "
         f"{'mean err':>9} {'max err':>8}"
     )
     for (kind, nominal), _ in sorted(lengths.items()):

@@ -4,9 +4,11 @@ Every segment of the query (a video frame, an audio item pair, a text chunk) loo
 segments of its kind within a few bits (exact multi-index Hamming search, `HammingIndex`) and
 votes for (declaration, offset = declared start - query start); an excerpt re-encoded or resized
 still lands most of its votes on one offset, while chance neighbours scatter over many. The best
-supported alignments are then checked against the store: the declaration's segments are read
-and each query segment counts if a declared segment near its aligned position is within the
-radius. The score is the share of the query (where it overlaps the declared work) that matched.
+supported alignments are then checked against the store: the declaration's segments are read,
+the offset is refined to the median shift of the segments that match, and there every query
+segment over the declared work is compared with the declared segment at its place. The score is
+their mean similarity (1 - distance / 32, floored at 0): near 1 for a re-encoded excerpt, below
+0.6 for chance alignments of unrelated works.
 
 The in-memory index only proposes candidates and is refreshed from the store by segment row id;
 the store stays the truth (rolled-back declarations are dropped when their records are fetched,
