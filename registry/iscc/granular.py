@@ -12,11 +12,11 @@ decoding):
   emits an item every 1365 samples, so item i sits at i * 1365 / 11025 s in every decoding of the
   same sound, whatever the excerpt; offsets and lengths in milliseconds.
 - text: content-defined chunks (iscc-lib's gear-hash `alg_cdc_chunks`, about 256 characters) of
-  the cleaned text, one Text-Code simprint (MinHash of character 13-grams) per chunk, as
-  iscc-sdk's granular text features; offsets and lengths in characters of the cleaned
+  the cleaned text, one Text-Code simprint (MinHash of character 13-grams) per chunk, in the
+  manner of iscc-sdk's granular text features; offsets and lengths in characters of the cleaned
   text with whitespace runs as single spaces.
 
-In a metadata document they are a list under "features", one object per kind, shaped like
+In a metadata document they are a list under "features", one object per kind, modelled on
 iscc-sdk's feature sets: {"kind", "version", "unit", "simprints" (base64url, 8 bytes each),
 "offsets", "sizes"}.
 """
