@@ -10,7 +10,6 @@ every process can rebuild the same index from a shared PostgreSQL.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from registry.errors import InvalidCode
 from registry.index.events import Unit, unit_type
+from registry.index.following import FollowingIndex
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
 from registry.index.snippets import SnippetIndex, excerpt_features, snippet_matches
@@ -80,33 +80,20 @@ def query_units(code: str) -> list[Unit]:
     return searchable
 
 
-class SimilarityIndex:
+class SimilarityIndex(FollowingIndex):
     """Per-unit-type Hamming indexes over a store, refreshed incrementally by unit row id."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._indexes: dict[str, HammingIndex] = {}
-        self._after = 0
-        self._lock = threading.Lock()
+        super().__init__(store, SEARCHABLE)
 
-    def __len__(self) -> int:
-        return sum(len(ix) for ix in self._indexes.values())
+    def _last_id(self) -> int:
+        return self.store.last_unit_id()
 
-    def refresh(self) -> int:
-        """Load unit rows added since the last refresh; returns how many."""
-        with self._lock:
-            top = self.store.last_unit_id()
-            if top <= self._after:
-                return 0
-            types = sorted(SEARCHABLE)
-            rows = self.store.unit_values(types, self._after, top)
-            for position, unit_type in enumerate(types):
-                picked = rows[rows[:, 0] == position]
-                if len(picked):
-                    index = self._indexes.setdefault(unit_type, HammingIndex())
-                    index.add(picked[:, 1], picked[:, 2].view(np.uint64))
-            self._after = top
-            return len(rows)
+    def _rows(self, after_id: int, up_to_id: int) -> np.ndarray:
+        return self.store.unit_values(self.names, after_id, up_to_id)
+
+    def _add(self, name: str, index: HammingIndex, rows: np.ndarray) -> None:
+        index.add(rows[:, 1], rows[:, 2].view(np.uint64))
 
     def search(
         self, units: Sequence[Unit], threshold: int = DEFAULT_THRESHOLD, limit: int | None = None

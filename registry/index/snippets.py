@@ -17,7 +17,6 @@ and the check reads their segments from the store), so every API process can reb
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from registry.index.following import FollowingIndex
 from registry.index.hamming import HammingIndex
 from registry.index.store import Store
 from registry.iscc.granular import KINDS, FeatureSet
@@ -97,44 +97,30 @@ class Overlap:
     """Number of query segments that matched."""
 
 
-class SnippetIndex:
+class SnippetIndex(FollowingIndex):
     """Per-kind Hamming indexes over the store's segments, refreshed by segment row id."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._indexes: dict[str, HammingIndex] = {}
+        super().__init__(store, KINDS)
         # Per kind, what the index keys (positions) stand for: declaration id and start. They
         # grow before the index does, so a reader that looks them up after searching finds
         # every key the search returned.
         self._owners: dict[str, np.ndarray] = {}
         self._starts: dict[str, np.ndarray] = {}
-        self._after = 0
-        self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        return sum(len(ix) for ix in self._indexes.values())
+    def _last_id(self) -> int:
+        return self.store.last_segment_id()
 
-    def refresh(self) -> int:
-        """Load segment rows added since the last refresh; returns how many."""
-        with self._lock:
-            top = self.store.last_segment_id()
-            if top <= self._after:
-                return 0
-            kinds = sorted(KINDS)
-            rows = self.store.segment_values(kinds, self._after, top)
-            for position, kind in enumerate(kinds):
-                picked = rows[rows[:, 0] == position]
-                if not len(picked):
-                    continue
-                index = self._indexes.setdefault(kind, HammingIndex())
-                base = len(index)
-                empty = np.empty(0, dtype=np.int64)
-                self._owners[kind] = np.concatenate((self._owners.get(kind, empty), picked[:, 1]))
-                self._starts[kind] = np.concatenate((self._starts.get(kind, empty), picked[:, 2]))
-                keys = np.arange(base, base + len(picked), dtype=np.int64)
-                index.add(keys, picked[:, 4].view(np.uint64))
-            self._after = top
-            return len(rows)
+    def _rows(self, after_id: int, up_to_id: int) -> np.ndarray:
+        return self.store.segment_values(self.names, after_id, up_to_id)
+
+    def _add(self, name: str, index: HammingIndex, rows: np.ndarray) -> None:
+        base = len(index)
+        empty = np.empty(0, dtype=np.int64)
+        self._owners[name] = np.concatenate((self._owners.get(name, empty), rows[:, 1]))
+        self._starts[name] = np.concatenate((self._starts.get(name, empty), rows[:, 2]))
+        keys = np.arange(base, base + len(rows), dtype=np.int64)
+        index.add(keys, rows[:, 4].view(np.uint64))
 
     def votes(self, query: FeatureSet, exclude: int | None = None) -> list[tuple[int, int, int]]:
         """Best supported (votes, declaration id, offset) alignments of a query, most votes
