@@ -25,11 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import iscc_lib
 import psycopg
-import requests
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
 from sqlalchemy import (
     Column,
     Integer,
@@ -49,13 +45,9 @@ sys.path.insert(0, str(ROOT))
 from registry.chain.contract import Registry  # noqa: E402
 from registry.chain.deployment import Deployment  # noqa: E402
 from registry.chain.devnet import Devnet, free_port  # noqa: E402
+from registry.chain.loadgen import declare_many  # noqa: E402
 from registry.index.follower import Follower  # noqa: E402
 from registry.index.store import Store  # noqa: E402
-from registry.iscc.codec import code_to_bytes  # noqa: E402
-
-SELECTOR = keccak(text="declare(bytes,bytes32,bytes32,string)")[:4]
-TX_PER_BATCH = 500
-ACCOUNTS = 10  # Hardhat's first accounts are unlocked on its node
 
 
 def _rss_mb() -> float:
@@ -67,53 +59,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
-def _rpc_batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    answers = requests.post(url, json=body, timeout=600).json()
-    errors = [a["error"] for a in answers if "error" in a]
-    if errors:
-        raise SystemExit(f"node refused: {errors[0]}")
-    return [a["result"] for a in sorted(answers, key=lambda a: a["id"])]
-
-
 def generate(url: str, deployment: Deployment, count: int) -> float:
     """Send `count` declarations of distinct small files; returns seconds taken."""
     started = time.monotonic()
-    accounts = _rpc_batch(url, [("eth_accounts", [])])[0][:ACCOUNTS]
-    _rpc_batch(url, [("evm_setAutomine", [False])])
-    sent = 0
-    while sent < count:
-        calls = []
-        for i in range(sent, min(count, sent + TX_PER_BATCH)):
-            data = i.to_bytes(8, "big") * 8
-            instance = iscc_lib.gen_instance_code_v0(data)
-            iscc = iscc_lib.gen_iscc_code_v0(
-                [iscc_lib.gen_data_code_v0(data)["iscc"], instance["iscc"]]
-            )
-            args = abi_encode(
-                ["bytes", "bytes32", "bytes32", "string"],
-                [
-                    code_to_bytes(iscc["iscc"]),
-                    bytes.fromhex(instance["datahash"][4:]),
-                    bytes(32),
-                    "",
-                ],
-            )
-            tx = {
-                "from": accounts[i % len(accounts)],
-                "to": deployment.address,
-                "data": "0x" + (SELECTOR + args).hex(),
-                "gas": hex(200_000),
-            }
-            calls.append(("eth_sendTransaction", [tx]))
-        _rpc_batch(url, calls)
-        sent += len(calls)
-        # Mine until the batch is in blocks (a block holds what its gas limit allows).
-        while _rpc_batch(url, [("eth_getBlockByNumber", ["pending", False])])[0]["transactions"]:
-            _rpc_batch(url, [("evm_mine", [])])
+
+    def progress(sent: int) -> None:
         print(f"\r  declared {sent:,}/{count:,}", end="", file=sys.stderr, flush=True)
+
+    declare_many(url, deployment, count, on_progress=progress)
     print(file=sys.stderr)
-    _rpc_batch(url, [("evm_setAutomine", [True])])
     return time.monotonic() - started
 
 

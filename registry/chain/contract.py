@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import requests
@@ -18,18 +16,11 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception
 
+from registry.chain.artifact import artifact
 from registry.chain.deployment import Deployment
 from registry.errors import ChainUnavailable, InvalidDeclaration
 
-CONTRACT_NAME = "IsccRegistry"
 RPC_TIMEOUT_S = 30
-
-
-@cache
-def artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
-    """ABI and bytecode shipped in the package (see scripts/export_contracts.py)."""
-    text = resources.files("registry.chain").joinpath("artifacts", f"{name}.json").read_text()
-    return json.loads(text)
 
 
 @cache

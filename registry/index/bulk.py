@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, text
+from sqlalchemy import Connection, Table, func, select, text
 
 __all__ = ["insert_rows", "reserve_ids"]
 
@@ -24,22 +24,22 @@ def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows that all have the same keys, in the current transaction."""
+def insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows (value tuples in the order of `columns`) in the current transaction."""
     if not rows:
         return
-    columns = list(rows[0])
+    quoted = ", ".join(f'"{c}"' for c in columns)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     if conn.dialect.name != "postgresql":
         # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
         # processing costs more than SQLite's insert itself at this volume.
-        statement = insert(table).compile(dialect=conn.dialect, column_keys=columns)
-        order = statement.positiontup or []
-        cursor.executemany(str(statement), [tuple(row[c] for c in order) for row in rows])
+        marks = ", ".join("?" * len(columns))
+        cursor.executemany(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', rows)
         return
-    quoted = ", ".join(f'"{c}"' for c in columns)
     # COPY is several times faster than multi-row INSERT on PostgreSQL; psycopg 3 adapts the
     # Python values (bytes to bytea, bool, int, str, None to NULL) row by row.
     with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([row[c] for c in columns])
+            copy.write_row(row)

@@ -3,21 +3,25 @@ reorganised blocks and riding out node failures."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import requests
+from web3 import HTTPProvider
 from web3.exceptions import Web3Exception
 
-from registry.chain.contract import Registry
+from registry.chain.contract import RPC_TIMEOUT_S, Registry
 from registry.errors import ChainUnavailable
 from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
+from registry.index.logreader import LogReader, WorkerFailed
 from registry.index.store import CheckpointMoved, Store
 
 __all__ = ["Follower", "SyncReport"]
@@ -32,6 +36,8 @@ FIRST_RANGE = 10
 # Logs per range the follower aims at: enough to amortise a transaction, few enough that memory
 # stays flat (a decoded Declared event and its rows take a few kB until the batch commits).
 BATCH_LOGS = 5000
+# A range with this many logs means catching up: the next ones are read by the worker process.
+DENSE_LOGS = BATCH_LOGS // 2
 MAX_BACKOFF_S = 60.0
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
@@ -111,6 +117,22 @@ def _too_large(message: str) -> bool:
     return any(phrase in text for phrase in _TOO_LARGE)
 
 
+@contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while a sync runs.
+
+    A batch is thousands of events and rows, freed by reference counting (they form no
+    cycles); a collection every 700 allocations only re-scans them and costs ~8% of
+    indexing. The process's own thresholds come back afterwards.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 100_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 class Follower:
     """Indexes one registry deployment into a store, resuming from the store's checkpoint.
 
@@ -139,6 +161,14 @@ class Follower:
         self.chain_id = deployment.chain_id
         self.contract = registry.contract.address
         self.decoder = EventDecoder(deployment.realm)
+        # Dense ranges (catching up) are read by a worker process; see registry.index.logreader.
+        self._dense = False
+        provider = registry.w3.provider
+        self._worker = (
+            LogReader(deployment.rpc_url, deployment.realm, RPC_TIMEOUT_S)
+            if isinstance(provider, HTTPProvider)
+            else None
+        )
 
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
@@ -160,7 +190,13 @@ class Follower:
         # One range is read (node, JSON, decoding) while the one before it is written: the
         # node and the database work at the same time. A read only starts from a range that
         # was read completely, so the parent it checks against is known.
-        with ThreadPoolExecutor(1, thread_name_prefix="index-read") as reader:
+        # The worker process (if one was started) stops after the reader thread is done with it.
+        worker = self._worker or nullcontext()
+        with (
+            worker,
+            _rare_collections(),
+            ThreadPoolExecutor(1, thread_name_prefix="index-read") as reader,
+        ):
             ahead: tuple[int, Future[tuple[list[RegistryEvent], bytes]]] | None = None
             while block <= target and not (stop and stop.is_set()):
                 if ahead is None:
@@ -228,13 +264,13 @@ class Follower:
         first = last if end == block else self._header(block)
         if first is None or (parent is not None and first.parent_hash != parent[1]):
             raise _Reorg
-        raw_logs = self._get_logs(block, end)
+        batch = self._get_events(block, end)
         # `end`'s hash commits to every block below it: unchanged after the logs were read
         # means the logs came from the same chain.
         again = self._header(end)
         if again is None or again.hash != last.hash:
             raise _Reorg
-        return self.decoder.decode_logs(raw_logs), last.hash
+        return batch, last.hash
 
     def _rollback(self, head: int) -> tuple[tuple[int, bytes] | None, int]:
         """Find the newest recorded block the chain still has, undo everything above it and
@@ -341,7 +377,7 @@ class Follower:
             return None
         return _Header(number, to_bytes(block["hash"]), to_bytes(block["parentHash"]))
 
-    def _get_logs(self, from_block: int, to_block: int) -> list[Any]:
+    def _get_events(self, from_block: int, to_block: int) -> list[RegistryEvent]:
         query = {
             "address": self.contract,
             "fromBlock": hex(from_block),
@@ -349,17 +385,49 @@ class Follower:
             "topics": [self.decoder.topics],
         }
         started = time.monotonic()
-        raw_logs = self._rpc("eth_getLogs", [query])
+        read = self._read_in_worker(query) if self._dense else None
+        if read is None:
+            raw_logs = self._rpc("eth_getLogs", [query])
+            elapsed = time.monotonic() - started
+            count, batch = len(raw_logs), self.decoder.decode_logs(raw_logs)
+        else:
+            elapsed = time.monotonic() - started
+            count, batch = read
+        self._dense = count >= DENSE_LOGS
         blocks = to_block - from_block + 1
-        if len(raw_logs) > BATCH_LOGS and blocks > 1:
+        if count > BATCH_LOGS and blocks > 1:
             # Dense blocks (batched declarations): narrow the range to about BATCH_LOGS logs,
             # so a batch, and the memory it takes, stays the same size however dense.
-            self._range = max(1, blocks * BATCH_LOGS // len(raw_logs))
+            self._range = max(1, blocks * BATCH_LOGS // count)
             self._fast_streak = 0
-            return raw_logs
-        fast = time.monotonic() - started < FAST_RANGE_S and len(raw_logs) <= BATCH_LOGS // 2
+            return batch
+        fast = elapsed < FAST_RANGE_S and count <= BATCH_LOGS // 2
         self._fast_streak = self._fast_streak + 1 if fast else 0
         if self._fast_streak >= GROW_AFTER and self._range < self.max_range:
             self._range = min(self.max_range, self._range * 2)
             self._fast_streak = 0
-        return raw_logs
+        return batch
+
+    def _read_in_worker(self, query: dict[str, Any]) -> tuple[int, list[RegistryEvent]] | None:
+        """(log count, events) of a range read by the worker process; None if there is no
+        worker (not an HTTP node) or it failed, and the range is read in-process instead."""
+        if self._worker is None:
+            return None
+        try:
+            logs = self._worker.read(query)
+        except WorkerFailed as exc:
+            log.warning("log reader process failed (%s); reading in-process from now on", exc)
+            self._worker = None
+            return None
+        if logs.timed_out:
+            # As in _rpc: a node that times out on a wide range often answers a narrower one.
+            raise _RangeTooLarge
+        if logs.error is not None:
+            if _too_large(logs.error):
+                raise _RangeTooLarge
+            raise ChainUnavailable(f"eth_getLogs failed at {self._url}: {logs.error}")
+        if logs.events is None:
+            raise ChainUnavailable(
+                f"RPC node {self._url} failed on eth_getLogs: {logs.transport_error}"
+            )
+        return logs.count, logs.events

@@ -101,7 +101,6 @@ declarations = Table(
     # iscc_id leads so the constraint's index also serves lookups by ISCC-ID alone.
     UniqueConstraint("iscc_id", "chain_id", "contract", name="uq_declarations_iscc_id"),
     Index("ix_declarations_declarer", "declarer"),
-    Index("ix_declarations_owner", "owner"),
     Index("ix_declarations_iscc_code", "iscc_code"),
     Index("ix_declarations_datahash", "datahash"),
     # Rolling back a reorg deletes everything above the common ancestor.
@@ -120,7 +119,8 @@ units = Table(
     Column("value", BigInteger, nullable=False),
     # Wide units (128 bits and more) keep their full body for exact distances later.
     Column("body", LargeBinary, nullable=False),
-    Index("ix_units_type_value", "unit_type", "value"),
+    # No index on the values: similarity search keeps them in memory (registry.index.hamming),
+    # and each index costs every insert while the indexer catches up.
     Index("ix_units_declaration", "declaration_id"),
 )
 
@@ -234,8 +234,15 @@ def _v2_metadata(conn: Connection) -> None:
     metadata_docs.create(conn, checkfirst=True)
 
 
-def _v3_segments(conn: Connection) -> None:
-    """v3 -> v4: granular features (segments) of declarations, indexed from their documents.
+def _v3_unused_indexes(conn: Connection) -> None:
+    """v3 -> v4: drop indexes no query uses (units by value, declarations by owner); every
+    index slows the indexer's inserts."""
+    conn.execute(text("DROP INDEX IF EXISTS ix_units_type_value"))
+    conn.execute(text("DROP INDEX IF EXISTS ix_declarations_owner"))
+
+
+def _v4_segments(conn: Connection) -> None:
+    """v4 -> v5: granular features (segments) of declarations, indexed from their documents.
 
     Declarations indexed before have no segments until their document is stored again or the
     store is rebuilt (`index --reset`)."""
@@ -244,7 +251,7 @@ def _v3_segments(conn: Connection) -> None:
     segment_sources.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata, _v3_segments]
+MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata, _v3_unused_indexes, _v4_segments]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
 

@@ -26,6 +26,8 @@ __all__ = ["index_segments"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 500
+_SEGMENT_COLUMNS = ("declaration_id", "kind", "start", "size", "value")
+_SOURCE_COLUMNS = ("declaration_id", "metahash", "segments", "problem")
 
 
 def _documents(conn: Connection, digests: set[bytes]) -> dict[bytes, bytes]:
@@ -65,8 +67,8 @@ def index_segments(
             conn.execute(delete(segments).where(segments.c.declaration_id.in_(chunk)))
             conn.execute(delete(segment_sources).where(segment_sources.c.declaration_id.in_(chunk)))
     documents = _documents(conn, {bytes(m) for _, m in targets if m})
-    rows: list[dict[str, Any]] = []
-    sources: list[dict[str, Any]] = []
+    rows: list[tuple[int, str, int, int, int]] = []
+    sources: list[tuple[int, bytes, int, str | None]] = []
     for declaration_id, metahash in targets:
         document = documents.get(bytes(metahash)) if metahash else None
         if document is None:
@@ -80,25 +82,12 @@ def index_segments(
         before = len(rows)
         for feature_set in sets:
             rows += [
-                {
-                    "declaration_id": declaration_id,
-                    "kind": feature_set.kind,
-                    "start": offset,
-                    "size": size,
-                    "value": to_signed64(value),
-                }
-                for value, offset, size in zip(
+                (declaration_id, feature_set.kind, start, size, to_signed64(value))
+                for value, start, size in zip(
                     feature_set.simprints, feature_set.offsets, feature_set.sizes, strict=True
                 )
             ]
-        sources.append(
-            {
-                "declaration_id": declaration_id,
-                "metahash": bytes(metahash),
-                "segments": len(rows) - before,
-                "problem": problem,
-            }
-        )
-    insert_rows(conn, segments, rows)
-    insert_rows(conn, segment_sources, sources)
+        sources.append((declaration_id, bytes(metahash), len(rows) - before, problem))
+    insert_rows(conn, segments, _SEGMENT_COLUMNS, rows)
+    insert_rows(conn, segment_sources, _SOURCE_COLUMNS, sources)
     return len(rows)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from registry.chain.contract import CONTRACT_NAME, artifact
+from registry.chain.artifact import CONTRACT_NAME, artifact
 from registry.config import PROJECT_ROOT
 
 

@@ -1,5 +1,7 @@
 """ISCC-ID v1 as the registry mints it: string form, parsing, realm and HUB-ID."""
 
+import random
+
 import iscc_lib
 import pytest
 
@@ -20,6 +22,15 @@ def test_round_trip_and_fields(realm: int) -> None:
     assert int.from_bytes(digest, "big") == BODY
     assert (iscc_id.timestamp_us, iscc_id.hub_id) == (1_763_900_000_123_456, 42)
     assert iscc_id.datetime.year == 2025
+
+
+@pytest.mark.parametrize("realm", [0, 1])
+def test_string_form_equals_iscc_lib(realm: int) -> None:
+    rng = random.Random(realm)
+    bodies = [0, 1, (1 << 64) - 1, BODY] + [rng.getrandbits(64) for _ in range(500)]
+    for body in bodies:
+        expected = iscc_lib.gen_iscc_id_v1(body >> 12, body & 0xFFF, realm)["iscc"]
+        assert str(IsccId(body, realm)) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,23 @@
+"""The contract artifact (ABI and bytecode) shipped in the package.
+
+Apart from registry.chain.contract so that decoding events needs no web3: the indexer's log
+reader process imports only this (web3 and eth-account take ~1 s to import).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = ["CONTRACT_NAME", "artifact"]
+
+CONTRACT_NAME = "IsccRegistry"
+
+
+@cache
+def artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """ABI and bytecode shipped in the package (see scripts/export_contracts.py)."""
+    text = resources.files("registry.chain").joinpath("artifacts", f"{name}.json").read_text()
+    return json.loads(text)

@@ -1,0 +1,174 @@
+"""eth_getLogs answers fetched and decoded in a helper process while the indexer writes.
+
+Catching up on dense blocks, an indexer that reads, parses and decodes logs in the same Python
+process as it writes is bound by one core: the GIL serialises JSON parsing and decoding with
+building and inserting rows. A worker process that fetches a range straight from the node,
+parses and decodes it, and hands back the events as plain tuples (`events.pack`) lets the
+writer use the second core. The follower only engages it for dense ranges on an HTTP node:
+for a handful of logs the round trip to the worker costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import requests
+
+from registry.index.events import EventDecoder, RegistryEvent, pack, unpack
+
+__all__ = ["LogReader", "Logs", "WorkerFailed"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerFailed(Exception):
+    """The worker process died or could not start; the caller reads in-process instead."""
+
+
+@dataclass(frozen=True)
+class Logs:
+    """A range's answer: `events` decoded (None if the node refused), `count` logs returned,
+    or the node's error message, or a timeout."""
+
+    events: list[RegistryEvent] | None
+    count: int = 0
+    error: str | None = None
+    timed_out: bool = False
+    transport_error: str | None = None
+
+
+# One decoder and one HTTP session per worker process, made at its first task.
+_decoders: dict[int, EventDecoder] = {}
+_session: requests.Session | None = None
+
+
+def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple[Any, ...]:
+    """In the worker: POST eth_getLogs, parse, decode; answers only plain tuples, which pickle
+    cheaply and cannot fail to unpickle (exceptions from requests do not always pickle)."""
+    global _session
+    if _session is None:
+        _session = requests.Session()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]}
+    try:
+        response = _session.post(url, json=body, timeout=timeout)
+        answer = json.loads(response.content)
+    except requests.Timeout:
+        return ("timeout",)
+    except (requests.RequestException, ValueError, OSError) as exc:
+        return ("transport", f"{type(exc).__name__}: {exc}")
+    if not isinstance(answer, dict):
+        return ("transport", f"not a JSON-RPC answer: {str(answer)[:200]}")
+    error = answer.get("error")
+    if error:
+        message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+        return ("error", message)
+    raw_logs = answer.get("result")
+    if not isinstance(raw_logs, list):
+        return ("transport", f"eth_getLogs answered {str(raw_logs)[:200]}")
+    decoder = _decoders.get(realm) or _decoders.setdefault(realm, EventDecoder(realm))
+    return ("ok", len(raw_logs), pack(decoder.decode_logs(raw_logs)))
+
+
+class LogReader:
+    """A worker process, started at the first read, that fetches and decodes eth_getLogs ranges.
+
+    The worker is a plain `python -m registry.index.logreader` talking length-prefixed pickles
+    over its stdin and stdout, not a multiprocessing pool: a spawned pool re-imports the
+    parent's __main__ module, which re-runs any script that does not guard itself (a second
+    indexer on the same store), and forking a threaded server is unsafe. A worker whose parent
+    dies (kill -9) sees its stdin close and exits.
+    """
+
+    def __init__(self, url: str, realm: int, timeout: float) -> None:
+        self.url = url
+        self.realm = realm
+        self.timeout = timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def read(self, query: dict[str, Any]) -> Logs:
+        """The range's events; raises WorkerFailed if the worker cannot do it."""
+        try:
+            if self._process is None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
+            assert self._process.stdin and self._process.stdout
+            _send(self._process.stdin, (self.url, query, self.realm, self.timeout))
+            answer = _receive(self._process.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            self.close()
+            raise WorkerFailed(f"{type(exc).__name__}: {exc}") from None
+        kind = answer[0]
+        if kind == "ok":
+            return Logs(unpack(answer[2]), count=answer[1])
+        if kind == "timeout":
+            return Logs(None, timed_out=True)
+        if kind == "error":
+            return Logs(None, error=answer[1])
+        return Logs(None, transport_error=answer[1])
+
+    def __enter__(self) -> LogReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            if process.stdin:
+                process.stdin.close()  # the worker's cue to exit
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _send(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
+
+
+def _receive(stream: BinaryIO) -> Any:
+    header = stream.read(8)
+    if len(header) < 8:
+        raise EOFError("the log reader process ended")
+    size = int.from_bytes(header, "big")
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the log reader process ended mid-answer")
+    return pickle.loads(data)
+
+
+def _serve() -> None:
+    """The worker's loop: one answer per request until the parent closes our stdin."""
+    requests_in, answers_out = sys.stdin.buffer, sys.stdout.buffer
+    # Nothing but answers may reach the parent's pipe.
+    sys.stdout = sys.stderr
+    # Decoding a range allocates a few hundred thousand objects and frees them by reference
+    # counting (they form no cycles); the cyclic collector, triggered every 700 allocations,
+    # only re-scans the live ones. Collect rarely, over what is not frozen.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 50)
+    while True:
+        try:
+            request = _receive(requests_in)
+        except EOFError:
+            return
+        _send(answers_out, _fetch(*request))
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,87 @@
+"""Catching up on dense blocks (hundreds of declarations each) on a real Hardhat node: the
+follower hands the ranges to its worker process (registry.index.logreader) and the store ends
+up equal to the chain, on both backends, also when the worker dies half-way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chain_truth import chain_declarations, store_declarations, store_events
+
+from registry.chain.contract import Registry
+from registry.chain.deployment import Deployment
+from registry.chain.devnet import Devnet, deploy_registry, dev_account
+from registry.chain.loadgen import declare_many
+from registry.index import follower as follower_module
+from registry.index.follower import Follower
+from registry.index.logreader import Logs
+from registry.index.store import Store
+
+pytestmark = pytest.mark.chain
+
+# ~500 declarations per block. With ranges cut to ~1,000 logs, the first range (2 blocks) is
+# read in-process and shows the blocks are dense; the three after it go to the worker.
+DECLARATIONS = 4000
+
+
+@pytest.fixture(autouse=True)
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(follower_module, "FIRST_RANGE", 2)
+    monkeypatch.setattr(follower_module, "BATCH_LOGS", 1000)
+    monkeypatch.setattr(follower_module, "DENSE_LOGS", 500)
+
+
+@pytest.fixture(scope="module")
+def dense(devnet: Devnet) -> tuple[Registry, list[Any]]:
+    registry = Registry.open(Deployment.load(devnet.deployment_path))
+    deployment = deploy_registry(registry.w3, dev_account(0))
+    declare_many(devnet.rpc_url, deployment, DECLARATIONS)
+    registry = Registry.open(deployment)
+    return registry, chain_declarations(registry)
+
+
+def _watch_worker(follower: Follower, kill_after: int | None = None) -> list[int]:
+    """Log counts of the ranges the worker reads, in order; kills its process after
+    `kill_after` ranges."""
+    counts: list[int] = []
+    worker = follower._worker
+    assert worker is not None, "an HTTP node gets a worker"
+    read = worker.read
+
+    def watched(query: dict[str, Any]) -> Logs:
+        answer = read(query)
+        counts.append(answer.count)
+        if len(counts) == kill_after and worker._process is not None:
+            worker._process.kill()
+        return answer
+
+    worker.read = watched  # type: ignore[method-assign]
+    return counts
+
+
+def test_dense_ranges_go_through_the_worker(dense: tuple[Registry, list[Any]], db_url: str) -> None:
+    registry, truth = dense
+    assert len(truth) == DECLARATIONS
+    with Store.open(db_url) as store:
+        follower = Follower(registry, store)
+        by_worker = _watch_worker(follower)
+        report = follower.sync()
+        assert report.events_new == DECLARATIONS
+        assert len(by_worker) >= 3 and sum(by_worker) >= DECLARATIONS - 1000
+        contract = registry.contract.address
+        assert store_declarations(store, contract) == truth
+        assert len(set(store_events(store, contract))) == DECLARATIONS
+        assert Follower(registry, store).sync().events_new == 0
+
+
+def test_a_dying_worker_hands_back_to_the_follower(
+    dense: tuple[Registry, list[Any]], sqlite_store: Store
+) -> None:
+    registry, truth = dense
+    follower = Follower(registry, sqlite_store)
+    by_worker = _watch_worker(follower, kill_after=1)
+    report = follower.sync()
+    assert len(by_worker) == 1 and follower._worker is None
+    assert report.events_new == DECLARATIONS
+    assert store_declarations(sqlite_store, registry.contract.address) == truth
