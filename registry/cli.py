@@ -331,14 +331,13 @@ def declare(
         registry = _open_registry(settings)
         if direct and via:
             raise InputError("--direct sends from your own account; --via relays: pick one")
+        metahash = _publish_metadata(settings, result, via)
         if direct:
             receipt = declare_direct(
-                registry, account, result.iscc, result.datahash, result.metahash, gateway
+                registry, account, result.iscc, result.datahash, metahash, gateway
             )
         else:
-            signed = prepare(
-                registry, account, result.iscc, result.datahash, result.metahash, gateway
-            )
+            signed = prepare(registry, account, result.iscc, result.datahash, metahash, gateway)
             if via:
                 receipt = _declare_via(via, signed)
             else:
@@ -352,6 +351,27 @@ def declare(
     if result:
         out.print(f"  {file}  {result.iscc}")
     out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+def _publish_metadata(settings: Settings, result: Any, via: str | None) -> str | None:
+    """The metahash to declare: of the document with the file's granular features, stored
+    first where the indexer will find it (the service at `via`, else the local store), so the
+    declaration's segments are indexed whichever arrives first; files without features keep
+    the Meta-Code's metahash."""
+    from registry.metadata import canonicalize
+
+    document = result.declaration_document()
+    if document is None:
+        return result.metahash
+    canonical = canonicalize(document)
+    if via:
+        from registry.api.client import ServiceClient
+
+        ServiceClient(via).request("POST", "/v1/metadata", document, {"expect": canonical.metahash})
+    else:
+        with _open_store(settings) as store:
+            store.put_metadata(canonical.digest, canonical.canonical)
+    return canonical.metahash
 
 
 def _declare_via(url: str, signed: Any) -> Any:
@@ -624,6 +644,33 @@ def match(
     out.print(f"[bold]{found['iscc']['iscc']}[/bold]  {file}", highlight=False, soft_wrap=True)
     print_declarations(out, found["exact"], title="these exact bytes")
     print_matches(out, found["similar"])
+    print_snippets(out, found["snippets"])
+
+
+def _place(offset: int, length: int, unit: str) -> str:
+    if unit == "ms":
+        return f"{offset / 1000:.1f} s to {(offset + length) / 1000:.1f} s"
+    return f"characters {offset} to {offset + length}"
+
+
+def print_snippets(console: Console, snippets: list[dict[str, Any]]) -> None:
+    if not snippets:
+        console.print("not found as an excerpt of a declared work")
+        return
+    console.print(f"\nan excerpt of {len(snippets)} declared work(s), best first\n")
+    for m in snippets:
+        d = m["declaration"]
+        console.print(
+            f"[bold green]{d['iscc_id']}[/bold green]  score {m['score']:.3f}  by {d['declarer']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for k in m["kinds"]:
+            console.print(
+                f"  {k['kind']}: at {_place(k['offset'], k['length'], k['unit'])} of the work, "
+                f"{k['matched']} segments, score {k['score']:.3f}",
+                highlight=False,
+            )
 
 
 def print_matches(console: Console, found: dict[str, Any]) -> None:

@@ -2,7 +2,14 @@
 
 The metahash is blake3 over the JCS (RFC 8785) canonical JSON, exactly as iscc-lib computes it for
 a Meta-Code's `meta` payload, so a document stored here hashes to the metahash iscc-sdk would
-declare for it. iscc-lib does the canonicalisation; it is not re-implemented here.
+declare for it. iscc-lib does the canonicalisation (`json_to_data_url`, the step its Meta-Code
+uses, without the Meta-Code's 128 kB cap on `meta`); it is not re-implemented here.
+
+Size: a plain document stays within 64 KiB. A document carrying granular features (snippet
+matching) may be larger, because a film has about 13 segments per second (5 video frames, 8 audio
+items), some 26 bytes of JSON each: 2.5 MB for two hours. Its features are bounded by
+`granular.MAX_SEGMENTS` (about 8.5 hours of film with sound) and the whole document by
+MAX_FEATURE_DOCUMENT_BYTES, so neither an upload nor a stored row can grow without limit.
 """
 
 from __future__ import annotations
@@ -12,16 +19,26 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import blake3
 import iscc_lib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry.errors import InputError
 from registry.iscc.codec import digest_to_multihash, multihash_to_digest
+from registry.iscc.granular import parse_features
 
-__all__ = ["MAX_DOCUMENT_BYTES", "CanonicalMetadata", "Metadata", "canonicalize"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_FEATURE_DOCUMENT_BYTES",
+    "CanonicalMetadata",
+    "Metadata",
+    "canonicalize",
+]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
-_DATA_URL_PREFIX = "data:application/json;base64,"
+"""Largest document without granular features, and largest rest of a document with them."""
+MAX_FEATURE_DOCUMENT_BYTES = 12 * 1024 * 1024
+"""Hard cap on a document with granular features (MAX_SEGMENTS of them fit with room to spare)."""
 
 
 class Metadata(BaseModel):
@@ -77,12 +94,22 @@ def canonicalize(document: Any) -> CanonicalMetadata:
     except ValueError as exc:
         raise InputError(f"metadata is not plain JSON: {exc}") from None
     size = len(text.encode())
-    if size > MAX_DOCUMENT_BYTES:
-        raise InputError(f"metadata is {size} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+    limit = MAX_FEATURE_DOCUMENT_BYTES if "features" in document else MAX_DOCUMENT_BYTES
+    if size > limit:
+        raise InputError(f"metadata is {size} bytes; the limit is {limit}")
+    parse_features(document)
+    if "features" in document:
+        rest = {k: v for k, v in document.items() if k != "features"}
+        rest_size = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode())
+        if rest_size > MAX_DOCUMENT_BYTES:
+            raise InputError(
+                f"metadata besides its features is {rest_size} bytes; the limit is "
+                f"{MAX_DOCUMENT_BYTES}"
+            )
     try:
-        result = iscc_lib.gen_meta_code_v0("metadata", meta=text)
+        data_url = iscc_lib.json_to_data_url(text)
     except ValueError as exc:
         raise InputError(f"metadata rejected: {exc}") from None
-    canonical = base64.b64decode(result["meta"].removeprefix(_DATA_URL_PREFIX))
-    digest = multihash_to_digest(result["metahash"])
+    canonical = base64.b64decode(data_url.partition(",")[2])
+    digest = blake3.blake3(canonical).digest()
     return CanonicalMetadata(canonical=canonical, metahash=digest_to_multihash(digest))

@@ -15,9 +15,10 @@ from registry.metadata import MAX_DOCUMENT_BYTES, canonicalize
 def test_metahash_is_blake3_of_canonical_json_and_matches_iscc_lib() -> None:
     doc = {"name": "Sunrise", "license": "https://example.com/cc-by", "z": [1, 2.5], "é": "ü"}
     result = canonicalize(doc)
-    assert result.canonical == json.dumps(
-        dict(sorted(doc.items())), ensure_ascii=False, separators=(",", ":")
-    ).encode()
+    assert (
+        result.canonical
+        == json.dumps(dict(sorted(doc.items())), ensure_ascii=False, separators=(",", ":")).encode()
+    )
     assert result.metahash == "1e20" + blake3.blake3(result.canonical).hexdigest()
     reference = iscc_lib.gen_meta_code_v0("Sunrise", meta=json.dumps(doc))["metahash"]
     assert result.metahash == reference

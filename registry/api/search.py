@@ -51,10 +51,28 @@ class SearchResult(BaseModel):
     )
 
 
+class ExcerptPlace(BaseModel):
+    kind: str = Field(description="Feature kind compared: video, audio or text", examples=["video"])
+    unit: str = Field(description="Unit of offset and length: ms or chars", examples=["ms"])
+    score: float = Field(description="Share of the upload's segments that match there, 0..1")
+    offset: int = Field(description="Where the upload starts inside the declared work (unit)")
+    length: int = Field(description="Length of the matching stretch (unit)")
+    matched: int = Field(description="Number of the upload's segments that matched")
+
+
+class SnippetMatch(BaseModel):
+    declaration: Declaration
+    score: float = Field(description="Best score over the kinds compared, 0..1")
+    kinds: list[ExcerptPlace] = Field(description="Per feature kind, where the upload sits")
+
+
 class MatchResult(BaseModel):
     iscc: dict[str, Any] = Field(description="The ISCC of the uploaded file, as `gen` prints it")
     exact: list[Declaration] = Field(description="Declarations of the very same bytes (datahash)")
     similar: SearchResult
+    snippets: list[SnippetMatch] = Field(
+        description="Declared works the upload is an excerpt of (granular features), best first"
+    )
 
 
 Threshold = Annotated[
@@ -131,7 +149,14 @@ async def match(
         if size == 0:
             raise InputError("the upload is empty")
         return await anyio.to_thread.run_sync(
-            match_file, state.store, state.similarity(), path, threshold, limit, include_revoked
+            match_file,
+            state.store,
+            state.similarity(),
+            path,
+            threshold,
+            limit,
+            include_revoked,
+            state.snippets(),
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,7 @@ from registry.chain.devnet import dev_account
 from registry.config import Settings
 from registry.errors import ChainUnavailable, RegistryError
 from registry.index.similarity import SimilarityIndex
+from registry.index.snippets import SnippetIndex
 from registry.index.store import Store
 
 __all__ = ["AppState", "state_of", "store_of"]
@@ -45,6 +46,7 @@ class AppState:
     _registry: Registry | None = None
     _relay: RelayQueue | None = None
     _similarity: SimilarityIndex | None = None
+    _snippets: SnippetIndex | None = None
     _answers: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     _generation: tuple[float, Any] = (0.0, None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,6 +104,13 @@ class AppState:
             if self._similarity is None:
                 self._similarity = SimilarityIndex(self.store)
             return self._similarity
+
+    def snippets(self) -> SnippetIndex:
+        """The snippet index over the store's segments, loaded on first use."""
+        with self._lock:
+            if self._snippets is None:
+                self._snippets = SnippetIndex(self.store)
+            return self._snippets
 
     def relay(self) -> RelayQueue:
         """The relay queue, started on first use; raises ChainUnavailable with the reason when

@@ -27,6 +27,7 @@ _BAND_VALUES = np.arange((1 << BAND_BITS) + 1, dtype=np.uint64)
 SCAN_BELOW = 4096
 # New codes go to an unsorted tail scanned in full; it is merged into the bands when it grows.
 MERGE_TAIL_AT = 65_536
+_PAIRS_AT_ONCE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,12 @@ class _Bands:
             self.order.append(order)
             self.starts.append(np.searchsorted(values[order], _BAND_VALUES))
 
-    def candidates(self, query: np.uint64, radius: int) -> np.ndarray:
-        return self.candidates_many(np.array([query], dtype=np.uint64), radius)[1]
-
-    def candidates_many(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-        """(query position, code position) of the candidates of every query."""
+    def candidates(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, code position) pairs whose band is within `radius` bits of the
+        query's on some band: every band probe of every query in one pass of table lookups."""
         flips = _flips(radius)
         owners = np.repeat(np.arange(len(queries)), len(flips))
-        found_owners, found = [], []
+        found_queries, found = [], []
         for band in range(BANDS):
             values = (queries >> np.uint64(band * BAND_BITS)) & _MASK
             probe = (values[:, None] ^ flips[None, :]).ravel()
@@ -82,13 +81,13 @@ class _Bands:
             # Expand every [lo, hi) run into positions without a Python loop.
             starts = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
             positions = starts + np.arange(sizes.sum())
-            found_owners.append(np.repeat(owners[hit], sizes))
             found.append(self.order[band][positions])
+            found_queries.append(np.repeat(owners[hit], sizes))
         if not found:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         # Duplicates (a code near the query on several bands) are dropped after the distance
         # filter, on far fewer rows than here.
-        return np.concatenate(found_owners), np.concatenate(found)
+        return np.concatenate(found_queries), np.concatenate(found)
 
 
 class HammingIndex:
@@ -128,70 +127,66 @@ class HammingIndex:
 
     def search(self, code: int, radius: int, limit: int | None = None) -> list[Hit]:
         """Keys of all codes within `radius` bits of `code`, nearest first (ties by key)."""
-        if not 0 <= radius <= 64:
-            raise ValueError("radius must be between 0 and 64")
-        query = np.uint64(code)
-        bands, tail_keys, tail_codes = self._bands, self._tail_keys, self._tail_codes
-        keys = [tail_keys]
-        codes = [tail_codes]
-        if bands is not None:
-            if radius // BANDS > 3:
-                # Probing C(16, r) values per band stops paying before a full scan does.
-                keys.append(bands.keys)
-                codes.append(bands.codes)
-            else:
-                picked = bands.candidates(query, radius // BANDS)
-                keys.append(bands.keys[picked])
-                codes.append(bands.codes[picked])
-        all_keys = np.concatenate(keys)
-        distances = np.bitwise_count(np.concatenate(codes) ^ query)
-        near = distances <= radius
-        all_keys, distances = all_keys[near], distances[near]
-        all_keys, first = np.unique(all_keys, return_index=True)
-        distances = distances[first]
+        all_keys, distances = self.within(code, radius)
         order = np.lexsort((all_keys, distances))
         if limit is not None:
             order = order[:limit]
         return [Hit(int(all_keys[i]), int(distances[i])) for i in order]
 
-    def search_many(
+    def within(self, code: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys (each once, ascending) of all codes within `radius` bits of `code`, and their
+        distances, as arrays."""
+        _queries, keys, distances = self.within_many(np.array([code], dtype=np.uint64), radius)
+        return keys, distances
+
+    def within_many(
         self, codes: np.ndarray, radius: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`search` for many codes in one vectorised pass (conflict detection checks thousands
-        of declarations per indexed batch): (query position, key, distance) of every code
-        within `radius` of each query, each pair once, in no particular order."""
+        """For many query codes at once: (query position, key, distance) of every code within
+        `radius` bits of a query, each pair once, ordered by query position then key. One pass
+        of numpy calls for all queries: a snippet lookup asks for hundreds of codes."""
         if not 0 <= radius <= 64:
             raise ValueError("radius must be between 0 and 64")
         queries = np.asarray(codes, dtype=np.uint64)
-        if radius // BANDS > 3:
-            # Probing stops paying (see search); one search per code does the full scans.
-            hits = [
-                (i, h.key, h.distance)
-                for i, c in enumerate(queries)
-                for h in self.search(c, radius)
-            ]
-            columns = np.array(hits, dtype=np.int64).reshape(-1, 3)
-            return columns[:, 0], columns[:, 1], columns[:, 2]
         bands, tail_keys, tail_codes = self._bands, self._tail_keys, self._tail_codes
-        tables = [] if bands is None else [bands]
-        if len(tail_keys):
-            # Sorting the tail once costs less than scanning it once per query.
-            tables.append(_Bands(tail_keys, tail_codes))
-        owners, keys, found = [], [], []
-        for table in tables:
-            owner, position = table.candidates_many(queries, radius // BANDS)
-            owners.append(owner)
-            keys.append(table.keys[position])
-            found.append(table.codes[position])
-        if not owners:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty, empty
-        owner, key = np.concatenate(owners), np.concatenate(keys)
-        distance = np.bitwise_count(np.concatenate(found) ^ queries[owner]).astype(np.int64)
-        near = distance <= radius
-        owner, key, distance = owner[near], key[near], distance[near]
-        pairs = np.unique(np.stack((owner, key, distance), axis=1), axis=0)
-        # One row per (query, key): a key indexed twice keeps its smallest distance.
-        _, first = np.unique(pairs[:, :2], axis=0, return_index=True)
-        pairs = pairs[first]
-        return pairs[:, 0], pairs[:, 1], pairs[:, 2]
+        # The unsorted tail is compared with every query: keep that product to ~1M pairs.
+        step = max(1, _PAIRS_AT_ONCE // max(1, len(tail_keys)))
+        if len(queries) > step:
+            parts = [
+                self.within_many(queries[start : start + step], radius)
+                for start in range(0, len(queries), step)
+            ]
+            return (
+                np.concatenate(
+                    [
+                        p[0] + start
+                        for p, start in zip(parts, range(0, len(queries), step), strict=True)
+                    ]
+                ),
+                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]),
+            )
+        everyone = np.arange(len(queries))
+        owners = [np.repeat(everyone, len(tail_keys))]
+        keys = [np.tile(tail_keys, len(queries))]
+        found = [np.tile(tail_codes, len(queries))]
+        if bands is not None:
+            if radius // BANDS > 3:
+                # Probing C(16, r) values per band stops paying before a full scan does.
+                owners.append(np.repeat(everyone, len(bands.keys)))
+                keys.append(np.tile(bands.keys, len(queries)))
+                found.append(np.tile(bands.codes, len(queries)))
+            else:
+                asked, picked = bands.candidates(queries, radius // BANDS)
+                owners.append(asked)
+                keys.append(bands.keys[picked])
+                found.append(bands.codes[picked])
+        all_owners, all_keys = np.concatenate(owners), np.concatenate(keys)
+        distances = np.bitwise_count(np.concatenate(found) ^ queries[all_owners])
+        near = distances <= radius
+        all_owners, all_keys, distances = all_owners[near], all_keys[near], distances[near]
+        order = np.lexsort((all_keys, all_owners))
+        all_owners, all_keys, distances = all_owners[order], all_keys[order], distances[order]
+        first = np.ones(len(all_keys), dtype=bool)
+        first[1:] = (all_owners[1:] != all_owners[:-1]) | (all_keys[1:] != all_keys[:-1])
+        return all_owners[first], all_keys[first], distances[first].astype(np.int64)

@@ -41,6 +41,8 @@ __all__ = [
     "metadata",
     "metadata_docs",
     "migrate",
+    "segment_sources",
+    "segments",
     "stored_version",
     "to_signed64",
     "units",
@@ -56,6 +58,18 @@ _Hash = LargeBinary(32)
 _Iscc = String(96)
 
 metadata = MetaData()
+
+
+def _declaration_id(primary_key: bool = False) -> Column:
+    """The column tying a row to its declaration: deleted with it (reorg rollback, `forget`)."""
+    return Column(
+        "declaration_id",
+        _Id,
+        ForeignKey("declarations.id", ondelete="CASCADE"),
+        nullable=False,
+        primary_key=primary_key,
+    )
+
 
 meta = Table(
     "meta",
@@ -94,18 +108,15 @@ declarations = Table(
     Index("ix_declarations_datahash", "datahash"),
     # Rolling back a reorg deletes everything above the common ancestor.
     Index("ix_declarations_block", "chain_id", "contract", "block_number"),
+    # A metadata document that arrives after its declaration finds it by metahash.
+    Index("ix_declarations_metahash", "metahash"),
 )
 
 units = Table(
     "units",
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
-    Column(
-        "declaration_id",
-        _Id,
-        ForeignKey("declarations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _declaration_id(),
     Column("unit_type", String(32), nullable=False),
     Column("bits", Integer, nullable=False),
     Column("value", BigInteger, nullable=False),
@@ -152,9 +163,7 @@ conflicts = Table(
     "conflicts",
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
-    Column(
-        "earlier_id", _Id, ForeignKey("declarations.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("earlier_id", _Id, ForeignKey("declarations.id", ondelete="CASCADE"), nullable=False),
     Column("later_id", _Id, ForeignKey("declarations.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("strength", Float, nullable=False),
@@ -177,6 +186,35 @@ conflict_queue = Table(
         primary_key=True,
         autoincrement=False,
     ),
+)
+
+# Granular features of declarations (snippet matching), taken from the metadata document the
+# declaration's metahash names: one row per segment. Rows go with their declaration (cascade), so
+# a reorg rollback or a changed metahash never leaves segments of a declaration that is gone.
+# SQLite's AUTOINCREMENT keeps ids of deleted rows from coming back, so an index that loads new
+# rows by id (snippets.SnippetIndex) never misses one.
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    _declaration_id(),
+    Column("kind", String(16), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Index("ix_segments_declaration", "declaration_id", "kind"),
+    sqlite_autoincrement=True,
+)
+
+# Per declaration with a metahash: whether its segments were indexed from its document, how
+# many, or why not (document malformed). No row: the document has not arrived yet.
+segment_sources = Table(
+    "segment_sources",
+    metadata,
+    _declaration_id(primary_key=True),
+    Column("metahash", _Hash, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("problem", Text),
 )
 
 blocks = Table(
@@ -252,7 +290,23 @@ def _v4_conflicts(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_ownership, _v2_metadata, _v3_unused_indexes, _v4_conflicts]
+def _v5_segments(conn: Connection) -> None:
+    """v5 -> v6: granular features (segments) of declarations, indexed from their documents.
+
+    Declarations indexed before have no segments until their document is stored again or the
+    store is rebuilt (`index --reset`)."""
+    conn.execute(text("CREATE INDEX ix_declarations_metahash ON declarations (metahash)"))
+    segments.create(conn, checkfirst=True)
+    segment_sources.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_ownership,
+    _v2_metadata,
+    _v3_unused_indexes,
+    _v4_conflicts,
+    _v5_segments,
+]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
 

@@ -10,7 +10,6 @@ every process can rebuild the same index from a shared PostgreSQL.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,10 @@ import numpy as np
 
 from registry.errors import InvalidCode
 from registry.index.events import Unit, unit_type
+from registry.index.following import FollowingIndex
 from registry.index.hamming import HammingIndex
 from registry.index.schema import from_signed64
+from registry.index.snippets import SnippetIndex, excerpt_features, snippet_matches
 from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 
@@ -79,33 +80,20 @@ def query_units(code: str) -> list[Unit]:
     return searchable
 
 
-class SimilarityIndex:
+class SimilarityIndex(FollowingIndex):
     """Per-unit-type Hamming indexes over a store, refreshed incrementally by unit row id."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._indexes: dict[str, HammingIndex] = {}
-        self._after = 0
-        self._lock = threading.Lock()
+        super().__init__(store, SEARCHABLE)
 
-    def __len__(self) -> int:
-        return sum(len(ix) for ix in self._indexes.values())
+    def _last_id(self) -> int:
+        return self.store.last_unit_id()
 
-    def refresh(self) -> int:
-        """Load unit rows added since the last refresh; returns how many."""
-        with self._lock:
-            top = self.store.last_unit_id()
-            if top <= self._after:
-                return 0
-            types = sorted(SEARCHABLE)
-            rows = self.store.unit_values(types, self._after, top)
-            for position, unit_type in enumerate(types):
-                picked = rows[rows[:, 0] == position]
-                if len(picked):
-                    index = self._indexes.setdefault(unit_type, HammingIndex())
-                    index.add(picked[:, 1], picked[:, 2].view(np.uint64))
-            self._after = top
-            return len(rows)
+    def _rows(self, after_id: int, up_to_id: int) -> np.ndarray:
+        return self.store.unit_values(self.names, after_id, up_to_id)
+
+    def _add(self, name: str, index: HammingIndex, rows: np.ndarray) -> None:
+        index.add(rows[:, 1], rows[:, 2].view(np.uint64))
 
     def clear(self) -> None:
         """Drop everything loaded; the next refresh loads the store afresh."""
@@ -143,7 +131,7 @@ class SimilarityIndex:
         if index is None:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, empty
-        return index.search_many(np.array(values, dtype=np.int64).view(np.uint64), threshold)
+        return index.within_many(np.array(values, dtype=np.int64).view(np.uint64), threshold)
 
 
 def similar(
@@ -216,8 +204,10 @@ def match_file(
     threshold: int = DEFAULT_THRESHOLD,
     limit: int = 20,
     include_revoked: bool = False,
+    snippets: SnippetIndex | None = None,
 ) -> dict[str, Any]:
-    """A file's ISCC, the declarations of its exact bytes, and the similar ones."""
+    """A file's ISCC, the declarations of its exact bytes, the similar ones, and the declared
+    works it is an excerpt of (with where it sits in them)."""
     from registry.iscc import generate
 
     result = generate(path)
@@ -231,4 +221,8 @@ def match_file(
     except InvalidCode:  # a data-only code of a tiny file may have no searchable unit
         units = []
     found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
-    return {"iscc": result.to_dict(), "exact": exact, "similar": found}
+    features = excerpt_features(path, result.features)
+    excerpts = snippet_matches(
+        store, snippets or SnippetIndex(store), features, limit, include_revoked
+    )
+    return {"iscc": result.to_dict(), "exact": exact, "similar": found, "snippets": excerpts}

@@ -37,6 +37,7 @@ from registry.index import schema
 from registry.index.bulk import insert_rows, reserve_ids
 from registry.index.events import (
     DECLARED,
+    UPDATED,
     ChangeEvent,
     DeclaredEvent,
     RegistryEvent,
@@ -50,8 +51,11 @@ from registry.index.schema import (
     declarations,
     events,
     metadata_docs,
+    segment_sources,
+    segments,
     units,
 )
+from registry.index.segments import index_segments
 from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
 
 __all__ = ["CheckpointMoved", "DeclarationRecord", "Store"]
@@ -262,6 +266,8 @@ class Store:
             changes = [e for e in unique if isinstance(e, ChangeEvent)]
             for e in changes:
                 _apply_change(conn, chain_id, contract, e)
+            updated = {e.iscc_id for e in changes if e.name == UPDATED}
+            _reindex_segments(conn, chain_id, contract, updated)
             _record_blocks(conn, chain_id, contract, unique, checkpoint_block, checkpoint_hash)
             _set_checkpoint(conn, chain_id, contract, (checkpoint_block, checkpoint_hash))
         return len(unique)
@@ -313,6 +319,8 @@ class Store:
                 conn.execute(delete(table).where(*where, table.c[column] > above))
             for iscc_id in touched:
                 _rebuild_state(conn, chain_id, contract, iscc_id)
+            # A rolled-back Updated event may have changed the metahash back.
+            _reindex_segments(conn, chain_id, contract, set(touched))
             _set_checkpoint(conn, chain_id, contract, ancestor)
         return removed
 
@@ -407,19 +415,29 @@ class Store:
 
     def put_metadata(self, digest: bytes, document: bytes) -> bool:
         """Store a canonical metadata document under its blake3 digest (the caller verified
-        the hash); returns False if it was already there."""
+        the hash); returns False if it was already there. Declarations already indexed with
+        this metahash get their segments from it now (a declaration indexed later gets them
+        when it is applied)."""
         with self._write() as conn:
             known = conn.execute(
                 select(metadata_docs.c.metahash).where(metadata_docs.c.metahash == digest)
             ).first()
-            if known:
-                return False
-            conn.execute(
-                insert(metadata_docs).values(
-                    metahash=digest, document=document, stored_at=int(time.time())
+            if not known:
+                conn.execute(
+                    insert(metadata_docs).values(
+                        metahash=digest, document=document, stored_at=int(time.time())
+                    )
                 )
-            )
-            return True
+            # Also when it was known: declarations indexed before this store had segments
+            # (schema v4) get them when their document is posted again.
+            source = segment_sources.c.declaration_id
+            waiting = conn.execute(
+                select(declarations.c.id)
+                .outerjoin(segment_sources, source == declarations.c.id)
+                .where(declarations.c.metahash == digest, source.is_(None))
+            ).scalars()
+            index_segments(conn, [(declaration_id, digest) for declaration_id in waiting])
+            return not known
 
     def get_metadata(self, digest: bytes) -> bytes | None:
         with self._read() as conn:
@@ -431,14 +449,39 @@ class Store:
         with self._read() as conn:
             return conn.execute(select(func.coalesce(func.max(units.c.id), 0))).scalar_one()
 
-    def unit_values(self, unit_types: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
-        """(position of the unit type in `unit_types`, declaration row id, first 64 bits signed)
-        of the unit rows of those types with ids in (after_id, up_to_id], as an int64 array of
-        shape (n, 3): how a similarity index loads and tops itself up."""
-        kind = case({t: i for i, t in enumerate(unit_types)}, value=units.c.unit_type)
-        query = select(kind, units.c.declaration_id, units.c.value).where(
-            units.c.id > after_id, units.c.id <= up_to_id, units.c.unit_type.in_(unit_types)
+    def last_segment_id(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.coalesce(func.max(segments.c.id), 0))).scalar_one()
+
+    def segment_values(self, kinds: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
+        """(position of the kind in `kinds`, declaration row id, start, size, simprint signed) of
+        the segment rows with ids in (after_id, up_to_id], as an int64 array of shape (n, 5)."""
+        kind = case({k: i for i, k in enumerate(kinds)}, value=segments.c.kind)
+        query = select(
+            kind, segments.c.declaration_id, segments.c.start, segments.c.size, segments.c.value
+        ).where(segments.c.id > after_id, segments.c.id <= up_to_id, segments.c.kind.in_(kinds))
+        return self._driver_rows(query, 5)
+
+    def segments_of(self, declaration_id: int, kind: str) -> np.ndarray:
+        """(start, size, simprint signed) of one declaration's segments of a kind, by start."""
+        query = (
+            select(segments.c.start, segments.c.size, segments.c.value)
+            .where(segments.c.declaration_id == declaration_id, segments.c.kind == kind)
+            .order_by(segments.c.start)
         )
+        return self._driver_rows(query, 3)
+
+    def segment_source(self, declaration_id: int) -> dict[str, Any] | None:
+        """Whether a declaration's segments were indexed from its document: their number, or
+        the problem that kept them out; None while its document has not been stored."""
+        query = select(segment_sources.c.segments, segment_sources.c.problem).where(
+            segment_sources.c.declaration_id == declaration_id
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else {"segments": row.segments, "problem": row.problem}
+
+    def _driver_rows(self, query: Any, width: int) -> np.ndarray:
         with self._read() as conn:
             compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
             # Straight from the driver into numpy: a million-row start-up load spends most of
@@ -449,7 +492,17 @@ class Store:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return np.array(rows, dtype=np.int64).reshape(-1, width)
+
+    def unit_values(self, unit_types: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
+        """(position of the unit type in `unit_types`, declaration row id, first 64 bits signed)
+        of the unit rows of those types with ids in (after_id, up_to_id], as an int64 array of
+        shape (n, 3): how a similarity index loads and tops itself up."""
+        kind = case({t: i for i, t in enumerate(unit_types)}, value=units.c.unit_type)
+        query = select(kind, units.c.declaration_id, units.c.value).where(
+            units.c.id > after_id, units.c.id <= up_to_id, units.c.unit_type.in_(unit_types)
+        )
+        return self._driver_rows(query, 3)
 
 
 def _short(exc: Exception) -> str:
@@ -500,6 +553,20 @@ def _apply_change(conn: Connection, chain_id: int, contract: str, e: ChangeEvent
         # Kept in the history all the same: the store may have been started after the
         # declaration, and the chain, not the store, decides what exists.
         log.warning("%s event for %s, which this store has no declaration of", e.name, e.iscc_id)
+
+
+def _reindex_segments(conn: Connection, chain_id: int, contract: str, iscc_ids: set[str]) -> None:
+    """Segments of these declarations again from the documents their metahashes now name."""
+    if not iscc_ids:
+        return
+    rows = conn.execute(
+        select(declarations.c.id, declarations.c.metahash).where(
+            declarations.c.chain_id == chain_id,
+            declarations.c.contract == contract,
+            declarations.c.iscc_id.in_(sorted(iscc_ids)),
+        )
+    ).all()
+    index_segments(conn, [(row.id, row.metahash) for row in rows])
 
 
 def _rebuild_state(conn: Connection, chain_id: int, contract: str, iscc_id: str) -> None:
@@ -606,6 +673,15 @@ def _insert_events(
         conflict_queue,
         ("declaration_id",),
         [(i,) for i, (e, _row) in zip(ids, declared, strict=True) if e.invalid_reason is None],
+    )
+    index_segments(
+        conn,
+        [
+            (declaration_id, e.metahash)
+            for declaration_id, (e, _row) in zip(ids, declared, strict=True)
+            if e.metahash != _ZERO_HASH
+        ],
+        fresh=True,
     )
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import iscc_lib
+import numpy as np
 
 from registry.errors import InputError
+from registry.iscc.granular import FeatureSet, audio_features
 
 __all__ = ["AUDIO_META_TAGS", "AudioCode", "chromaprint_output", "gen_audio_code"]
 
@@ -37,16 +39,20 @@ class AudioCode:
     iscc: str
     iscc_256: str
     fingerprint_size: int
+    features: FeatureSet
+    """One segment per Chromaprint item, for snippet matching."""
 
 
-def chromaprint_output(target: Path) -> list[str]:
-    """ffmpeg output arguments writing the raw fingerprint (uint32 LE) of the best audio stream."""
+def chromaprint_output(target: Path, skip_samples: int = 0) -> list[str]:
+    """ffmpeg output arguments writing the raw fingerprint (uint32 LE) of the best audio stream;
+    `skip_samples` (at 11025 Hz) drops the start, which moves Chromaprint's frame grid."""
+    chain = _RESAMPLE + (f",atrim=start_sample={skip_samples}" if skip_samples else "")
     return [
         "-vn",
         "-sn",
         "-dn",
         "-af",
-        _RESAMPLE,
+        chain,
         "-f",
         "chromaprint",
         "-fp_format",
@@ -68,4 +74,5 @@ def gen_audio_code(raw: bytes, name: str) -> AudioCode:
         iscc=iscc_lib.gen_audio_code_v0(fingerprint, 64)["iscc"],
         iscc_256=iscc_lib.gen_audio_code_v0(fingerprint, 256)["iscc"],
         fingerprint_size=len(fingerprint),
+        features=audio_features(np.frombuffer(raw, "<u4", len(raw) // 4)),
     )

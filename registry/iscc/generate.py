@@ -23,6 +23,7 @@ from registry.errors import InputError, UnsupportedMedia
 from registry.iscc import text
 from registry.iscc.codec import multiformat
 from registry.iscc.data import gen_data_sum
+from registry.iscc.granular import FeatureSet, features_json, text_features
 from registry.iscc.mediatype import DOCX, EPUB, HEAD_SIZE, MediaKind, mediatype_guess
 from registry.iscc.mediatype import mediatype_to_mode as _mode_of
 from registry.iscc.meta import gen_meta_code, sanitize
@@ -79,6 +80,9 @@ class IsccResult:
     """Extra facts: `characters` for text; `width`/`height` for images and video; `duration`
     (seconds), `channels`, `sample_rate` for audio and video; `fps`, `frames` and the
     `soundtrack` Audio-Code (not part of the ISCC-CODE) for video."""
+    features: tuple[FeatureSet, ...] = ()
+    """Granular features (segments with offsets) for snippet matching; they travel in the
+    declaration's metadata document (`declaration_document`), not in `to_dict`."""
 
     @property
     def datahash_bytes(self) -> bytes:
@@ -126,6 +130,19 @@ class IsccResult:
             "units_256": [multiformat(unit) for unit in self.units_256],
         }
         return out
+
+    def declaration_document(self) -> dict[str, Any] | None:
+        """The metadata document a declaration of this file commits to with its metahash: the
+        name and description the Meta-Code was computed from, and the granular features. None
+        when the file has no features (images, data): its declaration keeps `metahash`."""
+        features = features_json(self.features)
+        if not features:
+            return None
+        document: dict[str, Any] = {"name": self.name}
+        if self.description:
+            document["description"] = self.description
+        document["features"] = features
+        return document
 
 
 def _check_file(path: Path) -> os.stat_result:
@@ -208,7 +225,7 @@ def _refuse_unsupported(path: Path, mediatype: str) -> None:
 
 def _text_content(
     path: Path, mediatype: str
-) -> tuple[tuple[str, str], dict[str, Any], dict[str, str]]:
+) -> tuple[tuple[str, str], dict[str, Any], dict[str, str], FeatureSet]:
     extract, read_meta = _text_handlers(mediatype)
     raw = extract(path)
     # iscc-sdk refuses Tika output without text; its PDF path has no such check and codes the
@@ -221,7 +238,8 @@ def _text_content(
     # Tika metadata passes through iscc-sdk's text_sanitize; image metadata is sanitized already
     found = {key: sanitize(value) for key, value in found.items()}
     embedded = {k: v for k, v in found.items() if v}
-    return (code.iscc, code_256.iscc), {"characters": code.characters}, embedded
+    features = text_features(text.text_clean(raw))
+    return (code.iscc, code_256.iscc), {"characters": code.characters}, embedded, features
 
 
 def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> IsccResult:
@@ -240,8 +258,10 @@ def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> 
     content: tuple[str, str] | None = None
     characteristics: dict[str, Any] = {}
     embedded: dict[str, str] = {}
+    features: tuple[FeatureSet, ...] = ()
     if mode == "text":
-        content, characteristics, embedded = _text_content(path, mediatype)
+        content, characteristics, embedded, text_set = _text_content(path, mediatype)
+        features = (text_set,)
     elif mode == "image":
         from registry.iscc.image import gen_image_code  # Pillow only for images
 
@@ -253,7 +273,7 @@ def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> 
 
         timed = gen_timed_content(path, mode, progress)
         content = (timed.unit, timed.unit_256)
-        characteristics, embedded = timed.facts, timed.embedded
+        characteristics, embedded, features = timed.facts, timed.embedded, timed.features
 
     meta = meta_256 = None
     if content is not None:
@@ -281,4 +301,5 @@ def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> 
         description=meta.description if meta else None,
         meta=meta.meta if meta else None,
         characteristics=characteristics,
+        features=features,
     )

@@ -13,6 +13,7 @@ import iscc_lib
 
 from registry.errors import InputError
 from registry.iscc.ffmpeg import filter_path
+from registry.iscc.granular import FeatureSet, video_features
 from registry.iscc.mp7 import read_signature
 
 __all__ = ["VIDEO_FPS", "VIDEO_META_TAGS", "VideoCode", "gen_video_code", "signature_output"]
@@ -36,6 +37,8 @@ class VideoCode:
     iscc_256: str
     frames: int
     unique_frames: int
+    features: FeatureSet
+    """One segment per frame (runs of equal frames merged), for snippet matching."""
 
 
 def signature_output(target: Path) -> list[str]:
@@ -54,4 +57,5 @@ def gen_video_code(signature: bytes, name: str) -> VideoCode:
         iscc_256=iscc_lib.gen_video_code_v0(frames.unique, 256)["iscc"],
         frames=frames.frames,
         unique_frames=len(frames.unique),
+        features=video_features(frames.unique, frames.order, frames.times_ms),
     )

@@ -100,3 +100,21 @@ def test_iscc_id_answer_has_history_and_metadata(
     current = body["records"][-1]
     assert current["owner"] == dev_account(2).address and current["declarer"] == alice.address
     assert current["gateway"] == "https://a.example/x"
+
+
+def test_documents_with_features_may_be_larger_but_must_be_well_formed(client: TestClient) -> None:
+    from registry.iscc.granular import FeatureSet, features_json
+
+    frames = 6000  # 20 minutes of video: far over the 64 KiB of a plain document
+    video = FeatureSet(
+        "video", tuple(range(frames)), tuple(range(0, 200 * frames, 200)), (200,) * frames
+    )
+    document = {"name": "A long film", "features": features_json([video])}
+    stored = client.post("/v1/metadata", json=document)
+    assert stored.status_code == 201, stored.text
+    fetched = client.get(f"/v1/metadata/{stored.json()['metahash']}")
+    assert fetched.json()["features"][0]["offsets"][-1] == 200 * (frames - 1)
+
+    document["features"][0]["sizes"][3] = -200
+    refused = client.post("/v1/metadata", json=document)
+    assert refused.status_code == 400 and "sizes must be integers" in refused.json()["message"]

@@ -40,7 +40,7 @@ def test_same_hits_as_full_scan(size: int, radius: int) -> None:
         hits = [(h.key, h.distance) for h in index.search(query, radius)]
         assert hits == _scan(keys, codes, query, radius)
     # Many queries at once answer the same, query by query.
-    owner, key, distance = index.search_many(np.array(probes, dtype=np.uint64), radius)
+    owner, key, distance = index.within_many(np.array(probes, dtype=np.uint64), radius)
     for position, query in enumerate(probes):
         mine = owner == position
         pairs = zip(key[mine].tolist(), distance[mine].tolist(), strict=True)
@@ -57,3 +57,24 @@ def test_limit_and_bad_radius() -> None:
         index.search(0, 65)
     with pytest.raises(ValueError):
         index.add(np.array([1]), np.array([1, 2], dtype=np.uint64))
+
+
+def test_many_queries_at_once_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry.index import hamming
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 2**63, size=20_000, dtype=np.uint64)
+    index = hamming.HammingIndex()
+    index.add(np.arange(19_000), codes[:19_000])  # banded
+    index.add(np.arange(19_000, 20_000), codes[19_000:])  # still in the tail
+    queries = codes[rng.integers(0, 20_000, size=50)] ^ np.uint64(0b1011)
+    monkeypatch.setattr(hamming, "_PAIRS_AT_ONCE", 3000)  # several chunks of queries
+    asked, keys, distances = index.within_many(queries, 12)
+    expected = []
+    for position, query in enumerate(queries):  # a full scan, query by query
+        distances_all = np.bitwise_count(codes ^ query)
+        expected += [
+            (position, int(k), int(distances_all[k])) for k in np.flatnonzero(distances_all <= 12)
+        ]
+    got = list(zip(asked.tolist(), keys.tolist(), distances.tolist(), strict=True))
+    assert got == expected and len(got) >= 50

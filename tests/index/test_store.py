@@ -328,6 +328,9 @@ def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
             conn.execute(text("DROP TABLE metadata_docs"))
             conn.execute(text("DROP TABLE conflict_queue"))
             conn.execute(text("DROP TABLE conflicts"))
+            conn.execute(text("DROP TABLE segment_sources"))
+            conn.execute(text("DROP TABLE segments"))
+            conn.execute(text("DROP INDEX ix_declarations_metahash"))
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
     with Store.open(db_url) as store:
         (record,) = store.by_iscc_id(event.iscc_id)
@@ -342,6 +345,7 @@ def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
             # v5 queued the declaration indexed before it for conflict detection.
             queued = conn.execute(select(schema.conflict_queue.c.declaration_id)).scalars()
             assert len(list(queued)) == 1
+            assert inspect(conn).has_table("segments")  # v6 added granular features
         assert store.put_metadata(bytes(32), b"{}")  # v3 added the metadata documents
         revoke = _change("Revoked", 6, isccId=event.iscc_id_body, owner=ALICE)
         store.apply(CHAIN, CONTRACT, [revoke], (5, event.block_hash), 6, _hash(6))

@@ -71,3 +71,45 @@ def test_without_conflicts_the_page_says_so() -> None:
     html = str(_macros().declaration(_declaration()))
     assert "no conflicts recorded" in html
     assert "Malformed" not in html and "Revoked" not in html
+
+
+def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
+    kinds = [
+        {
+            "kind": "video",
+            "unit": "ms",
+            "score": 0.9,
+            "offset": 12_300,
+            "length": 3000,
+            "matched": 14,
+        },
+        {
+            "kind": "text",
+            "unit": "chars",
+            "score": 0.5,
+            "offset": 100,
+            "length": 2000,
+            "matched": 4,
+        },
+    ]
+    result = {
+        "iscc": {
+            "iscc": "ISCC:EAA",
+            "filename": HOSTILE,
+            "mediatype": "video/mp4",
+            "mode": "video",
+            "filesize": 10,
+            "datahash": "1e20" + "00" * 32,
+        },
+        "exact": [],
+        "similar": {"threshold": 10, "matches": []},
+        "snippets": [{"declaration": _declaration(), "score": 0.9, "kinds": kinds}],
+    }
+    html = templates.env.get_template("results.html").render(result=result)
+    assert "<strong>An excerpt</strong> of\n  1 declared work." in html
+    assert "12.3 s to 15.3 s" in html and "characters 100 to 2100" in html
+    assert "90 % of the upload matches" in html and "ISCC:MAIGMD2JJHYEQAAA" in html
+    assert "<script>" not in html
+    result["snippets"] = []
+    html = templates.env.get_template("results.html").render(result=result)
+    assert "Not found as an excerpt" in html and "No match" in html

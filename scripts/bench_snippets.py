@@ -1,0 +1,368 @@
+"""Snippet matching benchmark: find the declared work (and the offset in it) of short excerpts.
+
+Generates long works (video with sound, audio, text; seeded, distinct), declares their metadata
+documents with granular features into a store (SQLite) together with synthetic distractor
+declarations up to --declared works in all, then cuts excerpts at random offsets, re-encodes them
+smaller (video: 160 px wide, 150 kbit/s; audio: MP3 64 kbit/s; text: re-wrapped lines) and asks
+`match` which declaration they come from. Excerpts of works never declared count the false
+matches. Prints top-1 accuracy and offset errors per media kind and excerpt length, and the query
+latency of the snippet search next to a brute-force scan of every declared segment (the
+reference: exact by construction, no index).
+
+Distractors are synthetic: documents of 30 s of video and audio segments with random simprints,
+declared through the store like real ones (real works this many would take hours to generate).
+
+    .venv/bin/python scripts/bench_snippets.py            # about 10 minutes on 2 cores
+    .venv/bin/python scripts/bench_snippets.py --declared 2000 --clips 2   # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from works import cut_clip, make_audio_work, make_text_work, make_video_work  # noqa: E402
+
+from registry.errors import InputError  # noqa: E402
+from registry.index.events import DeclaredEvent  # noqa: E402
+from registry.index.snippets import SnippetIndex, excerpt_features, find_snippets  # noqa: E402
+from registry.index.store import Store  # noqa: E402
+from registry.iscc import generate  # noqa: E402
+from registry.iscc.codec import code_to_bytes  # noqa: E402
+from registry.iscc.granular import FeatureSet, features_json  # noqa: E402
+from registry.metadata import canonicalize  # noqa: E402
+
+CHAIN_ID = 31337
+CONTRACT = "0x" + "ab" * 20
+LENGTHS = {"video": (2, 3, 5), "audio": (2, 3, 5), "text": (1000, 2000, 4000)}
+UNITS = {"video": "s", "audio": "s", "text": "chars"}
+BATCH = 500
+
+
+@dataclass
+class Work:
+    kind: str
+    seed: int
+    path: Path
+    text: str = ""
+    declaration_id: int | None = None
+
+
+@dataclass
+class Outcome:
+    kind: str
+    length: float
+    declared: bool
+    found: bool
+    offset_error: float | None
+    search_s: float
+    scan_s: float
+    top: str = ""
+    """The best match found: kind, score, segments matched."""
+
+
+def _event(i: int, iscc: str, metahash: bytes, block: int) -> DeclaredEvent:
+    raw = code_to_bytes(iscc)
+    return DeclaredEvent(
+        block_number=block,
+        block_hash=block.to_bytes(32, "big"),
+        tx_hash=i.to_bytes(32, "big"),
+        log_index=0,
+        iscc_id_body=(1_700_000_000_000_000 + i) << 12,
+        realm=0,
+        declarer="0x" + "11" * 20,
+        datahash=i.to_bytes(32, "big"),
+        iscc_code_raw=raw,
+        metahash=metahash,
+        gateway="",
+        iscc_code=iscc,
+        units=(),
+        invalid_reason=None,
+    )
+
+
+def _make_works(folder: Path, counts: dict[str, int], seconds: float, seed: int) -> list[Work]:
+    works = []
+    for kind, count in counts.items():
+        for n in range(count):
+            work_seed = seed * 1000 + len(works)
+            if kind == "video":
+                path = folder / f"video-{work_seed}.mp4"
+                if not path.exists():
+                    make_video_work(path, work_seed, seconds)
+                works.append(Work(kind, work_seed, path))
+            elif kind == "audio":
+                path = folder / f"audio-{work_seed}.mp3"
+                if not path.exists():
+                    make_audio_work(path, work_seed, seconds)
+                works.append(Work(kind, work_seed, path))
+            else:
+                text = make_text_work(work_seed, int(seconds * 60))
+                path = folder / f"text-{work_seed}.txt"
+                path.write_text(text)
+                works.append(Work(kind, work_seed, path, text))
+            print(f"\r  made {kind} work {n + 1}/{count}", end="", flush=True)
+        print()
+    return works
+
+
+def _declare(store: Store, works: list[Work], distractors: int, rng: random.Random) -> None:
+    """Real works first (so their row ids are known), then the synthetic distractors."""
+    checkpoint = None
+    events = []
+    for i, work in enumerate(works):
+        result = generate(work.path)
+        document = result.declaration_document()
+        assert document is not None
+        canonical = canonicalize(document)
+        store.put_metadata(canonical.digest, canonical.canonical)
+        events.append(_event(i, result.iscc, canonical.digest, 1))
+    store.apply(CHAIN_ID, CONTRACT, events, checkpoint, 1, (1).to_bytes(32, "big"))
+    checkpoint = (1, (1).to_bytes(32, "big"))
+    by_iscc = {e.iscc_id: w for e, w in zip(events, works, strict=True)}
+    for record_id, record in store.by_ids(list(range(1, len(works) + 1))).items():
+        by_iscc[record.iscc_id].declaration_id = record_id
+    started = time.perf_counter()
+    template = generate(works[0].path).iscc
+    block = 2
+    for start in range(0, distractors, BATCH):
+        batch = []
+        for i in range(start, min(distractors, start + BATCH)):
+            sets = [
+                FeatureSet(
+                    kind,
+                    tuple(rng.getrandbits(64) for _ in range(n)),
+                    tuple(round(k * step) for k in range(n)),
+                    tuple([round(size)] * n),
+                )
+                for kind, n, step, size in (("video", 150, 200, 200), ("audio", 240, 123.8, 248))
+            ]
+            canonical = canonicalize({"name": f"distractor {i}", "features": features_json(sets)})
+            store.put_metadata(canonical.digest, canonical.canonical)
+            batch.append(_event(len(works) + i, template, canonical.digest, block))
+        block_hash = block.to_bytes(32, "big")
+        store.apply(CHAIN_ID, CONTRACT, batch, checkpoint, block, block_hash)
+        checkpoint = (block, block_hash)
+        block += 1
+        done = min(distractors, start + BATCH)
+        rate = done / (time.perf_counter() - started)
+        print(f"\r  declared {done:,}/{distractors:,} distractors ({rate:,.0f}/s)", end="")
+    print()
+
+
+def _excerpt(work: Work, folder: Path, length: float, rng: random.Random, n: int) -> Path:
+    if work.kind == "text":
+        size = int(length)
+        start = rng.randrange(0, len(work.text) - size)
+        wrapped = textwrap.fill(work.text[start : start + size], 60)
+        path = folder / f"clip-{work.seed}-{n}.txt"
+        path.write_text(wrapped)
+        # Offsets count characters with whitespace runs as one space (granular.text_features).
+        spaced_start = len(" ".join((work.text[:start] + "x").split())) - 1
+        path.with_suffix(".start").write_text(str(spaced_start))
+        return path
+    start = rng.uniform(0, _duration(work) - length - 0.5)
+    suffix = ".mp4" if work.kind == "video" else ".mp3"
+    path = folder / f"clip-{work.seed}-{n}{suffix}"
+    cut_clip(work.path, path, start, length)
+    path.with_suffix(".start").write_text(str(start))
+    return path
+
+
+def _duration(work: Work) -> float:
+    import av
+
+    with av.open(str(work.path)) as container:
+        return float(container.duration or 0) / 1_000_000
+
+
+def _truth(clip: Path) -> float:
+    """Where the excerpt was cut: seconds, or characters (the generated text is clean already)."""
+    return float(clip.with_suffix(".start").read_text())
+
+
+class _Scan:
+    """The reference: every declared segment compared with every query segment (numpy)."""
+
+    def __init__(self, store: Store) -> None:
+        rows = store.segment_values(["audio", "text", "video"], 0, store.last_segment_id())
+        self.by_kind = {
+            kind: (rows[rows[:, 0] == k][:, 1], rows[rows[:, 0] == k][:, 4].view(np.uint64))
+            for k, kind in enumerate(["audio", "text", "video"])
+        }
+
+    def run(self, features: tuple[FeatureSet, ...]) -> int:
+        hits = 0
+        for query in features:
+            _owners, values = self.by_kind.get(query.kind, (np.empty(0), np.empty(0, np.uint64)))
+            for value in query.simprints:
+                hits += int((np.bitwise_count(values ^ np.uint64(value)) <= 10).sum())
+        return hits
+
+
+def _query(
+    store: Store,
+    index: SnippetIndex,
+    scan: _Scan,
+    work: Work,
+    clip: Path,
+    length: float,
+    declared: bool,
+) -> Outcome:
+    try:
+        features = excerpt_features(clip, generate(clip).features)
+    except InputError:  # an audio excerpt too short for Chromaprint: nothing to look up
+        features = ()
+    started = time.perf_counter()
+    found = find_snippets(store, index, features)
+    search_s = time.perf_counter() - started
+    started = time.perf_counter()
+    scan.run(features)
+    scan_s = time.perf_counter() - started
+    unit = 1000 if work.kind != "text" else 1
+    top = found[0] if found else None
+    best = f"{top.kind} score {top.score} matched {top.matched}" if top else ""
+    if not declared:
+        return Outcome(work.kind, length, False, top is not None, None, search_s, scan_s, best)
+    hit = top is not None and top.declaration_id == work.declaration_id
+    error = abs(top.offset / unit - _truth(clip)) if hit and top else None
+    return Outcome(work.kind, length, True, hit, error, search_s, scan_s, best)
+
+
+def _table(outcomes: list[Outcome], lengths: dict[tuple[str, float], float]) -> None:
+    print(
+        f"\n{'kind':6} {'length':>8} {'clips':>5} {'top-1':>7} {'offset ok':>10} "
+        f"{'mean err':>9} {'max err':>8}"
+    )
+    for (kind, nominal), _ in sorted(lengths.items()):
+        picked = [o for o in outcomes if o.declared and o.kind == kind and o.length == nominal]
+        if not picked:
+            continue
+        top1 = sum(o.found for o in picked) / len(picked)
+        errors = [o.offset_error for o in picked if o.offset_error is not None]
+        tolerance = 1.0 if kind != "text" else 50.0
+        close = sum(e <= tolerance for e in errors) / len(picked)
+        mean = statistics.fmean(errors) if errors else float("nan")
+        worst = max(errors) if errors else float("nan")
+        label = f"{nominal:g} {UNITS[kind]}"
+        print(
+            f"{kind:6} {label:>8} {len(picked):5} {top1:7.1%} {close:10.1%} "
+            f"{mean:9.2f} {worst:8.2f}"
+        )
+    foreign = [o for o in outcomes if not o.declared]
+    if foreign:
+        false = sum(o.found for o in foreign)
+        per_kind = ", ".join(
+            f"{kind} {sum(o.found for o in foreign if o.kind == kind)}/"
+            f"{sum(o.kind == kind for o in foreign)}"
+            for kind in sorted({o.kind for o in foreign})
+        )
+        print(
+            f"\nexcerpts of undeclared works: {len(foreign)}, false matches: {false} "
+            f"({false / len(foreign):.1%}; {per_kind})"
+        )
+        for o in foreign:
+            if o.found:
+                print(f"  false match: {o.kind} excerpt of {o.length:g} {UNITS[o.kind]}: {o.top}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--declared", type=int, default=10_000, help="declared works in all")
+    parser.add_argument("--video", type=int, default=8, help="real video works declared")
+    parser.add_argument("--audio", type=int, default=6, help="real audio works declared")
+    parser.add_argument("--text", type=int, default=6, help="real text works declared")
+    parser.add_argument("--undeclared", type=int, default=3, help="works per kind not declared")
+    parser.add_argument("--seconds", type=float, default=60, help="length of each real work")
+    parser.add_argument("--clips", type=int, default=4, help="excerpts per work and length")
+    parser.add_argument("--cache", type=Path, help="keep generated works here between runs")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-snippets-") as tmp:
+        folder = args.cache or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print("generating works")
+        counts = {"video": args.video, "audio": args.audio, "text": args.text}
+        declared = _make_works(folder, counts, args.seconds, args.seed)
+        foreign_counts = dict.fromkeys(counts, args.undeclared)
+        foreign = _make_works(folder, foreign_counts, args.seconds, args.seed + 500)
+        # With --cache the declared store is kept too, and reused when it has the same works.
+        database = folder / f"bench-{args.declared}-{len(declared)}-{args.seed}.db"
+        reuse = args.cache is not None and database.exists()
+        store = Store.open(f"sqlite:///{database}")
+        if reuse:
+            print(f"reusing the declared store {database}")
+            for row_id, work in enumerate(declared, start=1):
+                work.declaration_id = row_id
+        else:
+            print("declaring")
+            _declare(store, declared, max(0, args.declared - len(declared)), rng)
+        started = time.perf_counter()
+        index = SnippetIndex(store)
+        loaded = index.refresh()
+        load_s = time.perf_counter() - started
+        print(
+            f"snippet index: {loaded:,} segments of {store.count():,} declarations loaded in "
+            f"{load_s:.1f} s"
+        )
+        scan = _Scan(store)
+        outcomes: list[Outcome] = []
+        lengths: dict[tuple[str, float], float] = {}
+        clips_dir = Path(tmp, "clips")
+        clips_dir.mkdir()
+        jobs = [(w, True) for w in declared] + [(w, False) for w in foreign]
+        total = sum(len(LENGTHS[w.kind]) * args.clips for w, _ in jobs)
+        n = 0
+        for work, is_declared in jobs:
+            for length in LENGTHS[work.kind]:
+                for _ in range(args.clips):
+                    n += 1
+                    clip = _excerpt(work, clips_dir, length, rng, n)
+                    outcome = _query(store, index, scan, work, clip, length, is_declared)
+                    lengths[(work.kind, float(length))] = length
+                    outcomes.append(outcome)
+                    print(f"\r  queried {n}/{total} excerpts", end="", flush=True)
+        print()
+        _table(outcomes, lengths)
+        searches = sorted(o.search_s for o in outcomes)
+        scans = sorted(o.scan_s for o in outcomes)
+        print(
+            f"\nquery latency over {store.count():,} declared works, {loaded:,} segments "
+            f"(feature extraction of the excerpt not included):"
+        )
+        for name, values in (("snippet index (ours)", searches), ("full scan (reference)", scans)):
+            print(
+                f"  {name:22} median {statistics.median(values) * 1000:7.1f} ms   "
+                f"p95 {values[int(len(values) * 0.95)] * 1000:7.1f} ms"
+            )
+        for kind in sorted(LENGTHS):
+            ours = sorted(o.search_s for o in outcomes if o.kind == kind)
+            reference = sorted(o.scan_s for o in outcomes if o.kind == kind)
+            if ours:
+                print(
+                    f"  {kind:6} median {statistics.median(ours) * 1000:7.1f} ms ours, "
+                    f"{statistics.median(reference) * 1000:7.1f} ms full scan"
+                )
+        if os.environ.get("BENCH_JSON"):
+            print(json.dumps([o.__dict__ for o in outcomes]))
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
