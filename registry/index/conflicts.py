@@ -27,8 +27,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
-from registry.index.schema import conflict_queue, conflicts, declarations, from_signed64, units
+from registry.index.pending import requeue
+from registry.index.schema import (
+    conflict_queue,
+    conflicts,
+    declarations,
+    from_signed64,
+    segment_sources,
+    units,
+)
 from registry.index.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
+from registry.index.snippets import SnippetIndex, overlaps
 from registry.index.store import Store
 from registry.metadata import Metadata
 
@@ -38,10 +47,12 @@ __all__ = [
     "DATAHASH",
     "LICENCE_FIELDS",
     "MAX_PER_KIND",
+    "SEGMENT",
     "ConflictDetector",
     "ContentEvidence",
     "Evidence",
     "EvidenceSource",
+    "SegmentEvidence",
     "Status",
     "Target",
     "datahash_evidence",
@@ -53,6 +64,9 @@ DATAHASH = "datahash"
 """The very same bytes: strength 1.0."""
 CONTENT = "content"
 """A near-duplicate Content-Code unit: strength 1 - distance / 64 over its first 64 bits."""
+SEGMENT = "segment"
+"""Granular overlap (an excerpt, or a work containing one): the snippet search's score, with
+where the later work sits in the earlier one."""
 
 CONTENT_THRESHOLDS: dict[str, int] = {
     t: DEFAULT_THRESHOLD for t in sorted(SEARCHABLE) if t.startswith("CONTENT-")
@@ -167,6 +181,43 @@ class ContentEvidence:
         return found
 
 
+class SegmentEvidence:
+    """Declarations whose granular features (segments) overlap the target's: an excerpt of a
+    declared work, or a work that contains a declared excerpt.
+
+    Only targets with segments are searched; the segment index is loaded at the first such
+    target, so indexing declarations without documents never pays for it. The snippet search
+    checks each alignment against the segments the store holds now.
+    """
+
+    def __init__(self, store: Store, index: SnippetIndex | None = None) -> None:
+        self.store = store
+        self.index = index if index is not None else SnippetIndex(store)
+
+    def __call__(self, conn: Connection, targets: Sequence[Target]) -> list[Evidence]:
+        with_segments: list[int] = []
+        for chunk in _chunks([t.id for t in targets]):
+            with_segments += conn.execute(
+                select(segment_sources.c.declaration_id).where(
+                    segment_sources.c.declaration_id.in_(chunk), segment_sources.c.segments > 0
+                )
+            ).scalars()
+        if not with_segments:
+            return []
+        self.index.refresh()
+        found = []
+        for target_id in with_segments:
+            for o in overlaps(self.store, target_id, self.index):
+                detail = {
+                    "segment_kind": o.kind,
+                    "offset": o.offset,
+                    "length": o.length,
+                    "matched": o.matched,
+                }
+                found.append(Evidence(target_id, o.declaration_id, SEGMENT, o.score, detail))
+        return found
+
+
 def _unit_values(
     conn: Connection, ids: Sequence[int], unit_types: Iterable[str]
 ) -> dict[tuple[int, str], int]:
@@ -184,27 +235,6 @@ def _unit_values(
             if unit_type in types:
                 found[declaration_id, unit_type] = value
     return found
-
-
-def requeue(conn: Connection, declaration_ids: Iterable[int]) -> None:
-    """Queue declarations to be checked again, inside the caller's transaction: for evidence
-    that arrives after the declaration (e.g. granular segments from a late metadata document).
-    Finding a conflict twice stores it once."""
-    ids = sorted(set(declaration_ids))
-    for chunk in _chunks(ids):
-        queued = set(
-            conn.execute(
-                select(conflict_queue.c.declaration_id).where(
-                    conflict_queue.c.declaration_id.in_(chunk)
-                )
-            ).scalars()
-        )
-        valid = conn.execute(
-            select(declarations.c.id).where(declarations.c.id.in_(chunk), declarations.c.valid)
-        ).scalars()
-        rows = [{"declaration_id": i} for i in valid if i not in queued]
-        if rows:
-            conn.execute(conflict_queue.insert(), rows)
 
 
 @dataclass(frozen=True)
@@ -236,8 +266,8 @@ def _positions(conn: Connection, ids: Sequence[int]) -> dict[int, _Position]:
 class ConflictDetector:
     """Checks queued declarations against everything indexed and stores the conflicts found.
 
-    Sources default to the same datahash and near-duplicate content units; any other evidence
-    (granular segment overlap) is one more `EvidenceSource` in `sources`.
+    Sources default to the same datahash, near-duplicate content units and overlapping
+    granular segments; any other evidence is one more `EvidenceSource` in `sources`.
     """
 
     def __init__(
@@ -250,7 +280,7 @@ class ConflictDetector:
         self.store = store
         self.index = index if index is not None else SimilarityIndex(store)
         if sources is None:
-            sources = [datahash_evidence, ContentEvidence(self.index)]
+            sources = [datahash_evidence, ContentEvidence(self.index), SegmentEvidence(store)]
         self.sources = list(sources)
         self.batch = batch
 

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, select
 
 from registry.errors import InputError
 from registry.index.bulk import insert_rows
+from registry.index.pending import requeue
 from registry.index.schema import metadata_docs, segment_sources, segments, to_signed64
 from registry.iscc.granular import parse_features
 
@@ -90,4 +91,8 @@ def index_segments(
         sources.append((declaration_id, bytes(metahash), len(rows) - before, problem))
     insert_rows(conn, segments, _SEGMENT_COLUMNS, rows)
     insert_rows(conn, segment_sources, _SOURCE_COLUMNS, sources)
+    if not fresh:
+        # New segments are new evidence: check these declarations for conflicts again (fresh
+        # ones were queued with their insert).
+        requeue(conn, [declaration_id for declaration_id, _m, count, _p in sources if count])
     return len(rows)

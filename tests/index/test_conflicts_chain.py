@@ -26,6 +26,7 @@ from index_helpers import content, declare_direct
 from pictures import picture
 from sqlalchemy import select
 from test_kill_chain import ARGS, _run_cli, cli_env
+from works import cut_clip, make_video_work
 
 from registry.api import create_app
 from registry.chain.actions import act_relayed, make_action, sign_for
@@ -284,3 +285,40 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
         Follower(registry, store).sync()
         stored, queued = _stored(store)
     assert sorted(stored) == sorted(truth) and queued == set()
+
+
+def test_an_excerpt_declared_by_another_key_is_a_segment_conflict(
+    registry: Registry, payer: LocalAccount, store: Store, tmp_path: Path
+) -> None:
+    film = generate(make_video_work(tmp_path / "film.mp4", 71, 20))
+    start = 8.4
+    excerpt = generate(cut_clip(tmp_path / "film.mp4", tmp_path / "cut.mp4", start, 5))
+    assert excerpt.datahash != film.datahash
+    documents = {}
+    for name, result in (("film", film), ("excerpt", excerpt)):
+        document = result.declaration_document()
+        assert document is not None, f"{name} has granular features"
+        documents[name] = canonicalize(document)
+    alice, bob = Account.create(), Account.create()
+    # The film's document arrives after its declaration is indexed, the excerpt's before.
+    first = _declare(registry, alice, payer, film, documents["film"])
+    own = _declare(registry, alice, payer, excerpt, documents["excerpt"])
+    follower = Follower(registry, store)
+    follower.sync()
+    assert list_conflicts(store) == []
+    store.put_metadata(documents["excerpt"].digest, documents["excerpt"].canonical)
+    store.put_metadata(documents["film"].digest, documents["film"].canonical)
+    copied = _declare(registry, bob, payer, excerpt, documents["excerpt"])
+    follower.sync()
+
+    found = list_conflicts(store)
+    pairs = _summary(found)
+    # Alice's own excerpt of her film is no conflict. Bob's copy of it conflicts with Alice's
+    # claim, which is her earliest declaration of the content: the film, by its segments.
+    assert own not in {pair[0] for pair in pairs}
+    assert set(pairs) == {(first, copied)}
+    assert set(pairs[first, copied]) == {"segment"}
+    assert pairs[first, copied]["segment"] >= 0.7
+    (film_conflict,) = [c for c in found if c["earlier"]["iscc_id"] == first]
+    (segment,) = [e for e in film_conflict["evidence"] if e["kind"] == "segment"]
+    assert abs(segment["offset"] / 1000 - start) <= 1.0
