@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select, text
+from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
-__all__ = ["insert_rows", "reserve_ids"]
+__all__ = ["among", "insert_rows", "reserve_ids"]
 
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
@@ -43,3 +44,17 @@ def insert_rows(
     with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def among(
+    conn: Connection, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """`column IN values` for a chunk of many values.
+
+    On PostgreSQL as `= ANY(array)` with one array parameter: an IN list of 500 values is 500
+    named parameters, which psycopg re-parses for every statement (~4 ms each; most of conflict
+    detection's time at 100,000 declarations).
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
+from registry.index.bulk import among
 from registry.index.pending import requeue
 from registry.index.schema import (
     conflict_queue,
@@ -128,7 +129,7 @@ def datahash_evidence(conn: Connection, targets: Sequence[Target]) -> list[Evide
     found = []
     for chunk in _chunks(list(wanted)):
         query = select(declarations.c.id, declarations.c.datahash).where(
-            declarations.c.datahash.in_(chunk)
+            among(conn, declarations.c.datahash, chunk)
         )
         for other_id, datahash in conn.execute(query):
             found.extend(
@@ -199,7 +200,8 @@ class SegmentEvidence:
         for chunk in _chunks([t.id for t in targets]):
             with_segments += conn.execute(
                 select(segment_sources.c.declaration_id).where(
-                    segment_sources.c.declaration_id.in_(chunk), segment_sources.c.segments > 0
+                    among(conn, segment_sources.c.declaration_id, chunk),
+                    segment_sources.c.segments > 0,
                 )
             ).scalars()
         if not with_segments:
@@ -229,7 +231,7 @@ def _unit_values(
         # Types are picked here, so the declaration index alone serves the query (SQLite once
         # preferred a unit type index for `unit_type IN (...)`, walking every such unit).
         query = select(units.c.declaration_id, units.c.unit_type, units.c.value).where(
-            units.c.declaration_id.in_(chunk)
+            among(conn, units.c.declaration_id, chunk)
         )
         for declaration_id, unit_type, value in conn.execute(query):
             if unit_type in types:
@@ -255,7 +257,7 @@ def _positions(conn: Connection, ids: Sequence[int]) -> dict[int, _Position]:
     found = {}
     columns = [declarations.c[name] for name in _Position.__dataclass_fields__]
     for chunk in _chunks(ids):
-        query = select(declarations.c.id, *columns).where(declarations.c.id.in_(chunk))
+        query = select(declarations.c.id, *columns).where(among(conn, declarations.c.id, chunk))
         for row in conn.execute(query):
             values = dict(row._mapping)
             row_id = values.pop("id")
@@ -321,7 +323,7 @@ class ConflictDetector:
                 for chunk in _chunks(ids)
                 for row in conn.execute(
                     select(declarations.c.id, declarations.c.datahash).where(
-                        declarations.c.id.in_(chunk)
+                        among(conn, declarations.c.id, chunk)
                     )
                 )
             ]
@@ -329,7 +331,9 @@ class ConflictDetector:
             stored = _store_conflicts(conn, evidence)
             for chunk in _chunks(ids):
                 conn.execute(
-                    delete(conflict_queue).where(conflict_queue.c.declaration_id.in_(chunk))
+                    delete(conflict_queue).where(
+                        among(conn, conflict_queue.c.declaration_id, chunk)
+                    )
                 )
         return len(ids), stored
 

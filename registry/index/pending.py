@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
+from registry.index.bulk import among
 from registry.index.schema import conflict_queue, declarations
 
 __all__ = ["requeue"]
@@ -27,12 +28,14 @@ def requeue(conn: Connection, declaration_ids: Iterable[int]) -> None:
         queued = set(
             conn.execute(
                 select(conflict_queue.c.declaration_id).where(
-                    conflict_queue.c.declaration_id.in_(chunk)
+                    among(conn, conflict_queue.c.declaration_id, chunk)
                 )
             ).scalars()
         )
         valid = conn.execute(
-            select(declarations.c.id).where(declarations.c.id.in_(chunk), declarations.c.valid)
+            select(declarations.c.id).where(
+                among(conn, declarations.c.id, chunk), declarations.c.valid
+            )
         ).scalars()
         rows = [{"declaration_id": i} for i in valid if i not in queued]
         if rows:
