@@ -395,7 +395,7 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
     earlier = sorted({k[0] for k in rows})
     for chunk in _chunks(earlier):
         query = select(conflicts.c.earlier_id, conflicts.c.later_id, conflicts.c.kind).where(
-            conflicts.c.earlier_id.in_(chunk)
+            among(conn, conflicts.c.earlier_id, chunk)
         )
         known.update(tuple(r) for r in conn.execute(query))
     new = [row for key, row in rows.items() if key not in known]
@@ -494,7 +494,7 @@ def list_conflicts(
         for chunk in _chunks(sorted({e for e, _ in chosen})):
             query = (
                 select(conflicts)
-                .where(conflicts.c.earlier_id.in_(chunk))
+                .where(among(conn, conflicts.c.earlier_id, chunk))
                 .order_by(conflicts.c.kind)
             )
             for row in conn.execute(query):

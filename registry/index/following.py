@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 import numpy as np
@@ -13,7 +14,7 @@ from registry.index.store import Store
 __all__ = ["FollowingIndex"]
 
 
-class FollowingIndex:
+class FollowingIndex(ABC):
     """One HammingIndex per name (unit type, feature kind) over rows of a store table.
 
     Subclasses say which rows: `_last_id`, `_rows` (an int64 array whose first column is the
@@ -45,11 +46,14 @@ class FollowingIndex:
             self._after = top
             return len(rows)
 
+    @abstractmethod
     def _last_id(self) -> int:
-        raise NotImplementedError
+        """The newest row id of the followed table."""
 
+    @abstractmethod
     def _rows(self, after_id: int, up_to_id: int) -> np.ndarray:
-        raise NotImplementedError
+        """The followed rows with ids in (after_id, up_to_id]."""
 
+    @abstractmethod
     def _add(self, name: str, index: HammingIndex, rows: np.ndarray) -> None:
-        raise NotImplementedError
+        """Put rows of one name into its index."""

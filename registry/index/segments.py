@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from registry.errors import InputError
-from registry.index.bulk import insert_rows
+from registry.index.bulk import among, insert_rows
 from registry.index.pending import requeue
 from registry.index.schema import metadata_docs, segment_sources, segments, to_signed64
 from registry.iscc.granular import parse_features
@@ -37,7 +37,7 @@ def _documents(conn: Connection, digests: set[bytes]) -> dict[bytes, bytes]:
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
         query = select(metadata_docs.c.metahash, metadata_docs.c.document).where(
-            metadata_docs.c.metahash.in_(chunk)
+            among(conn, metadata_docs.c.metahash, chunk)
         )
         found.update((bytes(h), bytes(d)) for h, d in conn.execute(query))
     return found
@@ -65,8 +65,10 @@ def index_segments(
         ids = [declaration_id for declaration_id, _ in targets]
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            conn.execute(delete(segments).where(segments.c.declaration_id.in_(chunk)))
-            conn.execute(delete(segment_sources).where(segment_sources.c.declaration_id.in_(chunk)))
+            conn.execute(delete(segments).where(among(conn, segments.c.declaration_id, chunk)))
+            conn.execute(
+                delete(segment_sources).where(among(conn, segment_sources.c.declaration_id, chunk))
+            )
     documents = _documents(conn, {bytes(m) for _, m in targets if m})
     rows: list[tuple[int, str, int, int, int]] = []
     sources: list[tuple[int, bytes, int, str | None]] = []

@@ -34,7 +34,7 @@ from sqlalchemy.pool import StaticPool
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode, StoreError
 from registry.index import schema
-from registry.index.bulk import insert_rows, reserve_ids
+from registry.index.bulk import among, insert_rows, reserve_ids
 from registry.index.events import (
     DECLARED,
     UPDATED,
@@ -361,7 +361,7 @@ class Store:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 query = select(declarations.c.id, *_RECORD_COLUMNS).where(
-                    declarations.c.id.in_(chunk)
+                    among(conn, declarations.c.id, chunk)
                 )
                 for row in conn.execute(query):
                     values = dict(row._mapping)
