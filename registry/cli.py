@@ -558,10 +558,15 @@ def index(
             print(json.dumps(report.to_dict()), flush=True)
             return
         rolled = f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
+        detect = (
+            f" ({report.detect_seconds:.2f} s of it conflict detection)"
+            if report.detect_seconds >= 0.01
+            else ""
+        )
         out.print(
             f"blocks {report.from_block}-{report.to_block} (head {report.head}, lag "
             f"{report.lag}): {report.events_new} new of {report.events_seen} events{rolled} in "
-            f"{report.seconds:.2f} s, {report.events_per_second:,.0f} events/s",
+            f"{report.seconds:.2f} s{detect}, {report.events_per_second:,.0f} events/s indexed",
             highlight=False,
         )
 

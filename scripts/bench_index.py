@@ -3,6 +3,7 @@ PostgreSQL by registry.index, next to a naive web3.py get_logs + per-row insert 
 
     source scripts/postgres.sh && pg_test_start          # or pass --pg-url
     .venv/bin/python scripts/bench_index.py --count 100000
+    # --reuse DEPLOYMENT_JSON indexes a devnet that already holds the declarations
     pg_test_stop
 
 Declarations are generated fast: automine off, `declare` transactions sent from Hardhat's
@@ -85,7 +86,12 @@ def index_ours(deployment: Deployment, db_url: str) -> dict[str, Any]:
         report = follower.sync(on_progress=sample)
         seconds = time.monotonic() - started
         assert store.count() == report.events_new
-    return {"events": report.events_new, "seconds": seconds, "rss": samples}
+    return {
+        "events": report.events_new,
+        "seconds": seconds,
+        "detect_seconds": report.detect_seconds,
+        "rss": samples,
+    }
 
 
 def index_naive(deployment: Deployment, db_url: str) -> dict[str, Any]:
@@ -174,6 +180,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--pg-url", default=os.environ.get("ISCC_REGISTRY_TEST_PG_URL"))
+    parser.add_argument(
+        "--reuse",
+        metavar="DEPLOYMENT_JSON",
+        help="index a devnet that is already running and holds --count declarations "
+        "(its deployment file) instead of starting and filling a new one",
+    )
     parser.add_argument("--child", choices=["ours", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--deployment", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
@@ -188,17 +200,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         home = Path(tmp)
-        devnet = Devnet(home, free_port(), ROOT)
-        deployment = devnet.start()
+        devnet = None if args.reuse else Devnet(home, free_port(), ROOT)
         try:
-            print(f"generating {args.count:,} declarations on a Hardhat devnet", file=sys.stderr)
-            seconds = generate(devnet.rpc_url, deployment, args.count)
-            head = Registry.open(deployment).w3.eth.block_number
-            print(
-                f"  {args.count:,} declarations in {head - deployment.block} blocks, "
-                f"{seconds:.0f} s",
-                file=sys.stderr,
-            )
+            if devnet is None:
+                deployment_path = Path(args.reuse)
+            else:
+                deployment = devnet.start()
+                deployment_path = devnet.deployment_path
+                print(
+                    f"generating {args.count:,} declarations on a Hardhat devnet", file=sys.stderr
+                )
+                seconds = generate(devnet.rpc_url, deployment, args.count)
+                head = Registry.open(deployment).w3.eth.block_number
+                print(
+                    f"  {args.count:,} declarations in {head - deployment.block} blocks, "
+                    f"{seconds:.0f} s",
+                    file=sys.stderr,
+                )
             runs = [
                 ("registry.index", "SQLite", "ours", f"sqlite:///{home / 'ours.db'}"),
                 ("registry.index", "PostgreSQL", "ours", _pg_database(args.pg_url)),
@@ -218,21 +236,32 @@ def main() -> None:
             results = []
             for label, backend, kind, db_url in runs:
                 print(f"indexing: {label} into {backend}", file=sys.stderr)
-                result = _measure(kind, devnet.deployment_path, db_url)
+                result = _measure(kind, deployment_path, db_url)
                 if result["events"] != args.count:
                     raise SystemExit(f"{label} into {backend} indexed {result['events']} events")
                 results.append((label, backend, result))
         finally:
-            devnet.stop()
+            if devnet is not None:
+                devnet.stop()
 
     print(f"\n{args.count:,} Declared events, {os.cpu_count()} CPUs\n")
-    print("| indexer | store | events/s | seconds | peak RSS (MB) | RSS every ~10k events (MB) |")
-    print("|---|---|---:|---:|---:|---|")
+    print(
+        "| indexer | store | events/s indexed | indexing s | + conflict detection s "
+        "| events/s with detection | peak RSS (MB) | RSS every ~10k events (MB) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for label, backend, r in results:
         rss = ", ".join(str(mb) for _n, mb in r["rss"])
+        detect = r.get("detect_seconds")
+        indexing = r["seconds"] - (detect or 0.0)
         print(
-            f"| {label} | {backend} | {r['events'] / r['seconds']:,.0f} | {r['seconds']:.1f} | "
-            f"{r['peak_rss']} | {rss} |"
+            f"| {label} | {backend} | {r['events'] / indexing:,.0f} | {indexing:.1f} | "
+            + (
+                f"{detect:.1f} | {r['events'] / r['seconds']:,.0f} | "
+                if detect is not None
+                else "(none) | | "
+            )
+            + f"{r['peak_rss']} | {rss} |"
         )
 
 

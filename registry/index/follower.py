@@ -41,10 +41,14 @@ BATCH_LOGS = 5000
 # A range with this many logs means catching up: the next ones are read by the worker process.
 DENSE_LOGS = BATCH_LOGS // 2
 MAX_BACKOFF_S = 60.0
-# While catching up, conflict detection runs at most this often (and after the range that
-# reaches the target): it works through its durable queue in large batches, which costs less
-# per declaration than after every range, and indexing reaches the head sooner.
-DETECT_EVERY_S = 10.0
+# Conflict detection runs once the sync reaches its target, and while a long backlog is being
+# caught up at most this often: it works through its durable queue in large batches, which costs
+# less per declaration than after every range, and the store reaches the head sooner.
+DETECT_EVERY_S = 60.0
+# After a sync that stored this many events PostgreSQL's planner statistics are refreshed before
+# detection queries the new rows: autovacuum analyses a table only a minute or more after it grew,
+# and a planner that still believes `declarations` is empty scans it for every lookup.
+ANALYZE_AFTER = 10_000
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
 # Phrases nodes use when a getLogs answer would be too big (Geth, Erigon, Alchemy, Infura, ...).
@@ -71,6 +75,8 @@ class SyncReport:
     events_new: int
     events_rolled_back: int
     seconds: float
+    # Part of `seconds` spent in conflict detection (registry.index.conflicts).
+    detect_seconds: float = 0.0
 
     @property
     def blocks(self) -> int:
@@ -83,7 +89,9 @@ class SyncReport:
 
     @property
     def events_per_second(self) -> float:
-        return self.events_new / self.seconds if self.seconds > 0 else 0.0
+        """Events stored per second of indexing (conflict detection's time left out)."""
+        indexing = self.seconds - self.detect_seconds
+        return self.events_new / indexing if indexing > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +104,7 @@ class SyncReport:
             "events_new": self.events_new,
             "events_rolled_back": self.events_rolled_back,
             "seconds": round(self.seconds, 3),
+            "detect_seconds": round(self.detect_seconds, 3),
             "events_per_second": round(self.events_per_second, 1),
         }
 
@@ -195,7 +204,8 @@ class Follower:
                 rolled_back += removed
         start = block = self.registry.deployment.block if parent is None else parent[0] + 1
         target = head - self.confirmations
-        seen = new = stalled = 0
+        seen = new = stalled = analysed = 0
+        detecting = 0.0
         detected = time.monotonic()
         # One range is read (node, JSON, decoding) while the one before it is written: the
         # node and the database work at the same time. A read only starts from a range that
@@ -251,19 +261,30 @@ class Follower:
                         reader.submit(self._read_range, end + 1, following, (end, end_hash)),
                     )
                 new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
-                if end >= target or time.monotonic() - detected >= DETECT_EVERY_S:
-                    self.conflicts.run()
-                    detected = time.monotonic()
                 seen += len(batch)
                 parent = (end, end_hash)
                 block = end + 1
+                if end < target and time.monotonic() - detected >= DETECT_EVERY_S:
+                    detecting += self._detect(new - analysed >= ANALYZE_AFTER)
+                    analysed, detected = new, time.monotonic()
                 if on_progress:
                     elapsed = time.monotonic() - started
-                    on_progress(SyncReport(start, end, head, seen, new, rolled_back, elapsed))
-        # Declarations a crash left queued, or that new evidence queued again.
-        self.conflicts.run()
+                    on_progress(
+                        SyncReport(start, end, head, seen, new, rolled_back, elapsed, detecting)
+                    )
+        # What this sync stored, what a crash left queued, what new evidence queued again.
+        detecting += self._detect(new - analysed >= ANALYZE_AFTER)
         elapsed = time.monotonic() - started
-        return SyncReport(start, block - 1, head, seen, new, rolled_back, elapsed)
+        return SyncReport(start, block - 1, head, seen, new, rolled_back, elapsed, detecting)
+
+    def _detect(self, grown: bool) -> float:
+        """Run conflict detection (with fresh planner statistics if the store grew a lot);
+        returns the seconds it took."""
+        started = time.monotonic()
+        if grown:
+            self.store.refresh_statistics()
+        self.conflicts.run()
+        return time.monotonic() - started
 
     def _read_range(
         self, block: int, end: int, parent: tuple[int, bytes] | None

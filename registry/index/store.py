@@ -230,8 +230,10 @@ class Store:
         contract = to_checksum_address(contract)
         counts = {}
         with self._write() as conn:
-            # Units go with their declarations (ON DELETE CASCADE).
-            for table in (declarations, events, blocks, checkpoints):
+            counts[declarations.name] = _delete_declarations(
+                conn, declarations.c.chain_id == chain_id, declarations.c.contract == contract
+            )
+            for table in (events, blocks, checkpoints):
                 where = (table.c.chain_id == chain_id, table.c.contract == contract)
                 counts[table.name] = conn.execute(delete(table).where(*where)).rowcount
         return counts["declarations"]
@@ -271,6 +273,15 @@ class Store:
             _record_blocks(conn, chain_id, contract, unique, checkpoint_block, checkpoint_hash)
             _set_checkpoint(conn, chain_id, contract, (checkpoint_block, checkpoint_hash))
         return len(unique)
+
+    def refresh_statistics(self) -> None:
+        """Let PostgreSQL's planner see tables that just grew a lot (`ANALYZE`), so lookups of
+        new rows use their indexes. SQLite's planner needs no statistics to pick them."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        tables = ", ".join(t.name for t in (declarations, units, events, conflict_queue))
+        with self._write() as conn:
+            conn.execute(text(f"ANALYZE {tables}"))
 
     def block_at_or_below(
         self, chain_id: int, contract: str, number: int
@@ -313,10 +324,19 @@ class Store:
             removed = conn.execute(
                 delete(events).where(*scope, events.c.block_number > above)
             ).rowcount
-            # Units go with their declarations (ON DELETE CASCADE).
-            for table, column in ((declarations, "block_number"), (blocks, "number")):
-                where = (table.c.chain_id == chain_id, table.c.contract == contract)
-                conn.execute(delete(table).where(*where, table.c[column] > above))
+            _delete_declarations(
+                conn,
+                declarations.c.chain_id == chain_id,
+                declarations.c.contract == contract,
+                declarations.c.block_number > above,
+            )
+            conn.execute(
+                delete(blocks).where(
+                    blocks.c.chain_id == chain_id,
+                    blocks.c.contract == contract,
+                    blocks.c.number > above,
+                )
+            )
             for iscc_id in touched:
                 _rebuild_state(conn, chain_id, contract, iscc_id)
             # A rolled-back Updated event may have changed the metahash back.
@@ -538,6 +558,18 @@ def _set_checkpoint(
                 chain_id=chain_id, contract=contract, block_number=block[0], block_hash=block[1]
             )
         )
+
+
+def _delete_declarations(conn: Connection, *where: ColumnElement[bool]) -> int:
+    """Delete declarations and everything hanging off them; returns how many.
+
+    Segments and conflicts follow by ON DELETE CASCADE; units and queue rows carry no foreign
+    key (schema.HOT_CHILDREN), so they are deleted here first.
+    """
+    doomed = select(declarations.c.id).where(*where)
+    for table in (units, conflict_queue):
+        conn.execute(delete(table).where(table.c.declaration_id.in_(doomed)))
+    return conn.execute(delete(declarations).where(*where)).rowcount
 
 
 def _apply_change(conn: Connection, chain_id: int, contract: str, e: ChangeEvent) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from registry.errors import InvalidCode, StoreError
 from registry.index import schema
 from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
-from registry.index.schema import blocks, events, meta, units
+from registry.index.schema import blocks, conflict_queue, events, meta, units
 from registry.index.store import CheckpointMoved, Store
 
 CHAIN = 31337
@@ -188,11 +188,14 @@ def test_rollback_removes_what_is_above_the_ancestor_and_rebuilds_state(store: S
     # Owner and revocation come back from the history that remains; the update stays applied.
     assert _state(store, a.iscc_id) == (to_checksum_address(ALICE), False, None, "g1")
     assert (_rows(store, events), _rows(store, units), _rows(store, blocks)) == (2, 2, 2)
+    # Units and queue rows have no foreign key to cascade along; the rollback removes them.
+    assert _rows(store, conflict_queue) == 1
 
     assert store.rollback(CHAIN, CONTRACT, (5, _hash(5))) == 1
     assert _state(store, a.iscc_id) == (to_checksum_address(ALICE), False, b"\x01" * 32, "g0")
     assert store.rollback(CHAIN, CONTRACT, None) == 1
     assert store.checkpoint(CHAIN, CONTRACT) is None
+    assert _rows(store, conflict_queue) == 0
     assert (store.count(), _rows(store, events), _rows(store, units), _rows(store, blocks)) == (
         0,
         0,
@@ -350,6 +353,46 @@ def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
         revoke = _change("Revoked", 6, isccId=event.iscc_id_body, owner=ALICE)
         store.apply(CHAIN, CONTRACT, [revoke], (5, event.block_hash), 6, _hash(6))
         assert store.by_iscc_id(event.iscc_id)[0].revoked
+
+
+def test_version_6_units_and_queue_lose_their_foreign_keys(db_url: str) -> None:
+    kept = _event(b"kept" * 50, 5, declarer=ALICE)
+    reference = "FOREIGN KEY (declaration_id) REFERENCES declarations (id) ON DELETE CASCADE"
+    with Store.open(db_url) as store:
+        store.apply(CHAIN, CONTRACT, [kept], None, 5, kept.block_hash)
+        with store.engine.begin() as conn:
+            # Turn units and the queue back into what version 6 created: checked references.
+            for name in schema.HOT_CHILDREN:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text(f"ALTER TABLE {name} ADD {reference}"))
+                    continue
+                table = schema.metadata.tables[name]
+                columns = ", ".join(c.name for c in table.columns)
+                conn.execute(text(f"CREATE TABLE old_{name} AS SELECT {columns} FROM {name}"))
+                conn.execute(text(f"DROP TABLE {name}"))
+                ddl = str(CreateTable(table).compile(conn)).rstrip().removesuffix(")")
+                conn.execute(text(f"{ddl}, {reference})"))
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index))
+                conn.execute(text(f"INSERT INTO {name} SELECT {columns} FROM old_{name}"))
+                conn.execute(text(f"DROP TABLE old_{name}"))
+            assert inspect(conn).get_foreign_keys("units")
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="6"))
+    with Store.open(db_url) as store:
+        with store.engine.connect() as conn:
+            assert schema.stored_version(conn) == schema.SCHEMA_VERSION >= 7
+            for name in schema.HOT_CHILDREN:
+                assert inspect(conn).get_foreign_keys(name) == []
+            assert {i["name"] for i in inspect(conn).get_indexes("units")} == {
+                "ix_units_declaration"
+            }
+        assert (_rows(store, units), _rows(store, conflict_queue)) == (2, 1)
+        # Rows written after the upgrade still go with their declaration.
+        late = _event(b"late" * 50, 6, declarer=BOB)
+        store.apply(CHAIN, CONTRACT, [late], (5, kept.block_hash), 6, late.block_hash)
+        store.rollback(CHAIN, CONTRACT, (5, kept.block_hash))
+        assert (_rows(store, units), _rows(store, conflict_queue)) == (2, 1)
+        assert [r.iscc_id for r in store.by_iscc_id(kept.iscc_id)] == [kept.iscc_id]
 
 
 def test_unusable_url_is_a_store_error(tmp_path: Path) -> None:
