@@ -5,8 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
 
 __all__ = ["among", "insert_rows", "reserve_ids"]
 
@@ -39,11 +55,31 @@ def insert_rows(
         marks = ", ".join("?" * len(columns))
         cursor.executemany(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', rows)
         return
-    # COPY is several times faster than multi-row INSERT on PostgreSQL; psycopg 3 adapts the
-    # Python values (bytes to bytea, bool, int, str, None to NULL) row by row.
-    with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+    # COPY is several times faster than multi-row INSERT on PostgreSQL. In binary form the
+    # server need not parse text (hex bytea above all): ~9% less time per event than text COPY.
+    types = [_pg_binary_type(table.c[name].type) for name in columns]
+    with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
+
+
+# Binary COPY needs each column's exact server type; the schema uses only these.
+_PG_BINARY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (BigInteger, "int8"),
+    (Integer, "int4"),
+    (Boolean, "bool"),
+    (Float, "float8"),
+    (LargeBinary, "bytea"),
+    (String, "text"),  # VARCHAR(n) and TEXT take the same binary form
+)
+
+
+def _pg_binary_type(column_type: TypeEngine[Any]) -> str:
+    for kind, name in _PG_BINARY_TYPES:
+        if isinstance(column_type, kind):
+            return name
+    raise TypeError(f"no binary COPY type for {column_type!r}")
 
 
 def among(
