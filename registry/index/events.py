@@ -34,11 +34,9 @@ __all__ = [
     "RegistryEvent",
     "Unit",
     "event_topic",
-    "pack",
     "state_changes",
     "to_bytes",
     "to_int",
-    "unpack",
     "validate_code",
 ]
 
@@ -545,42 +543,3 @@ def _declared(position: tuple[Any, ...], args: dict[str, Any]) -> DeclaredEvent:
         invalid_reason=reason,
         extra=tuple((k, _json_value(v)) for k, v in args.items() if k not in known),
     )
-
-
-def pack(batch: Sequence[RegistryEvent]) -> list[tuple[Any, ...]]:
-    """Events as plain tuples of bytes, str and int: they cross a process boundary (a decoding
-    worker's answer) for a tenth of what pickling the classes costs. `unpack` reverses it."""
-    packed: list[tuple[Any, ...]] = []
-    for e in batch:
-        where = (e.block_number, e.block_hash, e.tx_hash, e.log_index, e.iscc_id_body, e.realm)
-        if type(e) is DeclaredEvent:
-            units = tuple((u.unit_type, u.body) for u in e.units)
-            packed.append(
-                (
-                    *where,
-                    e.declarer,
-                    e.datahash,
-                    e.iscc_code_raw,
-                    e.metahash,
-                    e.gateway,
-                    e.iscc_code,
-                    units,
-                    e.invalid_reason,
-                    e.extra,
-                )
-            )
-        else:
-            packed.append((*where, e.name, e.fields))
-    return packed
-
-
-def unpack(packed: Iterable[tuple[Any, ...]]) -> list[RegistryEvent]:
-    """The events `pack` made tuples of."""
-    batch: list[RegistryEvent] = []
-    for t in packed:
-        if len(t) == 8:
-            batch.append(ChangeEvent(*t))
-        else:
-            units = tuple([Unit(unit_type, body) for unit_type, body in t[12]])
-            batch.append(DeclaredEvent(*t[:12], units, *t[13:]))
-    return batch

@@ -23,6 +23,7 @@ from registry.errors import ChainUnavailable
 from registry.index.conflicts import ConflictDetector
 from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
 from registry.index.logreader import LogReader, WorkerFailed
+from registry.index.rows import BatchRows
 from registry.index.similarity import SimilarityIndex
 from registry.index.store import CheckpointMoved, Store
 
@@ -110,6 +111,8 @@ class SyncReport:
 
 
 Progress = Callable[[SyncReport], None]
+# A range's events, or their rows when the log reader process read it.
+Batch = list[RegistryEvent] | BatchRows
 
 
 class _RangeTooLarge(Exception):
@@ -217,7 +220,7 @@ class Follower:
             _rare_collections(),
             ThreadPoolExecutor(1, thread_name_prefix="index-read") as reader,
         ):
-            ahead: tuple[int, Future[tuple[list[RegistryEvent], bytes]]] | None = None
+            ahead: tuple[int, Future[tuple[Batch, bytes]]] | None = None
             while block <= target and not (stop and stop.is_set()):
                 if ahead is None:
                     end = min(block + self._range - 1, target)
@@ -288,8 +291,8 @@ class Follower:
 
     def _read_range(
         self, block: int, end: int, parent: tuple[int, bytes] | None
-    ) -> tuple[list[RegistryEvent], bytes]:
-        """The decoded events of blocks block..end and the hash of `end`.
+    ) -> tuple[Batch, bytes]:
+        """The decoded events (or their rows) of blocks block..end and the hash of `end`.
 
         Raises _Reorg when `block` does not continue the indexed chain (parent-hash mismatch)
         or the chain changed while the range was read.
@@ -414,7 +417,7 @@ class Follower:
             return None
         return _Header(number, to_bytes(block["hash"]), to_bytes(block["parentHash"]))
 
-    def _get_events(self, from_block: int, to_block: int) -> list[RegistryEvent]:
+    def _get_events(self, from_block: int, to_block: int) -> Batch:
         query = {
             "address": self.contract,
             "fromBlock": hex(from_block),
@@ -422,6 +425,7 @@ class Follower:
             "topics": [self.decoder.topics],
         }
         started = time.monotonic()
+        batch: Batch
         read = self._read_in_worker(query) if self._dense else None
         if read is None:
             raw_logs = self._rpc("eth_getLogs", [query])
@@ -445,8 +449,8 @@ class Follower:
             self._fast_streak = 0
         return batch
 
-    def _read_in_worker(self, query: dict[str, Any]) -> tuple[int, list[RegistryEvent]] | None:
-        """(log count, events) of a range read by the worker process; None if there is no
+    def _read_in_worker(self, query: dict[str, Any]) -> tuple[int, BatchRows] | None:
+        """(log count, rows) of a range read by the worker process; None if there is no
         worker (not an HTTP node) or it failed, and the range is read in-process instead."""
         if self._worker is None:
             return None
@@ -463,8 +467,8 @@ class Follower:
             if _too_large(logs.error):
                 raise _RangeTooLarge
             raise ChainUnavailable(f"eth_getLogs failed at {self._url}: {logs.error}")
-        if logs.events is None:
+        if logs.rows is None:
             raise ChainUnavailable(
                 f"RPC node {self._url} failed on eth_getLogs: {logs.transport_error}"
             )
-        return logs.count, logs.events
+        return logs.count, logs.rows

@@ -3,8 +3,8 @@
 Catching up on dense blocks, an indexer that reads, parses and decodes logs in the same Python
 process as it writes is bound by one core: the GIL serialises JSON parsing and decoding with
 building and inserting rows. A worker process that fetches a range straight from the node,
-parses and decodes it, and hands back the events as plain tuples (`events.pack`) lets the
-writer use the second core. The follower only engages it for dense ranges on an HTTP node:
+parses and decodes it, and hands back the store's rows (`rows.rows_of`) lets the writer use the
+second core. The follower only engages it for dense ranges on an HTTP node:
 for a handful of logs the round trip to the worker costs more than it saves.
 """
 
@@ -22,7 +22,8 @@ from typing import Any, BinaryIO
 
 import requests
 
-from registry.index.events import EventDecoder, RegistryEvent, pack, unpack
+from registry.index.events import EventDecoder
+from registry.index.rows import BatchRows, rows_of
 
 __all__ = ["LogReader", "Logs", "WorkerFailed"]
 
@@ -35,10 +36,10 @@ class WorkerFailed(Exception):
 
 @dataclass(frozen=True)
 class Logs:
-    """A range's answer: `events` decoded (None if the node refused), `count` logs returned,
+    """A range's answer: its events' `rows` (None if the node refused), `count` logs returned,
     or the node's error message, or a timeout."""
 
-    events: list[RegistryEvent] | None
+    rows: BatchRows | None
     count: int = 0
     error: str | None = None
     timed_out: bool = False
@@ -51,8 +52,8 @@ _session: requests.Session | None = None
 
 
 def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple[Any, ...]:
-    """In the worker: POST eth_getLogs, parse, decode; answers only plain tuples, which pickle
-    cheaply and cannot fail to unpickle (exceptions from requests do not always pickle)."""
+    """In the worker: POST eth_getLogs, parse, decode, build rows; answers tuples of plain
+    values, which cannot fail to unpickle (exceptions from requests do not always pickle)."""
     global _session
     if _session is None:
         _session = requests.Session()
@@ -74,7 +75,7 @@ def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple
     if not isinstance(raw_logs, list):
         return ("transport", f"eth_getLogs answered {str(raw_logs)[:200]}")
     decoder = _decoders.get(realm) or _decoders.setdefault(realm, EventDecoder(realm))
-    return ("ok", len(raw_logs), pack(decoder.decode_logs(raw_logs)))
+    return ("ok", len(raw_logs), rows_of(decoder.decode_logs(raw_logs)))
 
 
 class LogReader:
@@ -94,7 +95,7 @@ class LogReader:
         self._process: subprocess.Popen[bytes] | None = None
 
     def read(self, query: dict[str, Any]) -> Logs:
-        """The range's events; raises WorkerFailed if the worker cannot do it."""
+        """The range's rows; raises WorkerFailed if the worker cannot do it."""
         try:
             if self._process is None:
                 self._process = subprocess.Popen(
@@ -108,7 +109,7 @@ class LogReader:
             raise WorkerFailed(f"{type(exc).__name__}: {exc}") from None
         kind = answer[0]
         if kind == "ok":
-            return Logs(unpack(answer[2]), count=answer[1])
+            return Logs(answer[2], count=answer[1])
         if kind == "timeout":
             return Logs(None, timed_out=True)
         if kind == "error":

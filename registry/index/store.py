@@ -39,9 +39,15 @@ from registry.index.events import (
     DECLARED,
     UPDATED,
     ChangeEvent,
-    DeclaredEvent,
     RegistryEvent,
     state_changes,
+)
+from registry.index.rows import (
+    DECLARATION_COLUMNS,
+    EVENT_COLUMNS,
+    UNIT_COLUMNS,
+    BatchRows,
+    rows_of,
 )
 from registry.index.schema import (
     blocks,
@@ -63,7 +69,6 @@ __all__ = ["CheckpointMoved", "DeclarationRecord", "Store"]
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
-_ZERO_HASH = bytes(32)
 # Connection option that makes SQLite take the write lock at BEGIN (see _sqlite_pragmas).
 _WRITE = "registry_write"
 
@@ -242,21 +247,21 @@ class Store:
         self,
         chain_id: int,
         contract: str,
-        batch: Sequence[RegistryEvent],
+        batch: Sequence[RegistryEvent] | BatchRows,
         parent: tuple[int, bytes] | None,
         checkpoint_block: int,
         checkpoint_hash: bytes,
     ) -> int:
-        """Store a range's events and their effect on declarations, the blocks seen and the new
-        checkpoint in one transaction; returns the number of events stored.
+        """Store a range's events (or their rows, built by the log reader process) and their
+        effect on declarations, the blocks seen and the new checkpoint in one transaction;
+        returns the number of events stored.
 
         `parent` is the checkpoint the range continues from (its first block's parent). If the
         store's checkpoint is not that any more, another indexer or a rollback moved it and the
         batch is refused, so a range is never applied twice or on top of another fork.
         """
         contract = to_checksum_address(contract)
-        # A node never returns a log twice, but a duplicate must not fail the whole batch.
-        unique = list({e.key: e for e in batch}.values())
+        rows = batch if isinstance(batch, BatchRows) else rows_of(batch)
         with self._write() as conn:
             current = _checkpoint(conn, chain_id, contract, lock=True)
             if current != parent:
@@ -264,15 +269,14 @@ class Store:
                     f"the checkpoint of {contract} on chain {chain_id} is {_describe(current)}, "
                     f"not {_describe(parent)}: another indexer is writing, or a rollback ran"
                 )
-            _insert_events(conn, chain_id, contract, unique)
-            changes = [e for e in unique if isinstance(e, ChangeEvent)]
-            for e in changes:
+            _insert_rows(conn, chain_id, contract, rows)
+            for e in rows.changes:
                 _apply_change(conn, chain_id, contract, e)
-            updated = {e.iscc_id for e in changes if e.name == UPDATED}
+            updated = {e.iscc_id for e in rows.changes if e.name == UPDATED}
             _reindex_segments(conn, chain_id, contract, updated)
-            _record_blocks(conn, chain_id, contract, unique, checkpoint_block, checkpoint_hash)
+            _record_blocks(conn, chain_id, contract, rows, checkpoint_block, checkpoint_hash)
             _set_checkpoint(conn, chain_id, contract, (checkpoint_block, checkpoint_hash))
-        return len(unique)
+        return len(rows)
 
     def refresh_statistics(self) -> None:
         """Let PostgreSQL's planner see tables that just grew a lot (`ANALYZE`), so lookups of
@@ -627,76 +631,28 @@ def _rebuild_state(conn: Connection, chain_id: int, contract: str, iscc_id: str)
     )
 
 
-_EVENT_COLUMNS = (
-    "chain_id", "contract", "block_number", "block_hash", "tx_hash", "log_index", "iscc_id",
-    "name", "payload",
-)  # fmt: skip
-_DECLARATION_COLUMNS = (
-    "chain_id", "contract", "block_number", "block_hash", "tx_hash", "log_index", "iscc_id",
-    "id", "iscc_id_body", "declarer", "owner", "revoked", "iscc_code", "iscc_code_raw",
-    "datahash", "metahash", "gateway", "valid", "invalid_reason",
-)  # fmt: skip
-_UNIT_COLUMNS = ("declaration_id", "unit_type", "bits", "value", "body")
+# Positions in a declaration row tail (registry.index.rows) the writer reads: the tail starts
+# after id, chain_id and contract.
+_METAHASH = DECLARATION_COLUMNS.index("metahash") - 3
+_VALID = DECLARATION_COLUMNS.index("valid") - 3
 
 
-def _insert_events(
-    conn: Connection, chain_id: int, contract: str, batch: Sequence[RegistryEvent]
-) -> None:
-    """History rows for every event, declaration and unit rows for each Declared event.
-
-    Rows are built as tuples straight in column order: at tens of thousands of events per
-    second, building dicts and re-ordering them cost as much as the database's inserts.
-    """
-    event_rows = []
-    declared: list[tuple[DeclaredEvent, tuple[Any, ...]]] = []
-    for e in batch:
-        row = (
-            chain_id,
-            contract,
-            e.block_number,
-            e.block_hash,
-            e.tx_hash,
-            e.log_index,
-            e.iscc_id,
-        )
-        event_rows.append((*row, e.name, e.payload()))
-        if type(e) is DeclaredEvent:
-            declared.append((e, row))
-    insert_rows(conn, events, _EVENT_COLUMNS, event_rows)
-    ids = reserve_ids(conn, declarations, len(declared))
-    to_signed64 = schema.to_signed64
+def _insert_rows(conn: Connection, chain_id: int, contract: str, rows: BatchRows) -> None:
+    """History rows for every event, declaration and unit rows for each Declared event."""
+    registry = (chain_id, contract)
+    insert_rows(conn, events, EVENT_COLUMNS, [(*registry, *tail) for tail in rows.events])
+    ids = reserve_ids(conn, declarations, len(rows.declarations))
     insert_rows(
         conn,
         declarations,
-        _DECLARATION_COLUMNS,
-        [
-            (
-                *row,
-                declaration_id,
-                to_signed64(e.iscc_id_body),
-                e.declarer,
-                e.declarer,
-                False,
-                e.iscc_code,
-                e.iscc_code_raw,
-                e.datahash,
-                None if e.metahash == _ZERO_HASH else e.metahash,
-                e.gateway,
-                e.invalid_reason is None,
-                e.invalid_reason,
-            )
-            for declaration_id, (e, row) in zip(ids, declared, strict=True)
-        ],
+        DECLARATION_COLUMNS,
+        [(i, *registry, *tail) for i, tail in zip(ids, rows.declarations, strict=True)],
     )
     insert_rows(
         conn,
         units,
-        _UNIT_COLUMNS,
-        [
-            (declaration_id, u.unit_type, len(u.body) * 8, u.value, u.body)
-            for declaration_id, (e, _row) in zip(ids, declared, strict=True)
-            for u in e.units
-        ],
+        UNIT_COLUMNS,
+        [(i, *unit) for i, each in zip(ids, rows.units, strict=True) for unit in each],
     )
     # Conflict detection runs after the batch (registry.index.conflicts); queued here, in the
     # batch's transaction, so no declaration is ever left unchecked.
@@ -704,14 +660,14 @@ def _insert_events(
         conn,
         conflict_queue,
         ("declaration_id",),
-        [(i,) for i, (e, _row) in zip(ids, declared, strict=True) if e.invalid_reason is None],
+        [(i,) for i, tail in zip(ids, rows.declarations, strict=True) if tail[_VALID]],
     )
     index_segments(
         conn,
         [
-            (declaration_id, e.metahash)
-            for declaration_id, (e, _row) in zip(ids, declared, strict=True)
-            if e.metahash != _ZERO_HASH
+            (i, tail[_METAHASH])
+            for i, tail in zip(ids, rows.declarations, strict=True)
+            if tail[_METAHASH] is not None
         ],
         fresh=True,
     )
@@ -721,19 +677,23 @@ def _record_blocks(
     conn: Connection,
     chain_id: int,
     contract: str,
-    batch: Sequence[RegistryEvent],
+    rows: BatchRows,
     checkpoint_block: int,
     checkpoint_hash: bytes,
 ) -> None:
-    seen = {checkpoint_block: checkpoint_hash}
-    for e in batch:
-        if seen.setdefault(e.block_number, e.block_hash) != e.block_hash:
-            raise StoreError(
-                f"block {e.block_number} appears with two hashes in one batch: logs from two "
-                "forks of the chain; the batch is refused"
-            )
-    rows = [
-        {"chain_id": chain_id, "contract": contract, "number": number, "hash": block_hash}
-        for number, block_hash in sorted(seen.items())
-    ]
-    conn.execute(insert(blocks), rows)
+    seen = dict(rows.blocks)
+    forked = rows.forked_block
+    if seen.setdefault(checkpoint_block, checkpoint_hash) != checkpoint_hash:
+        forked = checkpoint_block
+    if forked is not None:
+        raise StoreError(
+            f"block {forked} appears with two hashes in one batch: logs from two forks of the "
+            "chain; the batch is refused"
+        )
+    conn.execute(
+        insert(blocks),
+        [
+            {"chain_id": chain_id, "contract": contract, "number": number, "hash": block_hash}
+            for number, block_hash in sorted(seen.items())
+        ],
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import random
 
 import iscc_lib
@@ -25,9 +24,7 @@ from registry.index.events import (
     _decode_data,
     _validate_by_iscc_lib,
     event_topic,
-    pack,
     state_changes,
-    unpack,
     validate_code,
 )
 from registry.index.schema import from_signed64, to_signed64
@@ -354,27 +351,3 @@ def test_signed64_rejects_out_of_range() -> None:
         to_signed64(-1)
     with pytest.raises(ValueError):
         from_signed64(2**63)
-
-
-def test_pack_and_unpack_give_back_the_same_events() -> None:
-    """What a decoding worker process sends: every kind of event, valid or not, survives."""
-    good = content(b"packed" * 50, name="Packed")
-    logs = [
-        make_log(good["raw"], good["digest"], log_index=0),
-        make_log(good["raw"], bytes(32), log_index=1),  # datahash contradicts the code
-        make_log(b"\x00\x01garbage", bytes(32), log_index=2),  # does not decode
-    ]
-    values = {"isccId": ISCC_ID_BODY, "owner": ALICE, "metahash": b"\x07" * 32, "gateway": "g"}
-    by_name = {e["name"]: e for e in CHANGE_ABI}
-    logs.append(encode_log(by_name["Updated"], values, log_index=3))
-    logs.append(encode_log(by_name["Transferred"], {"isccId": 9, "from": ALICE, "to": BOB}))
-    logs.append(encode_log(by_name["Revoked"], {"isccId": 9, "owner": BOB}, log_index=5))
-    decoder = EventDecoder(1, abi=FULL_ABI)
-    batch = [decoder.decode(log) for log in logs]
-    assert {type(e) for e in batch} == {DeclaredEvent, ChangeEvent}
-    assert [e.valid for e in batch if isinstance(e, DeclaredEvent)] == [True, False, False]
-    packed = pack(batch)
-    assert pickle.loads(pickle.dumps(packed)) == packed
-    again = unpack(packed)
-    assert again == batch
-    assert [e.iscc_id for e in again] == [e.iscc_id for e in batch]

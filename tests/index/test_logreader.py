@@ -15,6 +15,7 @@ from index_helpers import content, make_log
 from registry.chain.devnet import free_port
 from registry.index.events import EventDecoder
 from registry.index.logreader import LogReader
+from registry.index.rows import rows_of
 
 
 def _json_rpc_form(log: dict[str, Any]) -> dict[str, Any]:
@@ -79,17 +80,17 @@ def test_the_worker_decodes_like_the_indexer(node: _Node, reader: LogReader) -> 
     node.answer = {"jsonrpc": "2.0", "id": 1, "result": logs}
     answer = reader.read({"fromBlock": "0x1", "toBlock": "0x2"})
     assert answer.count == 20
-    assert answer.events == EventDecoder(0).decode_logs(logs)
+    assert answer.rows == rows_of(EventDecoder(0).decode_logs(logs))
 
 
 def test_a_node_error_comes_back_as_its_message(node: _Node, reader: LogReader) -> None:
     message = "query returned more than 10000 results"
     node.answer = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": message}}
     answer = reader.read({})
-    assert answer.events is None and answer.error == message
+    assert answer.rows is None and answer.error == message
 
 
 def test_a_node_that_is_not_there_is_a_transport_error() -> None:
     with LogReader(f"http://127.0.0.1:{free_port()}", realm=0, timeout=5) as worker:
         answer = worker.read({})
-    assert answer.events is None and answer.transport_error
+    assert answer.rows is None and answer.transport_error
