@@ -250,8 +250,8 @@ def test_failed_detection_keeps_its_batch_queued(store: Store) -> None:
     item = content(b"crash in the middle " * 40)
     chain.apply(6, _declared(item, 5, ALICE), _declared(item, 6, BOB))
 
-    def broken(conn, targets) -> list[Evidence]:
-        found = datahash_evidence(conn, targets)
+    def broken(conn, batch) -> list[Evidence]:
+        found = datahash_evidence(conn, batch)
         assert found  # the evidence was there when the batch failed
         raise RuntimeError("killed half-way")
 
