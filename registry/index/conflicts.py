@@ -27,7 +27,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
-    Row,
     Select,
     Text,
     any_,
@@ -169,7 +168,7 @@ def datahash_evidence(conn: Connection, batch: Batch) -> list[Evidence]:
     )
     return [
         Evidence(target_id, other_id, DATAHASH, 1.0)
-        for target_id, other_id in conn.execute(query)
+        for target_id, other_id in conn.execute(query).all()
         if target_id in batch.ids
     ]
 
@@ -188,15 +187,8 @@ class ContentEvidence:
         self.thresholds = dict(thresholds)
 
     def __call__(self, conn: Connection, batch: Batch) -> list[Evidence]:
-        queued = batch.narrow(
-            select(units.c.declaration_id, units.c.unit_type, units.c.value),
-            units,
-            units.c.declaration_id,
-        )
-        own = _first_bits(
-            (row for row in conn.execute(queued) if row.declaration_id in batch.ids),
-            self.thresholds,
-        )
+        queued = batch.narrow(_units_of_types(self.thresholds), units, units.c.declaration_id)
+        own = {(i, t): v for i, t, v in conn.execute(queued).all() if i in batch.ids}
         proposed: list[tuple[int, str, int]] = []
         for unit_type, threshold in self.thresholds.items():
             mine = [(target_id, value) for (target_id, t), value in own.items() if t == unit_type]
@@ -245,7 +237,7 @@ class SegmentEvidence:
             segment_sources,
             segment_sources.c.declaration_id,
         )
-        with_segments = [i for i in conn.execute(queued).scalars() if i in batch.ids]
+        with_segments = [i for i in conn.execute(queued).scalars().all() if i in batch.ids]
         if not with_segments:
             return []
         self.index.refresh()
@@ -267,29 +259,22 @@ def _unit_values(
 ) -> dict[tuple[int, str], int]:
     """The first 64 bits (signed, as stored) of the units of these types of these declarations,
     by (declaration row id, unit type)."""
-    rows = (
-        row
-        for chunk in _chunks(ids)
-        for row in conn.execute(
-            select(units.c.declaration_id, units.c.unit_type, units.c.value).where(
-                among(conn, units.c.declaration_id, chunk)
-            )
-        )
+    found: dict[tuple[int, str], int] = {}
+    for chunk in _chunks(ids):
+        query = _units_of_types(unit_types).where(among(conn, units.c.declaration_id, chunk))
+        found.update({(i, t): v for i, t, v in conn.execute(query).all()})
+    return found
+
+
+def _units_of_types(unit_types: Iterable[str]) -> Select[tuple[int, str, int]]:
+    """(declaration id, unit type, value) of units of these types.
+
+    `units` has no index on the type (values are searched in memory), so the type filter
+    rides on the declaration index: data and instance units, most of a batch's, never leave
+    the database."""
+    return select(units.c.declaration_id, units.c.unit_type, units.c.value).where(
+        units.c.unit_type.in_(sorted(unit_types))
     )
-    return _first_bits(rows, unit_types)
-
-
-def _first_bits(rows: Iterable[Row[Any]], unit_types: Iterable[str]) -> dict[tuple[int, str], int]:
-    """(declaration id, unit type, value) rows of the wanted types, by (declaration id, type).
-
-    Types are picked here, not in SQL, so the declaration index alone serves the query (SQLite
-    once preferred a unit type index for `unit_type IN (...)`, walking every such unit)."""
-    types = set(unit_types)
-    return {
-        (declaration_id, unit_type): value
-        for declaration_id, unit_type, value in rows
-        if unit_type in types
-    }
 
 
 @dataclass(frozen=True)
@@ -397,7 +382,7 @@ def _claim(conn: Connection, after: int, size: int) -> list[int]:
         # A second indexer (hot standby) on PostgreSQL takes other rows meanwhile.
         .with_for_update(skip_locked=True)
     )
-    return list(conn.execute(query).scalars())
+    return list(conn.execute(query).scalars().all())
 
 
 def _unqueue(conn: Connection, batch: Batch, claimed: Sequence[int]) -> None:

@@ -13,6 +13,7 @@ from registry.errors import InputError, InvalidCode
 from registry.index.conflicts import (
     CONTENT,
     DATAHASH,
+    Batch,
     ConflictDetector,
     Evidence,
     datahash_evidence,
@@ -20,7 +21,7 @@ from registry.index.conflicts import (
     requeue,
 )
 from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
-from registry.index.schema import conflict_queue, conflicts
+from registry.index.schema import conflict_queue, conflicts, declarations
 from registry.index.store import Store
 from registry.metadata import canonicalize
 
@@ -320,3 +321,117 @@ def test_listing_filters_and_bad_input(store: Store) -> None:
         list_conflicts(store, status="closed")  # type: ignore[arg-type]
     with pytest.raises(InputError):
         list_conflicts(store, limit=0)
+
+
+def _row_ids(store: Store, *events: DeclaredEvent) -> list[int]:
+    with store.engine.connect() as conn:
+        ids = dict(conn.execute(select(declarations.c.iscc_id, declarations.c.id)).all())
+    return [ids[e.iscc_id] for e in events]
+
+
+def _queued(store: Store) -> set[int]:
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(conflict_queue.c.declaration_id)).scalars())
+
+
+class Recorder:
+    """An evidence source that finds nothing and notes the batches it was shown; at one row id
+    it queues another declaration, as a late metadata document would between two batches."""
+
+    def __init__(self, requeue_at: int | None = None, requeued: int | None = None) -> None:
+        self.seen: list[tuple[list[int], int, int]] = []
+        self.requeue_at, self.requeued = requeue_at, requeued
+
+    def __call__(self, conn, batch: Batch) -> list[Evidence]:
+        self.seen.append((sorted(batch.ids), batch.lo, batch.hi))
+        if self.requeued is not None and self.requeue_at in batch.ids:
+            requeue(conn, [self.requeued])
+        return []
+
+
+def test_a_sparse_queue_is_one_batch_spanning_rows_not_queued(store: Store) -> None:
+    chain = Chain(store)
+    a, b = content(b"an old work " * 40), content(b"another old work " * 40)
+    first_a, first_b = _declared(a, 5, ALICE), _declared(b, 5, CAROL, 1)
+    chain.apply(5, first_a, first_b)
+    assert ConflictDetector(store).run() == 0
+    # Invalid declarations (never queued) push the next row ids far away from the first ones.
+    filler = content(b"filler " * 40)
+    chain.apply(6, *(_declared(filler, 6, CAROL, i, datahash=bytes(32)) for i in range(3000)))
+    # ISCC-IDs count 1,000 log indexes per block: the fillers' reach into block 8.
+    copy_b, unrelated = _declared(b, 9, BOB), _declared(content(b"unrelated " * 40), 9, ALICE, 1)
+    chain.apply(9, copy_b, unrelated)
+    ids = _row_ids(store, first_a, first_b, copy_b, unrelated)
+    assert ids[2] - ids[1] > 3000
+    with store.engine.begin() as conn:
+        requeue(conn, [ids[0]])  # an old declaration checked again
+    assert _queued(store) == {ids[0], ids[2], ids[3]}
+
+    recorder = Recorder()
+    detector = ConflictDetector(store, sources=[datahash_evidence, recorder])
+    assert detector.run() == 1
+    assert recorder.seen == [([ids[0], ids[2], ids[3]], ids[0], ids[3])]
+    assert _pairs(store) == [(first_b.iscc_id, copy_b.iscc_id, [DATAHASH])]
+    assert _queued(store) == set()
+
+
+def test_two_batches_and_a_row_queued_below_the_last_batch_meanwhile(store: Store) -> None:
+    chain = Chain(store)
+    a, b = content(b"work a " * 40), content(b"work b " * 40)
+    events = [
+        _declared(a, 5, ALICE),
+        _declared(content(b"work c " * 40), 5, CAROL, 1),
+        _declared(b, 6, CAROL),
+        _declared(a, 6, BOB, 1),  # a copy of the first batch's work, found from the second
+        _declared(b, 7, BOB),
+    ]
+    chain.apply(7, *events)
+    ids = _row_ids(store, *events)
+    # The second batch queues the first declaration again: it is checked before run returns.
+    recorder = Recorder(requeue_at=ids[3], requeued=ids[0])
+    detector = ConflictDetector(store, sources=[datahash_evidence, recorder], batch=2)
+    assert detector.run() == 2
+    assert recorder.seen == [
+        (ids[0:2], ids[0], ids[1]),
+        (ids[2:4], ids[2], ids[3]),
+        (ids[4:5], ids[4], ids[4]),
+        (ids[0:1], ids[0], ids[0]),
+    ]
+    assert _pairs(store) == [
+        (events[0].iscc_id, events[3].iscc_id, [DATAHASH]),
+        (events[2].iscc_id, events[4].iscc_id, [DATAHASH]),
+    ]
+    assert _queued(store) == set()
+
+
+def test_rows_a_peer_detector_holds_are_left_to_it(db_url: str) -> None:
+    """On PostgreSQL a second detector may hold queue rows inside this one's range: their
+    evidence is not stored here and their rows stay queued."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL detectors run side by side (SQLite has one writer)")
+    # A detector that waited for the peer's lock instead of skipping its row fails, not hangs.
+    waiting = f"{db_url}?options=-c%20lock_timeout%3D5000"
+    with Store.open(waiting) as store, store.engine.connect() as peer:
+        chain = Chain(store)
+        item = content(b"held by a peer " * 40)
+        first = _declared(item, 5, ALICE)
+        chain.apply(5, first)
+        assert ConflictDetector(store).run() == 0
+        events = [
+            _declared(content(b"before " * 40), 6, CAROL),
+            _declared(item, 6, BOB, 1),
+            _declared(content(b"after " * 40), 6, CAROL, 2),
+        ]
+        chain.apply(6, *events)
+        ids = _row_ids(store, *events)
+        with peer.begin():
+            held = select(conflict_queue).where(conflict_queue.c.declaration_id == ids[1])
+            assert peer.execute(held.with_for_update()).first() is not None
+            recorder = Recorder()
+            detector = ConflictDetector(store, sources=[datahash_evidence, recorder])
+            assert detector.run() == 0
+            assert recorder.seen == [([ids[0], ids[2]], ids[0], ids[2])]
+            assert _queued(store) == {ids[1]}
+        assert detector.run() == 1
+        assert _pairs(store) == [(first.iscc_id, events[1].iscc_id, [DATAHASH])]
+        assert _queued(store) == set()
