@@ -388,8 +388,8 @@ def _claim(conn: Connection, after: int, size: int) -> list[int]:
 def _unqueue(conn: Connection, batch: Batch, claimed: Sequence[int]) -> None:
     """Remove the claimed rows from the queue with one statement."""
     if conn.dialect.name != "postgresql":
-        # The store writes inside BEGIN IMMEDIATE and the claim took the lowest rows, so every
-        # queue row in the range is this batch's.
+        # The store writes inside BEGIN IMMEDIATE and the claim took every queued row from the
+        # range's first to its last, so every queue row in the range is this batch's.
         queued = conflict_queue.c.declaration_id
         conn.execute(delete(conflict_queue).where(queued.between(batch.lo, batch.hi)))
         return
