@@ -52,8 +52,9 @@ _session: requests.Session | None = None
 
 
 def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple[Any, ...]:
-    """In the worker: POST eth_getLogs, parse, decode, build rows; answers tuples of plain
-    values, which cannot fail to unpickle (exceptions from requests do not always pickle)."""
+    """In the worker: POST eth_getLogs, parse, decode, build rows. Answers hold only plain
+    values and the rows, whose classes the parent imports too, so they cannot fail to unpickle
+    (exceptions from requests do not always pickle)."""
     global _session
     if _session is None:
         _session = requests.Session()
