@@ -65,6 +65,13 @@ def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """An empty PostgreSQL store URL, for what only PostgreSQL does (peers side by side)."""
+    with pg_database() as url:
+        yield url
+
+
+@pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     with Store.open(db_url) as s:
         yield s
