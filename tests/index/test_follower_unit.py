@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import requests
 from index_helpers import content, make_log
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
 from registry.errors import ChainUnavailable
 from registry.index import follower as follower_module
 from registry.index.follower import Follower, SyncReport
-from registry.index.schema import declarations
+from registry.index.schema import conflict_queue, declarations
 from registry.index.store import Store
 
 CONTRACT = "0x" + "5a" * 20
@@ -107,6 +107,29 @@ def test_sync_from_deployment_block_to_head(store: Store) -> None:
     again = Follower(fake_registry(node), store).sync()
     assert (again.from_block, again.to_block, again.events_seen) == (31, 30, 0)
     assert again.blocks == 0
+
+
+def test_conflict_detection_is_timed_apart_from_indexing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = FakeNode(head=30, declared=[3, 10, 30])
+    follower = Follower(fake_registry(node), store, max_range=8)
+    queued: list[int] = []
+    real_run = follower.conflicts.run
+
+    def slow_run() -> int:
+        with store.engine.connect() as conn:
+            queued.append(conn.execute(select(func.count()).select_from(conflict_queue)).scalar())
+        time.sleep(0.2)
+        return real_run()
+
+    monkeypatch.setattr(follower.conflicts, "run", slow_run)
+    report = follower.sync()
+    # Detection ran once, after the last range, on everything the sync stored.
+    assert queued == [3] and 0.2 <= report.detect_seconds < report.seconds
+    indexing = report.seconds - report.detect_seconds
+    assert report.events_per_second == pytest.approx(3 / indexing)
+    assert report.to_dict()["detect_seconds"] == round(report.detect_seconds, 3)
 
 
 def test_confirmations_hold_back_recent_blocks(store: Store) -> None:
