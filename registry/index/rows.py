@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.index.events import ChangeEvent, DeclaredEvent, RegistryEvent
+from registry.index.schema import to_signed64
 
 __all__ = ["DECLARATION_COLUMNS", "EVENT_COLUMNS", "UNIT_COLUMNS", "BatchRows", "rows_of"]
 
@@ -71,7 +72,7 @@ def rows_of(batch: Sequence[RegistryEvent]) -> BatchRows:
         rows.declarations.append(
             (
                 *position,
-                _signed64(e.iscc_id_body),
+                to_signed64(e.iscc_id_body),
                 e.declarer,
                 e.declarer,
                 False,
@@ -86,8 +87,3 @@ def rows_of(batch: Sequence[RegistryEvent]) -> BatchRows:
         )
         rows.units.append(tuple([(u.unit_type, len(u.body) * 8, u.value, u.body) for u in e.units]))
     return rows
-
-
-def _signed64(value: int) -> int:
-    # schema.to_signed64 without its range check: ISCC-ID bodies are uint64 by the ABI.
-    return value - (1 << 64) if value >= 1 << 63 else value

@@ -74,7 +74,7 @@ def _declaration_id(primary_key: bool = False) -> Column:
 # The indexer writes a unit row and a queue row for nearly every event it stores. A foreign key
 # there costs PostgreSQL a trigger and a parent lookup per row: ~30 us of its ~80 us per event.
 # Those rows are only ever written in the transaction that writes their declaration, and
-# `store.delete_declarations` removes them with it, so they carry the reference without the check.
+# the store's `_delete_declarations` removes them with it, so they carry the reference unchecked.
 HOT_CHILDREN = ("units", "conflict_queue")
 
 
