@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -24,7 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
-__all__ = ["among", "insert_rows", "reserve_ids"]
+__all__ = ["CHUNK", "among", "chunks", "insert_rows", "reserve_ids"]
+
+CHUNK = 500
+"""Values per lookup statement (`among`): few enough bound parameters for any SQLite build
+(older ones allow 999 per statement)."""
+
+_T = TypeVar("_T")
 
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
@@ -80,6 +86,12 @@ def _pg_binary_type(column_type: TypeEngine[Any]) -> str:
         if isinstance(column_type, kind):
             return name
     raise TypeError(f"no binary COPY type for {column_type!r}")
+
+
+def chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """`values` in slices of CHUNK, one lookup statement each."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
 
 
 def among(

@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
-from registry.index.bulk import among
+from registry.index.bulk import among, chunks
 from registry.index.pending import requeue
 from registry.index.schema import (
     conflict_queue,
@@ -98,7 +98,6 @@ LICENCE_FIELDS = ("license", "rights")
 """Metadata fields whose disagreement a conflict reports: the licence and the rights holder."""
 
 BATCH = 5000
-_CHUNK = 500
 
 Status = Literal["open", "resolved", "all"]
 
@@ -153,11 +152,6 @@ EvidenceSource = Callable[[Connection, Batch], Iterable[Evidence]]
 """Finds, for a batch of declarations, the other declarations sharing content with them, read
 inside the detection transaction. It may return pairs of the same declarer, other chains or
 invalid declarations: the detector filters those out for every source alike."""
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 def datahash_evidence(conn: Connection, batch: Batch) -> list[Evidence]:
@@ -260,7 +254,7 @@ def _unit_values(
     """The first 64 bits (signed, as stored) of the units of these types of these declarations,
     by (declaration row id, unit type)."""
     found: dict[tuple[int, str], int] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = _units_of_types(unit_types).where(among(conn, units.c.declaration_id, chunk))
         found.update({(i, t): v for i, t, v in conn.execute(query).all()})
     return found
@@ -294,7 +288,7 @@ class _Position:
 def _positions(conn: Connection, ids: Sequence[int]) -> dict[int, _Position]:
     found = {}
     columns = [declarations.c[name] for name in _Position.__dataclass_fields__]
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = select(declarations.c.id, *columns).where(among(conn, declarations.c.id, chunk))
         for row in conn.execute(query):
             values = dict(row._mapping)
@@ -456,7 +450,7 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
         return 0
     known = set()
     earlier = sorted({k[0] for k in rows})
-    for chunk in _chunks(earlier):
+    for chunk in chunks(earlier):
         query = select(conflicts.c.earlier_id, conflicts.c.later_id, conflicts.c.kind).where(
             among(conn, conflicts.c.earlier_id, chunk)
         )
@@ -554,7 +548,7 @@ def list_conflicts(
         chosen = [(row.earlier_id, row.later_id) for row in conn.execute(pairs)]
         wanted = set(chosen)
         evidence: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
-        for chunk in _chunks(sorted({e for e, _ in chosen})):
+        for chunk in chunks(sorted({e for e, _ in chosen})):
             query = (
                 select(conflicts)
                 .where(among(conn, conflicts.c.earlier_id, chunk))

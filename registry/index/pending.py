@@ -10,21 +10,17 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
-from registry.index.bulk import among
+from registry.index.bulk import among, chunks
 from registry.index.schema import conflict_queue, declarations
 
 __all__ = ["requeue"]
-
-_CHUNK = 500
 
 
 def requeue(conn: Connection, declaration_ids: Iterable[int]) -> None:
     """Queue declarations to be checked again, inside the caller's transaction: for evidence
     that arrives after the declaration (e.g. granular segments from a late metadata document).
     Finding a conflict twice stores it once."""
-    ids = sorted(set(declaration_ids))
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in chunks(sorted(set(declaration_ids))):
         queued = set(
             conn.execute(
                 select(conflict_queue.c.declaration_id).where(

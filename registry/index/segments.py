@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from registry.errors import InputError
-from registry.index.bulk import among, insert_rows
+from registry.index.bulk import among, chunks, insert_rows
 from registry.index.pending import requeue
 from registry.index.schema import metadata_docs, segment_sources, segments, to_signed64
 from registry.iscc.granular import parse_features
@@ -26,16 +26,13 @@ __all__ = ["index_segments"]
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 500
 _SEGMENT_COLUMNS = ("declaration_id", "kind", "start", "size", "value")
 _SOURCE_COLUMNS = ("declaration_id", "metahash", "segments", "problem")
 
 
 def _documents(conn: Connection, digests: set[bytes]) -> dict[bytes, bytes]:
     found: dict[bytes, bytes] = {}
-    ordered = sorted(digests)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
+    for chunk in chunks(sorted(digests)):
         query = select(metadata_docs.c.metahash, metadata_docs.c.document).where(
             among(conn, metadata_docs.c.metahash, chunk)
         )
@@ -62,9 +59,7 @@ def index_segments(
     if not targets:
         return 0
     if not fresh:
-        ids = [declaration_id for declaration_id, _ in targets]
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        for chunk in chunks([declaration_id for declaration_id, _ in targets]):
             conn.execute(delete(segments).where(among(conn, segments.c.declaration_id, chunk)))
             conn.execute(
                 delete(segment_sources).where(among(conn, segment_sources.c.declaration_id, chunk))

@@ -34,7 +34,7 @@ from sqlalchemy.pool import StaticPool
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode, StoreError
 from registry.index import schema
-from registry.index.bulk import among, insert_rows, reserve_ids
+from registry.index.bulk import among, chunks, insert_rows, reserve_ids
 from registry.index.events import (
     DECLARED,
     UPDATED,
@@ -382,8 +382,7 @@ class Store:
         simply absent (rolled back since)."""
         found: dict[int, DeclarationRecord] = {}
         with self._read() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
+            for chunk in chunks(ids):
                 query = select(declarations.c.id, *_RECORD_COLUMNS).where(
                     among(conn, declarations.c.id, chunk)
                 )
