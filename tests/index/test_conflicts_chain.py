@@ -5,14 +5,11 @@ disagree, a revocation that resolves, a reorg that removes; listed through the A
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from fastapi.testclient import TestClient
 from index_helpers import content, declare_direct
 from pictures import picture
 from sqlalchemy import select
-from test_kill_chain import ARGS, _run_cli, cli_env
+from test_kill_chain import cli_env, kill_cli_after
 from works import cut_clip, make_video_work
 
 from registry.api import create_app
@@ -258,16 +255,10 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
 
     env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
-    fork = multiprocessing.get_context("fork")
     later = {pair[1] for pair in truth}
     seen_partial = 0
     for _kill in range(6):
-        child = fork.Process(target=_run_cli, args=(env, ARGS, log))
-        child.start()
-        time.sleep(rng.uniform(0.3, 0.9))
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(10)
-        assert child.exitcode == -signal.SIGKILL, Path(log).read_text()[-2000:]
+        kill_cli_after(env, log, rng.uniform(0.3, 0.9))
         with Store.open(db_url) as store:
             stored, queued = _stored(store)
             indexed = {r.iscc_id for r in store.by_declarer(payer.address)} | {

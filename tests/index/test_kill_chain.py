@@ -91,12 +91,22 @@ def busy_chain(registry: Registry, payer: LocalAccount) -> list:
     return chain_declarations(registry)
 
 
+def kill_cli_after(env: dict[str, str], log: str, seconds: float) -> None:
+    """Run `iscc-registry` with ARGS in a forked child and kill -9 it after `seconds`."""
+    child = multiprocessing.get_context("fork").Process(target=_run_cli, args=(env, ARGS, log))
+    child.start()
+    time.sleep(seconds)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(10)
+    # Killed, not crashed: a child that failed on its own would have exited.
+    assert child.exitcode == -signal.SIGKILL, Path(log).read_text()[-2000:]
+
+
 def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
     registry: Registry, busy_chain: list, db_url: str, tmp_path: Path
 ) -> None:
     env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
-    fork = multiprocessing.get_context("fork")
     rng = random.Random(42)
     checkpoints = []
 
@@ -116,13 +126,7 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
             process.send_signal(signal.SIGKILL)
             assert process.wait(10) == -signal.SIGKILL
         else:
-            child = fork.Process(target=_run_cli, args=(env, ARGS, log))
-            child.start()
-            time.sleep(rng.uniform(0.15, 0.7))
-            os.kill(child.pid, signal.SIGKILL)
-            child.join(10)
-            # Killed, not crashed: a child that failed on its own would have exited.
-            assert child.exitcode == -signal.SIGKILL, Path(log).read_text()[-2000:]
+            kill_cli_after(env, log, rng.uniform(0.15, 0.7))
         with Store.open(db_url) as store:
             checkpoints.append(assert_consistent_prefix(registry, store, busy_chain))
 
