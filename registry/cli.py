@@ -8,15 +8,18 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from registry.config import Settings, get_settings
-from registry.errors import InputError, KeyFileError, RegistryError
+from registry.config import DEFER_LOOKUPS_AFTER, Settings, get_settings
+from registry.errors import ChainUnavailable, InputError, KeyFileError, RegistryError
+
+if TYPE_CHECKING:
+    from registry.index.store import Store
 
 app = typer.Typer(
     help="Declare ISCC codes of your content on chain, index the declarations and resolve them.",
@@ -515,7 +518,7 @@ def transfer(
 # --- index and resolve ----------------------------------------------------------------------
 
 
-def _open_store(settings: Settings):
+def _open_store(settings: Settings) -> Store:
     from registry.index.store import Store
 
     return Store.open(settings.database_url)
@@ -533,21 +536,56 @@ def index(
     reset: Annotated[
         bool, typer.Option("--reset", help="Forget what was indexed from this registry first")
     ] = False,
+    defer_lookups_after: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Drop the lookup indexes while catching up on at least this many events, and "
+            "build them at the end; 0: never (default: ISCC_REGISTRY_DEFER_LOOKUPS_AFTER or "
+            f"{DEFER_LOOKUPS_AFTER:,})",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Mirror the registry's events into the store (idempotent: safe to run again, or to kill).
 
     Reorganised blocks are rolled back and replayed; with --follow the indexer rides out node
-    failures and prints lag and throughput (JSON lines with --json).
+    failures and prints lag and throughput (JSON lines with --json). While a large backlog is
+    caught up, lookups by ISCC-CODE, datahash and declarer scan the store instead of using
+    indexes, and conflict detection waits for the end.
     """
+    settings = get_settings()
+    store = _open_store(settings)
+    try:
+        _index(store, settings, follow, poll, max_range, reset, defer_lookups_after, json_out)
+    except ChainUnavailable:
+        # An indexer that cannot reach its node (any more) leaves the store with fast lookups,
+        # whatever a catch-up it cut short had dropped; the next large one drops them again.
+        store.restore_lookups()
+        raise
+
+
+def _index(
+    store: Store,
+    settings: Settings,
+    follow: bool,
+    poll: float,
+    max_range: int,
+    reset: bool,
+    defer_lookups_after: int | None,
+    json_out: bool,
+) -> None:
     from registry.index.follower import Follower, SyncReport
 
-    settings = get_settings()
     follower = Follower(
         _open_registry(settings),
-        _open_store(settings),
+        store,
         confirmations=settings.confirmations,
         max_range=max_range,
+        defer_lookups_after=(
+            settings.defer_lookups_after if defer_lookups_after is None else defer_lookups_after
+        ),
     )
     if reset:
         removed = follower.store.forget(follower.chain_id, follower.contract)
@@ -558,15 +596,19 @@ def index(
             print(json.dumps(report.to_dict()), flush=True)
             return
         rolled = f", {report.events_rolled_back} rolled back" if report.events_rolled_back else ""
-        detect = (
-            f" ({report.detect_seconds:.2f} s of it conflict detection)"
-            if report.detect_seconds >= 0.01
-            else ""
-        )
+        parts = [
+            f"{seconds:.2f} s {what}"
+            for seconds, what in (
+                (report.index_seconds, "building lookup indexes"),
+                (report.detect_seconds, "conflict detection"),
+            )
+            if seconds >= 0.01
+        ]
+        of_it = f" ({', '.join(parts)})" if parts else ""
         out.print(
             f"blocks {report.from_block}-{report.to_block} (head {report.head}, lag "
             f"{report.lag}): {report.events_new} new of {report.events_seen} events{rolled} in "
-            f"{report.seconds:.2f} s{detect}, {report.events_per_second:,.0f} events/s indexed",
+            f"{report.seconds:.2f} s{of_it}, {report.events_per_second:,.0f} events/s indexed",
             highlight=False,
         )
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root holds package.json and hardhat.config.js when the package runs from a
 # checkout (editable install), which is the only way the devnet is started.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# A catch-up expected to store at least this many events drops the store's lookup indexes until it
+# reaches its target (registry.index.follower), if the store holds fewer declarations than that
+# already: building the indexes again takes time in proportion to every row, not just the new ones.
+DEFER_LOOKUPS_AFTER = 50_000
 
 
 class Settings(BaseSettings):
@@ -31,6 +37,10 @@ class Settings(BaseSettings):
 
     confirmations: int = 0
     """Blocks an event must be buried under before the indexer applies it."""
+
+    defer_lookups_after: int = Field(DEFER_LOOKUPS_AFTER, ge=0)
+    """Events a catch-up must expect before the indexer drops the lookup indexes until its end
+    (0: never). Meanwhile lookups by ISCC-CODE, datahash and declarer scan the store."""
 
     relayer_key: Path | None = None
     """Key file whose account pays for relayed requests in `serve`; on the devnet (chain 31337)

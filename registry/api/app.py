@@ -39,6 +39,7 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
                 state.store,
                 confirmations=state.settings.confirmations,
                 similarity=state.similarity(),
+                defer_lookups_after=state.settings.defer_lookups_after,
             )
             state.indexer_problem = None
             follower.follow(stop)

@@ -19,6 +19,7 @@ from web3 import HTTPProvider
 from web3.exceptions import Web3Exception
 
 from registry.chain.contract import RPC_TIMEOUT_S, Registry
+from registry.config import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.conflicts import ConflictDetector
 from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
@@ -78,6 +79,8 @@ class SyncReport:
     seconds: float
     # Part of `seconds` spent in conflict detection (registry.index.conflicts).
     detect_seconds: float = 0.0
+    # Part of `seconds` spent building the lookup indexes a catch-up had deferred.
+    index_seconds: float = 0.0
 
     @property
     def blocks(self) -> int:
@@ -106,6 +109,7 @@ class SyncReport:
             "events_rolled_back": self.events_rolled_back,
             "seconds": round(self.seconds, 3),
             "detect_seconds": round(self.detect_seconds, 3),
+            "index_seconds": round(self.index_seconds, 3),
             "events_per_second": round(self.events_per_second, 1),
         }
 
@@ -165,13 +169,20 @@ class Follower:
         confirmations: int = 0,
         max_range: int = 2000,
         similarity: SimilarityIndex | None = None,
+        defer_lookups_after: int = DEFER_LOOKUPS_AFTER,
     ) -> None:
-        if confirmations < 0 or max_range < 1:
-            raise ValueError("confirmations must be >= 0 and max_range >= 1")
+        if confirmations < 0 or max_range < 1 or defer_lookups_after < 0:
+            raise ValueError(
+                "confirmations and defer_lookups_after must be >= 0 and max_range >= 1"
+            )
         self.registry = registry
         self.store = store
         self.confirmations = confirmations
         self.max_range = max_range
+        # 0: never defer the lookup indexes.
+        self.defer_lookups_after = defer_lookups_after
+        # Declarations the store held when a sync first asked (see _backlog_is_large).
+        self._stored: int | None = None
         # Start small and let fast, sparse answers grow the range: a first range of max_range
         # dense blocks could hold hundreds of thousands of logs.
         self._range = min(max_range, FIRST_RANGE)
@@ -210,6 +221,10 @@ class Follower:
         seen = new = stalled = analysed = 0
         detecting = 0.0
         detected = time.monotonic()
+        # An indexer killed while catching up left the lookup indexes dropped: this sync builds
+        # them when it reaches its target.
+        deferred = self.store.lookups_deferred()
+        self._stored = None
         # One range is read (node, JSON, decoding) while the one before it is written: the
         # node and the database work at the same time. A read only starts from a range that
         # was read completely, so the parent it checks against is known.
@@ -244,6 +259,7 @@ class Follower:
                     before = parent
                     parent, removed = self._rollback(head)
                     rolled_back += removed
+                    deferred = False  # a rollback builds them (it reads histories by ISCC-ID)
                     stalled = stalled + 1 if parent == before else 0
                     if stalled >= MAX_STALLS:
                         # The node contradicts itself (its block `block` does not name the
@@ -265,9 +281,16 @@ class Follower:
                     )
                 new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
                 seen += len(batch)
+                blocks_read, blocks_left = end - block + 1, target - end
+                if not deferred and self._backlog_is_large(len(batch), blocks_read, blocks_left):
+                    self.store.defer_lookups()
+                    deferred = True
                 parent = (end, end_hash)
                 block = end + 1
-                if end < target and time.monotonic() - detected >= DETECT_EVERY_S:
+                # Detection looks up codes and hashes: with the lookup indexes deferred it waits
+                # for the end of the catch-up (its queue keeps what it has to do).
+                due = time.monotonic() - detected >= DETECT_EVERY_S
+                if end < target and due and not deferred:
                     detecting += self._detect(new - analysed >= ANALYZE_AFTER)
                     analysed, detected = new, time.monotonic()
                 if on_progress:
@@ -275,10 +298,29 @@ class Follower:
                     on_progress(
                         SyncReport(start, end, head, seen, new, rolled_back, elapsed, detecting)
                     )
+        indexing = 0.0
+        if deferred:
+            building = time.monotonic()
+            self.store.restore_lookups()
+            indexing = time.monotonic() - building
         # What this sync stored, what a crash left queued, what new evidence queued again.
         detecting += self._detect(new - analysed >= ANALYZE_AFTER)
         elapsed = time.monotonic() - started
-        return SyncReport(start, block - 1, head, seen, new, rolled_back, elapsed, detecting)
+        return SyncReport(
+            start, block - 1, head, seen, new, rolled_back, elapsed, detecting, indexing
+        )
+
+    def _backlog_is_large(self, events: int, blocks: int, blocks_left: int) -> bool:
+        """Whether the blocks left, as dense as the range just stored, hold enough events to
+        make dropping the lookup indexes until the end of the catch-up worth it."""
+        if not self.defer_lookups_after or not events:
+            return False
+        expected = events * blocks_left // max(1, blocks)
+        if expected < self.defer_lookups_after:
+            return False
+        if self._stored is None:
+            self._stored = self.store.count()
+        return expected >= self._stored
 
     def _detect(self, grown: bool) -> float:
         """Run conflict detection (with fresh planner statistics if the store grew a lot);

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Index,
     case,
     create_engine,
     delete,
@@ -56,6 +57,7 @@ from registry.index.schema import (
     conflicts,
     declarations,
     events,
+    meta,
     metadata_docs,
     segment_sources,
     segments,
@@ -287,6 +289,36 @@ class Store:
         with self._write() as conn:
             conn.execute(text(f"ANALYZE {tables}"))
 
+    def lookups_deferred(self) -> bool:
+        """Whether the lookup indexes are dropped for a catch-up (see defer_lookups)."""
+        with self._read() as conn:
+            return _lookups_deferred(conn)
+
+    def defer_lookups(self) -> None:
+        """Drop the lookup indexes (schema.LOOKUP_INDEXES) for a catch-up on a large backlog.
+
+        Lookups by ISCC-CODE, datahash, declarer or history scan their tables until
+        restore_lookups builds the indexes again. A mark in the same transaction as the drop
+        tells the next indexer to build them, should this one be killed before it does.
+        """
+        with self._write() as conn:
+            if _lookups_deferred(conn):
+                return
+            for index in _lookup_indexes():
+                conn.execute(text(f'DROP INDEX IF EXISTS "{index.name}"'))
+            conn.execute(insert(meta).values(key=_DEFERRED_KEY, value="1"))
+
+    def restore_lookups(self) -> bool:
+        """Build the lookup indexes a catch-up dropped, in one transaction with clearing its
+        mark; returns False if none were dropped."""
+        with self._write() as conn:
+            if not _lookups_deferred(conn):
+                return False
+            for index in _lookup_indexes():
+                index.create(conn, checkfirst=True)
+            conn.execute(delete(meta).where(meta.c.key == _DEFERRED_KEY))
+        return True
+
     def block_at_or_below(
         self, chain_id: int, contract: str, number: int
     ) -> tuple[int, bytes] | None:
@@ -317,6 +349,8 @@ class Store:
         from their remaining history; returns the number of events removed."""
         contract = to_checksum_address(contract)
         above = -1 if ancestor is None else ancestor[0]
+        # Rebuilding the state of a changed declaration reads its history by ISCC-ID.
+        self.restore_lookups()
         scope = (events.c.chain_id == chain_id, events.c.contract == contract)
         with self._write() as conn:
             touched = conn.execute(
@@ -534,6 +568,22 @@ def _short(exc: Exception) -> str:
 
 def _describe(block: tuple[int, bytes] | None) -> str:
     return "unset" if block is None else f"block {block[0]} (0x{block[1].hex()[:12]}...)"
+
+
+_DEFERRED_KEY = "lookup_indexes_deferred"
+
+
+def _lookups_deferred(conn: Connection) -> bool:
+    return conn.execute(select(meta.c.key).where(meta.c.key == _DEFERRED_KEY)).first() is not None
+
+
+def _lookup_indexes() -> list[Index]:
+    return [
+        index
+        for table in schema.metadata.tables.values()
+        for index in table.indexes
+        if index.name in schema.LOOKUP_INDEXES
+    ]
 
 
 def _checkpoint(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import iscc_lib
@@ -149,8 +148,10 @@ def declare_signed(
 ) -> dict:
     """`declareFor`: the declarer signs offline, the payer submits."""
     dep = registry.deployment
+    # The chain's clock, not ours: tests that mine many blocks run it hours ahead.
+    now = registry.w3.eth.get_block("latest")["timestamp"]
     declaration = Declaration.create(
-        item["iscc"], item["datahash"], None, gateway, nonce=nonce, deadline=int(time.time()) + 3600
+        item["iscc"], item["datahash"], None, gateway, nonce=nonce, deadline=now + 3600
     )
     signed = sign(declaration, Domain(dep.chain_id, dep.address), declarer)
     call = registry.contract.functions.declareFor(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from chain_truth import chain_declarations, store_declarations, store_events
+from sqlalchemy import func, select
 
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
@@ -16,6 +17,7 @@ from registry.chain.loadgen import declare_many
 from registry.index import follower as follower_module
 from registry.index.follower import Follower
 from registry.index.logreader import Logs
+from registry.index.schema import conflict_queue
 from registry.index.store import Store
 
 pytestmark = pytest.mark.chain
@@ -85,3 +87,25 @@ def test_a_dying_worker_hands_back_to_the_follower(
     assert len(by_worker) == 1 and follower._worker is None
     assert report.events_new == DECLARATIONS
     assert store_declarations(sqlite_store, registry.contract.address) == truth
+
+
+def test_a_large_backlog_defers_the_lookup_indexes_until_its_end(
+    dense: tuple[Registry, list[Any]], db_url: str
+) -> None:
+    registry, truth = dense
+    with Store.open(db_url) as store:
+        deferred: list[bool] = []
+        # The whole backlog is 4,000 events: above 1,000 it defers, above 5,000 it does not.
+        for threshold, expected in ((5000, False), (1000, True)):
+            store.forget(registry.deployment.chain_id, registry.contract.address)
+            deferred.clear()
+            follower = Follower(registry, store, defer_lookups_after=threshold)
+            report = follower.sync(lambda _: deferred.append(store.lookups_deferred()))
+            assert report.events_new == DECLARATIONS
+            assert any(deferred) is expected and (report.index_seconds > 0) is expected
+            assert not store.lookups_deferred()
+            assert store_declarations(store, registry.contract.address) == truth
+        # Conflict detection waited for the indexes and then worked through the whole queue.
+        assert deferred[-1] and report.detect_seconds > 0
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(conflict_queue)).scalar() == 0

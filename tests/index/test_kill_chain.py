@@ -26,8 +26,10 @@ import requests
 from chain_truth import assert_consistent_prefix, chain_declarations, store_declarations
 from eth_account.signers.local import LocalAccount
 from index_helpers import content, declare_direct
+from sqlalchemy import inspect
 
 from registry.chain.contract import Registry
+from registry.chain.devnet import free_port
 from registry.cli import main
 from registry.index.store import Store
 
@@ -91,9 +93,9 @@ def busy_chain(registry: Registry, payer: LocalAccount) -> list:
     return chain_declarations(registry)
 
 
-def kill_cli_after(env: dict[str, str], log: str, seconds: float) -> None:
-    """Run `iscc-registry` with ARGS in a forked child and kill -9 it after `seconds`."""
-    child = multiprocessing.get_context("fork").Process(target=_run_cli, args=(env, ARGS, log))
+def kill_cli_after(env: dict[str, str], log: str, seconds: float, args: list[str] = ARGS) -> None:
+    """Run `iscc-registry` with `args` in a forked child and kill -9 it after `seconds`."""
+    child = multiprocessing.get_context("fork").Process(target=_run_cli, args=(env, args, log))
     child.start()
     time.sleep(seconds)
     os.kill(child.pid, signal.SIGKILL)
@@ -178,3 +180,52 @@ def test_sigterm_stops_follow_after_the_batch_in_flight(
     assert "stopped" in output and "lag" in output and "events/s" in output
     with Store.open(db_url) as store:
         assert assert_consistent_prefix(registry, store, truth) == registry.w3.eth.block_number
+
+
+def test_kill_9_while_the_lookup_indexes_are_deferred(
+    registry: Registry, busy_chain: list, db_url: str, tmp_path: Path
+) -> None:
+    """A catch-up killed with its lookup indexes dropped: the next run carries on without them
+    and builds them at its end."""
+    env = cli_env(registry, tmp_path, db_url)
+    log = str(tmp_path / "index.log")
+    rng = random.Random(5)
+    left_deferred = 0
+    args = [*ARGS, "--defer-lookups-after", "1"]
+    for _ in range(8):
+        kill_cli_after(env, log, rng.uniform(0.3, 1.0), args)
+        with Store.open(db_url) as store:
+            assert_consistent_prefix(registry, store, busy_chain)
+            left_deferred += store.lookups_deferred()
+    assert left_deferred >= 4
+
+    result = subprocess.run(
+        [_script(), "index", "--json", "--defer-lookups-after", "1"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(result.stdout)["index_seconds"] > 0
+    with Store.open(db_url) as store:
+        assert not store.lookups_deferred()
+        with store.engine.connect() as conn:
+            indexes = {i["name"] for i in inspect(conn).get_indexes("declarations")}
+        assert {"ix_declarations_datahash", "ix_declarations_iscc_code"} <= indexes
+        assert store_declarations(store, registry.contract.address) == busy_chain
+
+
+def test_a_one_shot_index_that_loses_its_node_builds_deferred_indexes(
+    registry: Registry, db_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(registry, tmp_path, db_url)
+    with Store.open(db_url) as store:
+        store.defer_lookups()
+    env["ISCC_REGISTRY_RPC_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = subprocess.run(
+        [_script(), "index"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and "error" in result.stderr
+    with Store.open(db_url) as store:
+        assert not store.lookups_deferred()

@@ -432,3 +432,57 @@ def test_lookups_use_an_index(sqlite_store: Store, column: str) -> None:
             f"EXPLAIN QUERY PLAN SELECT * FROM declarations WHERE {column} = ?", ("x",)
         ).all()
     assert "USING INDEX" in " ".join(str(row) for row in plan)
+
+
+def _index_names(store: Store) -> set[str]:
+    with store.engine.connect() as conn:
+        inspector = inspect(conn)
+        return {i["name"] for t in schema.metadata.tables for i in inspector.get_indexes(t)}
+
+
+def _lookups(store: Store, a: DeclaredEvent) -> tuple:
+    return (
+        store.by_iscc_code(a.iscc_code),
+        store.by_datahash(a.datahash),
+        store.by_declarer(a.declarer),
+        store.history(a.iscc_id),
+    )
+
+
+def test_deferred_lookup_indexes_answer_the_same_and_come_back(db_url: str) -> None:
+    a = _event(b"alpha" * 50, 5, declarer=ALICE, metahash=b"\x02" * 32)
+    again = _event(b"alpha" * 50, 6, declarer=BOB)
+    with Store.open(db_url) as store:
+        all_indexes = _index_names(store)
+        assert set(schema.LOOKUP_INDEXES) <= all_indexes
+        store.apply(CHAIN, CONTRACT, [a], None, 5, _hash(5))
+        before = _lookups(store, a)
+
+        store.defer_lookups()
+        store.defer_lookups()  # a second catch-up finds them dropped already
+        assert store.lookups_deferred()
+        assert _index_names(store) == all_indexes - set(schema.LOOKUP_INDEXES)
+        assert _lookups(store, a) == before
+        store.apply(CHAIN, CONTRACT, [again], (5, _hash(5)), 6, _hash(6))
+
+    # A killed indexer leaves the mark; whoever opens the store next still gets answers.
+    with Store.open(db_url) as store:
+        assert store.lookups_deferred()
+        deferred = _lookups(store, a)
+        assert [r.iscc_id for r in deferred[0]] == [a.iscc_id, again.iscc_id]
+        assert store.restore_lookups()
+        assert not store.lookups_deferred() and not store.restore_lookups()
+        assert _index_names(store) == all_indexes
+        assert _lookups(store, a) == deferred
+
+
+def test_rollback_builds_deferred_lookup_indexes_first(store: Store) -> None:
+    a = _event(b"alpha" * 50, 5, declarer=ALICE)
+    store.apply(CHAIN, CONTRACT, [a], None, 5, _hash(5))
+    store.defer_lookups()
+    revoke = _change("Revoked", 6, isccId=a.iscc_id_body, owner=ALICE)
+    store.apply(CHAIN, CONTRACT, [revoke], (5, _hash(5)), 6, _hash(6))
+    assert store.rollback(CHAIN, CONTRACT, (5, _hash(5))) == 1
+    assert not store.lookups_deferred()
+    assert set(schema.LOOKUP_INDEXES) <= _index_names(store)
+    assert not store.by_iscc_id(a.iscc_id)[0].revoked
