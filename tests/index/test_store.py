@@ -10,6 +10,7 @@ from eth_utils import to_checksum_address
 from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
 from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from registry.errors import InvalidCode, StoreError
@@ -486,3 +487,50 @@ def test_rollback_builds_deferred_lookup_indexes_first(store: Store) -> None:
     assert not store.lookups_deferred()
     assert set(schema.LOOKUP_INDEXES) <= _index_names(store)
     assert not store.by_iscc_id(a.iscc_id)[0].revoked
+
+
+def test_version_7_history_is_keyed_by_block_and_log_index(db_url: str) -> None:
+    a, b = _event(b"one" * 50, 5, declarer=ALICE), _event(b"two" * 50, 6, declarer=BOB)
+    with Store.open(db_url) as store:
+        store.apply(CHAIN, CONTRACT, [a], None, 5, a.block_hash)
+        store.apply(CHAIN, CONTRACT, [b], (5, a.block_hash), 6, b.block_hash)
+        with store.engine.begin() as conn:
+            # What version 7 had: unique by transaction hash, and an index by block.
+            new_key = "UNIQUE (chain_id, contract, block_number, log_index)"
+            old_key = "UNIQUE (chain_id, tx_hash, log_index)"
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("ALTER TABLE events DROP CONSTRAINT uq_events_position"))
+                conn.execute(
+                    text(f"ALTER TABLE events ADD CONSTRAINT uq_events_position {old_key}")
+                )
+            else:
+                columns = ", ".join(c.name for c in events.columns)
+                conn.execute(text(f"CREATE TABLE old_events AS SELECT {columns} FROM events"))
+                conn.execute(text("DROP TABLE events"))
+                ddl = str(CreateTable(events).compile(conn))
+                conn.execute(text(ddl.replace(new_key, old_key)))
+                conn.execute(text(f"INSERT INTO events SELECT {columns} FROM old_events"))
+                conn.execute(text("DROP TABLE old_events"))
+            conn.execute(
+                text("CREATE INDEX ix_events_block ON events (chain_id, contract, block_number)")
+            )
+            assert inspect(conn).get_unique_constraints("events")[0]["column_names"] == [
+                "chain_id",
+                "tx_hash",
+                "log_index",
+            ]
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="7"))
+    with Store.open(db_url) as store:
+        with store.engine.connect() as conn:
+            assert schema.stored_version(conn) == schema.SCHEMA_VERSION >= 8
+            (key,) = inspect(conn).get_unique_constraints("events")
+            assert key["column_names"] == ["chain_id", "contract", "block_number", "log_index"]
+            indexes = {i["name"] for i in inspect(conn).get_indexes("events")}
+            assert "ix_events_block" not in indexes and "ix_events_iscc_id" in indexes
+        assert _rows(store, events) == 2 and store.history(b.iscc_id)[0]["block_number"] == 6
+        # The position stays unique, and rollbacks by block still find their rows.
+        with pytest.raises(IntegrityError), store.engine.begin() as conn:
+            row = conn.execute(select(events).limit(1)).mappings().one()
+            conn.execute(events.insert().values({**row, "id": None, "tx_hash": b"\x09" * 32}))
+        assert store.rollback(CHAIN, CONTRACT, (5, a.block_hash)) == 1
+        assert [r.iscc_id for r in store.by_iscc_id(a.iscc_id)] == [a.iscc_id]
