@@ -123,6 +123,21 @@ def make_log(
     return encode_log(DECLARED_ABI, values, **position)
 
 
+def json_rpc_form(log: dict[str, Any]) -> dict[str, Any]:
+    """A web3-style log (bytes, ints) as a node's JSON answer carries it (0x hex)."""
+
+    def hexed(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return "0x" + value.hex()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return hex(value)
+        if isinstance(value, list):
+            return [hexed(v) for v in value]
+        return value
+
+    return {key: hexed(value) for key, value in log.items()}
+
+
 def declare_direct(
     registry: Registry,
     sender: LocalAccount,

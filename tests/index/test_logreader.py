@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from index_helpers import content, make_log
+from index_helpers import content, json_rpc_form, make_log
 
 from registry.chain.devnet import free_port
 from registry.index.events import EventDecoder
@@ -18,23 +18,8 @@ from registry.index.logreader import LogReader
 from registry.index.rows import rows_of
 
 
-def _json_rpc_form(log: dict[str, Any]) -> dict[str, Any]:
-    """A web3-style log (bytes, ints) as a node's JSON answer carries it (0x hex)."""
-
-    def hexed(value: Any) -> Any:
-        if isinstance(value, bytes):
-            return "0x" + value.hex()
-        if isinstance(value, int) and not isinstance(value, bool):
-            return hex(value)
-        if isinstance(value, list):
-            return [hexed(v) for v in value]
-        return value
-
-    return {key: hexed(value) for key, value in log.items()}
-
-
 class _Node:
-    """Answers every POST with the JSON it is given."""
+    """Answers every POST with the JSON it is given (bytes as they are)."""
 
     def __init__(self) -> None:
         self.answer: Any = None
@@ -43,7 +28,8 @@ class _Node:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
-                body = json.dumps(node.answer).encode()
+                answer = node.answer
+                body = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -74,13 +60,48 @@ def reader(node: _Node) -> Iterator[LogReader]:
 def test_the_worker_decodes_like_the_indexer(node: _Node, reader: LogReader) -> None:
     items = [content(b"worker %d" % i * 40) for i in range(20)]
     logs = [
-        _json_rpc_form(make_log(item["raw"], item["digest"], log_index=i, iscc_id_body=1000 + i))
+        json_rpc_form(make_log(item["raw"], item["digest"], log_index=i, iscc_id_body=1000 + i))
         for i, item in enumerate(items)
     ]
     node.answer = {"jsonrpc": "2.0", "id": 1, "result": logs}
     answer = reader.read({"fromBlock": "0x1", "toBlock": "0x2"})
     assert answer.count == 20
     assert answer.rows == rows_of(EventDecoder(0).decode_logs(logs))
+
+
+def test_logs_of_another_shape_are_decoded_the_general_way(node: _Node, reader: LogReader) -> None:
+    """A pending log (null block hash), one without data, one with a numeric block number:
+    the worker's typed parsing refuses the answer and decodes it as the indexer does."""
+    items = [content(b"shape %d" % i * 40) for i in range(4)]
+    logs = [
+        json_rpc_form(make_log(item["raw"], item["digest"], log_index=i, iscc_id_body=50 + i))
+        for i, item in enumerate(items)
+    ]
+    logs[0]["blockHash"] = None
+    del logs[1]["data"]
+    logs[2]["blockNumber"] = 10
+    node.answer = {"jsonrpc": "2.0", "id": 1, "result": logs}
+    answer = reader.read({})
+    assert answer.count == 4
+    assert answer.rows == rows_of(EventDecoder(0).decode_logs(logs))
+    assert len(answer.rows.declarations) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"jsonrpc": "2.0", "id": 1, "result": "0x1"}, "eth_getLogs answered 0x1"),
+        ({"jsonrpc": "2.0", "id": 1}, "eth_getLogs answered None"),
+        ([{"jsonrpc": "2.0", "id": 1, "result": []}], "not a JSON-RPC answer"),
+        (b"<html>busy</html>", "JSONDecodeError"),
+    ],
+)
+def test_answers_without_logs_are_transport_errors(
+    node: _Node, reader: LogReader, body: Any, says: str
+) -> None:
+    node.answer = body
+    answer = reader.read({})
+    assert answer.rows is None and says in answer.transport_error
 
 
 def test_a_node_error_comes_back_as_its_message(node: _Node, reader: LogReader) -> None:
