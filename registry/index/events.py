@@ -20,7 +20,6 @@ from eth_utils import keccak, to_checksum_address
 from registry.chain.artifact import artifact
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode, RegistryError
-from registry.index.schema import to_signed64
 from registry.iscc.codec import b32encode, code_from_bytes
 
 __all__ = [
@@ -93,7 +92,7 @@ class Unit:
 
 def unit_value(body: bytes) -> int:
     """A unit's first 64 bits as a signed integer: what the store indexes for similarity search."""
-    return to_signed64(int.from_bytes(body[:8].ljust(8, b"\0"), "big"))
+    return int.from_bytes(body[:8].ljust(8, b"\0"), "big", signed=True)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import starmap
 from typing import Any
 
 import numpy as np
@@ -96,24 +97,14 @@ def rows_of_logs(decoder: EventDecoder, raw_logs: Iterable[RawLog]) -> BatchRows
     positioned = decoder.decode_positioned(raw_logs)
     # Kept once per (tx hash, log index), in the first one's place, as rows_of does.
     unique = list({(p[2], p[3]): (p, item) for p, item in positioned}.values())
-    header = code_to_bytes(str(IsccId(0, decoder.realm)))[:2]
-    iscc_ids = iscc_strings([header + p[4].to_bytes(8, "big") for p, _item in unique])
-    # A code whose header tells its layout is checked without its string, which is encoded
-    # with the others below; validate_code checks the rest with iscc-lib.
-    checks: list[Any] = []
-    known_layout: list[bytes] = []
-    for _p, item in unique:
-        if type(item) is tuple:
-            _declarer, datahash, raw, _metahash, _gateway = item
-            checked = units_by_layout(raw, datahash)
-            if checked is None:
-                code, units, reason = validate_code(raw, datahash)
-                checks.append((False, code, [(u.unit_type, u.body) for u in units], reason))
-            else:
-                checks.append((True, None, *checked))
-                known_layout.append(raw)
-    codes = iter(iscc_strings(known_layout))
-    checked_codes = iter(checks)
+    bodies = np.array([p[4] for p, _item in unique], np.uint64).astype(">u8")
+    octets = np.empty((len(unique), 10), np.uint8)
+    octets[:, :2] = np.frombuffer(code_to_bytes(str(IsccId(0, decoder.realm)))[:2], np.uint8)
+    octets[:, 2:] = bodies.view(np.uint8).reshape(-1, 8)
+    iscc_ids = _iscc_strings_of(octets)
+    # "ISCC:" + b32encode(raw) is the string of every code whose layout its header tells; the
+    # few others get theirs from validate_code below.
+    codes = iter(iscc_strings([item[2] for _p, item in unique if type(item) is tuple]))
     rows = BatchRows([], [], [], [], {})
     for (p, item), iscc_id in zip(unique, iscc_ids, strict=True):
         position = (p[0], p[1], p[2], p[3], iscc_id)
@@ -121,37 +112,29 @@ def rows_of_logs(decoder: EventDecoder, raw_logs: Iterable[RawLog]) -> BatchRows
             _add_event(rows, position, item)
             continue
         declarer, datahash, raw, metahash, gateway = item
-        encoded_below, code, bodies, reason = next(checked_codes)
-        if encoded_below:
-            code = next(codes)
+        code = next(codes)
+        checked = units_by_layout(raw, datahash)
+        if checked is None:
+            code, units, reason = validate_code(raw, datahash)
+            unit_rows = tuple([_unit_row(u.unit_type, u.body) for u in units])
+        else:
+            unit_rows = tuple(starmap(_unit_row, checked[0]))
+            reason = checked[1]
+        payload = declared_payload(p[4], declarer, datahash, raw, metahash, gateway)
         _add_declared(
-            rows,
-            position,
-            declared_payload(p[4], declarer, datahash, raw, metahash, gateway),
-            (p[4], declarer, code, raw, datahash, metahash, gateway, reason),
-            tuple([_unit_row(unit_type, body) for unit_type, body in bodies]),
-        )
+            rows, position, payload, p[4], declarer, code, raw, datahash, metahash, gateway,
+            reason, unit_rows,
+        )  # fmt: skip
     return rows
 
 
 def _add_event(rows: BatchRows, position: tuple[Any, ...], e: RegistryEvent) -> None:
     if type(e) is DeclaredEvent:
         _add_declared(
-            rows,
-            position,
-            e.payload(),
-            (
-                e.iscc_id_body,
-                e.declarer,
-                e.iscc_code,
-                e.iscc_code_raw,
-                e.datahash,
-                e.metahash,
-                e.gateway,
-                e.invalid_reason,
-            ),
+            rows, position, e.payload(), e.iscc_id_body, e.declarer, e.iscc_code,
+            e.iscc_code_raw, e.datahash, e.metahash, e.gateway, e.invalid_reason,
             tuple([_unit_row(u.unit_type, u.body) for u in e.units]),
-        )
+        )  # fmt: skip
         return
     assert isinstance(e, ChangeEvent)
     rows.events.append((*position, e.name, e.payload()))
@@ -163,13 +146,18 @@ def _add_declared(
     rows: BatchRows,
     position: tuple[Any, ...],
     payload: str,
-    declared: tuple[Any, ...],
+    body: int,
+    declarer: str,
+    iscc_code: str | None,
+    iscc_code_raw: bytes,
+    datahash: bytes,
+    metahash: bytes,
+    gateway: str,
+    reason: str | None,
     units: tuple[tuple[Any, ...], ...],
 ) -> None:
     """The rows of a Declared event at `position` (block number, block hash, tx hash, log
-    index, ISCC-ID), `declared` being its (ISCC-ID body, declarer, ISCC-CODE, raw code,
-    datahash, metahash, gateway, invalid reason)."""
-    body, declarer, iscc_code, raw, datahash, metahash, gateway, reason = declared
+    index, ISCC-ID)."""
     rows.events.append((*position, DECLARED, payload))
     _add_block(rows, position[0], position[1])
     rows.declarations.append(
@@ -180,7 +168,7 @@ def _add_declared(
             declarer,
             False,
             iscc_code,
-            raw,
+            iscc_code_raw,
             datahash,
             None if metahash == _ZERO_HASH else metahash,
             gateway,
@@ -216,22 +204,25 @@ def iscc_strings(raws: Sequence[bytes]) -> list[str]:
     by_length: dict[int, list[int]] = {}
     for i, raw in enumerate(raws):
         by_length.setdefault(len(raw), []).append(i)
-    if len(by_length) == 1:
-        return _iscc_strings_of_length(raws, len(raws[0]))
     strings = [""] * len(raws)
     for length, indices in by_length.items():
-        encoded = _iscc_strings_of_length([raws[i] for i in indices], length)
-        for i, text in zip(indices, encoded, strict=True):
+        group = b"".join([raws[i] for i in indices])
+        octets = np.frombuffer(group, np.uint8).reshape(len(indices), length)
+        if len(by_length) == 1:
+            return _iscc_strings_of(octets)
+        for i, text in zip(indices, _iscc_strings_of(octets), strict=True):
             strings[i] = text
     return strings
 
 
-def _iscc_strings_of_length(raws: Sequence[bytes], length: int) -> list[str]:
-    count = len(raws)
-    padded = -(-length // 5) * 5
-    octets = np.zeros((count, padded), np.uint64)
-    octets[:, :length] = np.frombuffer(b"".join(raws), np.uint8).reshape(count, length)
-    words = octets.reshape(count, -1, 5)
+def _iscc_strings_of(octets: np.ndarray) -> list[str]:
+    """iscc_strings of the rows of a (count, length) uint8 array."""
+    count, length = octets.shape
+    if not count or not length:  # nothing numpy could reshape
+        return ["ISCC:"] * count
+    words = np.zeros((count, -(-length // 5) * 5), np.uint64)
+    words[:, :length] = octets
+    words = words.reshape(count, -1, 5)
     # Each 5 bytes are one 40-bit word: eight base32 characters.
     value = words[..., 0] << 32 | words[..., 1] << 24 | words[..., 2] << 16 | words[..., 3] << 8
     value |= words[..., 4]
