@@ -20,10 +20,12 @@ best of --repeat runs of CPU time (time.process_time) over the whole answer, div
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -141,12 +143,10 @@ def http_reads(answer: bytes, repeat: int) -> tuple[float, float]:
             url = f"http://127.0.0.1:{port}"
             session = requests.Session()
             query = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [{}]}
-            for _ in range(100):
-                try:
-                    session.post(url, json=query).content
+            for _ in range(100):  # until the server listens
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
                     break
-                except requests.ConnectionError:
-                    time.sleep(0.05)
+                time.sleep(0.05)
             chunked, body = best(repeat, lambda: session.post(url, json=query).content)
             whole, same = best(
                 repeat, lambda: session.post(url, json=query, stream=True).raw.read()

@@ -191,10 +191,9 @@ class ChangeEvent(_Located):
 
 
 RegistryEvent = DeclaredEvent | ChangeEvent
-# A Declared event's arguments other than the ISCC-ID, in the order of the shipped ABI.
-DeclaredArgs = tuple[
-    str, bytes, bytes, bytes, str
-]  # declarer, datahash, isccCode, metahash, gateway
+# A Declared event's arguments other than the ISCC-ID: declarer, datahash, isccCode, metahash
+# and gateway.
+DeclaredArgs = tuple[str, bytes, bytes, bytes, str]
 # A log's position (block number, block hash, tx hash, log index, ISCC-ID body, realm) with,
 # for a Declared log without extra fields, its arguments, else its decoded event.
 Positioned = tuple[tuple[Any, ...], DeclaredArgs | RegistryEvent]
