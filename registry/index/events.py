@@ -387,6 +387,13 @@ def _address(word: bytes) -> str:
     return _checksum(word[12:])
 
 
+@lru_cache(maxsize=1 << 16)
+def _address_topic(topic: str) -> str:
+    """_address of an indexed address in 0x hex: the same few declarers recur in every range,
+    and decoding the hex and the checks cost more than the lookup."""
+    return _address(bytes.fromhex(topic[2:]))
+
+
 def _word(word: bytes) -> bytes:
     return word
 
@@ -636,7 +643,7 @@ class EventDecoder:
         fromhex = bytes.fromhex
         try:
             body = int.from_bytes(fromhex(id_hex[2:]), "big")
-            declarer = _address(fromhex(declarer_hex[2:]))
+            declarer = _address_topic(declarer_hex)
             datahash = fromhex(datahash_hex[2:])
             iscc_code, metahash, gateway = _decode_data(_SHIPPED_DATA, fromhex(data[2:]))
             block_hash = block_hashes.get(raw.block_hash)
