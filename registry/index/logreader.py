@@ -3,9 +3,11 @@
 Catching up on dense blocks, an indexer that reads, parses and decodes logs in the same Python
 process as it writes is bound by one core: the GIL serialises JSON parsing and decoding with
 building and inserting rows. A worker process that fetches a range straight from the node,
-parses and decodes it, and hands back the store's rows (`rows.rows_of`) lets the writer use the
-second core. The follower only engages it for dense ranges on an HTTP node:
-for a handful of logs the round trip to the worker costs more than it saves.
+parses and decodes it, and hands back the store's rows lets the writer use the second core. The
+follower only engages it for dense ranges on an HTTP node: for a handful of logs the round trip
+to the worker costs more than it saves. The worker's own CPU per log bounds the pipeline too, so
+it takes the cheapest way from the answer's bytes to the same rows (`rows.rows_of_logs`, see
+docs/benchmarks.md "Log reader").
 """
 
 from __future__ import annotations
