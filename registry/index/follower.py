@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -51,6 +53,11 @@ DETECT_EVERY_S = 60.0
 # detection queries the new rows: autovacuum analyses a table only a minute or more after it grew,
 # and a planner that still believes `declarations` is empty scans it for every lookup.
 ANALYZE_AFTER = 10_000
+# Ranges read while the one before them is written. Two keep the node and the log reader
+# processes busy at once: the node serves one range while a worker decodes the range before it,
+# instead of waiting for each other (the node's share alone is ~15-20 us per log on a devnet, and
+# a remote node adds its round trip).
+READ_AHEAD = 2
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
 # Phrases nodes use when a getLogs answer would be too big (Geth, Erigon, Alchemy, Infura, ...).
@@ -117,6 +124,8 @@ class SyncReport:
 Progress = Callable[[SyncReport], None]
 # A range's events, or their rows when the log reader process read it.
 Batch = list[RegistryEvent] | BatchRows
+# A range as read: its batch, the parent hash of its first block, the hash of its last block.
+_Range = tuple[Batch, bytes, bytes]
 
 
 class _RangeTooLarge(Exception):
@@ -132,6 +141,13 @@ class _Header:
     number: int
     hash: bytes
     parent_hash: bytes
+
+
+def _discard(reads: deque[tuple[int, Future[_Range]]]) -> None:
+    """Wait for reads that will not be used (their range is read again, or not at all)."""
+    while reads:
+        _end, reading = reads.popleft()
+        reading.exception()  # their failures do not matter either
 
 
 def _too_large(message: str) -> bool:
@@ -193,14 +209,18 @@ class Follower:
         self.decoder = EventDecoder(deployment.realm)
         # Shares the API's similarity index when given (one copy in memory, reset on rollback).
         self.conflicts = ConflictDetector(store, similarity)
-        # Dense ranges (catching up) are read by a worker process; see registry.index.logreader.
+        # Dense ranges (catching up) are read by worker processes, one per range read ahead
+        # (see registry.index.logreader); a worker that fails is dropped from `_workers`.
         self._dense = False
-        provider = registry.w3.provider
-        self._worker = (
-            LogReader(deployment.rpc_url, deployment.realm, RPC_TIMEOUT_S)
-            if isinstance(provider, HTTPProvider)
-            else None
-        )
+        self._workers: list[LogReader] = []
+        if isinstance(registry.w3.provider, HTTPProvider):
+            self._workers = [
+                LogReader(deployment.rpc_url, deployment.realm, RPC_TIMEOUT_S)
+                for _ in range(READ_AHEAD)
+            ]
+        self._idle: queue.SimpleQueue[LogReader] = queue.SimpleQueue()
+        for worker in self._workers:
+            self._idle.put(worker)
 
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
@@ -225,26 +245,33 @@ class Follower:
         # them when it reaches its target.
         deferred = self.store.lookups_deferred()
         self._stored = None
-        # One range is read (node, JSON, decoding) while the one before it is written: the
-        # node and the database work at the same time. A read only starts from a range that
-        # was read completely, so the parent it checks against is known.
-        # The worker process (if one was started) stops after the reader thread is done with it.
-        worker = self._worker or nullcontext()
-        with (
-            worker,
-            _rare_collections(),
-            ThreadPoolExecutor(1, thread_name_prefix="index-read") as reader,
-        ):
-            ahead: tuple[int, Future[tuple[Batch, bytes]]] | None = None
+        # READ_AHEAD ranges are read (node, JSON, decoding) while the one before them is
+        # written: the node, the workers and the database work at the same time. A range is
+        # read before the one below it is known, so whether it continues that one (its first
+        # block's parent hash) is checked when it is taken for writing.
+        # The worker processes (if any were started) stop after the reader threads are done.
+        with ExitStack() as running:
+            for worker in self._workers:
+                running.enter_context(worker)
+            running.enter_context(_rare_collections())
+            reader = running.enter_context(
+                ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="index-read")
+            )
+            ahead: deque[tuple[int, Future[_Range]]] = deque()
+            asked = block  # the first block no read has been started for
             while block <= target and not (stop and stop.is_set()):
-                if ahead is None:
-                    end = min(block + self._range - 1, target)
-                    ahead = (end, reader.submit(self._read_range, block, end, parent))
-                end, reading = ahead
-                ahead = None
+                while len(ahead) < READ_AHEAD and asked <= target:
+                    last = min(asked + self._range - 1, target)
+                    ahead.append((last, reader.submit(self._read_range, asked, last)))
+                    asked = last + 1
+                end, reading = ahead.popleft()
                 try:
-                    batch, end_hash = reading.result()
+                    batch, parent_hash, end_hash = reading.result()
+                    if parent is not None and parent_hash != parent[1]:
+                        raise _Reorg
                 except _RangeTooLarge:
+                    _discard(ahead)
+                    asked = block
                     if self._range == 1:
                         raise ChainUnavailable(
                             f"the node refuses eth_getLogs even for the single block {block}"
@@ -254,6 +281,7 @@ class Follower:
                     log.info("eth_getLogs range too large, trying %d blocks", self._range)
                     continue
                 except _Reorg:
+                    _discard(ahead)
                     head = to_int(self._rpc("eth_blockNumber", []))
                     target = head - self.confirmations
                     before = parent
@@ -268,17 +296,11 @@ class Follower:
                             f"the node's block {block} does not continue its block "
                             f"{block - 1}; it may be syncing or reorganising"
                         ) from None
-                    start = block = (
+                    start = block = asked = (
                         self.registry.deployment.block if parent is None else parent[0] + 1
                     )
                     continue
                 stalled = 0
-                if end < target and not (stop and stop.is_set()):
-                    following = min(end + self._range, target)
-                    ahead = (
-                        following,
-                        reader.submit(self._read_range, end + 1, following, (end, end_hash)),
-                    )
                 new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
                 seen += len(batch)
                 blocks_read, blocks_left = end - block + 1, target - end
@@ -298,6 +320,8 @@ class Follower:
                     on_progress(
                         SyncReport(start, end, head, seen, new, rolled_back, elapsed, detecting)
                     )
+            # Reads still in flight (stopped early) finish before the workers stop, unused.
+            _discard(ahead)
         indexing = 0.0
         if deferred:
             building = time.monotonic()
@@ -331,19 +355,18 @@ class Follower:
         self.conflicts.run()
         return time.monotonic() - started
 
-    def _read_range(
-        self, block: int, end: int, parent: tuple[int, bytes] | None
-    ) -> tuple[Batch, bytes]:
-        """The decoded events (or their rows) of blocks block..end and the hash of `end`.
+    def _read_range(self, block: int, end: int) -> _Range:
+        """The decoded events (or their rows) of blocks block..end, the parent hash of `block`
+        and the hash of `end`.
 
-        Raises _Reorg when `block` does not continue the indexed chain (parent-hash mismatch)
-        or the chain changed while the range was read.
+        Raises _Reorg when the chain does not have these blocks (any more) or changed while the
+        range was read.
         """
         last = self._header(end)
         if last is None:
             raise _Reorg
         first = last if end == block else self._header(block)
-        if first is None or (parent is not None and first.parent_hash != parent[1]):
+        if first is None:
             raise _Reorg
         batch = self._get_events(block, end)
         # `end`'s hash commits to every block below it: unchanged after the logs were read
@@ -351,7 +374,7 @@ class Follower:
         again = self._header(end)
         if again is None or again.hash != last.hash:
             raise _Reorg
-        return batch, last.hash
+        return batch, first.parent_hash, last.hash
 
     def _rollback(self, head: int) -> tuple[tuple[int, bytes] | None, int]:
         """Find the newest recorded block the chain still has, undo everything above it and
@@ -492,16 +515,19 @@ class Follower:
         return batch
 
     def _read_in_worker(self, query: dict[str, Any]) -> tuple[int, BatchRows] | None:
-        """(log count, rows) of a range read by the worker process; None if there is no
-        worker (not an HTTP node) or it failed, and the range is read in-process instead."""
-        if self._worker is None:
+        """(log count, rows) of a range read by a worker process; None if there is none (not
+        an HTTP node, or they failed), and the range is read in-process instead."""
+        try:
+            worker = self._idle.get_nowait()
+        except queue.Empty:
             return None
         try:
-            logs = self._worker.read(query)
+            logs = worker.read(query)
         except WorkerFailed as exc:
-            log.warning("log reader process failed (%s); reading in-process from now on", exc)
-            self._worker = None
+            log.warning("a log reader process failed (%s); it is not used again", exc)
+            self._workers.remove(worker)
             return None
+        self._idle.put(worker)
         if logs.timed_out:
             # As in _rpc: a node that times out on a wide range often answers a narrower one.
             raise _RangeTooLarge
