@@ -51,9 +51,12 @@ from registry.index.follower import Follower  # noqa: E402
 from registry.index.store import Store  # noqa: E402
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+def _rss_mb(pid: int | str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except FileNotFoundError:  # a log reader that just stopped
+        return 0.0
 
 
 def _peak_rss_mb() -> float:
@@ -80,7 +83,8 @@ def index_ours(deployment: Deployment, db_url: str) -> dict[str, Any]:
 
         def sample(report: Any) -> None:
             if not samples or report.events_new - samples[-1][0] >= 10_000:
-                samples.append((report.events_new, round(_rss_mb(), 1)))
+                readers = sum(_rss_mb(pid) for pid in follower.reader_pids)
+                samples.append((report.events_new, f"{_rss_mb():.1f}+{readers:.1f}"))
 
         started = time.monotonic()
         report = follower.sync(on_progress=sample)
@@ -146,6 +150,10 @@ def _child(args: argparse.Namespace) -> None:
     run = index_ours if args.child == "ours" else index_naive
     result = run(deployment, args.db_url)
     result["peak_rss"] = round(_peak_rss_mb(), 1)
+    # The log reader processes have stopped and been waited for: the largest one's peak.
+    result["peak_reader_rss"] = round(
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3, 1
+    )
     print(json.dumps(result))
 
 
@@ -247,9 +255,10 @@ def main() -> None:
     print(f"\n{args.count:,} Declared events, {os.cpu_count()} CPUs\n")
     print(
         "| indexer | store | events/s indexed | indexing s | + conflict detection s "
-        "| events/s with detection | peak RSS (MB) | RSS every ~10k events (MB) |"
+        "| events/s with detection | peak RSS (MB) | peak RSS of a log reader (MB) "
+        "| RSS every ~10k events (MB, indexer+log readers) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for label, backend, r in results:
         rss = ", ".join(str(mb) for _n, mb in r["rss"])
         detect = r.get("detect_seconds")
@@ -261,7 +270,7 @@ def main() -> None:
                 if detect is not None
                 else "(none) | | "
             )
-            + f"{r['peak_rss']} | {rss} |"
+            + f"{r['peak_rss']} | {r['peak_reader_rss'] if detect is not None else ''} | {rss} |"
         )
 
 

@@ -222,6 +222,11 @@ class Follower:
         for worker in self._workers:
             self._idle.put(worker)
 
+    @property
+    def reader_pids(self) -> list[int]:
+        """Process ids of the log reader processes running now (for monitoring)."""
+        return [worker.pid for worker in self._workers if worker.pid is not None]
+
     def sync(
         self, on_progress: Progress | None = None, stop: threading.Event | None = None
     ) -> SyncReport:

@@ -149,6 +149,11 @@ class LogReader:
             return Logs(None, error=answer[1])
         return Logs(None, transport_error=answer[1])
 
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id while it runs (it starts at the first read)."""
+        return None if self._process is None else self._process.pid
+
     def __enter__(self) -> LogReader:
         return self
 
