@@ -39,6 +39,7 @@ def indexer_state(state: AppState) -> tuple[IndexerState | None, list[str]]:
             indexed_block=done,
             head_block=head,
             lag_blocks=lag,
+            lookups_deferred=state.store.lookups_deferred(),
         ),
         problems,
     )

@@ -102,6 +102,11 @@ class IndexerState(BaseModel):
     indexed_block: int | None = Field(description="Last block applied to the store")
     head_block: int | None = Field(description="Chain head as last seen; None if unreachable")
     lag_blocks: int | None
+    lookups_deferred: bool = Field(
+        description="True while a large catch-up runs without the lookup indexes: resolving by "
+        "ISCC-CODE, datahash or declarer scans the store (same answers, slower) and conflict "
+        "detection waits for the end"
+    )
 
 
 class Health(BaseModel):

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registry.chain.iscc_id import IsccId
+from registry.index.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -95,6 +96,7 @@ def test_health_and_metrics(client: TestClient, declared: dict[str, Any]) -> Non
     assert health["declarations"] == 3
     indexer = health["indexer"]
     assert indexer["lag_blocks"] == 0 and indexer["indexed_block"] == indexer["head_block"]
+    assert indexer["lookups_deferred"] is False
 
     client.get("/v1/resolve", params={"q": "ISCC:NOT-A-CODE"})
     text = client.get("/metrics").text
@@ -108,3 +110,18 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
     paths = set(schema["paths"])
     assert {"/v1/resolve", "/iscc-id/{iscc_id}", "/health", "/metrics"} <= paths
     assert "400" in schema["paths"]["/v1/resolve"]["get"]["responses"]
+
+
+def test_health_tells_when_lookups_run_without_their_indexes(
+    client: TestClient, declared: dict[str, Any], store: Store
+) -> None:
+    song = declared["items"]["song"]
+    before = client.get("/v1/resolve", params={"q": song.iscc}).json()
+    records = store.by_iscc_code(song.iscc)
+    store.defer_lookups()  # as an indexer catching up on a large backlog does
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["indexer"]["lookups_deferred"] is True
+    assert client.get("/v1/resolve", params={"q": song.iscc}).json() == before
+    assert store.by_iscc_code(song.iscc) == records != []
+    store.restore_lookups()
+    assert client.get("/health").json()["indexer"]["lookups_deferred"] is False
