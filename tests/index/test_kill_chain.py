@@ -76,6 +76,19 @@ def _script() -> str:
     return script
 
 
+def _index_to_the_end(env: dict[str, str], *options: str) -> dict:
+    """One run of the installed `iscc-registry index --json` to the head: its report."""
+    result = subprocess.run(
+        [_script(), "index", "--json", *options],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
 @pytest.fixture
 def busy_chain(registry: Registry, payer: LocalAccount) -> list:
     """Declarations spread over ~1,500 blocks, so a run of the indexer spans many batches."""
@@ -139,15 +152,7 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
     assert len(set(checkpoints)) >= KILLS // 3
 
     for expected_new in (None, 0):
-        result = subprocess.run(
-            [_script(), "index", "--json"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        report = json.loads(result.stdout)
+        report = _index_to_the_end(env)
         if expected_new is not None:  # indexing again is a no-op
             assert (report["events_new"], report["blocks"]) == (0, 0)
     with Store.open(db_url) as store:
@@ -199,15 +204,7 @@ def test_kill_9_while_the_lookup_indexes_are_deferred(
             left_deferred += store.lookups_deferred()
     assert left_deferred >= 4
 
-    result = subprocess.run(
-        [_script(), "index", "--json", "--defer-lookups-after", "1"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert json.loads(result.stdout)["index_seconds"] > 0
+    assert _index_to_the_end(env, "--defer-lookups-after", "1")["index_seconds"] > 0
     with Store.open(db_url) as store:
         assert not store.lookups_deferred()
         with store.engine.connect() as conn:
