@@ -41,12 +41,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
 from registry.index.bulk import among, chunks
+from registry.index.int64 import from_signed64
 from registry.index.pending import requeue
 from registry.index.schema import (
     conflict_queue,
     conflicts,
     declarations,
-    from_signed64,
     segment_sources,
     units,
 )

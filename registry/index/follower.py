@@ -25,7 +25,7 @@ from registry.config import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.conflicts import ConflictDetector
 from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
-from registry.index.logreader import LogReader, WorkerFailed
+from registry.index.logreader import LogReader, Logs, WorkerFailed, fetch_rows, logs_of
 from registry.index.rows import BatchRows
 from registry.index.similarity import SimilarityIndex
 from registry.index.store import CheckpointMoved, Store
@@ -213,7 +213,11 @@ class Follower:
         # (see registry.index.logreader); a worker that fails is dropped from `_workers`.
         self._dense = False
         self._workers: list[LogReader] = []
-        if isinstance(registry.w3.provider, HTTPProvider):
+        # On an HTTP node the ranges read in-process take the log reader's cheaper way too, each
+        # reading thread with an HTTP session of its own (made in a sync, closed at its end).
+        self._http = isinstance(registry.w3.provider, HTTPProvider)
+        self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+        if self._http:
             self._workers = [
                 LogReader(deployment.rpc_url, deployment.realm, RPC_TIMEOUT_S)
                 for _ in range(READ_AHEAD)
@@ -258,6 +262,12 @@ class Follower:
         with ExitStack() as running:
             for worker in self._workers:
                 running.enter_context(worker)
+            if target - block + 1 > self._range:
+                # More than one range to read: maybe a catch-up, whose dense ranges would wait
+                # for the workers' start-up. Started now, they import while the first ranges
+                # are read in-process.
+                self._start_workers()
+            running.callback(self._close_sessions)
             running.enter_context(_rare_collections())
             reader = running.enter_context(
                 ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="index-read")
@@ -497,6 +507,8 @@ class Follower:
         started = time.monotonic()
         batch: Batch
         read = self._read_in_worker(query) if self._dense else None
+        if read is None and self._http:
+            read = self._read_here(query)
         if read is None:
             raw_logs = self._rpc("eth_getLogs", [query])
             elapsed = time.monotonic() - started
@@ -529,10 +541,44 @@ class Follower:
         try:
             logs = worker.read(query)
         except WorkerFailed as exc:
-            log.warning("a log reader process failed (%s); it is not used again", exc)
-            self._workers.remove(worker)
+            self._drop(worker, exc)
             return None
         self._idle.put(worker)
+        return self._rows(logs)
+
+    def _read_here(self, query: dict[str, Any]) -> tuple[int, BatchRows]:
+        """(log count, rows) of a range read in this process the way a worker reads it."""
+        try:
+            session = self._sessions.get_nowait()
+        except queue.Empty:
+            session = requests.Session()
+        try:
+            answer = fetch_rows(session, self.decoder, self._url, query, RPC_TIMEOUT_S)
+        finally:
+            self._sessions.put(session)
+        return self._rows(logs_of(answer))
+
+    def _close_sessions(self) -> None:
+        while True:
+            try:
+                self._sessions.get_nowait().close()
+            except queue.Empty:
+                return
+
+    def _start_workers(self) -> None:
+        for worker in list(self._workers):
+            try:
+                worker.start()
+            except WorkerFailed as exc:
+                self._drop(worker, exc)
+
+    def _drop(self, worker: LogReader, exc: WorkerFailed) -> None:
+        log.warning("a log reader process failed (%s); it is not used again", exc)
+        self._workers.remove(worker)
+
+    def _rows(self, logs: Logs) -> tuple[int, BatchRows]:
+        """(log count, rows) of a range as a log reader answered it; its failures raised as
+        _rpc raises them."""
         if logs.timed_out:
             # As in _rpc: a node that times out on a wide range often answers a narrower one.
             raise _RangeTooLarge

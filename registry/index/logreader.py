@@ -6,8 +6,9 @@ building and inserting rows. A worker process that fetches a range straight from
 parses and decodes it, and hands back the store's rows lets the writer use the second core. The
 follower only engages it for dense ranges on an HTTP node: for a handful of logs the round trip
 to the worker costs more than it saves. The worker's own CPU per log bounds the pipeline too, so
-it takes the cheapest way from the answer's bytes to the same rows (`rows.rows_of_logs`, see
-docs/benchmarks.md "Log reader").
+it takes the cheapest way from the answer's bytes to the same rows (`fetch_rows`, see
+docs/benchmarks.md "Log reader"); the follower reads the other ranges of an HTTP node the same
+way in its own process.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import urllib3
 from registry.index.events import EventDecoder, RawLog
 from registry.index.rows import BatchRows, rows_of, rows_of_logs
 
-__all__ = ["LogReader", "Logs", "WorkerFailed"]
+__all__ = ["LogReader", "Logs", "WorkerFailed", "fetch_rows", "logs_of"]
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,22 @@ def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple
     global _session
     if _session is None:
         _session = requests.Session()
+    decoder = _decoders.get(realm) or _decoders.setdefault(realm, EventDecoder(realm))
+    return fetch_rows(_session, decoder, url, query, timeout)
+
+
+def fetch_rows(
+    session: requests.Session,
+    decoder: EventDecoder,
+    url: str,
+    query: dict[str, Any],
+    timeout: float,
+) -> tuple[Any, ...]:
+    """POST eth_getLogs, parse the answer and build the store's rows the cheapest way: what a
+    worker does, and what the follower does for the ranges it reads in-process."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]}
     try:
-        response = _session.post(url, json=body, timeout=timeout, stream=True)
+        response = session.post(url, json=body, timeout=timeout, stream=True)
         # One read of the whole body: `response.content` reads it in 10 kB chunks, which cost
         # ~2 us of CPU per log of a large answer.
         content = response.raw.read(decode_content=True)
@@ -82,7 +96,6 @@ def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple
         return ("timeout",)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         return ("transport", f"{type(exc).__name__}: {exc}")
-    decoder = _decoders.get(realm) or _decoders.setdefault(realm, EventDecoder(realm))
     try:
         answer = _parse_answer(content)
     except msgspec.MsgspecError:
@@ -99,6 +112,18 @@ def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple
         return failed or ("ok", len(raw_logs), rows_of(decoder.decode_logs(raw_logs)))
     failed = _failure(answer.error, answer.result)
     return failed or ("ok", len(answer.result), rows_of_logs(decoder, answer.result))
+
+
+def logs_of(answer: tuple[Any, ...]) -> Logs:
+    """A fetch_rows answer as Logs."""
+    kind = answer[0]
+    if kind == "ok":
+        return Logs(answer[2], count=answer[1])
+    if kind == "timeout":
+        return Logs(None, timed_out=True)
+    if kind == "error":
+        return Logs(None, error=answer[1])
+    return Logs(None, transport_error=answer[1])
 
 
 def _failure(error: Any, raw_logs: Any) -> tuple[str, str] | None:
@@ -129,25 +154,28 @@ class LogReader:
 
     def read(self, query: dict[str, Any]) -> Logs:
         """The range's rows; raises WorkerFailed if the worker cannot do it."""
+        self.start()
+        assert self._process is not None
         try:
-            if self._process is None:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-                )
             assert self._process.stdin and self._process.stdout
             _send(self._process.stdin, (self.url, query, self.realm, self.timeout))
             answer = _receive(self._process.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             self.close()
             raise WorkerFailed(f"{type(exc).__name__}: {exc}") from None
-        kind = answer[0]
-        if kind == "ok":
-            return Logs(answer[2], count=answer[1])
-        if kind == "timeout":
-            return Logs(None, timed_out=True)
-        if kind == "error":
-            return Logs(None, error=answer[1])
-        return Logs(None, transport_error=answer[1])
+        return logs_of(answer)
+
+    def start(self) -> None:
+        """Start the worker process now, so that its imports (~0.7 s of CPU) are done by the
+        time the first dense range is handed to it; raises WorkerFailed if it cannot start."""
+        if self._process is not None:
+            return
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise WorkerFailed(f"{type(exc).__name__}: {exc}") from None
 
     @property
     def pid(self) -> int | None:

@@ -38,7 +38,6 @@ __all__ = [
     "conflicts",
     "declarations",
     "events",
-    "from_signed64",
     "meta",
     "metadata",
     "metadata_docs",
@@ -46,12 +45,8 @@ __all__ = [
     "segment_sources",
     "segments",
     "stored_version",
-    "to_signed64",
     "units",
 ]
-
-_U64 = 1 << 64
-_I64_MAX = (1 << 63) - 1
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -257,20 +252,6 @@ checkpoints = Table(
     Column("block_hash", _Hash, nullable=False),
     PrimaryKeyConstraint("chain_id", "contract"),
 )
-
-
-def to_signed64(value: int) -> int:
-    """An unsigned 64-bit integer as the signed BIGINT both databases store (two's complement)."""
-    if not 0 <= value < _U64:
-        raise ValueError(f"not an unsigned 64-bit integer: {value}")
-    return value - _U64 if value > _I64_MAX else value
-
-
-def from_signed64(value: int) -> int:
-    """Inverse of to_signed64."""
-    if not -(1 << 63) <= value <= _I64_MAX:
-        raise ValueError(f"not a signed 64-bit integer: {value}")
-    return value + _U64 if value < 0 else value
 
 
 # MIGRATIONS[v - 1] upgrades a store from version v to v + 1. A fresh store is created from

@@ -18,8 +18,9 @@ from sqlalchemy import Connection, delete, select
 
 from registry.errors import InputError
 from registry.index.bulk import among, chunks, insert_rows
+from registry.index.int64 import to_signed64
 from registry.index.pending import requeue
-from registry.index.schema import metadata_docs, segment_sources, segments, to_signed64
+from registry.index.schema import metadata_docs, segment_sources, segments
 from registry.iscc.granular import parse_features
 
 __all__ = ["index_segments"]

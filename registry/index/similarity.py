@@ -22,7 +22,7 @@ from registry.errors import InvalidCode
 from registry.index.events import Unit, unit_type
 from registry.index.following import FollowingIndex
 from registry.index.hamming import HammingIndex
-from registry.index.schema import from_signed64
+from registry.index.int64 import from_signed64
 from registry.index.snippets import SnippetIndex, excerpt_features, snippet_matches
 from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest

@@ -121,3 +121,23 @@ def test_a_large_backlog_defers_the_lookup_indexes_until_its_end(
         assert deferred[-1] and report.detect_seconds > 0
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(conflict_queue)).scalar() == 0
+
+
+def test_the_workers_start_with_a_sync_that_has_ranges_ahead(
+    dense: tuple[Registry, list[Any]], sqlite_store: Store
+) -> None:
+    registry, _truth = dense
+    follower = Follower(registry, sqlite_store)
+    running: list[list[int]] = []
+    follower.sync(lambda _: running.append(follower.reader_pids))
+    # The first range was read in-process (not yet known to be dense) while both workers
+    # started, and they stopped with the sync.
+    assert len(running[0]) == follower_module.READ_AHEAD
+    assert follower.reader_pids == []
+    # One new block, for an indexer that has not seen dense blocks: nothing ahead that a
+    # worker could read.
+    registry.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    running.clear()
+    restarted = Follower(registry, sqlite_store)
+    assert restarted.sync(lambda _: running.append(restarted.reader_pids)).blocks == 1
+    assert running == [[]]

@@ -27,7 +27,7 @@ from registry.index.events import (
     state_changes,
     validate_code,
 )
-from registry.index.schema import from_signed64, to_signed64
+from registry.index.int64 import from_signed64, to_signed64
 from registry.iscc.codec import code_to_bytes
 
 DECLARED_ENTRY = next(e for e in artifact()["abi"] if e.get("name") == "Declared")

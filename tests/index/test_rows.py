@@ -6,6 +6,7 @@ import json
 import logging
 import pickle
 import random
+import sqlite3
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from index_helpers import (
 )
 
 from registry.index.events import EVENT_FIELDS, ChangeEvent, DeclaredEvent, EventDecoder, RawLog
+from registry.index.int64 import from_signed64
 from registry.index.rows import (
     DECLARATION_COLUMNS,
     EVENT_COLUMNS,
@@ -37,7 +39,6 @@ from registry.index.rows import (
     rows_of,
     rows_of_logs,
 )
-from registry.index.schema import from_signed64
 from registry.iscc.codec import b32encode, code_to_bytes
 
 ALICE = "0x" + "a1" * 20
@@ -97,6 +98,20 @@ def test_rows_carry_every_kind_of_event_across_a_process_boundary() -> None:
     ]
     assert rows.blocks == {e.block_number: e.block_hash for e in batch}
     assert rows.forked_block is None
+
+
+def test_rows_hold_only_values_sqlite_binds_without_adapting() -> None:
+    """Any other type (bytes, bool) goes through sqlite3's adapter lookup on every insert."""
+    rows = rows_of(_batch())
+    tuples = [*rows.events, *rows.declarations, *(u for each in rows.units for u in each)]
+    kinds = {type(value) for row in tuples for value in row}
+    assert kinds == {int, str, bytearray, type(None)}
+    # Stored and read back, they are the bytes and integers the columns always held.
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE t (hash BLOB, valid BOOLEAN)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(r[1], r[-2]) for r in rows.declarations])
+        stored = conn.execute("SELECT hash, valid FROM t").fetchall()
+    assert stored == [(e.block_hash, int(e.valid)) for e in _batch()[:3]]
 
 
 def test_a_repeated_log_is_kept_once_and_two_hashes_for_a_block_are_flagged() -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from registry.errors import InvalidCode, StoreError
 from registry.index import schema
 from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
+from registry.index.int64 import from_signed64
 from registry.index.schema import blocks, conflict_queue, events, meta, units
 from registry.index.store import CheckpointMoved, Store
 
@@ -275,7 +276,7 @@ def test_units_are_signed_64_bit_values(store: Store) -> None:
     assert [tuple(r) for r in rows] == [(u.unit_type, 64, u.value) for u in event.units]
     with store.engine.connect() as conn:
         body = conn.execute(select(schema.declarations.c.iscc_id_body)).scalar_one()
-    assert schema.from_signed64(body) == event.iscc_id_body
+    assert from_signed64(body) == event.iscc_id_body
 
 
 def test_reopened_store_keeps_everything(db_url: str) -> None:
