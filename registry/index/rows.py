@@ -8,9 +8,10 @@ in-process, `Store.apply` builds them with the same function, so there is one la
 
 Blobs in the rows are `bytearray`s and booleans are ints: CPython's sqlite3 binds exactly int,
 float, str and bytearray directly but looks every other value (bytes, bool, None) up in its
-adapter registry first (`__adapt__`, `__conform__`), ~0.6-1 us per value. A Declared event has
-nine such values; bound as they are, they cost the writer ~9 us of its ~46 us per event in
-SQLite's inserts. psycopg's binary COPY takes both forms alike.
+adapter registry first (`__adapt__`, `__conform__`), ~0.6-1 us per value. A Declared event's
+rows hold about a dozen hashes, code bytes, unit bodies and flags; as bytes and bools they cost
+the writer ~9 us of its ~46 us per event in SQLite's inserts (a NULL has no other form).
+psycopg's binary COPY takes both forms alike.
 """
 
 from __future__ import annotations
