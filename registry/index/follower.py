@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -541,7 +541,8 @@ class Follower:
         try:
             logs = worker.read(query)
         except WorkerFailed as exc:
-            self._drop(worker, exc)
+            log.warning("a log reader process failed (%s); it is not used again", exc)
+            self._workers.remove(worker)
             return None
         self._idle.put(worker)
         return self._rows(logs)
@@ -566,15 +567,11 @@ class Follower:
                 return
 
     def _start_workers(self) -> None:
-        for worker in list(self._workers):
-            try:
+        for worker in self._workers:
+            # One that cannot start now is waiting in `_idle`: it fails again at its first read,
+            # which drops it (dropping it here too would leave it there).
+            with suppress(WorkerFailed):
                 worker.start()
-            except WorkerFailed as exc:
-                self._drop(worker, exc)
-
-    def _drop(self, worker: LogReader, exc: WorkerFailed) -> None:
-        log.warning("a log reader process failed (%s); it is not used again", exc)
-        self._workers.remove(worker)
 
     def _rows(self, logs: Logs) -> tuple[int, BatchRows]:
         """(log count, rows) of a range as a log reader answered it; its failures raised as

@@ -15,6 +15,7 @@ from registry.chain.deployment import Deployment
 from registry.chain.devnet import Devnet, deploy_registry, dev_account
 from registry.chain.loadgen import declare_many
 from registry.index import follower as follower_module
+from registry.index import logreader as logreader_module
 from registry.index.follower import Follower
 from registry.index.logreader import LogReader, Logs
 from registry.index.schema import conflict_queue
@@ -98,6 +99,21 @@ def test_a_dying_worker_hands_back_to_the_follower(
     assert len(by_worker) == follower_module.READ_AHEAD
     assert len(follower._workers) < follower_module.READ_AHEAD
     assert report.events_new == DECLARATIONS
+    assert store_declarations(sqlite_store, registry.contract.address) == truth
+
+
+def test_workers_that_cannot_start_leave_the_reading_to_the_follower(
+    dense: tuple[Registry, list[Any]], sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, truth = dense
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(logreader_module.subprocess, "Popen", refuse)
+    follower = Follower(registry, sqlite_store)
+    assert follower.sync().events_new == DECLARATIONS
+    assert follower._workers == []
     assert store_declarations(sqlite_store, registry.contract.address) == truth
 
 
