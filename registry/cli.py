@@ -576,9 +576,10 @@ def _index(
     defer_lookups_after: int | None,
     json_out: bool,
 ) -> None:
-    from registry.index.follower import Follower, SyncReport
+    from registry.index.follower import SyncReport
+    from registry.ledger.indexer import Indexer
 
-    follower = Follower(
+    follower = Indexer(
         _open_registry(settings),
         store,
         confirmations=settings.confirmations,
