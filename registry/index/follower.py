@@ -41,6 +41,8 @@ DETECT_EVERY_S = 60.0
 ANALYZE_AFTER = 10_000
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
+
+
 @dataclass(frozen=True)
 class SyncReport:
     """What one sync did: the block range it indexed, the events it stored, the reorgs it undid."""
