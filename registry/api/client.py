@@ -11,9 +11,14 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from registry.chain.actions import ActionReceipt, SignedAction
+from registry.chain.declaration import SignedDeclaration
+from registry.chain.iscc_id import IsccId
+from registry.chain.submit import DeclarationReceipt
 from registry.errors import ChainUnavailable, InputError
+from registry.metadata import CanonicalMetadata
 
-__all__ = ["ServiceClient"]
+__all__ = ["ServiceClient", "ServiceSubmitter"]
 
 TIMEOUT_S = 180
 
@@ -57,3 +62,40 @@ class ServiceClient:
         if job["state"] == "failed":
             raise InputError(f"the relay could not send it: {job['error']}")
         return job["result"]
+
+    def publish(self, canonical: CanonicalMetadata) -> None:
+        """Store a metadata document with the service (which checks it hashes as expected)."""
+        document = json.loads(canonical.canonical)
+        self.request("POST", "/v1/metadata", document, {"expect": canonical.metahash})
+
+
+class ServiceSubmitter:
+    """A registry service as the Submitter of registry.chain.flows: its relayer pays."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    def declare(self, signed: SignedDeclaration) -> DeclarationReceipt:
+        result = self.client.relay("declare", signed.to_json())
+        return DeclarationReceipt(
+            iscc_id=IsccId.parse(result["iscc_id"]),
+            declarer=result["declarer"],
+            tx_hash=result["tx_hash"],
+            block_number=result["block_number"],
+            gas_used=result["gas_used"],
+            record=result.get("record"),
+        )
+
+    def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt:
+        if record is not None:
+            raise InputError("a registry service finds the declaration's record itself: omit it")
+        result = self.client.relay("act", signed.to_json())
+        return ActionReceipt(
+            action=result["action"],
+            iscc_id=IsccId.parse(result["iscc_id"]),
+            owner=result["owner"],
+            tx_hash=result["tx_hash"],
+            block_number=result["block_number"],
+            gas_used=result["gas_used"],
+            to=result.get("to"),
+        )
