@@ -5,11 +5,12 @@ stdlib urllib rather than an HTTP library: the CLI needs two JSON calls and no e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, TypeVar
 
 from registry.chain.actions import ActionReceipt, SignedAction
 from registry.chain.declaration import SignedDeclaration
@@ -19,6 +20,8 @@ from registry.errors import ChainUnavailable, InputError
 from registry.metadata import CanonicalMetadata
 
 __all__ = ["ServiceClient", "ServiceSubmitter"]
+
+R = TypeVar("R", DeclarationReceipt, ActionReceipt)
 
 TIMEOUT_S = 180
 
@@ -76,26 +79,16 @@ class ServiceSubmitter:
         self.client = client
 
     def declare(self, signed: SignedDeclaration) -> DeclarationReceipt:
-        result = self.client.relay("declare", signed.to_json())
-        return DeclarationReceipt(
-            iscc_id=IsccId.parse(result["iscc_id"]),
-            declarer=result["declarer"],
-            tx_hash=result["tx_hash"],
-            block_number=result["block_number"],
-            gas_used=result["gas_used"],
-            record=result.get("record"),
-        )
+        return _receipt(DeclarationReceipt, self.client.relay("declare", signed.to_json()))
 
     def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt:
         if record is not None:
             raise InputError("a registry service finds the declaration's record itself: omit it")
-        result = self.client.relay("act", signed.to_json())
-        return ActionReceipt(
-            action=result["action"],
-            iscc_id=IsccId.parse(result["iscc_id"]),
-            owner=result["owner"],
-            tx_hash=result["tx_hash"],
-            block_number=result["block_number"],
-            gas_used=result["gas_used"],
-            to=result.get("to"),
-        )
+        return _receipt(ActionReceipt, self.client.relay("act", signed.to_json()))
+
+
+def _receipt(cls: type[R], result: dict[str, Any]) -> R:
+    """A receipt from the service's JSON form of it (to_dict), with the ISCC-ID parsed back."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {key: value for key, value in result.items() if key in known}
+    return cls(**values | {"iscc_id": IsccId.parse(result["iscc_id"])})
