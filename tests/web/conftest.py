@@ -30,9 +30,11 @@ from web_helpers import (
     Site,
 )
 
+from registry.chain.actions import act_direct, make_action
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import Devnet, deploy_registry, dev_account, free_port
+from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct
 from registry.iscc.generate import generate
 from registry.metadata import canonicalize
@@ -128,8 +130,8 @@ MANY = 23
 def conflict_site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A fresh registry as the issue tried it: one key declared a picture (with a metadata
     document naming it, its type, size and a thumbnail); a second key later declared a
-    re-encoded copy and a byte copy of it, so two conflicts exist; a third key declared
-    MANY small texts."""
+    re-encoded copy of it, a third key a byte copy, so three conflicts exist; the third key
+    also declared MANY small texts, one of them since updated and transferred, one revoked."""
     folder = tmp_path_factory.mktemp("web-conflicts")
     chain = Registry.open(Deployment.load(devnet.deployment_path))
     deployment = deploy_registry(chain.w3, dev_account(0))
@@ -150,7 +152,7 @@ def conflict_site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> I
     for key, path, who in [
         ("original", original, dev_account(1)),
         ("copy", copy, dev_account(2)),
-        ("same", same, dev_account(2)),
+        ("same", same, dev_account(0)),
     ]:
         result = generate(path)
         metahash = canonicalize(document).metahash if key == "original" else result.metahash
@@ -160,11 +162,25 @@ def conflict_site(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> I
         path = folder / f"note-{n:02d}.txt"
         path.write_text(f"Note {n}: the lamp was lit at {n % 12 + 1} o'clock. " * 8)
         result = generate(path)
-        receipt = declare_direct(registry, dev_account(3), result.iscc, result.datahash)
-        files[f"note-{n:02d}"] = Declared(path, result, str(receipt.iscc_id), dev_account(3), "")
+        receipt = declare_direct(registry, dev_account(0), result.iscc, result.datahash)
+        files[f"note-{n:02d}"] = Declared(path, result, str(receipt.iscc_id), dev_account(0), "")
+    # Later events for the history timeline: one note updated then transferred, one revoked.
+    carol = dev_account(0)
+    changed, revoked = files[f"note-{MANY - 3:02d}"].iscc_id, files[f"note-{MANY - 1:02d}"].iscc_id
+    act_direct(
+        registry,
+        carol,
+        make_action("update", IsccId.parse(changed), gateway="https://example.org/{iscc-id}"),
+    )
+    act_direct(
+        registry, carol, make_action("transfer", IsccId.parse(changed), to=dev_account(1).address)
+    )
+    act_direct(registry, carol, make_action("revoke", IsccId.parse(revoked)))
 
     def detected(url: str) -> bool:
-        return len(_get_json(url + "/v1/conflicts")["conflicts"]) == 2
+        # original-copy, original-same and copy-same: each later declarer against each
+        # earlier one.
+        return len(_get_json(url + "/v1/conflicts")["conflicts"]) == 3
 
     with _served(folder, deployment, detected) as url:
         _post_json(url + "/v1/metadata", document)
