@@ -156,9 +156,12 @@ def _attach_metadata(store: Any, records: Iterable[dict[str, Any]]) -> None:
 
 
 def _prepare(store: Any, records: Iterable[dict[str, Any]]) -> None:
+    """Conflicts and metadata of declarations about to be shown (and of the declarations
+    their conflicts name, which the pages title too)."""
     records = list(records)
     conflict_views(store, records)
-    _attach_metadata(store, records)
+    others = [c["other"] for r in records for c in r["conflicts"]]
+    _attach_metadata(store, [*records, *others])
 
 
 def _declare_context(request: Request) -> dict[str, Any]:

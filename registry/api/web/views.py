@@ -95,9 +95,15 @@ def size_text(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+# An ISCC-ID (21 characters) is the name people quote: always shown whole.
+SHORT_ENOUGH = 24
+
+
 def short(value: str, head: int = 6, tail: int = 4) -> str:
     """A long hash, address or code as its start and end, prefixes kept ("0x", "1e20",
     "ISCC:"); the page shows the full value on hover and copies it with a button."""
+    if len(value) <= SHORT_ENOUGH:
+        return value
     prefix = next((p for p in ("ISCC:", "0x", "1e20") if value.startswith(p)), "")
     body = value[len(prefix) :]
     if len(body) <= head + tail + 1:
