@@ -235,7 +235,7 @@ def _conflicts_href(d: Mapping[str, Any]) -> str:
 
 def _gateway_step(d: Mapping[str, Any]) -> list[Step]:
     url = gateway_url(d.get("gateway") or "", d["iscc_id"])
-    return [Step("Visit the declarer's page for it (gateway)", url)] if url else []
+    return [Step("The declarer's page for it", url)] if url else []
 
 
 def result_verdict(related: Sequence[Related]) -> Verdict:
@@ -268,10 +268,10 @@ def result_verdict(related: Sequence[Related]) -> Verdict:
         return Verdict(kind, headline, holder, first.how, detail, contested, steps)
     elif first.match is not None:
         kind, headline = "similar", "Not declared as is, but similar content is declared."
-        steps.append(Step("Declare this file anyway (it would be recorded as later)", "#declare"))
+        steps.append(Step("Declare yours anyway (as later)", "#declare"))
     else:
         kind, headline = "excerpt", "An excerpt of a declared work."
-        steps.append(Step("Declare this file anyway (it would be recorded as later)", "#declare"))
+        steps.append(Step("Declare yours anyway (as later)", "#declare"))
     later = len(live) - 1
     detail = (
         f"{later} later declaration{' resembles' if later == 1 else 's resemble'} it too."
