@@ -60,6 +60,8 @@ def declared_at(iscc_id: str) -> datetime | None:
         return None
 
 
+CLOCK_SKEW_S = 60
+
 _SPANS = [
     (365 * 86400, "year"),
     (30 * 86400, "month"),
@@ -73,7 +75,9 @@ _SPANS = [
 def ago(at: datetime, now: datetime | None = None) -> str:
     """`at` relative to `now` in the largest whole unit: "3 minutes ago", "in 2 days"."""
     seconds = int(((now or datetime.now(UTC)) - at).total_seconds())
-    if abs(seconds) < 5:
+    # Chain clocks run a little ahead of ours (a devnet's blocks, a validator's skew): a
+    # moment up to a minute ahead is "just now", not a prophecy.
+    if -CLOCK_SKEW_S <= seconds < 5:
         return "just now"
     for span, name in _SPANS:
         count = abs(seconds) // span
@@ -406,13 +410,15 @@ def history_lines(
             at = at or minted
             text, people = "Declared", [("by", data.get("declarer", ""))]
         elif name == "Updated":
-            changes = []
-            if int(str(data.get("metahash") or "0x0"), 16):
-                changes.append("its metadata document")
-            else:
-                changes.append("its metadata removed")
-            gateway = data.get("gateway") or ""
-            changes.append(f"gateway {gateway!s}" if gateway else "no gateway")
+            gateway = str(data.get("gateway") or "")
+            digest = str(data.get("metahash") or "0x").removeprefix("0x")
+            changes = [
+                f"gateway set to {gateway}" if gateway else "gateway removed",
+                # Multihash form, as the API and the rest of the page write hashes.
+                f"metadata document {short('1e20' + digest)}"
+                if digest.strip("0")
+                else "no metadata document",
+            ]
             text = "Updated: " + "; ".join(changes)
             people = [("by", data.get("owner", ""))]
         elif name == "Transferred":
