@@ -124,6 +124,7 @@
       link.textContent = result.iscc_id;
       status.append("Declared and indexed as ", link, ".");
       button.hidden = true;
+      section.querySelector("#declare-cli").hidden = true;
     } catch (exc) {
       say("");
       if (exc && exc.code === USER_REJECTED) {
