@@ -26,11 +26,11 @@ from registry.api.web import views
 from registry.api.web.explain import compare_codes, explain_code, unit_title
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode, RegistryError, UnsupportedMedia
-from registry.index import search
-from registry.index.conflicts import list_conflicts
-from registry.index.similarity import DEFAULT_THRESHOLD, query_units
-from registry.index.similarity import similar as similar_declarations
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
+from registry.ledger.conflicts import list_conflicts
+from registry.search import resolve as search
+from registry.search.similarity import DEFAULT_THRESHOLD, query_units
+from registry.search.similarity import similar as similar_declarations
 
 __all__ = ["error_page", "problem_page", "router", "templates"]
 
