@@ -92,7 +92,9 @@ def test_hashes_are_short_with_the_full_value_on_hover_and_copy(
 def test_chain_names_titles_types_sizes_and_thumbnails(page: Page, conflict_site: Site) -> None:
     original = conflict_site.files["original"]
     page.goto(f"{conflict_site.url}/declaration/{original.iscc_id}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Lighthouse at dusk")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("Lighthouse at dusk")
+    expect(heading.locator(".id-line")).to_have_text(original.iscc_id)
     main = page.locator("main")
     expect(page.locator("dt:text-is('Type') + dd")).to_have_text("Image")
     expect(page.locator("dt:text-is('Media type') + dd")).to_have_text("image/png")

@@ -271,3 +271,21 @@ def test_without_a_wallet_the_page_shows_the_command(page: Page, wallet_site: Si
         f"iscc-registry declare {path.name} --key YOUR-KEY --via {wallet_site.url}"
     )
     screenshot(page, "wallet-none")
+
+
+def test_prepare_refuses_what_it_cannot_sign(page: Page, wallet_site: Site) -> None:
+    good = {
+        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
+        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
+        "declarer": dev_account(1).address,
+    }
+    for field, value, message in [
+        ("declarer", "0x1234", "declarer is not an address: '0x1234'"),
+        ("iscc_code", "ISCC:NOPE", "ISCC:NOPE"),
+        ("datahash", "1e20abcd", "not a blake3 hash"),
+    ]:
+        answer = page.request.post(
+            wallet_site.url + "/v1/declarations/prepare", data={**good, field: value}
+        )
+        assert answer.status == 400, (field, answer.text())
+        assert message in answer.json()["message"], answer.json()
