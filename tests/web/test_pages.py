@@ -255,4 +255,4 @@ def test_phone_width_has_no_sideways_scroll(phone: Page, site: Site) -> None:
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
-        screenshot(page, f"phone-{name}")
+        _check(page, f"phone-{name}")
