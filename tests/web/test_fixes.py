@@ -127,6 +127,8 @@ def test_declarer_page_is_paginated(page: Page, conflict_site: Site) -> None:
     first_page = [cards.nth(i).get_attribute("href") for i in range(cards.count())]
     assert first_page == [f"/declaration/{i}" for i in ids[:20]]
     expect(page.get_by_role("navigation", name="Pages")).to_contain_text("Page 1 of 2")
+    # The page is this declarer's: its cards do not repeat who declared them.
+    expect(page.locator("article.card .facts a")).to_have_count(0)
     screenshot(page, "declarer-page-1")
     page.get_by_role("link", name="Next").click()
     expect(page).to_have_url(f"{conflict_site.url}/declarer/{carol}?page=2")
