@@ -21,7 +21,6 @@ from registry.chain.contract import Registry
 from registry.config import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.events import EventDecoder
-from registry.index.logreader import LogReader
 from registry.index.node import Node, RangeTooLarge
 from registry.index.ranges import READ_AHEAD, Range, RangeReader, Reorg
 from registry.store.store import CheckpointMoved, Store
@@ -41,6 +40,8 @@ DETECT_EVERY_S = 60.0
 ANALYZE_AFTER = 10_000
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
+
+
 @dataclass(frozen=True)
 class SyncReport:
     """What one sync did: the block range it indexed, the events it stored, the reorgs it undid."""
@@ -168,10 +169,6 @@ class Follower:
             max_range,
             http=isinstance(registry.w3.provider, HTTPProvider),
         )
-
-    @property
-    def _workers(self) -> list[LogReader]:
-        return self.ranges.workers
 
     @property
     def reader_pids(self) -> list[int]:
