@@ -443,12 +443,13 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
     """Turn evidence into conflict rows and insert those not stored yet; returns how many were
     new.
 
-    Two declarers' works are paired where each is the other's strongest match among the other
-    declarer's declarations (every modality combined, `search.evidence.combine`; the earlier
+    A declaration is paired, per other declarer, with the earlier declaration of theirs its
+    evidence is strongest for (every modality combined, `search.evidence.combine`; the earlier
     one on a tie): a copy of a film is paired with the film, not with the speech recording
-    whose sound the film reuses, even when the recording was declared first. Both sides are
-    checked with the evidence of this batch and the conflicts stored before. The earlier of the
-    two holds priority.
+    whose sound the film reuses, even when the recording was declared first. Later
+    declarations that overlap it are paired by their own such choice (made in this batch, or
+    read from the conflicts they got when they were checked), so checking the recording again
+    does not pair it with the copy either. The earlier of the two holds priority.
 
     A declarer re-declaring content it declared before (the same bytes, or a Content-Code
     within the threshold: a new rendition) starts no conflict of its own, before or after the
@@ -468,8 +469,11 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
             and (mine.chain_id, mine.contract) == (theirs.chain_id, theirs.contract)
         ):
             matches[e.target_id][e.other_id].append(e)
-    # Per target and other declarer: (score, earlier first, declaration) of the strongest match.
+    # Per target and other declarer: (score, earlier first, declaration) of the strongest
+    # match among that declarer's earlier declarations: the newcomer's choice.
     choices: dict[int, dict[str, tuple[float, tuple[int, int], int]]] = {}
+    later: dict[int, list[tuple[float, int]]] = {}
+    suppressed: set[int] = set()
     for target_id, by_other in matches.items():
         mine = positions[target_id]
         if any(
@@ -478,39 +482,51 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
             and _same_content(found)
             for other_id, found in by_other.items()
         ):
+            suppressed.add(target_id)
             continue
         strongest: dict[str, tuple[float, tuple[int, int], int]] = {}
+        newer: list[tuple[float, int]] = []
         for other_id, found in by_other.items():
             theirs = positions[other_id]
             if theirs.declarer == mine.declarer:
                 continue
             score = combine(_part(e.kind, e.strength, e.detail) for e in found)
+            if theirs.order > mine.order:
+                newer.append((score, other_id))
+                continue
             rank = (score, (-theirs.block_number, -theirs.log_index), other_id)
             known = strongest.get(theirs.declarer)
             if known is None or rank[:2] > known[:2]:
                 strongest[theirs.declarer] = rank
         choices[target_id] = strongest
-    stored = _stored_scores(
-        conn, {rank[2] for ranks in choices.values() for rank in ranks.values()}
-    )
+        later[target_id] = newer
+    outside = {o for newer in later.values() for _s, o in newer if o not in matches}
+    stored = _stored_scores(conn, outside)
+    partners = {p for i in outside for p in stored.get(i, {})} - set(positions)
+    positions.update(_positions(conn, sorted(partners)))
     rows: dict[tuple[int, int, str], dict[str, Any]] = {}
     for target_id, strongest in choices.items():
         mine = positions[target_id]
-        chosen = []
-        for score, _order, other_id in strongest.values():
-            # The other side's strongest match among this declarer's works, if it is not this
-            # one: that pair carries the conflict (found in this batch, or stored before).
-            rival = choices.get(other_id, {}).get(mine.declarer)
-            rivals = [rival[0]] if rival is not None and rival[2] != target_id else []
-            rivals += [
-                value
+        chosen = [rank[2] for rank in strongest.values()]
+        for score, other_id in later[target_id]:
+            # A later declaration is paired by its own choice among this declarer's works:
+            # made in this batch, or seen in the conflicts it got when it was checked.
+            if other_id in suppressed:
+                continue
+            if other_id in choices:
+                pick = choices[other_id].get(mine.declarer)
+                if pick is not None and pick[2] != target_id:
+                    continue
+            elif any(
+                value > score
                 for partner, value in stored.get(other_id, {}).items()
                 if partner != target_id
                 and partner in positions
                 and positions[partner].declarer == mine.declarer
-            ]
-            if not rivals or max(rivals) <= score:
-                chosen.append(other_id)
+                and positions[partner].order < positions[other_id].order
+            ):
+                continue
+            chosen.append(other_id)
         chosen.sort(key=lambda i: positions[i].order)
         per_kind: dict[str, int] = defaultdict(int)
         for other_id in chosen:
@@ -526,12 +542,17 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
                     per_kind[e.kind] += 1
                 elif rows[key]["strength"] >= e.strength:
                     continue
+                detail = dict(e.detail)
+                if pair[0] == target_id and isinstance(detail.get("offset"), int):
+                    # Found from the earlier side: where the earlier work starts in the later
+                    # one. Stored, as always, as where the later one sits in the earlier.
+                    detail["offset"] = -detail["offset"]
                 rows[key] = {
                     "earlier_id": pair[0],
                     "later_id": pair[1],
                     "kind": e.kind,
                     "strength": e.strength,
-                    "detail": json.dumps(dict(e.detail), sort_keys=True),
+                    "detail": json.dumps(detail, sort_keys=True),
                 }
     if not rows:
         return 0

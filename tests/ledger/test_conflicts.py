@@ -229,6 +229,12 @@ def test_a_copy_of_a_film_is_paired_with_the_film_not_the_recording_of_its_sound
     assert _pairs(store) == [(film.iscc_id, copy.iscc_id, [CONTENT, SEGMENT])]
     (answer,) = list_conflicts(store)
     assert answer["score"] > PART_TRUST  # more than any one modality alone can say
+    # Checked again one at a time (the copy's conflicts stored), the recording stays unpaired.
+    for declaration_id in _row_ids(store, speech, film, copy):
+        with store.engine.begin() as conn:
+            requeue(conn, [declaration_id])
+        ConflictDetector(store).run()
+    assert _pairs(store) == [(film.iscc_id, copy.iscc_id, [CONTENT, SEGMENT])]
 
 
 def test_an_excerpt_by_a_declarer_of_another_variant_still_conflicts_with_the_film(
@@ -260,7 +266,8 @@ def test_an_excerpt_by_a_declarer_of_another_variant_still_conflicts_with_the_fi
     ]
     by_later = {c["later"]["iscc_id"]: c for c in list_conflicts(store)}
     (evidence,) = by_later[excerpt.iscc_id]["evidence"]
-    assert abs(evidence["offset"] - (100 * 200 - 40)) <= 100  # where the excerpt sits
+    # where the excerpt sits (its picture and sound were cut 190 ms apart: within a frame)
+    assert abs(evidence["offset"] - (100 * 200 - 40)) <= 200
 
 
 def test_content_far_apart_is_no_conflict(store: Store) -> None:
