@@ -81,7 +81,7 @@ RULES = {
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another offset to be checked too
-_OTHER_PLACES = 12  # other offsets checked per declaration
+_OTHER_PLACES = 40  # other offsets checked per declaration (a minute of a 2 s loop: 30)
 EQUAL_SCORE = 0.05
 """Places scoring within this of the best are as good: the excerpt could sit at any of them."""
 DISTINCT_PLACE_MS = 1000
