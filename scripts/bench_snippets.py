@@ -49,7 +49,7 @@ from registry.chain.events import DeclaredEvent  # noqa: E402
 from registry.errors import InputError  # noqa: E402
 from registry.iscc import generate  # noqa: E402
 from registry.iscc.codec import code_to_bytes  # noqa: E402
-from registry.iscc.granular import FeatureSet, features_json  # noqa: E402
+from registry.iscc.granular import KINDS, FeatureSet, features_json  # noqa: E402
 from registry.metadata import canonicalize  # noqa: E402
 from registry.search import snippets as snippets_module  # noqa: E402
 from registry.search.evidence import segment_weight  # noqa: E402
@@ -262,10 +262,10 @@ class _Scan:
     """The reference: every declared segment compared with every query segment (numpy)."""
 
     def __init__(self, store: Store) -> None:
-        rows = store.segment_values(["audio", "text", "video"], 0, store.last_segment_id())
+        rows = store.segment_values(sorted(KINDS), 0, store.last_segment_id())
         self.by_kind = {
             kind: (rows[rows[:, 0] == k][:, 1], rows[rows[:, 0] == k][:, 4].view(np.uint64))
-            for k, kind in enumerate(["audio", "text", "video"])
+            for k, kind in enumerate(sorted(KINDS))
         }
 
     def run(self, features: tuple[FeatureSet, ...]) -> int:
@@ -342,11 +342,14 @@ def _query(
     outcome.found = top is not None and top.declaration_id == wanted
     outcome.by_part = {
         "best part": bool(found) and found[0].declaration_id == wanted,
-        **{kind: _top(ranked, {kind}) == wanted for kind in ("video", "audio", "text")},
+        "video": _top(ranked, {"video"}) == wanted,
+        "audio": _top(ranked, {"audio", "sound"}) == wanted,
+        "text": _top(ranked, {"text"}) == wanted,
     }
     if outcome.found and top is not None:
         # The place of the excerpt's own kind (a video excerpt's picture), else any kind's.
-        overlap = next((o for o in top.overlaps if o.kind == work.kind), top.overlaps[0])
+        own = {"video": ("video",), "audio": ("audio", "sound"), "text": ("text",)}[work.kind]
+        overlap = next((o for o in top.overlaps if o.kind in own), top.overlaps[0])
         tolerance = 1.0 if work.kind != "text" else 50.0
         ok, outcome.interval = _place_ok(overlap, _truth(clip), unit, tolerance)
         if overlap.interval is None:

@@ -52,7 +52,9 @@ class SearchResult(BaseModel):
 
 
 class ExcerptPlace(BaseModel):
-    kind: str = Field(description="Feature kind compared: video, audio or text", examples=["video"])
+    kind: str = Field(
+        description="Feature kind compared: video, audio, sound or text", examples=["video"]
+    )
     unit: str = Field(description="Unit of offset and length: ms or chars", examples=["ms"])
     score: float = Field(description="Share of the upload's segments that match there, 0..1")
     offset: int = Field(description="Where the upload starts inside the declared work (unit)")

@@ -43,6 +43,7 @@ from registry.errors import InputError, InvalidCode
 from registry.metadata import Metadata
 from registry.search.evidence import (
     CHANCE_SCORE,
+    MODALITY,
     Part,
     combine,
     content_weight,
@@ -412,7 +413,7 @@ def _part(kind: str, strength: float, detail: Mapping[str, Any]) -> Part:
         return Part("content", content_weight(distance, threshold), distance)
     if kind == SEGMENT and detail.get("segment_kind") in CHANCE_SCORE:
         segment_kind = detail["segment_kind"]
-        return Part(segment_kind, segment_weight(segment_kind, strength), strength)
+        return Part(MODALITY[segment_kind], segment_weight(segment_kind, strength), strength)
     return Part(kind, strength, strength)  # another source's own scale, 0..1
 
 

@@ -8,7 +8,8 @@ turned into a weight in 0..1 that is 0 at the level chance reaches and 1 for a p
     segments:      w = (score - chance) / (1 - chance), clipped to 0..1
                    chance = the highest score alignments of unrelated works reached
                    (scripts/bench_snippets.py): video 0.56, audio 0.58; text 0.30, below the
-                   lowest score a text match is reported at (0.40)
+                   lowest score a text match is reported at (0.40); sound (the finer audio
+                   feature) 0.45, below the lowest score it is reported at (0.60)
     Content-Code:  w = 1 - distance / (threshold + 1)   (distance <= threshold bits of 64)
     same bytes:    w = 1
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CHANCE_SCORE",
+    "MODALITY",
     "PART_TRUST",
     "Part",
     "combine",
@@ -41,8 +43,12 @@ __all__ = [
 PART_TRUST = 0.95
 """The most one modality alone can say: keeps room above it for a second modality."""
 
-CHANCE_SCORE = {"video": 0.56, "audio": 0.58, "text": 0.30}
+CHANCE_SCORE = {"video": 0.56, "audio": 0.58, "text": 0.30, "sound": 0.45}
 """Per segment kind, the score chance alignments of unrelated works reach (see module doc)."""
+
+MODALITY = {"video": "video", "audio": "audio", "sound": "audio", "text": "text"}
+"""The modality each segment kind is evidence of: Chromaprint items and the finer sound
+segments hear the same sound, so they are one witness."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from registry.iscc.granular import KINDS, FeatureSet
 from registry.iscc.timebased import shifted_audio_features
-from registry.search.evidence import Part, combine, content_weight, segment_weight
+from registry.search.evidence import MODALITY, Part, combine, content_weight, segment_weight
 from registry.search.following import FollowingIndex
 from registry.search.hamming import HammingIndex
 from registry.store.store import Store
@@ -78,6 +78,11 @@ RULES = {
     # (a MinHash of ~250 characters) rarely comes near another text's by chance; the chunks an
     # excerpt cuts in two at its ends rarely match, so a lower score suffices.
     "text": _Rule(radius=8, lookup_radius=7, bin=1, tolerance=0, min_matched=2, min_score=0.4),
+    # Sound segments come every 186 ms; of an excerpt's query grids one lies within 12 ms of
+    # the work's.
+    "sound": _Rule(
+        radius=10, lookup_radius=7, bin=186, tolerance=100, min_matched=3, min_score=0.6
+    ),
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another offset to be checked too
@@ -285,10 +290,12 @@ def _check(
 
 def excerpt_features(path: Path, features: Sequence[FeatureSet]) -> list[FeatureSet]:
     """What a file is looked up by: its features, plus, if it has sound, its audio segments on
-    shifted Chromaprint grids (see `shifted_audio_features`)."""
+    shifted Chromaprint grids and its sound segments on every query grid (see
+    `shifted_audio_features`)."""
     found = list(features)
-    if any(f.kind == "audio" for f in found):
-        found += shifted_audio_features(path)
+    if any(f.kind in ("audio", "sound") for f in found):
+        # The shifted grids hold the sound segments of every query grid, this one's too.
+        found = [f for f in found if f.kind != "sound"] + shifted_audio_features(path)
     return found
 
 
@@ -394,7 +401,7 @@ def rank(
     ranked = []
     for owner, hits in by_declaration.items():
         hits = locate(hits)
-        parts = [Part(o.kind, segment_weight(o.kind, o.score), o.score) for o in hits]
+        parts = [Part(MODALITY[o.kind], segment_weight(o.kind, o.score), o.score) for o in hits]
         if content and owner in content:
             distance, threshold = content[owner]
             parts.append(Part("content", content_weight(distance, threshold), distance))
