@@ -87,6 +87,8 @@ RULES = {
 _CANDIDATES = 20  # alignments checked against the store per kind
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another offset to be checked too
 _OTHER_PLACES = 40  # other offsets checked per declaration (a minute of a 2 s loop: 30)
+SAME_SCORE = 0.02
+"""Combined scores of two declarations this close rank the earlier declaration first."""
 EQUAL_SCORE = 0.05
 """Places scoring within this of the best are as good: the excerpt could sit at any of them."""
 DISTINCT_PLACE_MS = 1000
@@ -394,7 +396,8 @@ def rank(
 ) -> list[Ranked]:
     """Declarations by the combined evidence of every kind they overlap in, plus the
     Content-Code distance where they are also similar as a whole (`content`: declaration id
-    to (distance, threshold)); best first, then more segments matched, then earlier id."""
+    to (distance, threshold)); best first, then more segments matched, then earlier id; scores
+    within SAME_SCORE of the best remaining one count as equal and the earliest goes first."""
     by_declaration: dict[int, list[Overlap]] = {}
     for overlap in found:
         by_declaration.setdefault(overlap.declaration_id, []).append(overlap)
@@ -407,7 +410,15 @@ def rank(
             parts.append(Part("content", content_weight(distance, threshold), distance))
         ranked.append(Ranked(owner, combine(parts), tuple(parts), tuple(hits)))
     ranked.sort(key=lambda r: (-r.score, -sum(o.matched for o in r.overlaps), r.declaration_id))
-    return ranked
+    # Scores this close are the same evidence (one sound re-encoded twice: a recording and the
+    # film that reuses it, for an excerpt of the sound alone): the earlier declaration first.
+    ordered: list[Ranked] = []
+    while ranked:
+        group = [r for r in ranked if r.score >= ranked[0].score - SAME_SCORE]
+        earliest = min(group, key=lambda r: r.declaration_id)
+        ordered.append(earliest)
+        ranked.remove(earliest)
+    return ordered
 
 
 def snippet_matches(

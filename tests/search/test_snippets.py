@@ -15,6 +15,7 @@ from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
 from registry.search.snippets import (
+    SAME_SCORE,
     SnippetIndex,
     find_snippets,
     overlaps,
@@ -320,3 +321,31 @@ def test_self_similar_frames_give_an_interval_and_the_soundtrack_places_the_exce
     video = next(o for o in film.overlaps if o.kind == "video")
     assert video.places == () and video.located_by == "audio"
     assert abs(video.offset - truth) <= 200
+
+
+def test_an_excerpt_of_a_sound_two_works_share_names_the_earlier_declaration(
+    store: Store,
+) -> None:
+    """A recording, and a film declared later whose soundtrack is that recording re-encoded
+    (a bit changed in every fourth segment). An audio excerpt cut from the film's soundtrack
+    fits the film a little better, but within SAME_SCORE: it is the same sound, and the
+    recording, declared first, is named first."""
+    speech = _sound(23)
+    rng = random.Random(5)
+    soundtrack = FeatureSet(
+        "audio",
+        tuple(
+            v ^ (1 << rng.randrange(64)) if i % 4 == 0 else v
+            for i, v in enumerate(speech.simprints)
+        ),
+        speech.offsets,
+        speech.sizes,
+    )
+    speech_id, film_id = _declare_all(store, [[speech], [_work(24), soundtrack]])
+    excerpt = [_cut(soundtrack, 200, 40, seed=6, flips=2)]
+    found = find_snippets(store, SnippetIndex(store), excerpt)
+    scores = {o.declaration_id: o.score for o in found}
+    assert scores[film_id] > scores[speech_id]  # the film's copy of the sound is closer
+    ranked = rank(found)
+    assert ranked[0].score - ranked[1].score < SAME_SCORE
+    assert [r.declaration_id for r in ranked] == [speech_id, film_id]
