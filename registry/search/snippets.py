@@ -85,6 +85,7 @@ RULES = {
     ),
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
+_GRIDS_CHECKED = 2  # query sets of one kind checked per declaration, the most voted first
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another offset to be checked too
 _OTHER_PLACES = 40  # other offsets checked per declaration (a minute of a 2 s loop: 30)
 SAME_SCORE = 0.02
@@ -266,12 +267,12 @@ def _place(
 
 
 def _check(
-    store: Store, query: FeatureSet, owner: int, offset: int, others: Sequence[int] = ()
+    declared: np.ndarray, query: FeatureSet, owner: int, offset: int, others: Sequence[int] = ()
 ) -> Overlap | None:
     """Align the query near `offset` (and the other offsets voted for) in a declaration's
-    stored segments and score it; equally good places far apart make the offset ambiguous."""
+    stored segments of its kind and score it; equally good places far apart make the offset
+    ambiguous."""
     rule = RULES[query.kind]
-    declared = store.segments_of(owner, query.kind)
     if not len(declared):
         return None
     found = [p for p in (_place(query, declared, o) for o in (offset, *others)) if p is not None]
@@ -305,18 +306,27 @@ def find_snippets(
     store: Store, index: SnippetIndex, features: Sequence[FeatureSet], exclude: int | None = None
 ) -> list[Overlap]:
     """Declarations the query features occur in, one Overlap per declaration and kind, best
-    score first (then more segments matched). `features` may hold several sets of a kind."""
+    score first (then more segments matched). `features` may hold several sets of a kind (an
+    excerpt's audio on shifted grids): per declaration only the `_GRIDS_CHECKED` sets with the
+    most votes are checked against the store, and the best scoring one counts."""
     index.refresh()
-    best: dict[tuple[int, str], Overlap] = {}
-    for query in features:
+    proposed: dict[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]] = {}
+    for n, query in enumerate(features):
         if query.kind not in RULES:
             continue
-        for _votes, owner, offset, others in index.places(query, exclude):
-            overlap = _check(store, query, owner, offset, others)
-            # Several feature sets of one kind (an excerpt's shifted audio grids): the best.
-            known = best.get((owner, query.kind))
+        for votes, owner, offset, others in index.places(query, exclude):
+            proposed.setdefault((owner, query.kind), []).append((votes, -n, query, offset, others))
+    declared: dict[tuple[int, str], np.ndarray] = {}
+    best: dict[tuple[int, str], Overlap] = {}
+    for key, grids in proposed.items():
+        grids.sort(key=lambda g: (-g[0], -g[1]))
+        for _votes, _n, query, offset, others in grids[:_GRIDS_CHECKED]:
+            if key not in declared:
+                declared[key] = store.segments_of(*key)
+            overlap = _check(declared[key], query, key[0], offset, others)
+            known = best.get(key)
             if overlap is not None and (known is None or overlap.score > known.score):
-                best[(owner, query.kind)] = overlap
+                best[key] = overlap
     return sorted(best.values(), key=lambda o: (-o.score, -o.matched, o.declaration_id, o.kind))
 
 
