@@ -376,6 +376,14 @@ def locate(hits: Sequence[Overlap]) -> list[Overlap]:
         for other_kind, other in sorted(timed.items()):
             if other_kind == kind:
                 continue
+            if MODALITY[other_kind] == MODALITY[kind]:
+                # The same sound heard by two features is no second witness: where one finds
+                # it self-similar, the other's single place is one of several too.
+                if not other.places and any(
+                    abs(p - other.offset) <= DISTINCT_PLACE_MS for p in overlap.places
+                ):
+                    settled[other_kind] = replace(other, places=overlap.places)
+                continue
             if other.places:
                 common = [
                     p

@@ -349,3 +349,39 @@ def test_an_excerpt_of_a_sound_two_works_share_names_the_earlier_declaration(
     ranked = rank(found)
     assert ranked[0].score - ranked[1].score < SAME_SCORE
     assert [r.declaration_id for r in ranked] == [speech_id, film_id]
+
+
+def test_two_features_of_one_sound_do_not_confirm_each_others_place(store: Store) -> None:
+    """Repetitive music: Chromaprint's items repeat every 2 s, so an excerpt fits many places.
+    The finer sound feature may settle on one of them, but it hears the same sound: it is no
+    second witness, and the answer keeps every place for both."""
+    loop = _sound(41, 16)  # one 2 s bar of items
+    items = 480
+    step = 1365 / 11.025
+    audio = FeatureSet(
+        "audio",
+        tuple(loop.simprints[i % 16] for i in range(items)),
+        tuple(round(i * step) for i in range(items)),
+        (round(2 * step),) * items,
+    )
+    fine = _sound(42, 320)
+    sound = FeatureSet("sound", fine.simprints, tuple(186 * i for i in range(320)), (186,) * 320)
+    (work_id,) = _declare_all(store, [[audio, sound]])
+    first_item = 200
+    truth = audio.offsets[first_item]
+    excerpt = [
+        _cut(audio, first_item, 40, seed=7, flips=2),
+        # the same stretch of sound, its segments placed from the excerpt's start
+        FeatureSet(
+            "sound",
+            sound.simprints[134:160],
+            tuple(o - truth for o in sound.offsets[134:160]),
+            sound.sizes[134:160],
+        ),
+    ]
+    (ranked,) = rank(find_snippets(store, SnippetIndex(store), excerpt))
+    assert ranked.declaration_id == work_id
+    by_kind = {o.kind: o for o in ranked.overlaps}
+    assert by_kind["audio"].places and by_kind["sound"].places == by_kind["audio"].places
+    first, last = by_kind["sound"].interval or (0, 0)
+    assert first - 1000 <= truth <= last + 1000
