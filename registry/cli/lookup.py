@@ -127,8 +127,16 @@ def print_snippets(console: Console, snippets: list[dict[str, Any]]) -> None:
             soft_wrap=True,
         )
         for k in m["kinds"]:
+            if k.get("interval"):
+                first, last = k["interval"]
+                start = _place(first, 0, k["unit"]).split(" to ")[0]
+                end = _place(last, k["length"], k["unit"]).split(" to ")[1]
+                where = f"somewhere from {start} to {end} ({len(k['places'])} places fit equally)"
+            else:
+                where = f"at {_place(k['offset'], k['length'], k['unit'])}"
+            located = f", placed by {k['located_by']}" if k.get("located_by") else ""
             console.print(
-                f"  {k['kind']}: at {_place(k['offset'], k['length'], k['unit'])} of the work, "
+                f"  {k['kind']}: {where} of the work{located}, "
                 f"{k['matched']} segments, score {k['score']:.3f}",
                 highlight=False,
             )
