@@ -51,12 +51,26 @@ class Settings(BaseSettings):
     max_upload_mb: int = 2048
     """Largest file the match endpoint accepts."""
 
+    networks_file: Path | None = None
+    """TOML file of networks to add to or override the built-in table (registry.chain.networks);
+    defaults to HOME/networks.toml."""
+
+    relayer_max_fee_gwei: float = 200.0
+    """Highest fee per gas (base fee plus tip) the relayer ever offers, bumps included."""
+
+    relayer_confirmations: int | None = None
+    """Blocks the relayer waits on before it reports a transaction; defaults to the network's."""
+
     devnet_port: int = 8545
     hardhat_dir: Path = PROJECT_ROOT
 
     @cached_property
     def deployment_path(self) -> Path:
         return self.deployment_file or self.home / "deployment.json"
+
+    @cached_property
+    def networks_path(self) -> Path:
+        return self.networks_file or self.home / "networks.toml"
 
     @cached_property
     def database_url(self) -> str:

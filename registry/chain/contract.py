@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -14,10 +14,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
 
 from registry.chain.artifact import artifact
 from registry.chain.deployment import Deployment
+from registry.chain.sender import Sender
 from registry.errors import ChainUnavailable, InvalidDeclaration
 
 RPC_TIMEOUT_S = 30
@@ -82,6 +83,8 @@ class Registry:
     w3: Web3
     contract: Contract
     deployment: Deployment
+    # One Sender per account: its nonces must not be handed out twice by two Senders.
+    senders: dict[str, Sender] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def open(cls, deployment: Deployment, rpc_url: str | None = None) -> Registry:
@@ -104,32 +107,58 @@ class Registry:
         with _rejections("estimating gas"):
             return int(call.estimate_gas({"from": to_checksum_address(sender)}))
 
-    def transact(self, call: Any, sender: LocalAccount, gas_limit: int | None = None) -> dict:
-        """Sign and send a contract call from `sender`, wait for it to be mined, return the receipt.
+    def sender(self, account: LocalAccount) -> Sender:
+        """The account's Sender; one is made with the defaults (no journal, the network's
+        confirmations) unless `use_sender` installed one."""
+        found = self.senders.get(account.address)
+        if found is None:
+            from registry.chain.networks import network_for
+
+            found = Sender(
+                self.w3,
+                account,
+                self.deployment.chain_id,
+                confirmations=network_for(self.deployment.chain_id).confirmations,
+            )
+            found = self.senders.setdefault(account.address, found)
+        return found
+
+    def use_sender(self, sender: Sender) -> None:
+        self.senders[sender.account.address] = sender
+
+    def transact(
+        self,
+        call: Any,
+        sender: LocalAccount,
+        gas_limit: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> dict:
+        """Sign and send a contract call from `sender`, wait for it to be mined (and confirmed
+        as the account's Sender asks), return the receipt.
 
         Reverts are decoded from the contract's custom errors into InvalidDeclaration.
         """
-        with _rejections("preparing the transaction"):
-            tx = call.build_transaction(
-                {
-                    "from": sender.address,
-                    "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
-                    "chainId": self.deployment.chain_id,
-                    **({"gas": gas_limit} if gas_limit else {}),
-                }
-            )
-        signed = sender.sign_transaction(tx)
-        try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        except TimeExhausted:
-            raise ChainUnavailable(
-                f"transaction 0x{signed.hash.hex()} not mined within 120 s"
-            ) from None
-        except (requests.RequestException, OSError) as exc:
-            raise ChainUnavailable(f"RPC failed while sending the transaction: {exc}") from None
+
+        def build(nonce: int) -> dict[str, Any]:
+            with _rejections("preparing the transaction"):
+                gas = gas_limit or int(call.estimate_gas({"from": sender.address}))
+                # With gas and fees given, web3 asks the node nothing; the fees are the
+                # Sender's, these are placeholders.
+                return call.build_transaction(
+                    {
+                        "from": sender.address,
+                        "nonce": nonce,
+                        "chainId": self.deployment.chain_id,
+                        "gas": gas,
+                        "maxFeePerGas": 1,
+                        "maxPriorityFeePerGas": 1,
+                    }
+                )
+
+        receipt = self.sender(sender).send(build, payload)
         if receipt["status"] != 1:
-            raise InvalidDeclaration(f"transaction 0x{signed.hash.hex()} reverted")
+            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+            raise InvalidDeclaration(f"transaction {tx_hash} reverted")
         return dict(receipt)
 
 
