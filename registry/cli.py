@@ -939,6 +939,16 @@ def demo(
     run_demo(out, keep=keep)
 
 
+def _add_network_commands() -> None:
+    from registry.cli_deploy import deploy, networks
+
+    app.command()(deploy)
+    app.command()(networks)
+
+
+_add_network_commands()
+
+
 def main() -> None:
     try:
         app()
