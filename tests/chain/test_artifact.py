@@ -52,4 +52,5 @@ def test_verification_material_compiles_to_the_shipped_bytecode() -> None:
         "verification material is stale: run scripts/export_contracts.py"
     )
     assert out["metadata"] == material["metadata"]
-    assert material["solcLongVersion"].startswith(json.loads(out["metadata"])["compiler"]["version"])
+    compiler = json.loads(out["metadata"])["compiler"]["version"]
+    assert material["solcLongVersion"].startswith(compiler)
