@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     relayer_max_fee_gwei: float = 200.0
     """Highest fee per gas (base fee plus tip) the relayer ever offers, bumps included."""
 
+    relayer_journal: Path | None = None
+    """SQLite file where the relayer writes every transaction before sending it, to settle
+    them after a restart; defaults to HOME/relayer-journal.db."""
+
     relayer_confirmations: int | None = None
     """Blocks the relayer waits on before it reports a transaction; defaults to the network's."""
 
@@ -67,6 +71,10 @@ class Settings(BaseSettings):
     @cached_property
     def deployment_path(self) -> Path:
         return self.deployment_file or self.home / "deployment.json"
+
+    @cached_property
+    def relayer_journal_path(self) -> Path:
+        return self.relayer_journal or self.home / "relayer-journal.db"
 
     @cached_property
     def networks_path(self) -> Path:
