@@ -27,7 +27,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception, Web3RPCError
 
 from registry.errors import ChainUnavailable, TransactionLost
 
@@ -175,6 +175,10 @@ class Sender:
         self._orphans: dict[int, list[Sent]] = {}
         self.replacements = 0
         self.rebroadcasts = 0
+        self.reorged = 0
+        """Receipts that a reorg took away while they were awaited."""
+        self.unconfirmed_seen = 0
+        """Receipts seen mined but not yet confirmed (a new one after each reorg)."""
 
     # --- nonces ---------------------------------------------------------------------------
 
@@ -342,6 +346,7 @@ class Sender:
         attempts = list(attempts)
         nonce = attempts[-1].nonce
         started = last_sent = time.monotonic()
+        seen: dict[str, Any] | None = None
         while True:
             receipt = self._mined(attempts)
             if receipt is not None:
@@ -349,6 +354,25 @@ class Sender:
                     if self.journal:
                         self.journal.close_nonce(nonce, "mined")
                     return receipt
+                if seen is None or seen["blockHash"] != receipt["blockHash"]:
+                    self.unconfirmed_seen += 1
+                seen = receipt
+                if not self._in_canonical_chain(receipt):
+                    time.sleep(self.poll_s)  # the node is switching chains; ask again
+                    continue
+            elif seen is not None:
+                # Mined, then taken away by a reorg: it is back in the pool, or it is rebroadcast
+                # below, or its nonce went to another transaction and it is reported lost.
+                log.warning(
+                    "a reorg removed block %d with %s: waiting for it again",
+                    seen["blockNumber"],
+                    attempts[-1].tx_hash,
+                )
+                self.reorged += 1
+                seen = None
+                last_sent = time.monotonic()
+                time.sleep(self.poll_s)
+                continue
             elif self._nonce_used(nonce):
                 # Used, yet none of ours is mined: look once more (the receipt may have landed
                 # between the two calls) before calling it lost.
@@ -425,9 +449,15 @@ class Sender:
         """Buried under enough blocks, and still in the canonical chain (a reorg may have taken
         its block since it was mined)."""
         head = int(self._rpc(lambda: self.w3.eth.block_number))
-        if head - receipt["blockNumber"] + 1 < self.confirmations + 1 and self.confirmations:
+        if head - receipt["blockNumber"] < self.confirmations:
             return False
-        block = self._rpc(lambda: self.w3.eth.get_block(receipt["blockNumber"]))
+        return self._in_canonical_chain(receipt)
+
+    def _in_canonical_chain(self, receipt: dict[str, Any]) -> bool:
+        try:
+            block = self._rpc(lambda: self.w3.eth.get_block(receipt["blockNumber"]))
+        except BlockNotFound:
+            return False
         return HexBytes(block["hash"]) == HexBytes(receipt["blockHash"])
 
     def _nonce_used(self, nonce: int) -> bool:
@@ -466,7 +496,7 @@ class Sender:
     def _rpc(self, call: Callable[[], Any]) -> Any:
         try:
             return call()
-        except TransactionNotFound:
+        except (TransactionNotFound, BlockNotFound):
             raise
         except (requests.RequestException, OSError, Web3Exception) as exc:
             raise ChainUnavailable(f"RPC failed: {type(exc).__name__}: {exc}") from None

@@ -242,3 +242,29 @@ def test_a_dropped_transaction_is_sent_again(fresh_anvil: Anvil) -> None:
     assert "error" not in outcome, outcome.get("error")
     assert outcome["receipt"]["status"] == 1 and sender.rebroadcasts >= 1
     assert w3.eth.get_transaction_count(account.address) == nonce + 1
+
+
+def test_a_receipt_taken_by_a_reorg_is_awaited_again(fresh_anvil: Anvil) -> None:
+    w3 = connect(fresh_anvil.rpc_url)
+    account = dev_account(1)
+    sender = Sender(w3, account, w3.eth.chain_id, confirmations=3, policy=FeePolicy(timeout_s=90))
+    nonce = w3.eth.get_transaction_count(account.address)
+    _pause_mining(fresh_anvil)
+    before = fresh_anvil.rpc("evm_snapshot")
+    thread, outcome = _send_in_background(sender, _transfer(dev_account(2).address))
+    _wait_in_pool(w3, account.address, nonce)
+    fresh_anvil.rpc("evm_mine")
+    while sender.unconfirmed_seen == 0:  # mined, awaiting its 3 confirmations
+        time.sleep(0.05)
+    first = w3.eth.get_transaction_receipt(w3.eth.get_block("latest")["transactions"][0])
+    assert fresh_anvil.rpc("evm_revert", before) is True  # the block is gone again
+    _resume_mining(fresh_anvil)
+    thread.join(timeout=90)
+    assert "error" not in outcome, outcome.get("error")
+    receipt = outcome["receipt"]
+    assert sender.reorged >= 1
+    assert receipt["transactionHash"] == first["transactionHash"]
+    assert w3.eth.get_block(receipt["blockNumber"])["hash"] == receipt["blockHash"]
+    assert receipt["blockHash"] != first["blockHash"]
+    assert w3.eth.get_transaction_count(account.address) == nonce + 1
+    assert w3.eth.block_number - receipt["blockNumber"] >= 3
