@@ -15,11 +15,11 @@ from registry.chain.keys import create_key_file
 from registry.chain.submit import declare_direct, prepare, submit_signed
 from registry.config import PROJECT_ROOT
 from registry.errors import InvalidDeclaration, RegistryError
-from registry.index.follower import Follower
-from registry.index.search import resolve
-from registry.index.store import Store
 from registry.iscc import generate
+from registry.ledger.indexer import Indexer
 from registry.samples import sample_files
+from registry.search.resolve import resolve
+from registry.store.store import Store
 
 
 def run_demo(console: Console, keep: bool = False) -> None:
@@ -101,7 +101,7 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
 
     _step(console, "Indexing the registry's events into SQLite")
     store = Store.open(f"sqlite:///{home / 'registry.db'}")
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     report = follower.sync()
     console.print(
         f"blocks {report.from_block}-{report.to_block}: {report.events_new} declarations stored"

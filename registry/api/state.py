@@ -23,9 +23,9 @@ from registry.chain.networks import network_for
 from registry.chain.sender import GWEI, FeePolicy, Journal, Sender
 from registry.config import Settings
 from registry.errors import ChainUnavailable, RegistryError
-from registry.index.similarity import SimilarityIndex
-from registry.index.snippets import SnippetIndex
-from registry.index.store import Store
+from registry.search.similarity import SimilarityIndex
+from registry.search.snippets import SnippetIndex
+from registry.store.store import Store
 
 __all__ = ["AppState", "state_of", "store_of"]
 
