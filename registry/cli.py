@@ -576,11 +576,32 @@ def _index(
     defer_lookups_after: int | None,
     json_out: bool,
 ) -> None:
-    from registry.index.follower import SyncReport
+    from registry.chain.deployment import Deployment
+    from registry.index.follower import SyncReport, open_when_reachable
     from registry.ledger.indexer import Indexer
 
+    stop = threading.Event()
+    if follow:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # The batch in flight commits or rolls back as a whole; the loop stops after it.
+            signal.signal(signum, lambda *_: stop.set())
+
+        def waiting(problem: str, delay: float) -> None:
+            err.print(
+                f"waiting for the node: {problem}; retrying in {delay:.1f} s", highlight=False
+            )
+
+        # Following starts before its node does, as under a service manager: wait for it.
+        registry = open_when_reachable(
+            Deployment.load(settings.deployment_path), settings.rpc_url, stop, waiting
+        )
+        if registry is None:
+            err.print("stopped")
+            return
+    else:
+        registry = _open_registry(settings)
     follower = Indexer(
-        _open_registry(settings),
+        registry,
         store,
         confirmations=settings.confirmations,
         max_range=max_range,
@@ -616,10 +637,6 @@ def _index(
     if not follow:
         show(follower.sync())
         return
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # The batch in flight commits or rolls back as a whole; the loop stops after it.
-        signal.signal(signum, lambda *_: stop.set())
     err.print(f"following {follower.contract}; SIGTERM or Ctrl-C to stop")
     follower.follow(stop, poll_interval=poll, on_progress=show)
     err.print("stopped")

@@ -138,10 +138,11 @@ class Journal:
             )
         return found
 
-    def highest_nonce(self) -> int | None:
+    def highest_open_nonce(self) -> int | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT max(nonce) FROM sent WHERE chain_id = ? AND address = ?", self._key
+                "SELECT max(nonce) FROM sent WHERE chain_id = ? AND address = ? AND state = 'open'",
+                self._key,
             ).fetchone()
         return row[0]
 
@@ -173,6 +174,7 @@ class Sender:
         self._next: int | None = None
         self._released: list[int] = []
         self._orphans: dict[int, list[Sent]] = {}
+        self._inflight: set[int] = set()
         self.replacements = 0
         self.rebroadcasts = 0
         self.reorged = 0
@@ -185,17 +187,23 @@ class Sender:
     def _allocate(self) -> int:
         with self._lock:
             if self._released:
-                return heapq.heappop(self._released)
-            if self._next is None:
-                self._next = self._first_free_nonce()
-            nonce = self._next
-            self._next += 1
+                nonce = heapq.heappop(self._released)
+            else:
+                if not self._inflight:
+                    # Nothing of ours is pending: the chain's count is the truth, whatever
+                    # happened since (a reorg that dropped our transactions, another process
+                    # with this key).
+                    self._next = self._first_free_nonce()
+                assert self._next is not None
+                nonce = self._next
+                self._next += 1
+            self._inflight.add(nonce)
             return nonce
 
     def _first_free_nonce(self) -> int:
         address = self.account.address
         pending = self._rpc(lambda: self.w3.eth.get_transaction_count(address, "pending"))
-        journaled = self.journal.highest_nonce() if self.journal else None
+        journaled = self.journal.highest_open_nonce() if self.journal else None
         # The node may have forgotten what we sent (restart, eviction); the journal has not, and
         # `recover` rebroadcasts those, so new transactions go after them.
         return max(int(pending), journaled + 1 if journaled is not None else 0)
@@ -204,6 +212,7 @@ class Sender:
         """A nonce taken but never broadcast goes back, or it would leave a gap that blocks every
         later transaction of the account."""
         with self._lock:
+            self._inflight.discard(nonce)
             if self._next == nonce + 1:
                 self._next = nonce
             else:
@@ -277,11 +286,19 @@ class Sender:
                     raise
                 log.warning("nonce %d of %s used elsewhere: recounting", nonce, sent.tx_hash)
                 with self._lock:
-                    self._next = None
+                    self._inflight.discard(nonce)
+                    self._next = self._first_free_nonce()
         else:
             raise ChainUnavailable(f"{self.account.address}'s nonces keep being taken elsewhere")
         try:
-            return self.wait([sent])
+            receipt = self.wait([sent])
+            with self._lock:
+                self._inflight.discard(nonce)
+            return receipt
+        except TransactionLost:
+            with self._lock:
+                self._inflight.discard(nonce)
+            raise
         except ChainUnavailable:
             # Perhaps on its way, perhaps not: later transactions must not wait behind a gap,
             # so the next send rebroadcasts it if the node does not have it.
@@ -302,6 +319,7 @@ class Sender:
                 return
             with self._lock:
                 self._orphans.pop(nonce, None)
+                self._inflight.discard(nonce)
 
     def _sign(
         self, tx: dict[str, Any], nonce: int, max_fee: int, tip: int, payload: dict | None

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from web3 import HTTPProvider
 
 from registry.chain.contract import Registry
+from registry.chain.deployment import Deployment
 from registry.config import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.backoff import MAX_DELAY_S, Backoff
@@ -27,7 +28,7 @@ from registry.index.node import Node, RangeTooLarge, RateLimited, endpoint_of
 from registry.index.ranges import READ_AHEAD, Range, RangeReader, Reorg
 from registry.store.store import CheckpointMoved, Store
 
-__all__ = ["AfterSync", "Follower", "SyncReport"]
+__all__ = ["AfterSync", "Follower", "SyncReport", "open_when_reachable"]
 
 log = logging.getLogger(__name__)
 
@@ -420,3 +421,24 @@ class Follower:
                 continue
             backoff.reset()
             stop.wait(poll_interval)
+
+
+def open_when_reachable(
+    deployment: Deployment,
+    rpc_url: str | None,
+    stop: threading.Event,
+    on_wait: Callable[[str, float], None] | None = None,
+) -> Registry | None:
+    """Open the registry, waiting with capped, jittered backoff while its node does not answer
+    (or does not have the contract yet); None if `stop` is set first. An indexer started before
+    its node needs no supervisor to start it again."""
+    backoff = Backoff(first=0.2, cap=MAX_BACKOFF_S)
+    while not stop.is_set():
+        try:
+            return Registry.open(deployment, rpc_url)
+        except ChainUnavailable as exc:
+            delay = backoff.next()
+            if on_wait is not None:
+                on_wait(str(exc), delay)
+            stop.wait(delay)
+    return None
