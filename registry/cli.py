@@ -603,7 +603,7 @@ def _index(
     follower = Indexer(
         registry,
         store,
-        confirmations=settings.confirmations,
+        confirmations=settings.index_confirmations(registry.deployment.chain_id),
         max_range=max_range,
         defer_lookups_after=(
             settings.defer_lookups_after if defer_lookups_after is None else defer_lookups_after

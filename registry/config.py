@@ -35,8 +35,9 @@ class Settings(BaseSettings):
     db_url: str | None = None
     """SQLAlchemy URL of the index store; defaults to SQLite at HOME/registry.db."""
 
-    confirmations: int = 0
-    """Blocks an event must be buried under before the indexer applies it."""
+    confirmations: int | None = Field(None, ge=0)
+    """Blocks an event must be buried under before the indexer applies it; defaults to the
+    network's (registry.chain.networks: 0 on a devnet)."""
 
     defer_lookups_after: int = Field(DEFER_LOOKUPS_AFTER, ge=0)
     """Events a catch-up must expect before the indexer drops the lookup indexes until its end
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
     @cached_property
     def deployment_path(self) -> Path:
         return self.deployment_file or self.home / "deployment.json"
+
+    def index_confirmations(self, chain_id: int) -> int:
+        from registry.chain.networks import network_for
+
+        if self.confirmations is not None:
+            return self.confirmations
+        return network_for(chain_id, self.networks_path).confirmations
 
     @cached_property
     def relayer_journal_path(self) -> Path:

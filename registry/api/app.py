@@ -34,10 +34,11 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
 
     while not stop.is_set():
         try:
+            registry = state.registry()
             follower = Indexer(
-                state.registry(),
+                registry,
                 state.store,
-                confirmations=state.settings.confirmations,
+                confirmations=state.settings.index_confirmations(registry.deployment.chain_id),
                 similarity=state.similarity(),
                 defer_lookups_after=state.settings.defer_lookups_after,
             )
