@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 GWEI = 10**9
 # Nodes (geth, reth, anvil) refuse a replacement unless both fees rise by at least 10 %.
 MIN_BUMP = 0.10
+# A transaction the node does not have is offered again at most this often (it may refuse it
+# until the base fee comes down).
+REBROADCAST_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -365,6 +368,7 @@ class Sender:
         nonce = attempts[-1].nonce
         started = last_sent = time.monotonic()
         seen: dict[str, Any] | None = None
+        resent = 0.0
         while True:
             receipt = self._mined(attempts)
             if receipt is not None:
@@ -406,9 +410,13 @@ class Sender:
             elif time.monotonic() - last_sent >= self.policy.stuck_after_s:
                 attempts.append(self._replace(attempts[-1]))
                 last_sent = time.monotonic()
-            elif not self._known(attempts[-1]):
-                # Dropped from the pool, or put back by a reorg that the node did not re-queue.
+            elif time.monotonic() - resent >= REBROADCAST_EVERY_S and not self._known(
+                attempts[-1]
+            ):
+                # Dropped from the pool (anvil drops what the base fee outgrew; geth evicts under
+                # pressure), or put back by a reorg that the node did not re-queue.
                 self._rebroadcast(attempts)
+                resent = time.monotonic()
             if time.monotonic() - started > self.policy.timeout_s:
                 raise ChainUnavailable(
                     f"transaction {attempts[-1].tx_hash} (nonce {nonce}) not confirmed within "

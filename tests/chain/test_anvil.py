@@ -27,8 +27,9 @@ from registry.chain.deploy import constructor_args, create2_address, deploy, ini
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import DEV_KEYS, Devnet, dev_account
 from registry.chain.relayer import relay_batch
-from registry.chain.sender import GWEI, FeePolicy, Sender
+from registry.chain.sender import GWEI, FeePolicy, Journal, Sender
 from registry.chain.submit import declare_direct, prepare, submit_signed
+from registry.errors import ChainUnavailable
 
 
 def _content() -> tuple[str, str]:
@@ -268,3 +269,61 @@ def test_a_receipt_taken_by_a_reorg_is_awaited_again(fresh_anvil: Anvil) -> None
     assert receipt["blockHash"] != first["blockHash"]
     assert w3.eth.get_transaction_count(account.address) == nonce + 1
     assert w3.eth.block_number - receipt["blockNumber"] >= 3
+
+
+def test_concurrent_sends_share_one_nonce_sequence(anvil: Anvil) -> None:
+    w3 = connect(anvil.rpc_url)
+    account = Account.create()
+    Sender(w3, dev_account(0), w3.eth.chain_id).send(
+        lambda _n: {"to": account.address, "value": 10**18, "gas": 21000}
+    )
+    sender = Sender(w3, account, w3.eth.chain_id, confirmations=1)
+    results: list[dict] = []
+    errors: list[Exception] = []
+
+    def send() -> None:
+        try:
+            results.append(sender.send(lambda _n: _transfer(dev_account(2).address)))
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    nonces = sorted(w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in results)
+    assert nonces == list(range(8))
+    assert w3.eth.get_transaction_count(account.address) == 8
+
+
+def test_fees_never_exceed_the_cap(fresh_anvil: Anvil, tmp_path: Path) -> None:
+    w3 = connect(fresh_anvil.rpc_url)
+    account = dev_account(1)
+    cap = 5 * GWEI
+    journal = Journal(tmp_path / "journal.db", w3.eth.chain_id, account.address)
+    sender = Sender(
+        w3,
+        account,
+        w3.eth.chain_id,
+        policy=FeePolicy(max_fee_cap=cap, stuck_after_s=1, timeout_s=6),
+        journal=journal,
+    )
+    nonce = w3.eth.get_transaction_count(account.address)
+    _pause_mining(fresh_anvil)
+    thread, outcome = _send_in_background(sender, _transfer(dev_account(2).address))
+    _wait_in_pool(w3, account.address, nonce)
+    fresh_anvil.rpc("anvil_setNextBlockBaseFeePerGas", hex(100 * GWEI))
+    _resume_mining(fresh_anvil)
+    thread.join(timeout=60)
+    # It waits at the cap rather than paying more, and says so when its patience runs out.
+    assert isinstance(outcome.get("error"), ChainUnavailable), outcome
+    assert "not confirmed within" in str(outcome["error"])
+    # Every signed attempt, replacements included (anvil drops the ones the base fee outgrew,
+    # so the journal is where they all are), stayed at or below the cap.
+    attempts = journal.open()[nonce]
+    assert len(attempts) >= 2  # a replacement was signed (the node refused it too)
+    assert all(a.max_fee <= cap and a.tip <= a.max_fee for a in attempts)
+    assert attempts[-1].max_fee == cap
+    assert w3.eth.get_transaction_count(account.address) == nonce
