@@ -73,13 +73,6 @@ class Settings(BaseSettings):
     def deployment_path(self) -> Path:
         return self.deployment_file or self.home / "deployment.json"
 
-    def index_confirmations(self, chain_id: int) -> int:
-        from registry.chain.networks import network_for
-
-        if self.confirmations is not None:
-            return self.confirmations
-        return network_for(chain_id, self.networks_path).confirmations
-
     @cached_property
     def relayer_journal_path(self) -> Path:
         return self.relayer_journal or self.home / "relayer-journal.db"

@@ -30,6 +30,7 @@ RETRY_S = 5.0
 def _run_indexer(state: AppState, stop: threading.Event) -> None:
     """Follow the chain until stopped. A node that is down at start or goes away is waited
     for; anything else is reported in /health rather than killing the API."""
+    from registry.chain.networks import index_confirmations
     from registry.ledger.indexer import Indexer
 
     while not stop.is_set():
@@ -38,7 +39,7 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
             follower = Indexer(
                 registry,
                 state.store,
-                confirmations=state.settings.index_confirmations(registry.deployment.chain_id),
+                confirmations=index_confirmations(state.settings, registry.deployment.chain_id),
                 similarity=state.similarity(),
                 defer_lookups_after=state.settings.defer_lookups_after,
             )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from web3 import Web3
 
 from registry.chain.artifact import CONTRACT_NAME, artifact, verification_material
 from registry.chain.deployment import Deployment
+from registry.chain.networks import Network, network_for
 from registry.chain.sender import FeePolicy, Sender
 from registry.errors import ChainUnavailable, InputError, RegistryError
 
@@ -31,6 +32,7 @@ __all__ = [
     "constructor_args",
     "create2_address",
     "deploy",
+    "deploy_to",
     "init_code",
     "write_verification",
 ]
@@ -188,3 +190,73 @@ def write_verification(result: DeployResult, folder: Path) -> list[Path]:
         path.write_text(text)
         written.append(path)
     return written
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What `deploy_to` did: the deployment, where it is written, on which network."""
+
+    result: DeployResult
+    network: Network
+    deployment_file: Path
+    verification: Path
+    files: list[Path]
+
+    def to_dict(self) -> dict[str, Any]:
+        deployment = self.result.deployment
+        return asdict(deployment) | {
+            "network": self.network.name,
+            "deterministic": self.result.deterministic,
+            "deployment_file": str(self.deployment_file),
+            "verification": str(self.verification),
+            "explorer": self.network.address_link(deployment.address),
+        }
+
+
+def deploy_to(
+    rpc_url: str,
+    deployer: LocalAccount,
+    realm: int,
+    hub_id: int,
+    deployment_file: Path,
+    *,
+    salt: bytes = DEFAULT_SALT,
+    deterministic: bool | None = None,
+    confirmations: int | None = None,
+    max_fee_cap: int,
+    networks_file: Path | None = None,
+    replace: bool = False,
+    on_start: Callable[[Network], None] | None = None,
+) -> Deployed:
+    """The user's deploy: to the chain at `rpc_url`, waiting for the network's confirmations
+    unless told otherwise; writes the deployment file and, beside it, verification/CHAIN-ADDRESS/.
+    """
+    from registry.chain.contract import connect
+
+    if deployment_file.exists() and not replace:
+        raise InputError(
+            f"{deployment_file} exists: pass --force to replace it, or --out another file"
+        )
+    if max_fee_cap <= 0:
+        raise InputError("the fee cap must be positive")
+    w3 = connect(rpc_url)
+    network = network_for(int(w3.eth.chain_id), networks_file)
+    if on_start is not None:
+        on_start(network)
+    result = deploy(
+        w3,
+        deployer,
+        realm,
+        hub_id,
+        rpc_url=rpc_url,
+        salt=salt,
+        deterministic=deterministic,
+        confirmations=network.confirmations if confirmations is None else confirmations,
+        policy=FeePolicy(max_fee_cap=max_fee_cap),
+    )
+    result.deployment.save(deployment_file)
+    folder = (
+        deployment_file.parent / "verification" / f"{network.chain_id}-{result.deployment.address}"
+    )
+    files = write_verification(result, folder)
+    return Deployed(result, network, deployment_file, folder, files)

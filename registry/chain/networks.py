@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from registry.config import Settings
 from registry.errors import InputError
 
-__all__ = ["BUILTIN", "Network", "load_networks", "network_for"]
+__all__ = ["BUILTIN", "Network", "index_confirmations", "load_networks", "network_for"]
 
 # An unknown chain gets this many confirmations: enough for a public L1 or a rollup's unsafe
 # head, a few seconds to a few minutes of waiting.
@@ -193,3 +194,10 @@ def network_for(chain_id: int, path: Path | None = None) -> Network:
         block_time=12.0,
         known=False,
     )
+
+
+def index_confirmations(settings: Settings, chain_id: int) -> int:
+    """The indexer's confirmations: ISCC_REGISTRY_CONFIRMATIONS, else the network's."""
+    if settings.confirmations is not None:
+        return settings.confirmations
+    return network_for(chain_id, settings.networks_path).confirmations

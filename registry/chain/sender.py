@@ -410,9 +410,7 @@ class Sender:
             elif time.monotonic() - last_sent >= self.policy.stuck_after_s:
                 attempts.append(self._replace(attempts[-1]))
                 last_sent = time.monotonic()
-            elif time.monotonic() - resent >= REBROADCAST_EVERY_S and not self._known(
-                attempts[-1]
-            ):
+            elif time.monotonic() - resent >= REBROADCAST_EVERY_S and not self._known(attempts[-1]):
                 # Dropped from the pool (anvil drops what the base fee outgrew; geth evicts under
                 # pressure), or put back by a reorg that the node did not re-queue.
                 self._rebroadcast(attempts)

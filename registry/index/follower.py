@@ -23,7 +23,6 @@ from registry.config import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.backoff import MAX_DELAY_S, Backoff
 from registry.index.events import EventDecoder
-from registry.index.logreader import LogReader
 from registry.index.node import Node, RangeTooLarge, RateLimited, endpoint_of
 from registry.index.ranges import READ_AHEAD, Range, RangeReader, Reorg
 from registry.store.store import CheckpointMoved, Store
@@ -177,10 +176,6 @@ class Follower:
             max_range,
             http=isinstance(registry.w3.provider, HTTPProvider),
         )
-
-    @property
-    def _workers(self) -> list[LogReader]:
-        return self.ranges.workers
 
     @property
     def reader_pids(self) -> list[int]:

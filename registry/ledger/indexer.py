@@ -3,8 +3,9 @@ after every sync, sharing the service's similarity index when there is one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from registry.chain.contract import Registry
-from registry.config import DEFER_LOOKUPS_AFTER
 from registry.index.follower import Follower
 from registry.ledger.conflicts import ConflictDetector
 from registry.search.similarity import SimilarityIndex
@@ -21,18 +22,11 @@ class Indexer(Follower):
         self,
         registry: Registry,
         store: Store,
-        confirmations: int = 0,
-        max_range: int = 2000,
+        *,
         similarity: SimilarityIndex | None = None,
-        defer_lookups_after: int = DEFER_LOOKUPS_AFTER,
+        **options: Any,
     ) -> None:
+        """`options` are the Follower's (confirmations, max_range, defer_lookups_after)."""
         # Shares the API's similarity index when given (one copy in memory, reset on rollback).
         self.conflicts = ConflictDetector(store, similarity)
-        super().__init__(
-            registry,
-            store,
-            confirmations,
-            max_range,
-            after_sync=self.conflicts,
-            defer_lookups_after=defer_lookups_after,
-        )
+        super().__init__(registry, store, after_sync=self.conflicts, **options)

@@ -304,7 +304,7 @@ def _rebuild_state(conn: Connection, chain_id: int, contract: str, iscc_id: str)
     )
 
 
-# Positions in a declaration row tail (registry.index.rows) the writer reads: the tail starts
+# Positions in a declaration row tail (registry.store.rows) the writer reads: the tail starts
 # after id, chain_id and contract.
 _METAHASH = DECLARATION_COLUMNS.index("metahash") - 3
 

@@ -49,8 +49,8 @@ def _watch_workers(follower: Indexer, kill_after: int | None = None) -> list[int
     """Log counts of the ranges the worker processes read, in order; kills each worker's
     process after `kill_after` ranges of its own."""
     counts: list[int] = []
-    assert len(follower._workers) == ranges_module.READ_AHEAD, "an HTTP node gets workers"
-    for worker in follower._workers:
+    assert len(follower.ranges.workers) == ranges_module.READ_AHEAD, "an HTTP node gets workers"
+    for worker in follower.ranges.workers:
         _watch(worker, counts, kill_after)
     return counts
 
@@ -97,7 +97,7 @@ def test_a_dying_worker_hands_back_to_the_follower(
     # Each worker answered once and died; one asked again failed and was dropped, and the
     # follower read that range itself.
     assert len(by_worker) == ranges_module.READ_AHEAD
-    assert len(follower._workers) < ranges_module.READ_AHEAD
+    assert len(follower.ranges.workers) < ranges_module.READ_AHEAD
     assert report.events_new == DECLARATIONS
     assert store_declarations(sqlite_store, registry.contract.address) == truth
 
@@ -113,7 +113,7 @@ def test_workers_that_cannot_start_leave_the_reading_to_the_follower(
     monkeypatch.setattr(logreader_module.subprocess, "Popen", refuse)
     follower = Indexer(registry, sqlite_store)
     assert follower.sync().events_new == DECLARATIONS
-    assert follower._workers == []
+    assert follower.ranges.workers == []
     assert store_declarations(sqlite_store, registry.contract.address) == truth
 
 

@@ -1,17 +1,24 @@
-"""`iscc-registry deploy` and `iscc-registry networks`: thin commands over registry.chain.deploy
-and registry.chain.networks (kept apart from cli.py so that they move with it as a unit)."""
+"""`deploy` and `networks`: the registry on any EVM chain, over registry.chain.deploy and
+registry.chain.networks."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from registry.cli.common import JsonOpt, PasswordFileOpt, app, err, load_key, out, print_json
+from registry.config import get_settings
+from registry.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.chain.networks import Network
 
 __all__ = ["deploy", "networks"]
 
 
+@app.command()
 def deploy(
     rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of a node of the target chain")],
     key: Annotated[
@@ -50,88 +57,70 @@ def deploy(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing deployment file")
     ] = False,
-    password_file: Annotated[
-        Path | None,
-        typer.Option(help="File holding the keystore password (else ISCC_REGISTRY_KEY_PASSWORD)."),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Deploy the registry to any EVM chain, write the deployment file and the material to
     verify the contract on a block explorer."""
-    from registry.chain.contract import connect
-    from registry.chain.deploy import deploy as deploy_registry
-    from registry.chain.deploy import write_verification
-    from registry.chain.networks import network_for
-    from registry.chain.sender import GWEI, FeePolicy
-    from registry.cli import _load_key, _print_json, err, out
-    from registry.config import get_settings
-    from registry.errors import InputError
+    from registry.chain.deploy import deploy_to
+    from registry.chain.sender import GWEI
 
     settings = get_settings()
-    target = out_file or settings.deployment_path
-    if target.exists() and not force:
-        raise InputError(f"{target} exists: pass --force to replace it, or --out another file")
     try:
         salt_bytes = bytes.fromhex(salt.removeprefix("0x"))
     except ValueError:
         raise InputError(f"--salt is not hex: {salt}") from None
-    account = _load_key(settings, key, password_file)
-    w3 = connect(rpc)
-    network = network_for(int(w3.eth.chain_id), settings.networks_path)
+    account = load_key(settings, key, password_file)
     cap = max_fee_gwei if max_fee_gwei is not None else settings.relayer_max_fee_gwei
-    if cap <= 0:
-        raise InputError("--max-fee-gwei must be positive")
-    if not json_out:
-        err.print(f"deploying to {network.name} (chain {network.chain_id}) from {account.address}")
-    result = deploy_registry(
-        w3,
+
+    def starting(network: Network) -> None:
+        if not json_out:
+            err.print(
+                f"deploying to {network.name} (chain {network.chain_id}) from {account.address}"
+            )
+
+    done = deploy_to(
+        rpc,
         account,
         realm,
         hub_id,
-        rpc_url=rpc,
+        out_file or settings.deployment_path,
         salt=salt_bytes,
         deterministic=deterministic,
-        confirmations=network.confirmations if confirmations is None else confirmations,
-        policy=FeePolicy(max_fee_cap=int(cap * GWEI)),
+        confirmations=confirmations,
+        max_fee_cap=int(cap * GWEI),
+        networks_file=settings.networks_path,
+        replace=force,
+        on_start=starting,
     )
-    result.deployment.save(target)
-    folder = target.parent / "verification" / f"{network.chain_id}-{result.deployment.address}"
-    written = write_verification(result, folder)
-    data = asdict(result.deployment) | {
-        "network": network.name,
-        "deterministic": result.deterministic,
-        "deployment_file": str(target),
-        "verification": str(folder),
-        "explorer": network.address_link(result.deployment.address),
-    }
+    data = done.to_dict()
     if json_out:
-        _print_json(data)
+        print_json(data)
         return
-    how = "CREATE2, same address on every chain" if result.deterministic else "plain CREATE"
+    how = "CREATE2, same address on every chain" if done.result.deterministic else "plain CREATE"
     out.print(
-        f"IsccRegistry at [bold]{result.deployment.address}[/bold] on {network.name} "
-        f"(block {result.deployment.block}, {how})",
+        f"IsccRegistry at [bold]{data['address']}[/bold] on {done.network.name} "
+        f"(block {data['block']}, {how})",
         highlight=False,
     )
     if data["explorer"]:
         out.print(f"  {data['explorer']}", highlight=False)
-    out.print(f"  deployment file {target}", highlight=False)
-    out.print(f"  verification material {folder} ({len(written)} files)", highlight=False)
+    out.print(f"  deployment file {done.deployment_file}", highlight=False)
+    out.print(
+        f"  verification material {done.verification} ({len(done.files)} files)", highlight=False
+    )
 
 
-def networks(
-    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
-) -> None:
+@app.command()
+def networks(json_out: JsonOpt = False) -> None:
     """List the known networks: built in, and added in ISCC_REGISTRY_NETWORKS_FILE."""
     from rich.table import Table
 
     from registry.chain.networks import load_networks
-    from registry.cli import _print_json, out
-    from registry.config import get_settings
 
     table = load_networks(get_settings().networks_path)
     if json_out:
-        _print_json([n.to_dict() for n in table.values()])
+        print_json([n.to_dict() for n in table.values()])
         return
     view = Table("chain id", "name", "confirmations", "block time", "explorer")
     for n in table.values():
