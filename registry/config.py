@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     rpc_url: str | None = None
     """JSON-RPC endpoint; defaults to the one written in the deployment file."""
 
+    ws_url: str | None = None
+    """WebSocket endpoint (ws:// or wss://) of the node: the indexer syncs as soon as it
+    announces a block instead of at its next poll; unset: polling only."""
+
     deployment_file: Path | None = None
     """Chain id, contract address and deployment block; defaults to HOME/deployment.json."""
 

@@ -23,6 +23,15 @@ def index(
         bool, typer.Option("--follow", help="Keep following new blocks until SIGTERM or Ctrl-C")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow")] = 1.0,
+    ws: Annotated[
+        str | None,
+        typer.Option(
+            "--ws",
+            help="With --follow: WebSocket URL of the node, to sync at each new block "
+            "(default: ISCC_REGISTRY_WS_URL; polling goes on as a fallback)",
+            show_default=False,
+        ),
+    ] = None,
     max_range: Annotated[
         int, typer.Option(min=1, help="Most blocks per eth_getLogs call (shrinks when refused)")
     ] = 2000,
@@ -51,7 +60,17 @@ def index(
     settings = get_settings()
     store = open_store(settings)
     try:
-        _index(store, settings, follow, poll, max_range, reset, defer_lookups_after, json_out)
+        _index(
+            store,
+            settings,
+            follow,
+            poll,
+            max_range,
+            reset,
+            defer_lookups_after,
+            json_out,
+            ws or settings.ws_url,
+        )
     except ChainUnavailable:
         # An indexer that cannot reach its node (any more) leaves the store with fast lookups,
         # whatever a catch-up it cut short had dropped; the next large one drops them again.
@@ -68,6 +87,7 @@ def _index(
     reset: bool,
     defer_lookups_after: int | None,
     json_out: bool,
+    ws_url: str | None = None,
 ) -> None:
     from registry.chain.deployment import Deployment
     from registry.chain.networks import index_confirmations
@@ -131,6 +151,12 @@ def _index(
     if not follow:
         show(follower.sync())
         return
+    wake = None
+    if ws_url:
+        from registry.index.heads import NewHeads
+
+        wake = threading.Event()
+        NewHeads(ws_url, wake, stop).start()
     err.print(f"following {follower.contract}; SIGTERM or Ctrl-C to stop")
-    follower.follow(stop, poll_interval=poll, on_progress=show)
+    follower.follow(stop, poll_interval=poll, on_progress=show, wake=wake)
     err.print("stopped")

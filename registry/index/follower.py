@@ -42,6 +42,8 @@ DETECT_EVERY_S = 60.0
 # detection queries the new rows: autovacuum analyses a table only a minute or more after it grew,
 # and a planner that still believes `declarations` is empty scans it for every lookup.
 ANALYZE_AFTER = 10_000
+# While waiting for a new head, how often `stop` is looked at.
+WAKE_CHECK_S = 0.2
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
 
@@ -396,13 +398,17 @@ class Follower:
         stop: threading.Event,
         poll_interval: float = 1.0,
         on_progress: Progress | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
-        """Sync until `stop` is set, waiting out RPC failures with capped exponential backoff.
+        """Sync until `stop` is set, waiting out RPC failures with capped, jittered backoff.
 
-        Store errors are not retried, they need a human (disk full, newer schema), except a
-        moved checkpoint: the next sync simply resumes from where the store now stands.
+        Between syncs it waits `poll_interval`, or less when `wake` is set (registry.index.heads
+        sets it when the node announces a block). Store errors are not retried, they need a
+        human (disk full, newer schema), except a moved checkpoint: the next sync simply resumes
+        from where the store now stands.
         """
-        backoff = Backoff(first=max(poll_interval, 0.1), cap=max(MAX_BACKOFF_S, poll_interval))
+        first = min(max(poll_interval, 0.1), MAX_BACKOFF_S)
+        backoff = Backoff(first=first, cap=MAX_BACKOFF_S)
         while not stop.is_set():
             try:
                 self.sync(on_progress, stop)
@@ -415,7 +421,22 @@ class Follower:
                 stop.wait(delay)
                 continue
             backoff.reset()
-            stop.wait(poll_interval)
+            _pause(stop, wake, poll_interval)
+
+
+def _pause(stop: threading.Event, wake: threading.Event | None, seconds: float) -> None:
+    """Wait `seconds`, or until `stop` or `wake` is set."""
+    if wake is None:
+        stop.wait(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and not wake.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        # `stop` is looked at every WAKE_CHECK_S: one thread cannot block on two events.
+        wake.wait(min(left, WAKE_CHECK_S))
+    wake.clear()
 
 
 def open_when_reachable(
