@@ -104,7 +104,7 @@ def deploy(
         highlight=False,
     )
     if data["explorer"]:
-        out.print(f"  {data['explorer']}", highlight=False)
+        out.print(f"  {data['explorer']}", highlight=False, soft_wrap=True)
     out.print(f"  deployment file {done.deployment_file}", highlight=False)
     out.print(
         f"  verification material {done.verification} ({len(done.files)} files)", highlight=False

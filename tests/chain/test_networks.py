@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.chain.deployment import Deployment
 from registry.chain.networks import BUILTIN, UNKNOWN_CONFIRMATIONS, load_networks, network_for
 from registry.errors import InputError
 
@@ -83,3 +85,28 @@ def test_networks_command_lists_the_users_networks_too(tmp_path: Path) -> None:
     bad = subprocess.run([CLI, "networks"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "unknown field(s) bogus" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.chain
+def test_declare_links_the_transaction_on_the_networks_explorer(
+    home: Path, deployment: Deployment, tmp_path: Path
+) -> None:
+    deployment.save(home / "deployment.json")
+    (home / "networks.toml").write_text(
+        '[[network]]\nchain_id = 31337\nname = "Our devnet"\n'
+        'tx_url = "https://explorer.test/tx/{hash}"\n'
+    )
+    env = {**os.environ, "ISCC_REGISTRY_HOME": str(home)}
+    work = tmp_path / "letter.txt"
+    work.write_text("A letter to the registry, for the explorer link. " * 20)
+    subprocess.run([CLI, "keys", "new", "carol"], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [CLI, "declare", str(work), "--key", "carol"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    tx_hash = next(line.split()[1] for line in done.stdout.splitlines() if "  tx " in line)
+    assert f"Our devnet: https://explorer.test/tx/{tx_hash}" in done.stdout
