@@ -15,6 +15,7 @@ import heapq
 import json
 import logging
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -29,7 +30,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception, Web3RPCError
 
-from registry.errors import ChainUnavailable, TransactionLost
+from registry.errors import ChainUnavailable, InsufficientFunds, TransactionLost
 
 __all__ = ["FeePolicy", "Journal", "Sender", "Sent"]
 
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 GWEI = 10**9
 # Nodes (geth, reth, anvil) refuse a replacement unless both fees rise by at least 10 %.
 MIN_BUMP = 0.10
+# How nodes word a sender that cannot pay (Hardhat, anvil, Geth, Erigon, ...).
+NO_FUNDS = re.compile(r"insufficient funds|doesn't have enough funds|not enough funds", re.I)
 # A transaction the node does not have is offered again at most this often (it may refuse it
 # until the base fee comes down).
 REBROADCAST_EVERY_S = 2.0
@@ -286,6 +289,11 @@ class Sender:
                     self.journal.close_nonce(nonce, "refused")
                 if not exc.nonce_taken:
                     self._release(nonce)
+                    if NO_FUNDS.search(str(exc)):
+                        raise InsufficientFunds(
+                            f"{self.account.address} has too little ether to pay for the "
+                            "transaction: fund it"
+                        ) from None
                     raise
                 log.warning("nonce %d of %s used elsewhere: recounting", nonce, sent.tx_hash)
                 with self._lock:

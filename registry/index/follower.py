@@ -19,7 +19,7 @@ from web3 import HTTPProvider
 
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
-from registry.config import DEFER_LOOKUPS_AFTER
+from registry.defaults import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.backoff import MAX_DELAY_S, Backoff
 from registry.index.events import EventDecoder
