@@ -8,8 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from registry.cli.common import JsonOpt, PasswordFileOpt, app, err, load_key, out, print_json
-from registry.config import get_settings
+from registry.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    app,
+    err,
+    get_settings,
+    load_key,
+    out,
+    print_json,
+)
 from registry.errors import InputError
 
 if TYPE_CHECKING:
