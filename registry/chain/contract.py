@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,14 +24,10 @@ from web3.exceptions import (
 from registry.chain.artifact import artifact
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
-from registry.chain.sender import Sender
-from registry.errors import ChainUnavailable, InsufficientFunds, InvalidDeclaration
+from registry.chain.sender import NO_FUNDS, Sender, no_funds
+from registry.errors import ChainUnavailable, InvalidDeclaration
 
 RPC_TIMEOUT_S = 30
-
-
-# How nodes word a sender that cannot pay (Hardhat, anvil, Geth, Erigon, ...).
-_NO_FUNDS = re.compile(r"insufficient funds|doesn't have enough funds|not enough funds", re.I)
 
 
 @cache
@@ -99,9 +94,18 @@ class Registry:
     deployment: Deployment
     # One Sender per account: its nonces must not be handed out twice by two Senders.
     senders: dict[str, Sender] = field(default_factory=dict, compare=False, repr=False)
+    confirmations: int | None = None
+    """What the default Senders wait for; None: the built-in network table's."""
 
     @classmethod
-    def open(cls, deployment: Deployment, rpc_url: str | None = None) -> Registry:
+    def open(
+        cls,
+        deployment: Deployment,
+        rpc_url: str | None = None,
+        confirmations: int | None = None,
+    ) -> Registry:
+        """Connect to the deployment's node (or `rpc_url`) and check the contract is there.
+        Transactions wait for `confirmations` (default: the built-in network table's)."""
         w3 = connect(rpc_url or deployment.rpc_url)
         chain_id = w3.eth.chain_id
         if chain_id != deployment.chain_id:
@@ -114,7 +118,12 @@ class Registry:
                 f"no registry contract at {address} on chain {chain_id}: was the devnet restarted? "
                 "run `iscc-registry devnet start` again"
             )
-        return cls(w3=w3, contract=registry_contract(w3, address), deployment=deployment)
+        return cls(
+            w3=w3,
+            contract=registry_contract(w3, address),
+            deployment=deployment,
+            confirmations=confirmations,
+        )
 
     def estimate_gas(self, call: Any, sender: str) -> int:
         """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
@@ -128,12 +137,10 @@ class Registry:
         if found is None:
             from registry.chain.networks import network_for
 
-            found = Sender(
-                self.w3,
-                account,
-                self.deployment.chain_id,
-                confirmations=network_for(self.deployment.chain_id).confirmations,
-            )
+            confirmations = self.confirmations
+            if confirmations is None:
+                confirmations = network_for(self.deployment.chain_id).confirmations
+            found = Sender(self.w3, account, self.deployment.chain_id, confirmations=confirmations)
             found = self.senders.setdefault(account.address, found)
         return found
 
@@ -187,12 +194,8 @@ def _rejections(doing: str, realm: int, sender: str | None = None) -> Iterator[N
             f"the registry rejects it: {decode_revert(exc.data, realm)}"
         ) from None
     except Web3RPCError as exc:
-        if sender is not None and _NO_FUNDS.search(str(exc)):
-            raise InsufficientFunds(
-                f"{sender} has no ether to pay for the transaction: fund it (on the devnet: "
-                f"`iscc-registry devnet fund {sender}`), or leave out --direct to have a "
-                "relayer pay"
-            ) from None
+        if sender is not None and NO_FUNDS.search(str(exc)):
+            raise no_funds(sender) from None
         raise ChainUnavailable(f"the node refused {doing}: {exc.message or exc}") from None
     except ContractLogicError as exc:
         raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None

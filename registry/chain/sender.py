@@ -32,7 +32,7 @@ from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception, W
 
 from registry.errors import ChainUnavailable, InsufficientFunds, TransactionLost
 
-__all__ = ["FeePolicy", "Journal", "Sender", "Sent"]
+__all__ = ["NO_FUNDS", "FeePolicy", "Journal", "Sender", "Sent", "no_funds"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,14 @@ class Sent:
     max_fee: int
     tip: int
     payload: dict[str, Any] | None
+
+
+def no_funds(address: str) -> InsufficientFunds:
+    """The error for a sender without ether, saying what helps."""
+    return InsufficientFunds(
+        f"{address} has no ether to pay for the transaction: fund it (on the devnet: "
+        f"`iscc-registry devnet fund {address}`), or leave out --direct to have a relayer pay"
+    )
 
 
 class _Refused(ChainUnavailable):
@@ -290,10 +298,7 @@ class Sender:
                 if not exc.nonce_taken:
                     self._release(nonce)
                     if NO_FUNDS.search(str(exc)):
-                        raise InsufficientFunds(
-                            f"{self.account.address} has too little ether to pay for the "
-                            "transaction: fund it"
-                        ) from None
+                        raise no_funds(self.account.address) from None
                     raise
                 log.warning("nonce %d of %s used elsewhere: recounting", nonce, sent.tx_hash)
                 with self._lock:

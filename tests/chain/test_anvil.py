@@ -327,3 +327,20 @@ def test_fees_never_exceed_the_cap(fresh_anvil: Anvil, tmp_path: Path) -> None:
     assert all(a.max_fee <= cap and a.tip <= a.max_fee for a in attempts)
     assert attempts[-1].max_fee == cap
     assert w3.eth.get_transaction_count(account.address) == nonce
+
+
+def test_cli_declare_waits_for_the_confirmations_of_networks_toml(
+    anvil_registry: Registry, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    anvil_registry.deployment.save(home / "deployment.json")
+    (home / "networks.toml").write_text(
+        '[[network]]\nchain_id = 31337\nname = "Anvil"\nconfirmations = 2\n'
+    )
+    assert run_cli(home, "keys", "new", "dora").returncode == 0
+    work = tmp_path / "work.txt"
+    work.write_text("Declared on a chain that wants two confirmations. " * 20)
+    done = run_cli(home, "declare", str(work), "--key", "dora", "--json")
+    assert done.returncode == 0, done.stderr
+    receipt = json.loads(done.stdout)
+    assert anvil_registry.w3.eth.block_number - receipt["block_number"] >= 2
