@@ -189,6 +189,7 @@ class Sender:
         self._released: list[int] = []
         self._orphans: dict[int, list[Sent]] = {}
         self._inflight: set[int] = set()
+        self._legacy_chain = False  # set by _fees from the pending block
         self.replacements = 0
         self.rebroadcasts = 0
         self.reorged = 0
@@ -238,6 +239,7 @@ class Sender:
         cap = self.policy.max_fee_cap
         block = self._rpc(lambda: self.w3.eth.get_block("pending"))
         base = block.get("baseFeePerGas")
+        self._legacy_chain = base is None
         if base is None:  # a chain without EIP-1559: one price, tip and max alike
             price = min(cap, int(self._rpc(lambda: self.w3.eth.gas_price)))
             return price, price
@@ -342,7 +344,7 @@ class Sender:
     ) -> Sent:
         fields = {key: tx[key] for key in ("to", "data", "value", "gas") if tx.get(key) is not None}
         fields.update(nonce=nonce, chainId=self.chain_id)
-        if max_fee == tip and self._legacy():
+        if self._legacy_chain:
             fields["gasPrice"] = max_fee
         else:
             fields.update(maxFeePerGas=max_fee, maxPriorityFeePerGas=tip, type=2)
@@ -350,10 +352,6 @@ class Sender:
         kept = (payload or {}) | {"tx": _unsigned(fields)}
         tx_hash = "0x" + bytes(signed.hash).hex()
         return Sent(nonce, tx_hash, bytes(signed.raw_transaction), max_fee, tip, kept)
-
-    def _legacy(self) -> bool:
-        block = self._rpc(lambda: self.w3.eth.get_block("latest"))
-        return block.get("baseFeePerGas") is None
 
     def _broadcast(self, sent: Sent, fresh: bool = False) -> None:
         """Hand the signed transaction to the node. `fresh`: never sent before, so "nonce too
