@@ -89,20 +89,20 @@ def _explorer(
 # unsafe head, before the batch reaches L1, which takes more of their (shorter) blocks.
 BUILTIN: tuple[Network, ...] = (
     _explorer(1, "Ethereum", "https://etherscan.io", 12, 12.0),
-    _explorer(11155111, "Sepolia", "https://sepolia.etherscan.io", 6, 12.0),
-    _explorer(17000, "Holesky", "https://holesky.etherscan.io", 6, 12.0),
+    _explorer(11155111, "Sepolia testnet", "https://sepolia.etherscan.io", 6, 12.0),
+    _explorer(17000, "Holesky testnet", "https://holesky.etherscan.io", 6, 12.0),
     _explorer(10, "OP Mainnet", "https://optimistic.etherscan.io", 30, 2.0),
-    _explorer(11155420, "OP Sepolia", "https://sepolia-optimism.etherscan.io", 10, 2.0),
+    _explorer(11155420, "OP Sepolia testnet", "https://sepolia-optimism.etherscan.io", 10, 2.0),
     _explorer(8453, "Base", "https://basescan.org", 30, 2.0),
-    _explorer(84532, "Base Sepolia", "https://sepolia.basescan.org", 10, 2.0),
+    _explorer(84532, "Base Sepolia testnet", "https://sepolia.basescan.org", 10, 2.0),
     _explorer(42161, "Arbitrum One", "https://arbiscan.io", 60, 0.25),
-    _explorer(421614, "Arbitrum Sepolia", "https://sepolia.arbiscan.io", 20, 0.25),
+    _explorer(421614, "Arbitrum Sepolia testnet", "https://sepolia.arbiscan.io", 20, 0.25),
     _explorer(137, "Polygon PoS", "https://polygonscan.com", 32, 2.0),
-    _explorer(80002, "Polygon Amoy", "https://amoy.polygonscan.com", 16, 2.0),
+    _explorer(80002, "Polygon Amoy testnet", "https://amoy.polygonscan.com", 16, 2.0),
     _explorer(100, "Gnosis", "https://gnosisscan.io", 12, 5.0),
-    _explorer(10200, "Gnosis Chiado", "https://gnosis-chiado.blockscout.com", 6, 5.0),
-    # Hardhat's and anvil's default chain: blocks on demand, nothing to wait for, no explorer.
-    Network(31337, "Local devnet", confirmations=0, block_time=0.0),
+    _explorer(10200, "Gnosis Chiado testnet", "https://gnosis-chiado.blockscout.com", 6, 5.0),
+    # Hardhat's default chain (anvil's too): blocks on demand, nothing to wait for, no explorer.
+    Network(31337, "Hardhat devnet", confirmations=0, block_time=0.0),
 )
 
 _FIELDS = {

@@ -21,7 +21,7 @@ def test_builtin_networks_have_distinct_ids_and_working_links() -> None:
     ids = [n.chain_id for n in BUILTIN]
     assert len(ids) == len(set(ids))
     sepolia = network_for(11155111)
-    assert sepolia.name == "Sepolia" and sepolia.confirmations > 0 and sepolia.block_time == 12
+    assert sepolia.name == "Sepolia testnet" and sepolia.confirmations > 0 and sepolia.block_time == 12
     assert sepolia.tx_link("0xab") == "https://sepolia.etherscan.io/tx/0xab"
     assert sepolia.address_link("0xcd") == "https://sepolia.etherscan.io/address/0xcd"
     devnet = network_for(31337)
@@ -80,7 +80,7 @@ def test_networks_command_lists_the_users_networks_too(tmp_path: Path) -> None:
         [CLI, "networks", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert '"Ours"' in done.stdout and '"Sepolia"' in done.stdout
+    assert '"Ours"' in done.stdout and '"Sepolia testnet"' in done.stdout
     (home / "networks.toml").write_text("[[network]]\nchain_id = 1\nbogus = 2\n")
     bad = subprocess.run([CLI, "networks"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "unknown field(s) bogus" in bad.stderr
