@@ -21,7 +21,8 @@ def test_builtin_networks_have_distinct_ids_and_working_links() -> None:
     ids = [n.chain_id for n in BUILTIN]
     assert len(ids) == len(set(ids))
     sepolia = network_for(11155111)
-    assert sepolia.name == "Sepolia testnet" and sepolia.confirmations > 0 and sepolia.block_time == 12
+    assert sepolia.name == "Sepolia testnet" and sepolia.confirmations > 0
+    assert sepolia.block_time == 12
     assert sepolia.tx_link("0xab") == "https://sepolia.etherscan.io/tx/0xab"
     assert sepolia.address_link("0xcd") == "https://sepolia.etherscan.io/address/0xcd"
     devnet = network_for(31337)
