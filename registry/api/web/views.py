@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 
-
 def chain_name(chain_id: int) -> str:
     """The chain's name from the networks table (registry.chain.networks)."""
     return network_for(chain_id).name
