@@ -117,6 +117,7 @@ def test_excerpts_are_traced_to_their_work_and_offset(
         assert abs(video["offset"] - 11_300) <= 1000 and video["unit"] == "ms"
         page = client.post("/upload", params={"filename": clip.name}, content=clip.read_bytes())
         assert page.status_code == 200
-        # The film's card on the page places the clip in it.
-        card = page.text.split(ids["film"])[1].split("</ul>")[0]
-        assert '<ul class="segments">' in card and "Video: this file is" in card
+        # The page names the film first and places the clip in it on the film's card.
+        assert "a work this file is an excerpt of" in page.text.split(ids["film"])[0]
+        segments = page.text.split('<ul class="segments">')[1].split("</ul>")[0]
+        assert "Video: this file is" in segments and "of the declared work" in segments
