@@ -26,14 +26,19 @@ class Settings(BaseSettings):
     rpc_url: str | None = None
     """JSON-RPC endpoint; defaults to the one written in the deployment file."""
 
+    ws_url: str | None = None
+    """WebSocket endpoint (ws:// or wss://) of the node: the indexer syncs as soon as it
+    announces a block instead of at its next poll; unset: polling only."""
+
     deployment_file: Path | None = None
     """Chain id, contract address and deployment block; defaults to HOME/deployment.json."""
 
     db_url: str | None = None
     """SQLAlchemy URL of the index store; defaults to SQLite at HOME/registry.db."""
 
-    confirmations: int = 0
-    """Blocks an event must be buried under before the indexer applies it."""
+    confirmations: int | None = Field(None, ge=0)
+    """Blocks an event must be buried under before the indexer applies it; defaults to the
+    network's (registry.chain.networks: 0 on a devnet)."""
 
     defer_lookups_after: int = Field(DEFER_LOOKUPS_AFTER, ge=0)
     """Events a catch-up must expect before the indexer drops the lookup indexes until its end
@@ -48,12 +53,34 @@ class Settings(BaseSettings):
     max_upload_mb: int = 2048
     """Largest file the match endpoint accepts."""
 
+    networks_file: Path | None = None
+    """TOML file of networks to add to or override the built-in table (registry.chain.networks);
+    defaults to HOME/networks.toml."""
+
+    relayer_max_fee_gwei: float = 200.0
+    """Highest fee per gas (base fee plus tip) the relayer ever offers, bumps included."""
+
+    relayer_journal: Path | None = None
+    """SQLite file where the relayer writes every transaction before sending it, to settle
+    them after a restart; defaults to HOME/relayer-journal.db."""
+
+    relayer_confirmations: int | None = None
+    """Blocks the relayer waits on before it reports a transaction; defaults to the network's."""
+
     devnet_port: int = 8545
     hardhat_dir: Path = PROJECT_ROOT
 
     @cached_property
     def deployment_path(self) -> Path:
         return self.deployment_file or self.home / "deployment.json"
+
+    @cached_property
+    def relayer_journal_path(self) -> Path:
+        return self.relayer_journal or self.home / "relayer-journal.db"
+
+    @cached_property
+    def networks_path(self) -> Path:
+        return self.networks_file or self.home / "networks.toml"
 
     @cached_property
     def database_url(self) -> str:

@@ -33,5 +33,10 @@ class StoreError(RegistryError):
     """The index store is missing or unusable."""
 
 
+class TransactionLost(RegistryError):
+    """A sent transaction is gone from the chain and cannot be resent as it was: its nonce was
+    used by another transaction (or a reorg dropped it and the node refuses it again)."""
+
+
 class InsufficientFunds(RegistryError):
     """The account that must pay for a transaction has too little ether."""

@@ -48,6 +48,14 @@ case "$node_version" in
   *) echo "setup: node_modules/.bin/node is $node_version, Hardhat 3 needs >= 22.13" >&2; exit 1 ;;
 esac
 
+# anvil (the tests' second node) comes as a binary inside the npm package for this platform
+# (@foundry-rs/anvil-linux-amd64 ...); its install script only falls back to the npm registry.
+anvil_bin=$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -n 1 || true)
+if [ -z "$anvil_bin" ] || ! "$anvil_bin" --version >/dev/null; then
+  echo "setup: anvil from npm (@foundry-rs/anvil) is missing or does not run" >&2
+  exit 1
+fi
+
 log "compiling contracts with Hardhat (solc from npm, nothing downloaded)"
 PATH="$PWD/node_modules/.bin:$PATH" npx --no-install hardhat compile
 log "ready: .venv/bin/iscc-registry --help"

@@ -9,6 +9,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from registry.chain.anvil import Anvil
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import Devnet, deploy_registry, dev_account, free_port
@@ -25,6 +26,28 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net.start()
     yield net
     net.stop()
+
+
+def start_anvil(folder: Path, block_time: float | None = 1) -> Anvil:
+    node = Anvil(PROJECT_ROOT, free_port(), folder / "anvil.log", block_time=block_time)
+    node.start()
+    return node
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    """One anvil node for the session: interval mining (a block a second), EIP-1559 fees."""
+    node = start_anvil(tmp_path_factory.mktemp("anvil"))
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def fresh_anvil(tmp_path: Path) -> Iterator[Anvil]:
+    """An anvil node of the test's own, for tests that reorganise it or change its fees."""
+    node = start_anvil(tmp_path)
+    yield node
+    node.stop()
 
 
 @pytest.fixture

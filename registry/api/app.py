@@ -30,19 +30,28 @@ RETRY_S = 5.0
 def _run_indexer(state: AppState, stop: threading.Event) -> None:
     """Follow the chain until stopped. A node that is down at start or goes away is waited
     for; anything else is reported in /health rather than killing the API."""
+    from registry.chain.networks import index_confirmations
     from registry.ledger.indexer import Indexer
 
+    wake = None
+    if state.settings.ws_url:
+        from registry.index.heads import NewHeads
+
+        # One listener for the service's life; it reconnects by itself.
+        wake = threading.Event()
+        NewHeads(state.settings.ws_url, wake, stop).start()
     while not stop.is_set():
         try:
+            registry = state.registry()
             follower = Indexer(
-                state.registry(),
+                registry,
                 state.store,
-                confirmations=state.settings.confirmations,
+                confirmations=index_confirmations(state.settings, registry.deployment.chain_id),
                 similarity=state.similarity(),
                 defer_lookups_after=state.settings.defer_lookups_after,
             )
             state.indexer_problem = None
-            follower.follow(stop)
+            follower.follow(stop, wake=wake)
         except RegistryError as exc:
             state.indexer_problem = f"indexer: {exc}"
             log.warning("%s; retrying in %.0f s", state.indexer_problem, RETRY_S)

@@ -15,8 +15,9 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.models import Health, IndexerState
+from registry.api.models import Health, IndexerState, NetworkOut, RelayerState
 from registry.api.state import AppState, state_of
+from registry.chain.networks import network_for
 
 router = APIRouter(tags=["service"])
 
@@ -52,10 +53,25 @@ def health(request: Request) -> Health:
     """`ok` when the store answers and the chain (if configured) is reachable."""
     state = state_of(request)
     indexer, problems = indexer_state(state)
+    relayer = None
+    if (balance := state.relayer_balance()) is not None:
+        relay = state.started_relay()
+        relayer = RelayerState(
+            address=balance[0],
+            balance_wei=balance[1],
+            pending_jobs=relay.pending() if relay else 0,
+            replacements=relay.sender.replacements if relay else 0,
+        )
+    network = None
+    if state.deployment is not None:
+        found = network_for(state.deployment.chain_id, state.settings.networks_path)
+        network = NetworkOut(**found.to_dict())
     return Health(
         status="degraded" if problems else "ok",
         declarations=state.store.count(),
         indexer=indexer,
+        network=network,
+        relayer=relayer,
         problems=problems,
     )
 
@@ -83,6 +99,11 @@ class Metrics:
         )
         self.declarations = Gauge(
             "iscc_registry_declarations", "Declarations in the store", registry=self.registry
+        )
+        self.relayer_balance = Gauge(
+            "iscc_registry_relayer_balance_wei",
+            "Balance of the account that pays for relayed requests",
+            registry=self.registry,
         )
 
     def install(self, app: FastAPI) -> None:
@@ -137,4 +158,6 @@ def metrics(request: Request) -> Response:
         if indexer.indexed_block is not None:
             collectors.indexed.set(indexer.indexed_block)
     collectors.declarations.set(state.store.count())
+    if (balance := state.relayer_balance()) is not None and balance[1] is not None:
+        collectors.relayer_balance.set(balance[1])
     return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)

@@ -113,8 +113,28 @@ class IndexerState(BaseModel):
     )
 
 
+class RelayerState(BaseModel):
+    address: str = Field(description="The account that pays for relayed requests")
+    balance_wei: int | None = Field(description="Its balance; None if the node cannot say")
+    pending_jobs: int
+    replacements: int = Field(description="Stuck transactions replaced with higher fees")
+
+
+class NetworkOut(BaseModel):
+    chain_id: int
+    name: str
+    confirmations: int
+    block_time: float
+    tx_url: str | None = Field(description="Explorer link template with {hash}")
+    address_url: str | None = Field(description="Explorer link template with {address}")
+    block_url: str | None = Field(description="Explorer link template with {block}")
+    known: bool = Field(description="False: the chain is in no table, the values are guesses")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     declarations: int
     indexer: IndexerState | None = Field(description="None when no deployment is configured")
+    network: NetworkOut | None = Field(None, description="The deployment's chain")
+    relayer: RelayerState | None = Field(None, description="None when this service does not relay")
     problems: list[str]

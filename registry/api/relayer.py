@@ -1,8 +1,11 @@
 """The relay queue: verified signed declarations and owner actions, sent in batches by one key.
 
-One worker thread sends every transaction, so the relayer's account nonce never races. Requests
-wait for their own outcome; identical resubmissions share one job, so a client that retries
-after a timeout never declares twice (the contract's nonce would refuse it anyway).
+One worker thread sends every transaction through the account's Sender (registry.chain.sender),
+which owns its nonces. Requests wait for their own outcome; identical resubmissions share one
+job, so a client that retries after a timeout never declares twice (the contract's nonce would
+refuse it anyway). With a journal, a relayer killed mid-flight finds the transactions it had
+sent at restart: their jobs exist again from the start, so a client that resubmits joins them,
+and they finish when the transactions are confirmed (or are reported lost).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from registry.api.errors import RelayConflict
 from registry.chain.actions import SignedAction, act_relayed, signable
 from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
-from registry.chain.relayer import relay_batch
+from registry.chain.relayer import relay_batch, results_of_receipt
+from registry.chain.sender import Sender, Sent
 from registry.chain.submit import domain_of
 from registry.errors import InvalidDeclaration, RegistryError
 
@@ -42,7 +46,8 @@ class Job:
     key: str
     kind: str
     submitter: str
-    payload: SignedDeclaration | SignedAction
+    payload: SignedDeclaration | SignedAction | None
+    """None for a job recovered from the journal: it is only awaited, never sent again."""
     state: JobState = "pending"
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -79,15 +84,41 @@ def action_key(signed: SignedAction) -> str:
 class RelayQueue:
     """Checks signed requests up front, then batches and sends them from `payer`."""
 
-    def __init__(self, registry: Registry, payer: LocalAccount) -> None:
+    def __init__(
+        self, registry: Registry, payer: LocalAccount, sender: Sender | None = None
+    ) -> None:
         self.registry = registry
         self.payer = payer
         self.domain = domain_of(registry)
+        if sender is not None:
+            registry.use_sender(sender)
+        self.sender = registry.sender(payer)
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relayer", daemon=True)
+        self._recovering = self._jobs_in_journal()
+
+    def _jobs_in_journal(self) -> list[tuple[Sent, list[Job]]]:
+        """Jobs whose transactions a previous run sent and did not see settled."""
+        if self.sender.journal is None:
+            return []
+        found = []
+        for attempts in self.sender.journal.open().values():
+            payload = attempts[-1].payload or {}
+            jobs = []
+            for entry in payload.get("entries", []):
+                if entry.get("tag"):
+                    submitter = entry.get("declarer") or entry.get("owner") or ""
+                    job = Job(entry["tag"], payload.get("kind", "declare"), submitter, None)
+                    self._jobs[job.key] = job
+                    jobs.append(job)
+            found.append((attempts[-1], jobs))
+        return found
+
+    def pending(self) -> int:
+        return sum(1 for j in self._jobs.values() if j.state == "pending")
 
     def start(self) -> None:
         self._thread.start()
@@ -168,7 +199,57 @@ class RelayQueue:
 
     # --- worker ---------------------------------------------------------------------------
 
+    def _recover(self) -> None:
+        if not self._recovering:
+            return
+        jobs_of = {sent.nonce: jobs for sent, jobs in self._recovering}
+        try:
+            settled = self.sender.recover()
+        except Exception as exc:  # the node is down: the jobs say so, the journal keeps them
+            log.exception("recovering the relayer's transactions failed")
+            for jobs in jobs_of.values():
+                for job in jobs:
+                    job.finish(error=f"relay restarted and could not settle it: {exc}")
+            return
+        for attempts, receipt, error in settled:
+            jobs = jobs_of.get(attempts[-1].nonce, [])
+            payload = attempts[-1].payload or {}
+            if error is not None or receipt is None:
+                for job in jobs:
+                    job.finish(error=f"lost: {error}; submit it again")
+            elif receipt["status"] != 1:
+                for job in jobs:
+                    job.finish(
+                        error=f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted"
+                    )
+            elif payload.get("kind") == "declare":
+                entries = payload["entries"]
+                outcomes = results_of_receipt(
+                    self.registry, [e.get("record") for e in entries], receipt
+                )
+                by_tag = {j.key: j for j in jobs}
+                for entry, outcome in zip(entries, outcomes, strict=True):
+                    if (job := by_tag.get(entry.get("tag"))) is None:
+                        continue
+                    if isinstance(outcome, str):
+                        job.finish(error=outcome)
+                    else:
+                        job.finish(result=outcome.to_dict())
+            else:
+                tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+                for job in jobs:
+                    job.finish(
+                        result={
+                            "action": job.kind,
+                            "tx_hash": tx_hash,
+                            "block_number": receipt["blockNumber"],
+                            "gas_used": receipt["gasUsed"],
+                        }
+                    )
+        self._recovering = []
+
     def _run(self) -> None:
+        self._recover()
         while not self._stop.is_set():
             try:
                 first = self._queue.get(timeout=0.5)
@@ -193,7 +274,12 @@ class RelayQueue:
         actions = [j for j in batch if j.kind != "declare"]
         if declarations:
             try:
-                results = relay_batch(self.registry, [j.payload for j in declarations], self.payer)
+                results = relay_batch(
+                    self.registry,
+                    [j.payload for j in declarations],  # type: ignore[misc]
+                    self.payer,
+                    tags=[j.key for j in declarations],
+                )
             except RegistryError as exc:
                 for job in declarations:
                     job.finish(error=str(exc))
@@ -209,7 +295,7 @@ class RelayQueue:
                         job.finish(error=result.error)
         for job in actions:
             try:
-                receipt = act_relayed(self.registry, job.payload, self.payer)
+                receipt = act_relayed(self.registry, job.payload, self.payer, tag=job.key)  # type: ignore[arg-type]
             except RegistryError as exc:
                 job.finish(error=str(exc))
             except Exception as exc:

@@ -19,6 +19,8 @@ from registry.api.relayer import RelayQueue
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import dev_account
+from registry.chain.networks import network_for
+from registry.chain.sender import GWEI, FeePolicy, Journal, Sender
 from registry.config import Settings
 from registry.errors import ChainUnavailable, RegistryError
 from registry.search.similarity import SimilarityIndex
@@ -51,6 +53,7 @@ class AppState:
     _generation: tuple[float, Any] = (0.0, None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
+    _balance: tuple[float, tuple[str, int | None] | None] = (0.0, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -118,9 +121,50 @@ class AppState:
         registry = self.registry()
         with self._lock:
             if self._relay is None:
-                self._relay = RelayQueue(registry, self._payer(registry))
+                payer = self._payer(registry)
+                self._relay = RelayQueue(registry, payer, self._sender(registry, payer))
                 self._relay.start()
             return self._relay
+
+    def started_relay(self) -> RelayQueue | None:
+        """The relay queue if something has used it, without starting it."""
+        return self._relay
+
+    def _sender(self, registry: Registry, payer: LocalAccount) -> Sender:
+        """The relayer's Sender: fees capped by the settings, the network's confirmations,
+        a journal in HOME so that a restart settles what was in flight."""
+        network = network_for(registry.deployment.chain_id, self.settings.networks_path)
+        confirmations = self.settings.relayer_confirmations
+        return Sender(
+            registry.w3,
+            payer,
+            registry.deployment.chain_id,
+            confirmations=network.confirmations if confirmations is None else confirmations,
+            policy=FeePolicy(
+                max_fee_cap=int(self.settings.relayer_max_fee_gwei * GWEI),
+                # Replace after a few blocks' worth of waiting, not after one slow block.
+                stuck_after_s=max(12.0, 4 * network.block_time),
+            ),
+            journal=Journal(
+                self.settings.relayer_journal_path, registry.deployment.chain_id, payer.address
+            ),
+        )
+
+    def relayer_balance(self) -> tuple[str, int | None] | None:
+        """The relaying account and its balance in wei (None if the node cannot say); None if
+        this service does not relay. Cached like the chain head."""
+        if self._relay is None and (self.deployment is None or self.settings.relayer_key is None):
+            return None
+        seen, answer = self._balance
+        if time.monotonic() - seen < HEAD_CACHE_S:
+            return answer
+        try:
+            relay = self.relay()
+            answer = (relay.payer.address, relay.sender.balance())
+        except RegistryError:
+            answer = (self._relay.payer.address, None) if self._relay else None
+        self._balance = (time.monotonic(), answer)
+        return answer
 
     def _payer(self, registry: Registry) -> LocalAccount:
         from registry.chain.keys import load_key_file

@@ -305,9 +305,14 @@ def sign_for(registry: Registry, owner: LocalAccount, action: Action) -> SignedA
 
 
 def act_relayed(
-    registry: Registry, signed: SignedAction, payer: LocalAccount, record: int | None = None
+    registry: Registry,
+    signed: SignedAction,
+    payer: LocalAccount,
+    record: int | None = None,
+    tag: str | None = None,
 ) -> ActionReceipt:
-    """Submit an owner's signed action; `payer` pays the gas."""
+    """Submit an owner's signed action; `payer` pays the gas. `tag` goes into the sender's
+    journal with the transaction (see relay_batch)."""
     if signed.domain != domain_of(registry):
         raise InvalidDeclaration(
             f"the action was signed for chain {signed.domain.chain_id} contract "
@@ -315,7 +320,8 @@ def act_relayed(
         )
     if record is None:
         record = find_record(registry, signed.owner, signed.action.iscc_id)
-    receipt = registry.transact(_relayed_call(registry, signed, record), payer)
+    payload = {"kind": signed.kind, "entries": [{"tag": tag, "owner": signed.owner}]}
+    receipt = registry.transact(_relayed_call(registry, signed, record), payer, payload=payload)
     return _receipt(registry, signed.action, receipt)
 
 

@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["CONTRACT_NAME", "artifact"]
+__all__ = ["CONTRACT_NAME", "artifact", "verification_material"]
 
 CONTRACT_NAME = "IsccRegistry"
 
@@ -21,3 +21,11 @@ def artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
     """ABI and bytecode shipped in the package (see scripts/export_contracts.py)."""
     text = resources.files("registry.chain").joinpath("artifacts", f"{name}.json").read_text()
     return json.loads(text)
+
+
+@cache
+def verification_material(name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """Standard JSON input, metadata, compiler version and fully qualified name of the shipped
+    contract (see scripts/export_contracts.py): what a block explorer needs to verify it."""
+    path = resources.files("registry.chain").joinpath("artifacts", f"{name}.verify.json")
+    return json.loads(path.read_text())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -18,7 +17,6 @@ from web3.contract import Contract
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
-    TimeExhausted,
     Web3Exception,
     Web3RPCError,
 )
@@ -26,13 +24,10 @@ from web3.exceptions import (
 from registry.chain.artifact import artifact
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
-from registry.errors import ChainUnavailable, InsufficientFunds, InvalidDeclaration
+from registry.chain.sender import NO_FUNDS, Sender, no_funds
+from registry.errors import ChainUnavailable, InvalidDeclaration
 
 RPC_TIMEOUT_S = 30
-
-
-# How nodes word a sender that cannot pay (Hardhat, anvil, Geth, Erigon, ...).
-_NO_FUNDS = re.compile(r"insufficient funds|doesn't have enough funds|not enough funds", re.I)
 
 
 @cache
@@ -97,9 +92,20 @@ class Registry:
     w3: Web3
     contract: Contract
     deployment: Deployment
+    # One Sender per account: its nonces must not be handed out twice by two Senders.
+    senders: dict[str, Sender] = field(default_factory=dict, compare=False, repr=False)
+    confirmations: int | None = None
+    """What the default Senders wait for; None: the built-in network table's."""
 
     @classmethod
-    def open(cls, deployment: Deployment, rpc_url: str | None = None) -> Registry:
+    def open(
+        cls,
+        deployment: Deployment,
+        rpc_url: str | None = None,
+        confirmations: int | None = None,
+    ) -> Registry:
+        """Connect to the deployment's node (or `rpc_url`) and check the contract is there.
+        Transactions wait for `confirmations` (default: the built-in network table's)."""
         w3 = connect(rpc_url or deployment.rpc_url)
         chain_id = w3.eth.chain_id
         if chain_id != deployment.chain_id:
@@ -112,41 +118,68 @@ class Registry:
                 f"no registry contract at {address} on chain {chain_id}: was the devnet restarted? "
                 "run `iscc-registry devnet start` again"
             )
-        return cls(w3=w3, contract=registry_contract(w3, address), deployment=deployment)
+        return cls(
+            w3=w3,
+            contract=registry_contract(w3, address),
+            deployment=deployment,
+            confirmations=confirmations,
+        )
 
     def estimate_gas(self, call: Any, sender: str) -> int:
         """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
         with _rejections("estimating gas", self.deployment.realm):
             return int(call.estimate_gas({"from": to_checksum_address(sender)}))
 
-    def transact(self, call: Any, sender: LocalAccount, gas_limit: int | None = None) -> dict:
-        """Sign and send a contract call from `sender`, wait for it to be mined, return the receipt.
+    def sender(self, account: LocalAccount) -> Sender:
+        """The account's Sender; one is made with the defaults (no journal, the network's
+        confirmations) unless `use_sender` installed one."""
+        found = self.senders.get(account.address)
+        if found is None:
+            from registry.chain.networks import network_for
+
+            confirmations = self.confirmations
+            if confirmations is None:
+                confirmations = network_for(self.deployment.chain_id).confirmations
+            found = Sender(self.w3, account, self.deployment.chain_id, confirmations=confirmations)
+            found = self.senders.setdefault(account.address, found)
+        return found
+
+    def use_sender(self, sender: Sender) -> None:
+        self.senders[sender.account.address] = sender
+
+    def transact(
+        self,
+        call: Any,
+        sender: LocalAccount,
+        gas_limit: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> dict:
+        """Sign and send a contract call from `sender`, wait for it to be mined (and confirmed
+        as the account's Sender asks), return the receipt.
 
         Reverts are decoded from the contract's custom errors into InvalidDeclaration.
         """
-        with _rejections("preparing the transaction", self.deployment.realm, sender.address):
-            tx = call.build_transaction(
-                {
-                    "from": sender.address,
-                    "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
-                    "chainId": self.deployment.chain_id,
-                    **({"gas": gas_limit} if gas_limit else {}),
-                }
-            )
-        signed = sender.sign_transaction(tx)
-        try:
-            # Nodes that skip the balance check while estimating refuse the transaction here.
-            with _rejections("sending the transaction", self.deployment.realm, sender.address):
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        except TimeExhausted:
-            raise ChainUnavailable(
-                f"transaction 0x{signed.hash.hex()} not mined within 120 s"
-            ) from None
-        except (requests.RequestException, OSError) as exc:
-            raise ChainUnavailable(f"RPC failed while sending the transaction: {exc}") from None
+
+        def build(nonce: int) -> dict[str, Any]:
+            with _rejections("preparing the transaction", self.deployment.realm, sender.address):
+                gas = gas_limit or int(call.estimate_gas({"from": sender.address}))
+                # With gas and fees given, web3 asks the node nothing; the fees are the
+                # Sender's, these are placeholders.
+                return call.build_transaction(
+                    {
+                        "from": sender.address,
+                        "nonce": nonce,
+                        "chainId": self.deployment.chain_id,
+                        "gas": gas,
+                        "maxFeePerGas": 1,
+                        "maxPriorityFeePerGas": 1,
+                    }
+                )
+
+        receipt = self.sender(sender).send(build, payload)
         if receipt["status"] != 1:
-            raise InvalidDeclaration(f"transaction 0x{signed.hash.hex()} reverted")
+            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+            raise InvalidDeclaration(f"transaction {tx_hash} reverted")
         return dict(receipt)
 
 
@@ -161,12 +194,8 @@ def _rejections(doing: str, realm: int, sender: str | None = None) -> Iterator[N
             f"the registry rejects it: {decode_revert(exc.data, realm)}"
         ) from None
     except Web3RPCError as exc:
-        if sender is not None and _NO_FUNDS.search(str(exc)):
-            raise InsufficientFunds(
-                f"{sender} has no ether to pay for the transaction: fund it (on the devnet: "
-                f"`iscc-registry devnet fund {sender}`), or leave out --direct to have a "
-                "relayer pay"
-            ) from None
+        if sender is not None and NO_FUNDS.search(str(exc)):
+            raise no_funds(sender) from None
         raise ChainUnavailable(f"the node refused {doing}: {exc.message or exc}") from None
     except ContractLogicError as exc:
         raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None

@@ -79,10 +79,14 @@ def relay_batch(
     batch: Sequence[SignedDeclaration],
     payer: LocalAccount,
     gas_budget: int = DEFAULT_BATCH_GAS,
+    tags: Sequence[str] | None = None,
 ) -> list[BatchResult]:
     """Declare all of `batch` in as few transactions as fit; one result per entry, in order.
 
     Entries signed for another chain or registry are refused here without spending gas.
+    `tags` (one per entry, e.g. job ids) go into the sender's journal with each transaction,
+    so that a relayer restarted mid-flight can tell whose declarations it carried
+    (`results_of_receipt`).
     """
     domain = domain_of(registry)
     results: dict[int, BatchResult] = {}
@@ -97,7 +101,18 @@ def relay_batch(
         indices = valid[position : position + len(chunk)]
         position += len(chunk)
         call = registry.contract.functions.declareBatch([entry(s) for s in chunk])
-        receipt = registry.transact(call, payer)
+        payload = {
+            "kind": "declare",
+            "entries": [
+                {
+                    "tag": tags[i] if tags is not None else None,
+                    "declarer": batch[i].declarer,
+                    "record": batch[i].declaration.nonce,
+                }
+                for i in indices
+            ],
+        }
+        receipt = registry.transact(call, payer, payload=payload)
         for i, result in zip(indices, _results(registry, chunk, receipt), strict=True):
             results[i] = result
     return [results[i] for i in range(len(batch))]
@@ -106,6 +121,20 @@ def relay_batch(
 def _results(
     registry: Registry, chunk: Sequence[SignedDeclaration], receipt: dict
 ) -> list[BatchResult]:
+    outcomes = results_of_receipt(registry, [s.declaration.nonce for s in chunk], receipt)
+    return [
+        BatchResult(signed, error=outcome)
+        if isinstance(outcome, str)
+        else BatchResult(signed, receipt=outcome)
+        for signed, outcome in zip(chunk, outcomes, strict=True)
+    ]
+
+
+def results_of_receipt(
+    registry: Registry, records: Sequence[int | None], receipt: dict
+) -> list[DeclarationReceipt | str]:
+    """One outcome per entry of a mined `declareBatch` (whose entries had these nonces): its
+    receipt, or the contract's reason for skipping it."""
     events = registry.contract.events
     failed = {
         e["args"]["index"]: decode_revert(e["args"]["reason"])
@@ -113,24 +142,21 @@ def _results(
     }
     declared = iter(events.Declared().process_receipt(receipt, errors=DISCARD))
     tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-    results = []
-    for i, signed in enumerate(chunk):
+    outcomes: list[DeclarationReceipt | str] = []
+    for i, record in enumerate(records):
         if i in failed:
-            results.append(BatchResult(signed, error=failed[i]))
+            outcomes.append(failed[i])
             continue
         # Declared events appear in entry order, one per entry that did not fail.
         args = next(declared)["args"]
-        results.append(
-            BatchResult(
-                signed,
-                receipt=DeclarationReceipt(
-                    iscc_id=IsccId(args["isccId"], registry.deployment.realm),
-                    declarer=args["declarer"],
-                    tx_hash=tx_hash,
-                    block_number=receipt["blockNumber"],
-                    gas_used=receipt["gasUsed"],
-                    record=signed.declaration.nonce,
-                ),
+        outcomes.append(
+            DeclarationReceipt(
+                iscc_id=IsccId(args["isccId"], registry.deployment.realm),
+                declarer=args["declarer"],
+                tx_hash=tx_hash,
+                block_number=receipt["blockNumber"],
+                gas_used=receipt["gasUsed"],
+                record=record,
             )
         )
-    return results
+    return outcomes

@@ -138,10 +138,15 @@ def payer_account(
 
 
 def open_registry(settings: Settings):
+    """The registry of the deployment file; its transactions wait for the network's
+    confirmations (networks.toml included)."""
     from registry.chain.contract import Registry
     from registry.chain.deployment import Deployment
+    from registry.chain.networks import network_for
 
-    return Registry.open(Deployment.load(settings.deployment_path), settings.rpc_url)
+    deployment = Deployment.load(settings.deployment_path)
+    network = network_for(deployment.chain_id, settings.networks_path)
+    return Registry.open(deployment, settings.rpc_url, network.confirmations)
 
 
 def read_text(path: Path, what: str = "a text file") -> str:

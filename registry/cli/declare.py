@@ -170,7 +170,7 @@ def declare(
         receipt = submit_declaration(
             signed, _submitter(settings, registry, payer, via, password_file)
         )
-        _print_declared(receipt.to_dict(), receipt.declarer, json_out)
+        _print_declared(receipt.to_dict(), receipt.declarer, json_out, signed.domain.chain_id)
         return
     if file is None or key is None:
         raise InputError("declare needs FILE and --key KEY (or --signed FILE)")
@@ -186,10 +186,12 @@ def declare(
         submitter=None if direct else _submitter(settings, registry, payer, via, password_file),
         publish=_publisher(settings, via),
     )
-    _print_declared(declared.to_dict(), declared.receipt.declarer, json_out)
+    _print_declared(
+        declared.to_dict(), declared.receipt.declarer, json_out, registry.deployment.chain_id
+    )
 
 
-def _print_declared(data: dict[str, Any], declarer: str, json_out: bool) -> None:
+def _print_declared(data: dict[str, Any], declarer: str, json_out: bool, chain_id: int) -> None:
     if json_out:
         print_json(data)
         return
@@ -197,6 +199,17 @@ def _print_declared(data: dict[str, Any], declarer: str, json_out: bool) -> None
     if "file" in data:
         out.print(f"  {data['file']}  {data['iscc']}")
     out.print(f"  tx {data['tx_hash']}  block {data['block_number']}  gas {data['gas_used']}")
+    _print_explorer_link(chain_id, data["tx_hash"])
+
+
+def _print_explorer_link(chain_id: int, tx_hash: str) -> None:
+    """The transaction on the chain's block explorer, where the networks table has one."""
+    from registry.chain.networks import network_for
+
+    network = network_for(chain_id, get_settings().networks_path)
+    link = network.tx_link(tx_hash)
+    if link:
+        out.print(f"  {network.name}: {link}", highlight=False, soft_wrap=True)
 
 
 # --- owner actions ----------------------------------------------------------------------------
@@ -250,6 +263,7 @@ def _owner_action(
         f"[bold green]{receipt.iscc_id}[/bold green]  {receipt.action}{target} by {receipt.owner}"
     )
     out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+    _print_explorer_link(registry.deployment.chain_id, receipt.tx_hash)
 
 
 @app.command()

@@ -24,6 +24,15 @@ def index(
         bool, typer.Option("--follow", help="Keep following new blocks until SIGTERM or Ctrl-C")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow")] = 1.0,
+    ws: Annotated[
+        str | None,
+        typer.Option(
+            "--ws",
+            help="With --follow: WebSocket URL of the node, to sync at each new block "
+            "(default: ISCC_REGISTRY_WS_URL; polling goes on as a fallback)",
+            show_default=False,
+        ),
+    ] = None,
     max_range: Annotated[
         int, typer.Option(min=1, help="Most blocks per eth_getLogs call (shrinks when refused)")
     ] = 2000,
@@ -52,7 +61,17 @@ def index(
     settings = get_settings()
     store = open_store(settings)
     try:
-        _index(store, settings, follow, poll, max_range, reset, defer_lookups_after, json_out)
+        _index(
+            store,
+            settings,
+            follow,
+            poll,
+            max_range,
+            reset,
+            defer_lookups_after,
+            json_out,
+            ws or settings.ws_url,
+        )
     except ChainUnavailable:
         # An indexer that cannot reach its node (any more) leaves the store with fast lookups,
         # whatever a catch-up it cut short had dropped; the next large one drops them again.
@@ -69,14 +88,37 @@ def _index(
     reset: bool,
     defer_lookups_after: int | None,
     json_out: bool,
+    ws_url: str | None = None,
 ) -> None:
-    from registry.index.follower import SyncReport
+    from registry.chain.deployment import Deployment
+    from registry.chain.networks import index_confirmations
+    from registry.index.follower import SyncReport, open_when_reachable
     from registry.ledger.indexer import Indexer
 
+    stop = threading.Event()
+    if follow:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # The batch in flight commits or rolls back as a whole; the loop stops after it.
+            signal.signal(signum, lambda *_: stop.set())
+
+        def waiting(problem: str, delay: float) -> None:
+            err.print(
+                f"waiting for the node: {problem}; retrying in {delay:.1f} s", highlight=False
+            )
+
+        # Following may start before its node does (a service manager starts both): wait.
+        registry = open_when_reachable(
+            Deployment.load(settings.deployment_path), settings.rpc_url, stop, waiting
+        )
+        if registry is None:
+            err.print("stopped")
+            return
+    else:
+        registry = open_registry(settings)
     follower = Indexer(
-        open_registry(settings),
+        registry,
         store,
-        confirmations=settings.confirmations,
+        confirmations=index_confirmations(settings, registry.deployment.chain_id),
         max_range=max_range,
         defer_lookups_after=(
             settings.defer_lookups_after if defer_lookups_after is None else defer_lookups_after
@@ -110,10 +152,12 @@ def _index(
     if not follow:
         show(follower.sync())
         return
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # The batch in flight commits or rolls back as a whole; the loop stops after it.
-        signal.signal(signum, lambda *_: stop.set())
+    wake = None
+    if ws_url:
+        from registry.index.heads import NewHeads
+
+        wake = threading.Event()
+        NewHeads(ws_url, wake, stop).start()
     err.print(f"following {follower.contract}; SIGTERM or Ctrl-C to stop")
-    follower.follow(stop, poll_interval=poll, on_progress=show)
+    follower.follow(stop, poll_interval=poll, on_progress=show, wake=wake)
     err.print("stopped")

@@ -18,18 +18,22 @@ from typing import Any, Protocol
 from web3 import HTTPProvider
 
 from registry.chain.contract import Registry
+from registry.chain.deployment import Deployment
 from registry.defaults import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
+from registry.index.backoff import MAX_DELAY_S, Backoff
 from registry.index.events import EventDecoder
-from registry.index.node import Node, RangeTooLarge
+from registry.index.node import Node, RangeTooLarge, RateLimited, endpoint_of
 from registry.index.ranges import READ_AHEAD, Range, RangeReader, Reorg
 from registry.store.store import CheckpointMoved, Store
 
-__all__ = ["AfterSync", "Follower", "SyncReport"]
+__all__ = ["AfterSync", "Follower", "SyncReport", "open_when_reachable"]
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 60.0
+# A node that is back is found within this many seconds (ISCC_REGISTRY_RPC_URL's node, or the
+# provider that rate-limited us); jittered, so many indexers do not retry in step.
+MAX_BACKOFF_S = MAX_DELAY_S
 # Conflict detection runs once the sync reaches its target, and while a long backlog is being
 # caught up at most this often: it works through its durable queue in large batches, which costs
 # less per declaration than after every range, and the store reaches the head sooner.
@@ -38,6 +42,8 @@ DETECT_EVERY_S = 60.0
 # detection queries the new rows: autovacuum analyses a table only a minute or more after it grew,
 # and a planner that still believes `declarations` is empty scans it for every lookup.
 ANALYZE_AFTER = 10_000
+# While waiting for a new head, how often `stop` is looked at.
+WAKE_CHECK_S = 0.2
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
 
@@ -161,7 +167,10 @@ class Follower:
         self.contract = registry.contract.address
         self.decoder = EventDecoder(deployment.realm)
         self.after_sync = after_sync
-        self.node = Node(registry.w3, deployment.rpc_url)
+        # Every call, eth_getLogs by the log readers included, goes where the connection goes
+        # (ISCC_REGISTRY_RPC_URL if set), never to a second node named in the deployment file.
+        self.node = Node(registry.w3, endpoint_of(registry.w3, deployment.rpc_url))
+        self._throttle = Backoff(cap=MAX_BACKOFF_S)
         self.ranges = RangeReader(
             self.node,
             self.contract,
@@ -187,8 +196,12 @@ class Follower:
         if parent is not None:
             actual = self.node.header(parent[0]) if parent[0] <= head else None
             if actual is None or actual.hash != parent[1]:
-                parent, removed = self._rollback(head)
+                parent, removed = self._rollback(head, parent)
                 rolled_back += removed
+                # The head read above may belong to the chain just left (a shorter one replaced
+                # it while we looked): reading up to it would find its blocks missing and "roll
+                # back" to the same block a second time.
+                head = self.node.block_number()
         start = block = self.registry.deployment.block if parent is None else parent[0] + 1
         target = head - self.confirmations
         seen = new = stalled = analysed = 0
@@ -221,9 +234,24 @@ class Follower:
                     batch, parent_hash, end_hash = reading.result()
                     if parent is not None and parent_hash != parent[1]:
                         raise Reorg
-                except RangeTooLarge:
+                except RangeTooLarge as exc:
                     _discard(ahead)
                     asked = block
+                    if isinstance(exc, RateLimited):
+                        # A public provider's 429: ask for less, and less often, for a while.
+                        delay = self._throttle.next(exc.retry_after)
+                        log.warning(
+                            "rate-limited by %s; %d blocks per eth_getLogs, waiting %.1f s",
+                            self.node.url,
+                            max(1, self.ranges.size // 2),
+                            delay,
+                        )
+                        if stop is not None:
+                            stop.wait(delay)
+                        else:
+                            time.sleep(delay)
+                        self.ranges.shrink()
+                        continue
                     if self.ranges.size == 1:
                         raise ChainUnavailable(
                             f"the node refuses eth_getLogs even for the single block {block}"
@@ -236,7 +264,7 @@ class Follower:
                     head = self.node.block_number()
                     target = head - self.confirmations
                     before = parent
-                    parent, removed = self._rollback(head)
+                    parent, removed = self._rollback(head, before)
                     rolled_back += removed
                     deferred = False  # a rollback builds them (it reads histories by ISCC-ID)
                     stalled = stalled + 1 if parent == before else 0
@@ -252,6 +280,7 @@ class Follower:
                     )
                     continue
                 stalled = 0
+                self._throttle.reset()
                 new += self.store.apply(self.chain_id, self.contract, batch, parent, end, end_hash)
                 seen += len(batch)
                 blocks_read, blocks_left = end - block + 1, target - end
@@ -308,11 +337,18 @@ class Follower:
         self.after_sync.run()
         return time.monotonic() - started
 
-    def _rollback(self, head: int) -> tuple[tuple[int, bytes] | None, int]:
+    def _rollback(
+        self, head: int, before: tuple[int, bytes] | None
+    ) -> tuple[tuple[int, bytes] | None, int]:
         """Find the newest recorded block the chain still has, undo everything above it and
-        return it (the new checkpoint) with the number of events removed."""
+        return it (the new checkpoint) with the number of events removed. `before` is the
+        checkpoint until now: a chain that only lacks blocks above it (its head moved back
+        while a range was read) changes nothing and is not reported as a reorg."""
         ancestor = self._common_ancestor(head)
         removed = self.store.rollback(self.chain_id, self.contract, ancestor)
+        if ancestor == before and not removed:
+            log.info("chain head moved back to %d; reading up to it", head)
+            return ancestor, removed
         if self.after_sync is not None:
             self.after_sync.reset()
         where = "the deployment" if ancestor is None else f"block {ancestor[0]}"
@@ -362,13 +398,17 @@ class Follower:
         stop: threading.Event,
         poll_interval: float = 1.0,
         on_progress: Progress | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
-        """Sync until `stop` is set, waiting out RPC failures with capped exponential backoff.
+        """Sync until `stop` is set, waiting out RPC failures with capped, jittered backoff.
 
-        Store errors are not retried, they need a human (disk full, newer schema), except a
-        moved checkpoint: the next sync simply resumes from where the store now stands.
+        Between syncs it waits `poll_interval`, or less when `wake` is set (registry.index.heads
+        sets it when the node announces a block). Store errors are not retried, they need a
+        human (disk full, newer schema), except a moved checkpoint: the next sync simply resumes
+        from where the store now stands.
         """
-        backoff = poll_interval
+        first = min(max(poll_interval, 0.1), MAX_BACKOFF_S)
+        backoff = Backoff(first=first, cap=MAX_BACKOFF_S)
         while not stop.is_set():
             try:
                 self.sync(on_progress, stop)
@@ -376,9 +416,45 @@ class Follower:
                 log.warning("indexer: %s; resuming from the stored checkpoint", exc)
                 continue
             except ChainUnavailable as exc:
-                backoff = min(MAX_BACKOFF_S, max(backoff * 2, poll_interval, 0.1))
-                log.warning("indexer: %s; retrying in %.1f s", exc, backoff)
-                stop.wait(backoff)
+                delay = backoff.next()
+                log.warning("indexer: %s; retrying in %.1f s", exc, delay)
+                stop.wait(delay)
                 continue
-            backoff = poll_interval
-            stop.wait(poll_interval)
+            backoff.reset()
+            _pause(stop, wake, poll_interval)
+
+
+def _pause(stop: threading.Event, wake: threading.Event | None, seconds: float) -> None:
+    """Wait `seconds`, or until `stop` or `wake` is set."""
+    if wake is None:
+        stop.wait(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and not wake.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        # `stop` is looked at every WAKE_CHECK_S: one thread cannot block on two events.
+        wake.wait(min(left, WAKE_CHECK_S))
+    wake.clear()
+
+
+def open_when_reachable(
+    deployment: Deployment,
+    rpc_url: str | None,
+    stop: threading.Event,
+    on_wait: Callable[[str, float], None] | None = None,
+) -> Registry | None:
+    """Open the registry, waiting with capped, jittered backoff while its node does not answer
+    (or does not have the contract yet); None if `stop` is set first. An indexer started before
+    its node needs no supervisor to start it again."""
+    backoff = Backoff(first=0.2, cap=MAX_BACKOFF_S)
+    while not stop.is_set():
+        try:
+            return Registry.open(deployment, rpc_url)
+        except ChainUnavailable as exc:
+            delay = backoff.next()
+            if on_wait is not None:
+                on_wait(str(exc), delay)
+            stop.wait(delay)
+    return None

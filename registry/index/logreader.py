@@ -27,6 +27,7 @@ import msgspec
 import requests
 import urllib3
 
+from registry.index.backoff import retry_after
 from registry.index.events import EventDecoder, RawLog
 from registry.index.rows import rows_of_logs
 from registry.store.rows import BatchRows, rows_of
@@ -50,6 +51,8 @@ class Logs:
     error: str | None = None
     timed_out: bool = False
     transport_error: str | None = None
+    rate_limited: bool = False
+    retry_after: float | None = None
 
 
 # One decoder and one HTTP session per worker process, made at its first task.
@@ -97,6 +100,8 @@ def fetch_rows(
         return ("timeout",)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         return ("transport", f"{type(exc).__name__}: {exc}")
+    if response.status_code == 429:
+        return ("rate_limited", response.headers.get("Retry-After"))
     try:
         answer = _parse_answer(content)
     except msgspec.MsgspecError:
@@ -124,6 +129,8 @@ def logs_of(answer: tuple[Any, ...]) -> Logs:
         return Logs(None, timed_out=True)
     if kind == "error":
         return Logs(None, error=answer[1])
+    if kind == "rate_limited":
+        return Logs(None, rate_limited=True, retry_after=retry_after(answer[1]))
     return Logs(None, transport_error=answer[1])
 
 

@@ -18,7 +18,7 @@ from registry.chain.events import RegistryEvent
 from registry.errors import ChainUnavailable
 from registry.index.events import EventDecoder
 from registry.index.logreader import LogReader, Logs, WorkerFailed, fetch_rows, logs_of
-from registry.index.node import Node, RangeTooLarge, too_large
+from registry.index.node import Node, RangeTooLarge, RateLimited, rate_limited, too_large
 from registry.store.rows import BatchRows
 
 __all__ = ["Batch", "Range", "RangeReader", "Reorg"]
@@ -206,7 +206,11 @@ class RangeReader:
         if logs.timed_out:
             # As in Node.call: a node that times out on a wide range often answers a narrower one.
             raise RangeTooLarge
+        if logs.rate_limited:
+            raise RateLimited(logs.retry_after)
         if logs.error is not None:
+            if rate_limited(logs.error):
+                raise RateLimited
             if too_large(logs.error):
                 raise RangeTooLarge
             raise ChainUnavailable(f"eth_getLogs failed at {self.node.url}: {logs.error}")

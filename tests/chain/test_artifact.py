@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from registry.chain.artifact import CONTRACT_NAME, artifact
+from registry.chain.artifact import CONTRACT_NAME, artifact, verification_material
 from registry.config import PROJECT_ROOT
 
 
@@ -31,3 +31,26 @@ def test_shipped_artifact_matches_fresh_compile() -> None:
     assert shipped["bytecode"] == fresh["bytecode"], (
         "bytecode is stale: run scripts/export_contracts.py"
     )
+
+
+def test_verification_material_compiles_to_the_shipped_bytecode() -> None:
+    """An explorer compiles the shipped standard JSON input; it must give the bytecode we deploy
+    and the metadata whose hash that bytecode ends with."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "export_contracts", PROJECT_ROOT / "scripts" / "export_contracts.py"
+    )
+    assert spec and spec.loader
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    material = verification_material()
+    compiled = export.compile_standard(material["input"])
+    source, name = material["fullyQualifiedName"].rsplit(":", 1)
+    out = compiled["contracts"][source][name]
+    assert "0x" + out["evm"]["bytecode"]["object"] == artifact()["bytecode"], (
+        "verification material is stale: run scripts/export_contracts.py"
+    )
+    assert out["metadata"] == material["metadata"]
+    compiler = json.loads(out["metadata"])["compiler"]["version"]
+    assert material["solcLongVersion"].startswith(compiler)

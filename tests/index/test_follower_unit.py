@@ -336,7 +336,7 @@ def test_common_ancestor_search_is_logarithmic(store: Store) -> None:
 
 
 def test_follow_backs_off_while_the_node_is_down(
-    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     node = FakeNode(head=10, declared=[5])
     node.down = True
@@ -346,20 +346,132 @@ def test_follow_backs_off_while_the_node_is_down(
 
     def recording_wait(timeout: float | None = None) -> bool:
         waits.append(timeout or 0.0)
-        if len(waits) == 5:
+        if len(waits) == 12:
             node.down = False
-        if len(waits) >= 7:
+        if len(waits) >= 14:
             stop.set()
         return real_wait(0)
 
-    monkeypatch.setattr(follower_module, "MAX_BACKOFF_S", 0.4)
     stop.wait = recording_wait  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="registry.index.follower"):
         Indexer(fake_registry(node), store).follow(stop, poll_interval=0.05)
-    assert waits[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]  # doubling, capped
-    assert waits[5:] == [0.05, 0.05]  # back to polling once the node answers
+    down = waits[:12]
+    # Doubling from 0.1 s, each delay drawn from the upper half of its step, capped at a few
+    # seconds: a node that is back is found within MAX_BACKOFF_S, not after a minute.
+    ceilings = [min(follower_module.MAX_BACKOFF_S, 0.1 * 2**i) for i in range(12)]
+    assert all(c / 2 <= w <= c for w, c in zip(down, ceilings, strict=True))
+    assert max(down) <= follower_module.MAX_BACKOFF_S <= 5
+    assert len(set(down[-4:])) == 4  # jittered: capped delays still differ
+    assert waits[12:] == [0.05, 0.05]  # back to polling once the node answers
     assert "retrying" in caplog.text
     assert store.count() == 1
+
+
+class _RecordingStop(threading.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return self.is_set()
+
+
+def _http_429(retry_after: str | None = None) -> requests.HTTPError:
+    response = requests.Response()
+    response.status_code = 429
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return requests.HTTPError("429 Client Error: Too Many Requests", response=response)
+
+
+def test_a_rate_limited_node_gets_smaller_ranges_less_often(store: Store) -> None:
+    node = FakeNode(head=200, declared=list(range(3, 201, 7)))
+    real = node.make_request
+    calls = 0
+
+    def limited(method: str, params: list[Any]) -> dict[str, Any]:
+        nonlocal calls
+        if method == "eth_getLogs":
+            calls += 1
+            if calls in (2, 3):
+                raise _http_429("1")  # with the server's Retry-After
+            if calls == 5:
+                return {"error": {"code": -32005, "message": "daily request rate exceeded"}}
+        if method == "eth_blockNumber" and calls == 0 and not getattr(limited, "told", False):
+            limited.told = True  # type: ignore[attr-defined]
+            raise _http_429()  # retried in place, with backoff
+        return real(method, params)
+
+    node.make_request = limited  # type: ignore[method-assign]
+    follower = Indexer(fake_registry(node), store, max_range=64)
+    stop = _RecordingStop()
+    follower.ranges.size = 64
+    report = follower.sync(stop=stop)
+    assert _stored_ids(store) == _chain_ids(node, 200)
+    assert report.to_block == 200
+    # A wait per refusal taken (two reads run ahead, a refused one behind a refused one is
+    # dropped unread), at least the server's Retry-After for a 429 that said so, all capped.
+    assert 1 <= len(stop.waits) <= 3 and max(stop.waits) >= 1.0
+    assert all(w <= follower_module.MAX_BACKOFF_S for w in stop.waits)
+    sizes = [high - low + 1 for low, high in node.queries]
+    assert sizes[0] == 64 and min(sizes) < 64  # the range shrank after the 429s
+
+
+def test_rate_limited_single_block_ranges_wait_rather_than_fail(store: Store) -> None:
+    node = FakeNode(head=5, declared=[4])
+    real = node.make_request
+    refusals = 0
+
+    def limited(method: str, params: list[Any]) -> dict[str, Any]:
+        nonlocal refusals
+        if method == "eth_getLogs" and refusals < 4:
+            refusals += 1
+            raise _http_429()
+        return real(method, params)
+
+    node.make_request = limited  # type: ignore[method-assign]
+    follower = Indexer(fake_registry(node), store, max_range=1)
+    stop = _RecordingStop()
+    assert follower.sync(stop=stop).events_new == 1
+    assert 1 <= len(stop.waits) <= 4  # reads ahead of a refused one are dropped unread
+
+
+def test_a_head_read_before_a_reorg_to_a_shorter_chain_rolls_back_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chaos run logged "rolled back to block 125" twice, the second time with 0 events:
+    the sync kept the head it read before the rollback, so it asked the shorter chain for
+    blocks it no longer had, and took their absence for a second reorg."""
+    node = FakeNode(head=60, declared=[10, 50, 55, 60])
+    follower = Indexer(fake_registry(node), store, max_range=4)
+    follower.sync()
+    real = node.make_request
+    heads = 0
+
+    def switching(method: str, params: list[Any]) -> dict[str, Any]:
+        nonlocal heads
+        answer = real(method, params)
+        if method == "eth_blockNumber":
+            heads += 1
+            if heads == 1:  # the node answers the old head, then switches to a shorter chain
+                node.fork(52)
+                node.head = 53
+        return answer
+
+    node.make_request = switching  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="registry.index.follower"):
+        report = follower.sync()
+    assert report.events_rolled_back == 2 and report.to_block == 53
+    assert _stored_ids(store) == _chain_ids(node, 53)
+    assert caplog.text.count("rolled back") == 1, caplog.text
+
+
+def test_logs_are_read_from_the_node_the_connection_uses(store: Store) -> None:
+    node = FakeNode(head=10, declared=[5])
+    node.endpoint_uri = "http://the-configured-node:8545"  # type: ignore[attr-defined]
+    follower = Indexer(fake_registry(node), store)  # the deployment file says "fake://"
+    assert follower.node.url == "http://the-configured-node:8545"
 
 
 def test_follow_picks_up_new_blocks_until_stopped(store: Store) -> None:

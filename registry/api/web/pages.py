@@ -69,6 +69,7 @@ def _environment() -> Environment:
         short=views.short,
         size_text=views.size_text,
         chain_name=views.chain_name,
+        explorer_link=views.explorer_link,
         content_kind=views.content_kind,
         evidence_lines=views.evidence_lines,
         thumbnail_url=views.thumbnail_url,

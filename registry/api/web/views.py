@@ -13,6 +13,7 @@ from typing import Any
 from registry.api.resolve import gateway_url
 from registry.api.web.explain import unit_title
 from registry.chain.iscc_id import IsccId
+from registry.chain.networks import network_for
 from registry.errors import InvalidCode
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "declaration_verdict",
     "declared_at",
     "evidence_lines",
+    "explorer_link",
     "history_lines",
     "order_key",
     "related_declarations",
@@ -34,22 +36,20 @@ __all__ = [
     "thumbnail_url",
 ]
 
-# Chains this registry is likely to run on; any other is named by its id.
-_CHAINS = {
-    1: "Ethereum",
-    10: "OP Mainnet",
-    137: "Polygon",
-    8453: "Base",
-    42161: "Arbitrum One",
-    11155111: "Sepolia testnet",
-    17000: "Holesky testnet",
-    84532: "Base Sepolia testnet",
-    31337: "Hardhat devnet",
-}
-
 
 def chain_name(chain_id: int) -> str:
-    return _CHAINS.get(chain_id, f"chain {chain_id}")
+    """The chain's name from the networks table (registry.chain.networks)."""
+    return network_for(chain_id).name
+
+
+def explorer_link(chain_id: int, kind: str, value: str | int) -> str | None:
+    """A block explorer's page for a transaction, address or block, where the chain has one."""
+    network = network_for(chain_id)
+    if kind == "tx":
+        return network.tx_link(str(value))
+    if kind == "address":
+        return network.address_link(str(value))
+    return network.block_link(int(value))
 
 
 def declared_at(iscc_id: str) -> datetime | None:
