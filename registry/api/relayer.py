@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from registry.api.errors import RelayConflict
-from registry.chain.actions import SignedAction, act_relayed, signable
+from registry.chain.actions import SignedAction, act_relayed, actions_of, signable
 from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
 from registry.chain.relayer import relay_batch
@@ -110,6 +110,11 @@ class RelayQueue:
         self._check_domain(signed.domain)
         d = signed.declaration
         self._check_deadline(d.deadline)
+        if signed.sealed:
+            raise InvalidDeclaration(
+                "this relay takes plain declarations; a sealed one is committed and revealed "
+                "(iscc-registry declare --sealed)"
+            )
         self._check_signer(signed.declarer, signed.recover)
         if self.registry.contract.functions.isNonceUsed(signed.declarer, d.nonce).call():
             raise RelayConflict(
@@ -126,8 +131,12 @@ class RelayQueue:
         self._check_domain(signed.domain)
         self._check_deadline(signed.action.deadline)
         self._check_signer(signed.owner, signed.recover)
-        if self.registry.contract.functions.isNonceUsed(signed.owner, signed.action.nonce).call():
-            raise RelayConflict(f"nonce {signed.action.nonce} of {signed.owner} is already used")
+        current = actions_of(self.registry, signed.action.iscc_id)
+        if current != signed.action.actions:
+            raise RelayConflict(
+                f"the action was signed for action count {signed.action.actions} of the "
+                f"declaration, which is at {current} now: sign it again"
+            )
         return self._enqueue(Job(key, signed.kind, signed.owner, signed))
 
     def _enqueue(self, job: Job) -> tuple[Job, bool]:

@@ -101,7 +101,7 @@ class Registry:
 
     def estimate_gas(self, call: Any, sender: str) -> int:
         """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
-        with _rejections("estimating gas"):
+        with rejections("estimating gas"):
             return int(call.estimate_gas({"from": to_checksum_address(sender)}))
 
     def transact(self, call: Any, sender: LocalAccount, gas_limit: int | None = None) -> dict:
@@ -109,7 +109,7 @@ class Registry:
 
         Reverts are decoded from the contract's custom errors into InvalidDeclaration.
         """
-        with _rejections("preparing the transaction"):
+        with rejections("preparing the transaction"):
             tx = call.build_transaction(
                 {
                     "from": sender.address,
@@ -134,7 +134,7 @@ class Registry:
 
 
 @contextmanager
-def _rejections(doing: str) -> Iterator[None]:
+def rejections(doing: str) -> Iterator[None]:
     """Map what web3 raises for a reverting call to our errors, naming the custom error."""
     try:
         yield
