@@ -19,7 +19,7 @@ from registry.config import DEFER_LOOKUPS_AFTER, Settings, get_settings
 from registry.errors import ChainUnavailable, InputError, KeyFileError, RegistryError
 
 if TYPE_CHECKING:
-    from registry.index.store import Store
+    from registry.store.store import Store
 
 app = typer.Typer(
     help="Declare ISCC codes of your content on chain, index the declarations and resolve them.",
@@ -519,7 +519,7 @@ def transfer(
 
 
 def _open_store(settings: Settings) -> Store:
-    from registry.index.store import Store
+    from registry.store.store import Store
 
     return Store.open(settings.database_url)
 
@@ -630,7 +630,7 @@ def resolve(
     json_out: JsonOpt = False,
 ) -> None:
     """Find the declarations behind an ISCC-ID, ISCC-CODE, datahash or declarer (from the index)."""
-    from registry.index.search import resolve as resolve_query
+    from registry.search.resolve import resolve as resolve_query
 
     resolution = resolve_query(_open_store(get_settings()), query)
     data = resolution.to_dict()
@@ -661,7 +661,7 @@ def search(
     json_out: JsonOpt = False,
 ) -> None:
     """Find declarations similar to an ISCC-CODE or unit (in the local index)."""
-    from registry.index.similarity import SimilarityIndex, query_units, similar
+    from registry.search.similarity import SimilarityIndex, query_units, similar
 
     units = query_units(iscc)
     store = _open_store(get_settings())
@@ -681,7 +681,7 @@ def match(
     json_out: JsonOpt = False,
 ) -> None:
     """Who declared FILE, or something like it: its ISCC, exact and similar declarations."""
-    from registry.index.similarity import SimilarityIndex, match_file
+    from registry.search.similarity import SimilarityIndex, match_file
 
     store = _open_store(get_settings())
     found = match_file(store, SimilarityIndex(store), file, threshold, limit, include_revoked)
@@ -786,8 +786,8 @@ def conflicts(
 ) -> None:
     """Declarations by different declarers of the same or similar content (from the index);
     the earlier declaration holds priority."""
-    from registry.index.conflicts import list_conflicts
-    from registry.index.search import classify
+    from registry.ledger.conflicts import list_conflicts
+    from registry.search.resolve import classify
 
     filters: dict[str, str] = {}
     if query is not None:

@@ -16,10 +16,10 @@ from registry.chain.submit import declare_direct, prepare, submit_signed
 from registry.config import PROJECT_ROOT
 from registry.errors import InvalidDeclaration, RegistryError
 from registry.index.follower import Follower
-from registry.index.search import resolve
-from registry.index.store import Store
 from registry.iscc import generate
 from registry.samples import sample_files
+from registry.search.resolve import resolve
+from registry.store.store import Store
 
 
 def run_demo(console: Console, keep: bool = False) -> None:

@@ -48,7 +48,7 @@ from registry.chain.deployment import Deployment  # noqa: E402
 from registry.chain.devnet import Devnet, free_port  # noqa: E402
 from registry.chain.loadgen import declare_many  # noqa: E402
 from registry.index.follower import Follower  # noqa: E402
-from registry.index.store import Store  # noqa: E402
+from registry.store.store import Store  # noqa: E402
 
 
 def _rss_mb(pid: int | str = "self") -> float:

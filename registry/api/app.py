@@ -19,7 +19,7 @@ from registry.api.state import AppState
 from registry.api.web import install_pages
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
-from registry.index.store import Store
+from registry.store.store import Store
 
 __all__ = ["app_from_env", "create_app"]
 

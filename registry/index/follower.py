@@ -21,14 +21,15 @@ from web3 import HTTPProvider
 from web3.exceptions import Web3Exception
 
 from registry.chain.contract import RPC_TIMEOUT_S, Registry
+from registry.chain.events import RegistryEvent
 from registry.config import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
-from registry.index.conflicts import ConflictDetector
-from registry.index.events import EventDecoder, RegistryEvent, to_bytes, to_int
+from registry.index.events import EventDecoder, to_bytes, to_int
 from registry.index.logreader import LogReader, Logs, WorkerFailed, fetch_rows, logs_of
-from registry.index.rows import BatchRows
-from registry.index.similarity import SimilarityIndex
-from registry.index.store import CheckpointMoved, Store
+from registry.ledger.conflicts import ConflictDetector
+from registry.search.similarity import SimilarityIndex
+from registry.store.rows import BatchRows
+from registry.store.store import CheckpointMoved, Store
 
 __all__ = ["Follower", "SyncReport"]
 
@@ -84,7 +85,7 @@ class SyncReport:
     events_new: int
     events_rolled_back: int
     seconds: float
-    # Part of `seconds` spent in conflict detection (registry.index.conflicts).
+    # Part of `seconds` spent in conflict detection (registry.ledger.conflicts).
     detect_seconds: float = 0.0
     # Part of `seconds` spent building the lookup indexes a catch-up had deferred.
     index_seconds: float = 0.0

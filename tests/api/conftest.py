@@ -18,8 +18,8 @@ from registry.chain.devnet import dev_account
 from registry.chain.submit import declare_direct
 from registry.config import Settings
 from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import IsccResult, generate
+from registry.store.store import Store
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from registry.chain.devnet import dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct
 from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.codec import multihash_to_digest
 from registry.iscc.generate import generate
 from registry.metadata import canonicalize
+from registry.store.store import Store
 
 DOC = {
     "name": "Harbour at dawn",

@@ -19,8 +19,8 @@ from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct
 from registry.config import Settings
 from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import generate
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

@@ -17,8 +17,8 @@ from registry.chain.contract import Registry
 from registry.chain.submit import prepare
 from registry.config import Settings
 from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import generate
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

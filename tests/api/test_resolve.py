@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registry.chain.iscc_id import IsccId
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

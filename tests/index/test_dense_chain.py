@@ -18,8 +18,8 @@ from registry.index import follower as follower_module
 from registry.index import logreader as logreader_module
 from registry.index.follower import Follower
 from registry.index.logreader import LogReader, Logs
-from registry.index.schema import conflict_queue
-from registry.index.store import Store
+from registry.store.schema import conflict_queue
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

@@ -11,9 +11,9 @@ from index_helpers import content, declare_direct, declare_signed
 from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
 from registry.index.follower import Follower
-from registry.index.schema import events
-from registry.index.search import resolve
-from registry.index.store import Store
+from registry.search.resolve import resolve
+from registry.store.schema import events
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

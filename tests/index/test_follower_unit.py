@@ -20,8 +20,8 @@ from registry.chain.iscc_id import IsccId
 from registry.errors import ChainUnavailable
 from registry.index import follower as follower_module
 from registry.index.follower import Follower, SyncReport
-from registry.index.schema import conflict_queue, declarations
-from registry.index.store import Store
+from registry.store.schema import conflict_queue, declarations
+from registry.store.store import Store
 
 CONTRACT = "0x" + "5a" * 20
 

@@ -14,8 +14,8 @@ from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, prepare, submit_signed
 from registry.index.follower import Follower
-from registry.index.schema import events
-from registry.index.store import DeclarationRecord, Store
+from registry.store.schema import events
+from registry.store.store import DeclarationRecord, Store
 
 pytestmark = pytest.mark.chain
 

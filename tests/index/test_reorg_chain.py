@@ -18,7 +18,7 @@ from registry.chain.devnet import Devnet, dev_account, free_port
 from registry.config import PROJECT_ROOT
 from registry.index import follower as follower_module
 from registry.index.follower import Follower
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

@@ -32,25 +32,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from registry.chain.events import DECLARED, UPDATED, ChangeEvent, RegistryEvent
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode, StoreError
-from registry.index import schema
-from registry.index.bulk import among, chunks, insert_rows, reserve_ids
-from registry.index.events import (
-    DECLARED,
-    UPDATED,
-    ChangeEvent,
-    RegistryEvent,
-    state_changes,
-)
-from registry.index.rows import (
+from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
+from registry.store import migrations, schema
+from registry.store.bulk import among, chunks, insert_rows, reserve_ids
+from registry.store.rows import (
     DECLARATION_COLUMNS,
     EVENT_COLUMNS,
     UNIT_COLUMNS,
     BatchRows,
     rows_of,
+    state_changes,
 )
-from registry.index.schema import (
+from registry.store.schema import (
     blocks,
     checkpoints,
     conflict_queue,
@@ -63,8 +59,7 @@ from registry.index.schema import (
     segments,
     units,
 )
-from registry.index.segments import index_segments
-from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
+from registry.store.segments import index_segments
 
 __all__ = ["CheckpointMoved", "DeclarationRecord", "Store"]
 
@@ -185,7 +180,7 @@ class Store:
                 if not sqlite:
                     # Two processes opening a fresh PostgreSQL store must not both create it.
                     conn.execute(text("SELECT pg_advisory_xact_lock(24138)"))
-                schema.migrate(conn)
+                migrations.migrate(conn)
         except StoreError:
             engine.dispose()
             raise
@@ -703,7 +698,7 @@ def _insert_rows(conn: Connection, chain_id: int, contract: str, rows: BatchRows
         UNIT_COLUMNS,
         [(i, *unit) for i, each in zip(ids, rows.units, strict=True) for unit in each],
     )
-    # Conflict detection runs after the batch (registry.index.conflicts); queued here, in the
+    # Conflict detection runs after the batch (registry.ledger.conflicts); queued here, in the
     # batch's transaction, so no declaration is ever left unchecked.
     insert_rows(
         conn,

@@ -33,12 +33,12 @@ from registry.chain.devnet import dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import prepare, submit_signed
 from registry.config import Settings
-from registry.index.conflicts import list_conflicts
 from registry.index.follower import Follower
-from registry.index.schema import conflict_queue, conflicts, declarations
-from registry.index.store import Store
 from registry.iscc.generate import IsccResult, generate
+from registry.ledger.conflicts import list_conflicts
 from registry.metadata import CanonicalMetadata, canonicalize
+from registry.store.schema import conflict_queue, conflicts, declarations
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

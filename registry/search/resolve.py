@@ -11,13 +11,13 @@ from eth_utils import to_checksum_address
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode
-from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import (
     code_from_bytes,
     code_to_bytes,
     digest_to_multihash,
     multihash_to_digest,
 )
+from registry.store.store import DeclarationRecord, Store
 
 __all__ = ["ACCEPTED_FORMS", "Kind", "Resolution", "classify", "resolve"]
 

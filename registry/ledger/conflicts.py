@@ -40,20 +40,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
-from registry.index.bulk import among, chunks
-from registry.index.int64 import from_signed64
-from registry.index.pending import requeue
-from registry.index.schema import (
+from registry.metadata import Metadata
+from registry.search.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
+from registry.search.snippets import SnippetIndex, overlaps
+from registry.store.bulk import among, chunks
+from registry.store.int64 import from_signed64
+from registry.store.queue import requeue
+from registry.store.schema import (
     conflict_queue,
     conflicts,
     declarations,
     segment_sources,
     units,
 )
-from registry.index.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
-from registry.index.snippets import SnippetIndex, overlaps
-from registry.index.store import Store
-from registry.metadata import Metadata
+from registry.store.store import Store
 
 __all__ = [
     "CONTENT",
