@@ -137,8 +137,9 @@ contract IsccRegistry is EIP712 {
     uint256 private constant LANE_MASK = 0xFFFFFFFFFFFFFFFF;
     /// @dev The ISCC-ID v1 body has 52 bits of microseconds (they run out in the year 2112).
     uint64 private constant MAX_TIMESTAMP = (1 << 52) - 1;
-    /// @dev Nonce words whose slot keys (word << 6 | slot) fit in 256 bits.
-    uint256 private constant WORD_LIMIT = 1 << 250;
+    /// @dev Number of 256-nonce words of uint256 nonces; larger words would shift bits out of
+    /// their slot keys (word << 6 | slot) and land on small nonces.
+    uint256 private constant WORD_LIMIT = 1 << 248;
     uint256 private constant OWNER_MASK = (1 << 160) - 1;
     uint256 private constant ONE_ACTION = 1 << 160;
     /// @dev gasleft() needed before the wallet call so it really gets WALLET_CHECK_GAS (EIP-150
@@ -224,7 +225,7 @@ contract IsccRegistry is EIP712 {
     error InvalidNewOwner(address to);
     /// @notice A signed owner action was made for another state of the declaration.
     error StaleAction(uint64 isccId, uint256 signedAt, uint256 current);
-    /// @notice The nonce word is so large that its slot keys would not fit in 256 bits.
+    /// @notice The nonce word is above the last word of uint256 nonces (2**248 - 1).
     error InvalidNonceWord(uint256 word);
     /// @notice The 52-bit microsecond field of the ISCC-ID is exhausted.
     error TimestampOverflow();
@@ -428,7 +429,7 @@ contract IsccRegistry is EIP712 {
 
     /// @notice Invalidate unused nonces of the sender, so declarations signed with them can no
     /// longer be submitted. Nonces that already carry a declaration are left as they are.
-    /// @param word Index of the 256-nonce word (nonce >> 8), below 2**250.
+    /// @param word Index of the 256-nonce word (nonce >> 8), below 2**248.
     /// @param mask Bits to mark as used (bit i stands for nonce word * 256 + i).
     function invalidateNonces(uint256 word, uint256 mask) external {
         if (word >= WORD_LIMIT) revert InvalidNonceWord(word);
@@ -459,7 +460,7 @@ contract IsccRegistry is EIP712 {
 
     /// @notice Used nonces of `declarer` in one 256-nonce word, as a bitmap.
     /// @param declarer The declarer's account.
-    /// @param word Index of the word (nonce >> 8), below 2**250.
+    /// @param word Index of the word (nonce >> 8), below 2**248.
     /// @return bits Bit i is set if nonce word * 256 + i is used.
     function nonceBitmap(address declarer, uint256 word) external view returns (uint256 bits) {
         if (word >= WORD_LIMIT) revert InvalidNonceWord(word);

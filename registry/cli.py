@@ -16,7 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from registry.config import DEFER_LOOKUPS_AFTER, Settings, get_settings
-from registry.errors import ChainUnavailable, InputError, KeyFileError, RegistryError
+from registry.errors import (
+    ChainUnavailable,
+    InputError,
+    InvalidDeclaration,
+    KeyFileError,
+    RegistryError,
+)
 
 if TYPE_CHECKING:
     from registry.store.store import Store
@@ -305,6 +311,14 @@ def declare(
         str | None,
         typer.Option(help="Relay through a registry service at this URL (it pays the gas)"),
     ] = None,
+    sealed: Annotated[
+        bool,
+        typer.Option(
+            "--sealed",
+            help="Commit a hiding hash first, then reveal: priority is the commitment's time, "
+            "so a copy taken from the reveal cannot get ahead (two transactions, the payer's)",
+        ),
+    ] = False,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -315,6 +329,11 @@ def declare(
 
     settings = get_settings()
     result = None
+    if sealed and (direct or via or signed_file is not None):
+        raise InputError(
+            "--sealed signs, commits and reveals here with --key (and --payer): "
+            "not with --direct, --via or --signed"
+        )
     if signed_file is not None:
         if file is not None or key is not None:
             raise InputError("give either FILE with --key, or --signed FILE, not both")
@@ -339,6 +358,10 @@ def declare(
             receipt = declare_direct(
                 registry, account, result.iscc, result.datahash, metahash, gateway
             )
+        elif sealed:
+            receipt = _declare_sealed(
+                settings, registry, account, result, metahash, gateway, payer, password_file
+            )
         else:
             signed = prepare(registry, account, result.iscc, result.datahash, metahash, gateway)
             if via:
@@ -351,9 +374,35 @@ def declare(
         _print_json(data)
         return
     out.print(f"[bold green]{data['iscc_id']}[/bold green]  declared by {receipt.declarer}")
+    if receipt.committed_at:
+        out.print(f"  sealed: priority from its commitment at {receipt.committed_at} us")
     if result:
         out.print(f"  {file}  {result.iscc}")
     out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+def _declare_sealed(
+    settings: Settings,
+    registry: Any,
+    account: Any,
+    result: Any,
+    metahash: str | None,
+    gateway: str,
+    payer: str | None,
+    password_file: Path | None,
+) -> Any:
+    """Sign a sealed declaration, commit its leaf, and reveal it once the commitment is mined."""
+    from registry.chain.relayer import relay_sealed_batch
+    from registry.chain.submit import prepare
+
+    signed = prepare(
+        registry, account, result.iscc, result.datahash, metahash, gateway, sealed=True
+    )
+    chain_payer = _payer(settings, registry.deployment.chain_id, payer, password_file)
+    (outcome,) = relay_sealed_batch(registry, [signed], chain_payer)
+    if outcome.receipt is None:
+        raise InvalidDeclaration(f"the registry rejects it: {outcome.error}")
+    return outcome.receipt
 
 
 def _publish_metadata(settings: Settings, result: Any, via: str | None) -> str | None:
@@ -389,7 +438,7 @@ def _declare_via(url: str, signed: Any) -> Any:
         tx_hash=result["tx_hash"],
         block_number=result["block_number"],
         gas_used=result["gas_used"],
-        record=result.get("record"),
+        record=int(result.get("record") or 0),
     )
 
 

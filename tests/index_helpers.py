@@ -166,10 +166,14 @@ def declare_signed(
     # The chain's clock, not ours: tests that mine many blocks run it hours ahead.
     now = registry.w3.eth.get_block("latest")["timestamp"]
     declaration = Declaration.create(
-        item["iscc"], item["datahash"], None, gateway, nonce=nonce, deadline=now + 3600
+        declarer.address,
+        item["iscc"],
+        item["datahash"],
+        None,
+        gateway,
+        nonce=nonce,
+        deadline=now + 3600,
     )
     signed = sign(declaration, Domain(dep.chain_id, dep.address), declarer)
-    call = registry.contract.functions.declareFor(
-        declaration.as_tuple(), declarer.address, signed.signature
-    )
+    call = registry.contract.functions.declareFor(declaration.as_tuple(), signed.signature)
     return registry.transact(call, payer)

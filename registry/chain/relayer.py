@@ -90,8 +90,10 @@ def _reason(registry: Registry, signed: SignedDeclaration, payer: str) -> str:
             call.call({"from": to_checksum_address(payer)})
     except InvalidDeclaration as exc:
         return str(exc).split("rejects it: ")[-1]
-    # Alone it passes: it failed only behind an earlier entry of the batch (the same nonce).
-    return "fails after an earlier entry of the batch (same declarer and nonce?)"
+    # Alone it passes, so an earlier entry of the batch spent the same declarer's same nonce:
+    # the contract's own reason in the batch.
+    d = signed.declaration
+    return f"NonceAlreadyUsed(declarer={d.declarer}, nonce={d.nonce})"
 
 
 def plan(
