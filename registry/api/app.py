@@ -30,11 +30,11 @@ RETRY_S = 5.0
 def _run_indexer(state: AppState, stop: threading.Event) -> None:
     """Follow the chain until stopped. A node that is down at start or goes away is waited
     for; anything else is reported in /health rather than killing the API."""
-    from registry.index.follower import Follower
+    from registry.ledger.indexer import Indexer
 
     while not stop.is_set():
         try:
-            follower = Follower(
+            follower = Indexer(
                 state.registry(),
                 state.store,
                 confirmations=state.settings.confirmations,

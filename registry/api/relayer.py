@@ -17,7 +17,7 @@ from typing import Any, Literal
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from registry.api.errors import RelayConflict
+from registry.api.errors import RelayConflict, StaleAction
 from registry.chain.actions import SignedAction, act_relayed, actions_of, signable
 from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
@@ -133,7 +133,7 @@ class RelayQueue:
         self._check_signer(signed.owner, signed.recover)
         current = actions_of(self.registry, signed.action.iscc_id)
         if current != signed.action.actions:
-            raise RelayConflict(
+            raise StaleAction(
                 f"the action was signed for action count {signed.action.actions} of the "
                 f"declaration, which is at {current} now: sign it again"
             )

@@ -177,6 +177,8 @@ RegistryEvent = DeclaredEvent | ChangeEvent
 # A Declared event's arguments other than the ISCC-ID: declarer, datahash, isccCode, metahash
 # and gateway.
 DeclaredArgs = tuple[str, bytes, bytes, bytes, str]
+
+
 def unit_type(maintype: iscc_lib.MT, subtype: int) -> str:
     """The name a unit is stored and searched under: META, CONTENT-TEXT, ..., DATA, INSTANCE."""
     if maintype in (iscc_lib.MT.CONTENT, iscc_lib.MT.SEMANTIC):

@@ -38,6 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 class MalformedLog(ValueError):
     """A log that is not an event of the registry ABI at all (wrong topics or data)."""
 
