@@ -14,7 +14,13 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    Web3Exception,
+    Web3RPCError,
+)
 
 from registry.chain.artifact import artifact
 from registry.chain.deployment import Deployment
@@ -120,8 +126,15 @@ class Registry:
             )
         signed = sender.sign_transaction(tx)
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+            try:
+                self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as exc:
+                # Hardhat's automine answers a transaction that reverted (or ran out of gas) with
+                # an error, though it mined it; other nodes accept it and report in the receipt.
+                data = exc.rpc_response.get("error", {}).get("data") if exc.rpc_response else None
+                if not (isinstance(data, dict) and data.get("txHash")):
+                    raise InvalidDeclaration(f"the node refuses the transaction: {exc}") from None
+            receipt = self.w3.eth.wait_for_transaction_receipt(signed.hash, timeout=120)
         except TimeExhausted:
             raise ChainUnavailable(
                 f"transaction 0x{signed.hash.hex()} not mined within 120 s"
