@@ -113,3 +113,10 @@ def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
     result["snippets"] = []
     html = templates.env.get_template("results.html").render(result=result)
     assert "Not found as an excerpt" in html and "No match" in html
+
+
+def test_a_sealed_declaration_shows_its_commitment_time_and_a_plain_one_does_not() -> None:
+    sealed = str(_macros().declaration(_declaration(kind="sealed", committed_at=1_700_000_000_123)))
+    assert "Sealed" in sealed and "1700000000123" in sealed
+    plain = str(_macros().declaration(_declaration(kind="plain", committed_at=None)))
+    assert "Sealed" not in plain
