@@ -31,6 +31,7 @@ __all__ = [
     "RegistryEvent",
     "Unit",
     "declared_payload",
+    "priority_us",
     "unit_type",
     "unit_value",
     "units_by_layout",
@@ -301,3 +302,9 @@ def _validate_by_iscc_lib(raw: bytes, datahash: bytes) -> Validation:
     if datahash[: len(instance.body)] != instance.body:
         return code, units, _datahash_mismatch(datahash, instance.body)
     return code, units, None
+
+
+def priority_us(iscc_id_body: int, committed_at: int | None) -> int:
+    """When a declaration was made, for priority: a sealed declaration's commitment time, else
+    its ISCC-ID's time (both microseconds on the contract's one clock, so they compare)."""
+    return committed_at if committed_at else iscc_id_body >> 12

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from registry.chain.declaration import SignedDeclaration
+from registry.chain.events import priority_us
 
 __all__ = ["SealedEntry", "leaf", "merkle_root", "priority_us", "reveal_flags", "seal"]
 
@@ -76,9 +77,3 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
 def reveal_flags(count: int) -> list[bool]:
     """The multiproof flags of a whole commitment's reveal."""
     return [True] * (count - 1)
-
-
-def priority_us(iscc_id_body: int, committed_at: int | None) -> int:
-    """When a declaration was made, for priority: a sealed declaration's commitment time, else
-    its ISCC-ID's time (both microseconds on the contract's one clock, so they compare)."""
-    return committed_at if committed_at else iscc_id_body >> 12

@@ -38,8 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from registry.chain.events import priority_us
 from registry.chain.iscc_id import IsccId
-from registry.chain.sealed import priority_us
 from registry.errors import InputError, InvalidCode
 from registry.metadata import Metadata
 from registry.search.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
