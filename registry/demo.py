@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from registry.chain.contract import Registry
-from registry.chain.devnet import Devnet, dev_account, free_port
+from registry.chain.devnet import Devnet, dev_account, free_port, fund
 from registry.chain.flows import PaidBy, declare_file, submit_declaration
 from registry.chain.keys import create_key_file
 from registry.config import PROJECT_ROOT
@@ -83,7 +83,7 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
         signed.append(declared.signed)
         receipts[name] = declared.receipt
     # A direct declaration is paid by the declarer: give bob some devnet ether first.
-    registry.w3.provider.make_request("hardhat_setBalance", [bob.address, hex(10**18)])
+    fund(registry.w3, bob.address, 10**18)
     for name in names[2:]:
         receipts[name] = declare_file(
             registry, bob, sample_paths[name], result=results[name]

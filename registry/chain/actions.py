@@ -222,7 +222,7 @@ def find_record(registry: Registry, owner: str, iscc_id: IsccId | int) -> int:
     body = _body(iscc_id)
     topic = "0x" + body.to_bytes(32, "big").hex()
     event = registry.contract.events.Declared()
-    with rejections("reading the Declared event"):
+    with rejections("reading the Declared event", registry.deployment.realm):
         logs = registry.w3.eth.get_logs(
             {
                 "address": registry.contract.address,

@@ -24,6 +24,7 @@ from registry.chain.actions import (
 )
 from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
+from registry.chain.gateway import check_gateway
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import DeclarationReceipt, declare_direct, prepare, submit_signed
 from registry.errors import InputError, InvalidDeclaration
@@ -116,6 +117,7 @@ def sign_file(
 ) -> tuple[IsccResult, SignedDeclaration]:
     """Generate a file's ISCC (unless `result` has it already) and sign its declaration for this
     registry, to submit now or later (by anyone)."""
+    check_gateway(gateway)
     result = _generated(path, result)
     metahash = _metahash(result, publish)
     return result, prepare(registry, account, result.iscc, result.datahash, metahash, gateway)
@@ -134,6 +136,7 @@ def declare_file(
     """Declare a file (its ISCC generated unless `result` has it): signed by `account` and
     submitted by `submitter`, or, without one, sent from `account` itself, which pays the gas."""
     if submitter is None:
+        check_gateway(gateway)
         result = _generated(path, result)
         metahash = _metahash(result, publish)
         receipt = declare_direct(registry, account, result.iscc, result.datahash, metahash, gateway)
@@ -157,6 +160,7 @@ def declare_file_sealed(
     commitment's time (docs/protocol.md, Sealed declarations)."""
     from registry.chain.relayer import relay_sealed_batch
 
+    check_gateway(gateway)
     result = _generated(path, result)
     metahash = _metahash(result, publish)
     signed = prepare(
@@ -191,7 +195,29 @@ def act_as_owner(
             f"{iscc_id} is of realm {iscc_id.realm}, this registry mints realm "
             f"{registry.deployment.realm}"
         )
+    check_gateway(fields.get("gateway", ""))
     action = make_action(kind, iscc_id, **fields)
-    if submitter is None:
-        return act_direct(registry, owner, action, record)
-    return submitter.act(sign_for(registry, owner, action), record)
+    try:
+        if submitter is None:
+            return act_direct(registry, owner, action, record)
+        return submitter.act(sign_for(registry, owner, action), record)
+    except InvalidDeclaration as exc:
+        if "NotOwner" not in str(exc):
+            raise
+        reason = _why_not_owner(registry, iscc_id, owner.address)
+        raise InvalidDeclaration(reason or str(exc)) from None
+
+
+def _why_not_owner(registry: Registry, iscc_id: IsccId, account: str) -> str | None:
+    """Why the contract says `account` does not own a declaration, from its events: revoked,
+    or transferred to someone else; None if its events do not tell."""
+    since = {"isccId": iscc_id.body}
+    start = registry.deployment.block
+    events = registry.contract.events
+    revoked = events.Revoked().get_logs(argument_filters=since, from_block=start)
+    if revoked:
+        return f"{iscc_id} is already revoked (block {revoked[-1]['blockNumber']})"
+    moves = events.Transferred().get_logs(argument_filters=since, from_block=start)
+    if moves and moves[-1]["args"]["to"] != account:
+        return f"{iscc_id} belongs to {moves[-1]['args']['to']} now, not to {account}"
+    return None

@@ -74,7 +74,7 @@ def simulate(registry: Registry, batch: Sequence[SignedDeclaration], payer: str)
     `declareBatch` (a skipped entry returns ID 0) and one `declareFor` call per failing entry."""
     if not batch:
         return {}
-    with rejections("simulating the batch"):
+    with rejections("simulating the batch", registry.deployment.realm):
         ids = _batch_call(registry, batch).call({"from": to_checksum_address(payer)})
     failed = {}
     for i, isccId in enumerate(ids):
@@ -86,7 +86,7 @@ def simulate(registry: Registry, batch: Sequence[SignedDeclaration], payer: str)
 def _reason(registry: Registry, signed: SignedDeclaration, payer: str) -> str:
     call = registry.contract.functions.declareFor(signed.declaration.as_tuple(), signed.signature)
     try:
-        with rejections("simulating an entry"):
+        with rejections("simulating an entry", registry.deployment.realm):
             call.call({"from": to_checksum_address(payer)})
     except InvalidDeclaration as exc:
         return str(exc).split("rejects it: ")[-1]
@@ -186,7 +186,7 @@ def batch_results(
     """One result per entry of a mined `declareBatch` or `reveal`, from its events."""
     events = registry.contract.events
     failed = {
-        e["args"]["index"]: decode_revert(e["args"]["reason"])
+        e["args"]["index"]: decode_revert(e["args"]["reason"], registry.deployment.realm)
         for e in events.DeclarationFailed().process_receipt(receipt, errors=DISCARD)
     }
     declared = iter(events.Declared().process_receipt(receipt, errors=DISCARD))

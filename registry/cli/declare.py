@@ -16,6 +16,7 @@ from registry.cli.common import (
     PasswordFileOpt,
     app,
     err,
+    get_settings,
     load_key,
     open_registry,
     open_store,
@@ -23,21 +24,26 @@ from registry.cli.common import (
     print_json,
     read_text,
 )
-from registry.config import Settings, get_settings
 from registry.errors import InputError
 
 if TYPE_CHECKING:
     from registry.chain.contract import Registry
     from registry.chain.flows import Publish, Submitter
+    from registry.config import Settings
 
-GatewayOpt = Annotated[str, typer.Option(help="Gateway URL or URI template")]
+GatewayOpt = Annotated[str, typer.Option(metavar="URL", help="Gateway URL or URI template")]
 PayerOpt = Annotated[
     str | None,
-    typer.Option(help="Key that pays the gas of a signed declaration or action (devnet: built in)"),
+    typer.Option(
+        metavar="KEY",
+        help="Key that pays the gas of a signed declaration or action (devnet: built in)",
+    ),
 ]
 ViaOpt = Annotated[
     str | None,
-    typer.Option(help="Relay through a registry service at this URL (it pays the gas)"),
+    typer.Option(
+        metavar="URL", help="Relay through a registry service at this URL (it pays the gas)"
+    ),
 ]
 DirectOpt = Annotated[
     bool, typer.Option("--direct", help="Send from your own account (it pays the gas)")
@@ -90,9 +96,13 @@ def _publisher(settings: Settings, via: str | None) -> Publish:
 
 @app.command()
 def sign(
-    file: Annotated[Path, typer.Argument(help="The file to declare", readable=False)],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The file to declare", readable=False)
+    ],
     key: KeyOpt,
-    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the JSON here")
+    ] = None,
     gateway: GatewayOpt = "",
     password_file: PasswordFileOpt = None,
 ) -> None:
@@ -112,7 +122,9 @@ def sign(
 
 @app.command()
 def verify(
-    signed_file: Annotated[Path, typer.Argument(help="Signed declaration JSON", readable=False)],
+    signed_file: Annotated[
+        Path, typer.Argument(metavar="SIGNED_FILE", help="Signed declaration JSON", readable=False)
+    ],
 ) -> None:
     """Check offline that a signed declaration was signed by its declarer."""
     from registry.chain.declaration import SignedDeclaration
@@ -127,12 +139,15 @@ def verify(
 
 @app.command()
 def declare(
-    file: Annotated[Path | None, typer.Argument(help="The file to declare", readable=False)] = None,
+    file: Annotated[
+        Path | None, typer.Argument(metavar="FILE", help="The file to declare", readable=False)
+    ] = None,
     key: Annotated[
-        str | None, typer.Option("--key", "-k", help="Declarer key file or name")
+        str | None, typer.Option("--key", "-k", metavar="KEY", help="Declarer key file or name")
     ] = None,
     signed_file: Annotated[
-        Path | None, typer.Option("--signed", help="Submit a declaration made by `sign`")
+        Path | None,
+        typer.Option("--signed", metavar="SIGNED_FILE", help="Submit a declaration made by `sign`"),
     ] = None,
     gateway: GatewayOpt = "",
     direct: DirectOpt = False,
@@ -216,11 +231,12 @@ def _print_declared(data: dict[str, Any], declarer: str, json_out: bool) -> None
 
 # --- owner actions ----------------------------------------------------------------------------
 
-IsccIdArg = Annotated[str, typer.Argument(help="ISCC-ID of the declaration")]
+IsccIdArg = Annotated[str, typer.Argument(metavar="ISCC_ID", help="ISCC-ID of the declaration")]
 RecordOpt = Annotated[
     int | None,
     typer.Option(
         "--record",
+        metavar="NONCE",
         help="Nonce the declaration was signed with (found on chain if omitted)",
         min=0,
     ),
@@ -285,9 +301,12 @@ def revoke(
 def update(
     iscc_id: IsccIdArg,
     key: KeyOpt,
-    gateway: Annotated[str, typer.Option(help="New gateway URL or URI template")] = "",
+    gateway: Annotated[
+        str, typer.Option(metavar="URL", help="New gateway URL or URI template")
+    ] = "",
     metahash: Annotated[
-        str | None, typer.Option(help="New metahash (multihash 1e20... or 0x + 64 hex)")
+        str | None,
+        typer.Option(metavar="HASH", help="New metahash (multihash 1e20... or 0x + 64 hex)"),
     ] = None,
     direct: DirectOpt = False,
     payer: PayerOpt = None,
@@ -317,7 +336,7 @@ def update(
 @app.command()
 def transfer(
     iscc_id: IsccIdArg,
-    to: Annotated[str, typer.Option("--to", help="Address of the new owner")],
+    to: Annotated[str, typer.Option("--to", metavar="ADDRESS", help="Address of the new owner")],
     key: KeyOpt,
     direct: DirectOpt = False,
     payer: PayerOpt = None,

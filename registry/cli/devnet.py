@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from registry.cli.common import JsonOpt, app, devnet_app, err, open_store, out, print_json
-from registry.config import Settings, get_settings
+from registry.cli.common import (
+    DEVNET_CHAIN_ID,
+    JsonOpt,
+    app,
+    devnet_app,
+    err,
+    get_settings,
+    key_path,
+    open_registry,
+    open_store,
+    out,
+    print_json,
+)
 from registry.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.config import Settings
 
 
 def _devnet(settings: Settings):
@@ -32,6 +46,38 @@ def devnet_start(json_out: JsonOpt = False) -> None:
             f"devnet up at {deployment.rpc_url}: chain {deployment.chain_id}, "
             f"IsccRegistry at {deployment.address} (block {deployment.block})"
         )
+
+
+@devnet_app.command("fund")
+def devnet_fund(
+    who: Annotated[
+        str, typer.Argument(metavar="ADDRESS_OR_KEY", help="An address, or a key file or name")
+    ],
+    ether: Annotated[float, typer.Option(min=0, metavar="ETHER", help="The new balance")] = 10.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Give an account devnet ether, so it can pay for its own transactions (--direct)."""
+    from eth_utils import is_address, to_checksum_address
+
+    from registry.chain.devnet import fund
+
+    settings = get_settings()
+    if is_address(who):
+        address = to_checksum_address(who)
+    else:
+        from registry.chain.keys import key_file_address
+
+        address = key_file_address(key_path(settings, who))
+    registry = open_registry(settings)
+    if registry.deployment.chain_id != DEVNET_CHAIN_ID:
+        raise InputError(
+            f"chain {registry.deployment.chain_id} is not a local devnet: its ether cannot be made"
+        )
+    balance = fund(registry.w3, address, int(ether * 10**18))
+    if json_out:
+        print_json({"address": address, "balance_wei": str(balance)})
+    else:
+        out.print(f"{address} now holds {balance / 10**18:g} devnet ether")
 
 
 @devnet_app.command("stop")
@@ -64,7 +110,9 @@ def devnet_status(json_out: JsonOpt = False) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     index: Annotated[
         bool,

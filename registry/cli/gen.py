@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from registry.cli.common import JsonOpt, app, err, out, print_json
 from registry.errors import InputError
@@ -16,7 +15,9 @@ from registry.errors import InputError
 def gen(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Files or directories (searched recursively)", readable=False),
+        typer.Argument(
+            metavar="FILES", help="Files or directories (searched recursively)", readable=False
+        ),
     ],
     json_out: JsonOpt = False,
     jobs: Annotated[
@@ -51,12 +52,13 @@ def gen(
             if item.path in decoding:
                 bars.remove_task(decoding.pop(item.path))
             bars.advance(overall)
+            shown = _shown(item.path, files)
             if item.result is not None:
-                results.append(item.result.to_dict())
+                results.append({"file": shown} | item.result.to_dict())
             else:
                 failures += 1
                 bars.console.print(f"[red]error:[/red] {item.error}", highlight=False)
-                results.append({"file": str(item.path), "error": item.error})
+                results.append({"file": shown, "error": item.error})
     if json_out:
         print_json(results if len(paths) > 1 else results[0])
     else:
@@ -67,14 +69,27 @@ def gen(
         raise typer.Exit(1)
 
 
+def _shown(path: Path, inputs: list[Path]) -> str:
+    """A file as the user named it, or, found in a given directory, relative to that."""
+    for given in inputs:
+        if given.is_dir() and path.is_relative_to(given):
+            return str(path.relative_to(given))
+    return str(path)
+
+
 def _print_iscc(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from registry.iscc.codec import unit_name
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # hashes and codes stay whole on narrow terminals
+    table.add_row("[bold]file[/bold]", f"[bold]{result['file']}[/bold]")
     table.add_row("[bold]ISCC-CODE[/bold]", f"[bold green]{result['iscc']}[/bold green]")
     for unit in result.get("units", []):
-        table.add_row("  unit", unit)
-    fields = ("name", "filename", "mediatype", "mode", "filesize", "datahash", "metahash")
+        table.add_row(f"  {unit_name(unit)}", unit)
+    fields = ("name", "mediatype", "mode", "filesize", "datahash", "metahash")
     facts = ("characters", "width", "height", "duration", "fps", "frames", "channels")
     for field in (*fields, *facts, "sample_rate", "soundtrack"):
         if result.get(field) not in (None, ""):

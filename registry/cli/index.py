@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from registry.cli.common import JsonOpt, app, err, open_registry, open_store, out
-from registry.config import DEFER_LOOKUPS_AFTER, Settings, get_settings
+from registry.cli.common import JsonOpt, app, err, get_settings, open_registry, open_store, out
+from registry.defaults import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 
 if TYPE_CHECKING:
+    from registry.config import Settings
     from registry.store.store import Store
 
 

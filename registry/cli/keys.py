@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -11,21 +10,22 @@ from registry.cli.common import (
     JsonOpt,
     PasswordFileOpt,
     err,
+    get_settings,
     key_path,
     keys_app,
-    load_key,
     out,
     print_json,
     read_password,
 )
-from registry.config import get_settings
-from registry.errors import KeyFileError
 
 
 @keys_app.command("new")
 def keys_new(
     name: Annotated[
-        str, typer.Argument(help="Name of the key; stored as HOME/keys/NAME.json or .key")
+        str,
+        typer.Argument(
+            metavar="NAME", help="Name of the key; stored as HOME/keys/NAME.json or .key"
+        ),
     ],
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
@@ -49,25 +49,14 @@ def keys_new(
 
 @keys_app.command("show")
 def keys_show(
-    key: Annotated[str, typer.Argument(help="Key file or key name")], json_out: JsonOpt = False
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Key file or key name")],
+    json_out: JsonOpt = False,
 ) -> None:
     """Show the address of a key (encrypted keystores show it without the password)."""
-    settings = get_settings()
-    path = key_path(settings, key)
-    try:
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc}") from None
-    if text.startswith("{"):
-        try:
-            address = "0x" + json.loads(text)["address"].removeprefix("0x")
-        except (ValueError, KeyError, AttributeError):
-            raise KeyFileError(f"{path} is not a V3 keystore") from None
-        from eth_utils import to_checksum_address
+    from registry.chain.keys import key_file_address
 
-        address = to_checksum_address(address)
-    else:
-        address = load_key(settings, key, None).address
+    path = key_path(get_settings(), key)
+    address = key_file_address(path)
     if json_out:
         print_json({"address": address, "path": str(path)})
     else:

@@ -4,27 +4,38 @@ people or as JSON."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from registry.cli.common import JsonOpt, app, open_store, out, print_json
-from registry.config import get_settings
-from registry.errors import InputError
+from registry.cli.common import JsonOpt, app, get_settings, open_store, out, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+HISTORIES_SHOWN = 50
 
 
 @app.command()
 def resolve(
-    query: Annotated[str, typer.Argument(help="ISCC-ID, ISCC-CODE, datahash or declarer address")],
+    query: Annotated[
+        str,
+        typer.Argument(metavar="QUERY", help="ISCC-ID, ISCC-CODE, datahash or declarer address"),
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Find the declarations behind an ISCC-ID, ISCC-CODE, datahash or declarer (from the index)."""
+    from registry.search.resolve import classify
     from registry.search.resolve import resolve as resolve_query
 
-    resolution = resolve_query(open_store(get_settings()), query)
+    classify(query)  # a query that is nothing resolvable is refused before the store is opened
+    store = open_store(get_settings(), create=False)
+    resolution = resolve_query(store, query)
     data = resolution.to_dict()
+    # What happened to each declaration since (updates, transfers, revocation); a declarer's
+    # long list shows the first HISTORIES_SHOWN in full.
+    for record in data["records"][:HISTORIES_SHOWN]:
+        record["history"] = store.history(record["iscc_id"])
     if json_out:
         print_json(data)
     else:
@@ -49,7 +60,7 @@ RevokedOpt = Annotated[
 
 @app.command()
 def search(
-    iscc: Annotated[str, typer.Argument(help="An ISCC-CODE or a single ISCC-UNIT")],
+    iscc: Annotated[str, typer.Argument(metavar="ISCC", help="An ISCC-CODE or a single ISCC-UNIT")],
     threshold: ThresholdOpt = 10,
     limit: LimitOpt = 20,
     include_revoked: RevokedOpt = False,
@@ -59,7 +70,7 @@ def search(
     from registry.search.similarity import SimilarityIndex, query_units, similar
 
     units = query_units(iscc)
-    store = open_store(get_settings())
+    store = open_store(get_settings(), create=False)
     found = similar(store, SimilarityIndex(store), iscc, units, threshold, limit, include_revoked)
     if json_out:
         print_json(found)
@@ -69,7 +80,9 @@ def search(
 
 @app.command()
 def match(
-    file: Annotated[Path, typer.Argument(help="The file to look for", readable=False)],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The file to look for", readable=False)
+    ],
     threshold: ThresholdOpt = 10,
     limit: LimitOpt = 20,
     include_revoked: RevokedOpt = False,
@@ -78,7 +91,7 @@ def match(
     """Who declared FILE, or something like it: its ISCC, exact and similar declarations."""
     from registry.search.similarity import SimilarityIndex, match_file
 
-    store = open_store(get_settings())
+    store = open_store(get_settings(), create=False)
     found = match_file(store, SimilarityIndex(store), file, threshold, limit, include_revoked)
     if json_out:
         print_json(found)
@@ -139,12 +152,16 @@ def print_matches(console: Console, found: dict[str, Any]) -> None:
 
 def print_declarations(console: Console, records: list[dict[str, Any]], title: str = "") -> None:
     """One block per declaration: identifiers stay on one line, whatever the terminal width."""
+    from rich.table import Table
+
     if not records:
         console.print(f"no declaration found for {title}")
         return
     console.print(f"{len(records)} declaration(s) for {title}\n", highlight=False)
     for r in records:
         status = "" if r["valid"] else f"  [red]invalid: {r['invalid_reason']}[/red]"
+        if r.get("revoked"):
+            status += "  [red]revoked[/red]"
         console.print(
             f"[bold green]{r['iscc_id']}[/bold green]{status}", highlight=False, soft_wrap=True
         )
@@ -153,6 +170,7 @@ def print_declarations(console: Console, records: list[dict[str, Any]], title: s
         table.add_column(overflow="fold")
         for label, key in (
             ("declarer", "declarer"),
+            ("owner", "owner"),
             ("ISCC-CODE", "iscc_code"),
             ("datahash", "datahash"),
             ("metahash", "metahash"),
@@ -160,20 +178,37 @@ def print_declarations(console: Console, records: list[dict[str, Any]], title: s
             ("block", "block_number"),
             ("tx", "tx_hash"),
         ):
-            if r.get(key) not in (None, ""):
+            if r.get(key) not in (None, "") and not (key == "owner" and r.get("revoked")):
                 table.add_row(label, str(r[key]))
+        for i, event in enumerate(r.get("history", [])[1:]):
+            table.add_row("history" if i == 0 else "", _history_line(event))
         console.print(table)
         console.print()
+
+
+def _history_line(event: dict[str, Any]) -> str:
+    """One event after the declaration, as a line: what changed, by whom, where."""
+    data, where = event["data"], f"block {event['block_number']}"
+    if event["event"] == "Transferred":
+        return f"{where}: transferred from {data['from']} to {data['to']}"
+    if event["event"] == "Revoked":
+        return f"{where}: revoked by {data['owner']}"
+    if event["event"] == "Updated":
+        gateway = data.get("gateway") or "no gateway"
+        return f"{where}: updated by {data['owner']} (metahash {data['metahash']}, {gateway})"
+    return f"{where}: {event['event']}"
 
 
 @app.command()
 def conflicts(
     query: Annotated[
         str | None,
-        typer.Argument(help="An ISCC-ID or a declarer address; all conflicts if omitted"),
+        typer.Argument(
+            metavar="QUERY", help="An ISCC-ID or a declarer address; all conflicts if omitted"
+        ),
     ] = None,
     status: Annotated[
-        str, typer.Option(help="open (neither side revoked), resolved, or all")
+        str, typer.Option(metavar="STATUS", help="open (neither side revoked), resolved, or all")
     ] = "all",
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most conflicts to show")] = 100,
     offset: Annotated[int, typer.Option(min=0, help="Conflicts to skip (paging)")] = 0,
@@ -181,18 +216,17 @@ def conflicts(
 ) -> None:
     """Declarations by different declarers of the same or similar content (from the index);
     the earlier declaration holds priority."""
-    from registry.ledger.conflicts import list_conflicts
+    from registry.ledger.conflicts import check_status, list_conflicts
     from registry.search.resolve import classify
 
+    check_status(status)
     filters: dict[str, str] = {}
     if query is not None:
-        kind, normalized = classify(query)
-        if kind not in ("iscc-id", "declarer"):
-            raise InputError(f"conflicts are listed by ISCC-ID or declarer address, not {kind}")
+        kind, normalized = classify(query, accepted=("iscc-id", "declarer"))
         filters["iscc_id" if kind == "iscc-id" else "declarer"] = normalized
     found = list_conflicts(
-        open_store(get_settings()),
-        status=status,  # type: ignore[arg-type]
+        open_store(get_settings(), create=False),
+        status=check_status(status),
         limit=limit,
         offset=offset,
         **filters,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from web3 import HTTPProvider
 
 from registry.chain.contract import Registry
-from registry.config import DEFER_LOOKUPS_AFTER
+from registry.defaults import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.events import EventDecoder
 from registry.index.node import Node, RangeTooLarge

@@ -70,6 +70,7 @@ __all__ = [
     "EvidenceSource",
     "SegmentEvidence",
     "Status",
+    "check_status",
     "datahash_evidence",
     "list_conflicts",
     "requeue",
@@ -499,6 +500,13 @@ def _disagreements(earlier: dict[str, str], later: dict[str, str]) -> list[dict[
     ]
 
 
+def check_status(status: str) -> Status:
+    """A conflict status filter as given; raises InputError for anything else."""
+    if status not in ("open", "resolved", "all"):
+        raise InputError(f"status must be open, resolved or all, not {status!r}")
+    return status  # type: ignore[return-value]
+
+
 def list_conflicts(
     store: Store,
     *,
@@ -510,8 +518,7 @@ def list_conflicts(
 ) -> list[dict[str, Any]]:
     """Conflicts (one per pair of declarations, with every kind of evidence found) involving an
     ISCC-ID, a declarer, or all of them; ordered by the later declaration's chain position."""
-    if status not in ("open", "resolved", "all"):
-        raise InputError(f"status must be open, resolved or all, not {status!r}")
+    check_status(status)
     if limit < 1 or offset < 0:
         raise InputError("limit must be at least 1 and offset at least 0")
     early = declarations.alias("early")

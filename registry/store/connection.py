@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 
 
+_NO_STORE = "no index store at {url} yet: `iscc-registry index` makes one from the chain"
+
 # Connection option that makes SQLite take the write lock at BEGIN (see _sqlite_pragmas).
 _WRITE = "registry_write"
 
@@ -68,8 +70,9 @@ class Connections:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> Self:
-        """Open (and create or upgrade) the store at a SQLAlchemy URL, e.g. sqlite:///x.db."""
+    def open(cls, url: str, create: bool = True) -> Self:
+        """Open (and create or upgrade) the store at a SQLAlchemy URL, e.g. sqlite:///x.db;
+        with create=False a store that does not exist yet is an error, and none is made."""
         try:
             parsed = make_url(url)
             if parsed.drivername in ("postgresql", "postgres"):
@@ -81,6 +84,8 @@ class Connections:
                 if parsed.database in (None, "", ":memory:"):
                     # Every connection to :memory: would otherwise get its own empty database.
                     options["poolclass"] = StaticPool
+                elif not create and not Path(parsed.database).expanduser().is_file():
+                    raise StoreError(_NO_STORE.format(url=parsed.database))
                 else:
                     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(parsed, **options)
@@ -94,6 +99,8 @@ class Connections:
                 if not sqlite:
                     # Two processes opening a fresh PostgreSQL store must not both create it.
                     conn.execute(text("SELECT pg_advisory_xact_lock(24138)"))
+                if not create and migrations.stored_version(conn) is None:
+                    raise StoreError(_NO_STORE.format(url=parsed.render_as_string()))
                 migrations.migrate(conn)
         except StoreError:
             engine.dispose()

@@ -17,7 +17,8 @@ from registry.chain.contract import artifact
 from registry.chain.events import ChangeEvent, DeclaredEvent, _validate_by_iscc_lib, validate_code
 from registry.chain.iscc_id import IsccId
 from registry.errors import RegistryError
-from registry.index.events import EventDecoder, MalformedLog, _decode_data, event_topic
+from registry.index.abi import decode_data
+from registry.index.events import EventDecoder, MalformedLog, event_topic
 from registry.iscc.codec import code_to_bytes
 from registry.store.int64 import from_signed64, to_signed64
 from registry.store.rows import state_changes
@@ -299,12 +300,12 @@ def test_fast_data_decoding_equals_eth_abi() -> None:
         data = abi_encode(types, values)
         reference = list(abi_decode(types, data))
         reference[4] = to_checksum_address(reference[4])  # we keep addresses checksummed
-        assert _decode_data(types, data) == reference == values
+        assert decode_data(types, data) == reference == values
         cut = data[: rng.randrange(0, len(data))]
         with pytest.raises(DecodingError):
             abi_decode(types, cut)
         with pytest.raises(MalformedLog):
-            _decode_data(types, cut)
+            decode_data(types, cut)
 
 
 def test_header_cached_validation_equals_iscc_lib_decoding() -> None:
