@@ -139,10 +139,12 @@ class Registry:
                 self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Web3RPCError as exc:
                 # Hardhat's automine answers a transaction that reverted (or ran out of gas) with
-                # an error, though it mined it; other nodes accept it and report in the receipt.
+                # an error, though it mined it: its receipt tells. Nodes that skip the balance
+                # check while estimating refuse the transaction here.
                 data = exc.rpc_response.get("error", {}).get("data") if exc.rpc_response else None
                 if not (isinstance(data, dict) and data.get("txHash")):
-                    with rejections("the transaction", self.deployment.realm, sender.address):
+                    realm = self.deployment.realm
+                    with rejections("sending the transaction", realm, sender.address):
                         raise
             receipt = self.w3.eth.wait_for_transaction_receipt(signed.hash, timeout=120)
         except TimeExhausted:
