@@ -97,6 +97,16 @@ def _declaration(body: int, declarer: str = "0x" + "11" * 20, **extra: Any) -> d
     }
 
 
+def test_a_sealed_declaration_ranks_by_its_commitment_time() -> None:
+    """A copy taken from a sealed declaration's reveal has the earlier ISCC-ID and block, but
+    the sealed one's commitment came first (issue 17, finding 2)."""
+    copy = _declaration(2_000_000_000_000_000)
+    sealed = _declaration(2_000_000_000_000_005, committed_at=1_999_999_000_000_000)
+    assert sorted([copy, sealed], key=views.order_key) == [sealed, copy]
+    plain = _declaration(2_000_000_000_000_005, committed_at=None)
+    assert sorted([plain, copy], key=views.order_key) == [copy, plain]
+
+
 def test_each_declaration_once_earliest_first_and_not_an_excerpt_of_itself() -> None:
     own = _declaration(2_000_000_000_000_000)
     earlier = _declaration(1_000_000_000_000_000, "0x" + "22" * 20)
