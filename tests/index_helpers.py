@@ -109,6 +109,8 @@ def make_log(
     declarer: str = "0x" + "ab" * 20,
     metahash: bytes = bytes(32),
     gateway: str = "https://example.com/{iscc_id}",
+    record: int = 0,
+    committed_at: int = 0,
     **position: Any,
 ) -> dict[str, Any]:
     """A `Declared` log as web3's get_logs returns it (bytes and ints), built from the ABI."""
@@ -119,6 +121,8 @@ def make_log(
         "isccCode": iscc_code_raw,
         "metahash": metahash,
         "gateway": gateway,
+        "record": record,
+        "committedAt": committed_at,
     }
     return encode_log(DECLARED_ABI, values, **position)
 
@@ -166,10 +170,14 @@ def declare_signed(
     # The chain's clock, not ours: tests that mine many blocks run it hours ahead.
     now = registry.w3.eth.get_block("latest")["timestamp"]
     declaration = Declaration.create(
-        item["iscc"], item["datahash"], None, gateway, nonce=nonce, deadline=now + 3600
+        declarer.address,
+        item["iscc"],
+        item["datahash"],
+        None,
+        gateway,
+        nonce=nonce,
+        deadline=now + 3600,
     )
     signed = sign(declaration, Domain(dep.chain_id, dep.address), declarer)
-    call = registry.contract.functions.declareFor(
-        declaration.as_tuple(), declarer.address, signed.signature
-    )
+    call = registry.contract.functions.declareFor(declaration.as_tuple(), signed.signature)
     return registry.transact(call, payer)

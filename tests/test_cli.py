@@ -127,6 +127,27 @@ def test_sign_verify_and_submit_later(
     assert_clean_error(run(home, "sign", str(media[0]), "--key", "carol"), "encrypted")
 
 
+@pytest.mark.chain
+def test_sealed_declaration_is_committed_revealed_and_indexed_as_sealed(
+    home: Path, deployment: Deployment, media: list[Path]
+) -> None:
+    deployment.save(home / "deployment.json")
+    assert run(home, "keys", "new", "dora").returncode == 0
+    proc = run(home, "declare", str(media[2]), "--key", "dora", "--sealed", "--json")
+    assert proc.returncode == 0, proc.stderr
+    declared = json.loads(proc.stdout)
+    assert declared["kind"] == "sealed"
+    assert declared["committed_at"] < IsccId.parse(declared["iscc_id"]).timestamp_us
+    assert run(home, "index").returncode == 0
+    proc = run(home, "resolve", declared["iscc_id"], "--json")
+    (record,) = json.loads(proc.stdout)["records"]
+    assert (record["kind"], record["committed_at"]) == ("sealed", declared["committed_at"])
+    assert record["record"] == str(declared["record"])
+    assert_clean_error(
+        run(home, "declare", str(media[2]), "--key", "dora", "--sealed", "--direct"), "--sealed"
+    )
+
+
 def test_missing_file(home: Path) -> None:
     assert_clean_error(run(home, "gen", str(home / "nope.txt")), "nope.txt")
 

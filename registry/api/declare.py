@@ -50,6 +50,7 @@ async def prepare(request: Request, body: PrepareIn) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         declaration = Declaration.create(
+            declarer,
             body.iscc_code,
             body.datahash,
             body.metahash,
@@ -58,7 +59,7 @@ async def prepare(request: Request, body: PrepareIn) -> dict[str, Any]:
             deadline=default_deadline(registry),
         )
         domain = domain_of(registry)
-        relay = SignedDeclaration(declaration, declarer, b"", domain).to_json()
+        relay = SignedDeclaration(declaration, b"", domain).to_json()
         del relay["signature"]
         return {"typed_data": declaration.typed_data(domain), "relay": relay}
 

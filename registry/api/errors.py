@@ -41,6 +41,11 @@ class RelayConflict(InvalidDeclaration):
     """The chain already consumed a signature's nonce: declared before, or invalidated."""
 
 
+class StaleAction(RelayConflict):
+    """An owner action signed for an earlier state of the declaration (its action count moved
+    on since): it can never be accepted, and must be signed again."""
+
+
 class ErrorBody(BaseModel):
     """The body of every error answer."""
 
@@ -53,6 +58,7 @@ class ErrorBody(BaseModel):
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
+    (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
     (UploadTooLarge, 413, "too-large"),
     (InvalidCode, 400, "invalid-code"),

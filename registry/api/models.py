@@ -27,6 +27,19 @@ class Declaration(BaseModel):
     block_hash: str
     tx_hash: str
     log_index: int
+    record: str | None = Field(
+        None,
+        description="The owner's record handle for revoke, update, transfer (decimal: the "
+        "signed declaration's nonce, 0 for a direct one); None if indexed from a v1 registry",
+    )
+    kind: Literal["plain", "sealed"] = Field(
+        "plain", description="sealed: committed first, revealed later (see committed_at)"
+    )
+    committed_at: int | None = Field(
+        None,
+        description="A sealed declaration's commitment time in microseconds since 1970: its "
+        "priority (a plain declaration's priority is its ISCC-ID's time)",
+    )
 
 
 class Resolution(BaseModel):

@@ -23,7 +23,7 @@ MAX_WAIT_S = 120.0
 
 class DomainIn(BaseModel):
     name: str = Field(examples=["IsccRegistry"])
-    version: str = Field(examples=["1"])
+    version: str = Field(examples=["2"])
     chainId: int
     verifyingContract: str
 
@@ -41,7 +41,10 @@ class SignedDeclarationIn(BaseModel):
     """What `iscc-registry sign` writes."""
 
     declaration: DeclarationIn
-    declarer: str = Field(max_length=42)
+    declarer: str = Field(max_length=42, description="Signed as the struct's first field")
+    kind: Literal["Declaration", "SealedDeclaration"] = Field(
+        "Declaration", description="This relay takes plain declarations only"
+    )
     signature: str = Field(max_length=2048, description="0x-hex; ERC-1271 signatures may be long")
     domain: DomainIn
 
@@ -52,7 +55,9 @@ class ActionIn(BaseModel):
     metahash: str | None = Field(None, max_length=80, description="update only")
     gateway: str = Field("", max_length=1024, description="update only")
     to: str | None = Field(None, max_length=42, description="transfer only")
-    nonce: str = Field(max_length=80)
+    actions: str = Field(
+        max_length=80, description="The declaration's action count the owner signed for"
+    )
     deadline: int = Field(ge=0, lt=2**64)
 
 
@@ -87,7 +92,10 @@ Wait = Annotated[
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": JobOut, "description": "Mined (or failed on chain)"},
     202: {"model": JobOut, "description": "Queued; not mined within `wait`"},
-    409: {"description": "The signature's nonce is already used"},
+    409: {
+        "description": "The declaration's nonce is already used, or the action was signed for "
+        "an earlier state of the declaration"
+    },
     429: {"description": "Rate limit for this declarer or client exceeded"},
     503: {"description": "This service has no relayer key or no chain"},
 }

@@ -20,8 +20,8 @@ from typing import Any, Literal
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from registry.api.errors import RelayConflict
-from registry.chain.actions import SignedAction, act_relayed, signable
+from registry.api.errors import RelayConflict, StaleAction
+from registry.chain.actions import SignedAction, act_relayed, actions_of, signable
 from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
 from registry.chain.relayer import relay_batch, results_of_receipt
@@ -141,6 +141,11 @@ class RelayQueue:
         self._check_domain(signed.domain)
         d = signed.declaration
         self._check_deadline(d.deadline)
+        if signed.sealed:
+            raise InvalidDeclaration(
+                "this relay takes plain declarations; a sealed one is committed and revealed "
+                "(iscc-registry declare --sealed)"
+            )
         self._check_signer(signed.declarer, signed.recover)
         if self.registry.contract.functions.isNonceUsed(signed.declarer, d.nonce).call():
             raise RelayConflict(
@@ -157,8 +162,12 @@ class RelayQueue:
         self._check_domain(signed.domain)
         self._check_deadline(signed.action.deadline)
         self._check_signer(signed.owner, signed.recover)
-        if self.registry.contract.functions.isNonceUsed(signed.owner, signed.action.nonce).call():
-            raise RelayConflict(f"nonce {signed.action.nonce} of {signed.owner} is already used")
+        current = actions_of(self.registry, signed.action.iscc_id)
+        if current != signed.action.actions:
+            raise StaleAction(
+                f"the action was signed for action count {signed.action.actions} of the "
+                f"declaration, which is at {current} now: sign it again"
+            )
         return self._enqueue(Job(key, signed.kind, signed.owner, signed))
 
     def _enqueue(self, job: Job) -> tuple[Job, bool]:
@@ -224,9 +233,7 @@ class RelayQueue:
                     )
             elif payload.get("kind") == "declare":
                 entries = payload["entries"]
-                outcomes = results_of_receipt(
-                    self.registry, [e.get("record") for e in entries], receipt
-                )
+                outcomes = results_of_receipt(self.registry, len(entries), receipt)
                 by_tag = {j.key: j for j in jobs}
                 for entry, outcome in zip(entries, outcomes, strict=True):
                     if (job := by_tag.get(entry.get("tag"))) is None:

@@ -1,8 +1,11 @@
 """Owner actions on a declaration (revoke, update, transfer): sent by the owner, or signed, relayed.
 
 The contract records who owns a signed declaration in the declarer's nonce lane (the "record"
-handle is the nonce it was declared with); a direct or transferred declaration is owned through
-a slot keyed by its ISCC-ID, where the handle is ignored. See docs/protocol.md.
+handle is the nonce it was declared with, emitted in `Declared`); a direct or transferred
+declaration is owned through a slot keyed by its ISCC-ID, where the handle is ignored. A signed
+action names the declaration's action count (`actionsOf`) when it was signed: any accepted action
+changes the count, so older signatures die with the state they were made for. See
+docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -18,15 +21,12 @@ from eth_utils import is_address, to_checksum_address
 from eth_utils.exceptions import ValidationError
 from web3.logs import DISCARD
 
-from registry.chain.contract import Registry
+from registry.chain.contract import Registry, rejections
 from registry.chain.declaration import DOMAIN_NAME, DOMAIN_VERSION, ZERO_HASH, Domain
 from registry.chain.iscc_id import IsccId
-from registry.chain.submit import default_deadline, domain_of, next_nonce
+from registry.chain.submit import default_deadline, domain_of
 from registry.errors import InvalidDeclaration
 
-# How many nonces one `findRecord` call scans: ~2,100 gas per cold slot of four nonces keeps a
-# call far below any node's eth_call gas limit.
-_SCAN_CHUNK = 4096
 _NO_RECORD = 0
 
 
@@ -35,14 +35,14 @@ class Revocation:
     """The owner's consent to revoke a declaration."""
 
     iscc_id: int
-    nonce: int
+    actions: int
     deadline: int
 
     PRIMARY = "Revocation"
-    FIELDS = (("isccId", "uint64"), ("nonce", "uint256"), ("deadline", "uint256"))
+    FIELDS = (("isccId", "uint64"), ("actions", "uint256"), ("deadline", "uint256"))
 
     def message(self) -> dict[str, Any]:
-        return {"isccId": self.iscc_id, "nonce": self.nonce, "deadline": self.deadline}
+        return {"isccId": self.iscc_id, "actions": self.actions, "deadline": self.deadline}
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Update:
     iscc_id: int
     metahash: bytes
     gateway: str
-    nonce: int
+    actions: int
     deadline: int
 
     PRIMARY = "Update"
@@ -60,7 +60,7 @@ class Update:
         ("isccId", "uint64"),
         ("metahash", "bytes32"),
         ("gateway", "string"),
-        ("nonce", "uint256"),
+        ("actions", "uint256"),
         ("deadline", "uint256"),
     )
 
@@ -73,7 +73,7 @@ class Update:
             "isccId": self.iscc_id,
             "metahash": self.metahash,
             "gateway": self.gateway,
-            "nonce": self.nonce,
+            "actions": self.actions,
             "deadline": self.deadline,
         }
 
@@ -84,14 +84,14 @@ class Transfer:
 
     iscc_id: int
     to: str
-    nonce: int
+    actions: int
     deadline: int
 
     PRIMARY = "Transfer"
     FIELDS = (
         ("isccId", "uint64"),
         ("to", "address"),
-        ("nonce", "uint256"),
+        ("actions", "uint256"),
         ("deadline", "uint256"),
     )
 
@@ -103,7 +103,7 @@ class Transfer:
         return {
             "isccId": self.iscc_id,
             "to": to_checksum_address(self.to),
-            "nonce": self.nonce,
+            "actions": self.actions,
             "deadline": self.deadline,
         }
 
@@ -147,7 +147,7 @@ class SignedAction:
             body |= {"metahash": "0x" + a.metahash.hex(), "gateway": a.gateway}
         if isinstance(a, Transfer):
             body["to"] = to_checksum_address(a.to)
-        body |= {"nonce": str(a.nonce), "deadline": a.deadline}
+        body |= {"actions": str(a.actions), "deadline": a.deadline}
         return {
             "action": body,
             "owner": to_checksum_address(self.owner),
@@ -168,7 +168,7 @@ class SignedAction:
             action = make_action(
                 a["kind"],
                 _parse_id(a["iscc_id"]),
-                nonce=int(a["nonce"]),
+                actions=int(a["actions"]),
                 deadline=int(a["deadline"]),
                 metahash=bytes.fromhex(metahash.removeprefix("0x")) if metahash else None,
                 gateway=a.get("gateway", ""),
@@ -216,21 +216,27 @@ class ActionReceipt:
 
 
 def find_record(registry: Registry, owner: str, iscc_id: IsccId | int) -> int:
-    """The nonce under which `owner` holds `iscc_id`, or 0 if it is held by ID (direct or
-    transferred declarations, where the contract ignores the handle).
-
-    Scans the owner's used nonces from 0 up to the lowest unused one (clients pick nonces in
-    order); a declaration signed with a far-off nonce needs its handle given explicitly.
-    """
-    body = iscc_id.body if isinstance(iscc_id, IsccId) else iscc_id
-    account = to_checksum_address(owner)
-    end = next_nonce(registry, account)
-    find = registry.contract.functions.findRecord
-    for start in range(0, end, _SCAN_CHUNK):
-        found, nonce = find(account, body, start, min(_SCAN_CHUNK, end - start)).call()
-        if found:
-            return nonce
-    return _NO_RECORD
+    """The record handle `owner` passes to act on `iscc_id`, from the declaration's `Declared`
+    event: its nonce if `owner` declared it with a signature, else 0 (direct or transferred
+    declarations are held by ID, where the contract ignores the handle)."""
+    body = _body(iscc_id)
+    topic = "0x" + body.to_bytes(32, "big").hex()
+    event = registry.contract.events.Declared()
+    with rejections("reading the Declared event", registry.deployment.realm):
+        logs = registry.w3.eth.get_logs(
+            {
+                "address": registry.contract.address,
+                "fromBlock": registry.deployment.block,
+                "toBlock": "latest",
+                "topics": [event.topic, topic],
+            }
+        )
+    if not logs:
+        raise InvalidDeclaration(f"no declaration {IsccId(body, registry.deployment.realm)} here")
+    args = event.process_log(logs[0])["args"]
+    if args["declarer"] != to_checksum_address(owner):
+        return _NO_RECORD
+    return int(args["record"])
 
 
 def _parse_id(value: str | int) -> int:
@@ -267,7 +273,7 @@ def make_action(
     kind: str,
     iscc_id: IsccId | int,
     *,
-    nonce: int = 0,
+    actions: int = 0,
     deadline: int = 0,
     metahash: bytes | None = None,
     gateway: str = "",
@@ -276,13 +282,13 @@ def make_action(
     """Build the action named `kind` ("revoke", "update" or "transfer")."""
     body = _body(iscc_id)
     if kind == "revoke":
-        return Revocation(body, nonce, deadline)
+        return Revocation(body, actions, deadline)
     if kind == "update":
-        return Update(body, metahash or ZERO_HASH, gateway, nonce, deadline)
+        return Update(body, metahash or ZERO_HASH, gateway, actions, deadline)
     if kind == "transfer":
         if to is None:
             raise InvalidDeclaration("a transfer needs the new owner's address")
-        return Transfer(body, to, nonce, deadline)
+        return Transfer(body, to, actions, deadline)
     raise InvalidDeclaration(f"unknown action {kind!r}")
 
 
@@ -297,11 +303,19 @@ def act_direct(
 
 
 def sign_for(registry: Registry, owner: LocalAccount, action: Action) -> SignedAction:
-    """Sign `action` for this registry with the owner's next free nonce and a fresh deadline."""
+    """Sign `action` for this registry, bound to the declaration's current action count, with a
+    fresh deadline."""
     fresh = dataclasses.replace(
-        action, nonce=next_nonce(registry, owner.address), deadline=default_deadline(registry)
+        action,
+        actions=actions_of(registry, action.iscc_id),
+        deadline=default_deadline(registry),
     )
     return sign_action(fresh, domain_of(registry), owner)
+
+
+def actions_of(registry: Registry, iscc_id: IsccId | int) -> int:
+    """The declaration's current action count, which a signed owner action must name."""
+    return int(registry.contract.functions.actionsOf(_body(iscc_id)).call())
 
 
 def act_relayed(

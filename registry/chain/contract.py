@@ -127,7 +127,7 @@ class Registry:
 
     def estimate_gas(self, call: Any, sender: str) -> int:
         """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
-        with _rejections("estimating gas", self.deployment.realm):
+        with rejections("estimating gas", self.deployment.realm):
             return int(call.estimate_gas({"from": to_checksum_address(sender)}))
 
     def sender(self, account: LocalAccount) -> Sender:
@@ -161,7 +161,7 @@ class Registry:
         """
 
         def build(nonce: int) -> dict[str, Any]:
-            with _rejections("preparing the transaction", self.deployment.realm, sender.address):
+            with rejections("preparing the transaction", self.deployment.realm, sender.address):
                 gas = gas_limit or int(call.estimate_gas({"from": sender.address}))
                 # With gas and fees given, web3 asks the node nothing; the fees are the
                 # Sender's, these are placeholders.
@@ -184,7 +184,7 @@ class Registry:
 
 
 @contextmanager
-def _rejections(doing: str, realm: int, sender: str | None = None) -> Iterator[None]:
+def rejections(doing: str, realm: int, sender: str | None = None) -> Iterator[None]:
     """Map what web3 raises for a reverting call to our errors, naming the custom error, and a
     sender without ether to the one thing that helps."""
     try:

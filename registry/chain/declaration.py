@@ -1,4 +1,9 @@
-"""A declaration as EIP-712 typed data: build, sign, verify offline, and serialise as JSON."""
+"""A declaration as EIP-712 typed data: build, sign, verify offline, and serialise as JSON.
+
+The declarer is a field of what is signed, so one signature declares for exactly one account
+whatever a smart wallet accepts. A sealed declaration is the same struct signed under the type
+name `SealedDeclaration`: a signature made for one kind cannot be submitted as the other.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,17 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 from eth_utils.exceptions import ValidationError
 
 from registry.errors import InvalidDeclaration
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 
 DOMAIN_NAME = "IsccRegistry"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 ZERO_HASH = bytes(32)
+PLAIN = "Declaration"
+SEALED = "SealedDeclaration"
 
 EIP712_DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
@@ -26,16 +33,17 @@ EIP712_DOMAIN_TYPE = [
     {"name": "verifyingContract", "type": "address"},
 ]
 
-DECLARATION_TYPES = {
-    "Declaration": [
-        {"name": "isccCode", "type": "bytes"},
-        {"name": "datahash", "type": "bytes32"},
-        {"name": "metahash", "type": "bytes32"},
-        {"name": "gateway", "type": "string"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
+_FIELDS = [
+    {"name": "declarer", "type": "address"},
+    {"name": "isccCode", "type": "bytes"},
+    {"name": "datahash", "type": "bytes32"},
+    {"name": "metahash", "type": "bytes32"},
+    {"name": "gateway", "type": "string"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+DECLARATION_TYPES = {PLAIN: _FIELDS}
+SEALED_DECLARATION_TYPES = {SEALED: _FIELDS}
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,10 @@ class Domain:
 
 @dataclass(frozen=True)
 class Declaration:
-    """What a declarer signs: the content's identity, where to find more, and replay guards."""
+    """What a declarer signs: who declares, the content's identity, where to find more, and
+    replay guards."""
 
+    declarer: str
     iscc_code: bytes
     datahash: bytes
     metahash: bytes
@@ -66,6 +76,8 @@ class Declaration:
     deadline: int
 
     def __post_init__(self) -> None:
+        if not is_address(self.declarer):
+            raise InvalidDeclaration(f"declarer is not an address: {self.declarer!r}")
         if len(self.datahash) != 32 or len(self.metahash) != 32:
             raise InvalidDeclaration("datahash and metahash must be 32 bytes each")
         if not 0 <= self.nonce < 2**256 or not 0 <= self.deadline < 2**256:
@@ -74,6 +86,7 @@ class Declaration:
     @classmethod
     def create(
         cls,
+        declarer: str,
         iscc: str,
         datahash: str,
         metahash: str | None = None,
@@ -84,6 +97,7 @@ class Declaration:
     ) -> Declaration:
         """From the strings `gen` prints: "ISCC:..." and multihash hex ("1e20...")."""
         return cls(
+            declarer=to_checksum_address(declarer),
             iscc_code=code_to_bytes(iscc),
             datahash=multihash_to_digest(datahash),
             metahash=multihash_to_digest(metahash) if metahash else ZERO_HASH,
@@ -98,6 +112,7 @@ class Declaration:
 
     def message(self) -> dict[str, Any]:
         return {
+            "declarer": to_checksum_address(self.declarer),
             "isccCode": self.iscc_code,
             "datahash": self.datahash,
             "metahash": self.metahash,
@@ -110,7 +125,7 @@ class Declaration:
         """The struct as the contract's ABI takes it."""
         return tuple(self.message().values())
 
-    def typed_data(self, domain: Domain) -> dict[str, Any]:
+    def typed_data(self, domain: Domain, sealed: bool = False) -> dict[str, Any]:
         """The whole EIP-712 message as JSON, the form a wallet's `eth_signTypedData_v4` takes:
         bytes as 0x hex and integers as decimal strings (a uint256 nonce exceeds what a
         JavaScript number holds). Built from the same types and message as `signable`, so what
@@ -123,19 +138,25 @@ class Declaration:
             else value
             for key, value in self.message().items()
         }
+        types = SEALED_DECLARATION_TYPES if sealed else DECLARATION_TYPES
         return {
-            "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, **DECLARATION_TYPES},
-            "primaryType": next(iter(DECLARATION_TYPES)),
+            "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, **types},
+            "primaryType": next(iter(types)),
             "domain": domain.as_dict(),
             "message": message,
         }
 
-    def signable(self, domain: Domain):
+    def signable(self, domain: Domain, sealed: bool = False):
         return encode_typed_data(
             domain_data=domain.as_dict(),
-            message_types=DECLARATION_TYPES,
+            message_types=SEALED_DECLARATION_TYPES if sealed else DECLARATION_TYPES,
             message_data=self.message(),
         )
+
+    def digest(self, domain: Domain, sealed: bool = False) -> bytes:
+        """The EIP-712 digest the contract computes (hashDeclaration / hashSealedDeclaration)."""
+        s = self.signable(domain, sealed)
+        return keccak(b"\x19" + s.version + s.header + s.body)
 
 
 @dataclass(frozen=True)
@@ -143,15 +164,19 @@ class SignedDeclaration:
     """A declaration with its declarer's signature: verifiable offline, submittable by anyone."""
 
     declaration: Declaration
-    declarer: str
     signature: bytes
     domain: Domain
+    sealed: bool = False
+
+    @property
+    def declarer(self) -> str:
+        return self.declaration.declarer
 
     def recover(self) -> str:
         """The EOA that signed, or raise InvalidDeclaration if the signature is malformed."""
         try:
             return Account.recover_message(
-                self.declaration.signable(self.domain), signature=self.signature
+                self.declaration.signable(self.domain, self.sealed), signature=self.signature
             )
         except (ValueError, TypeError, ValidationError) as exc:
             raise InvalidDeclaration(f"malformed signature: {exc}") from None
@@ -179,6 +204,7 @@ class SignedDeclaration:
                 "deadline": d.deadline,
             },
             "declarer": to_checksum_address(self.declarer),
+            "kind": SEALED if self.sealed else PLAIN,
             "signature": "0x" + self.signature.hex(),
             "domain": self.domain.as_dict(),
         }
@@ -192,7 +218,11 @@ class SignedDeclaration:
                 raise InvalidDeclaration(f"not an {DOMAIN_NAME} v{DOMAIN_VERSION} declaration")
             if not is_address(obj["declarer"]):
                 raise InvalidDeclaration(f"declarer is not an address: {obj['declarer']!r}")
+            kind = obj.get("kind", PLAIN)
+            if kind not in (PLAIN, SEALED):
+                raise InvalidDeclaration(f"unknown kind of declaration: {kind!r}")
             declaration = Declaration.create(
+                obj["declarer"],
                 d["iscc_code"],
                 d["datahash"],
                 d["metahash"],
@@ -202,9 +232,9 @@ class SignedDeclaration:
             )
             return cls(
                 declaration=declaration,
-                declarer=to_checksum_address(obj["declarer"]),
                 signature=bytes.fromhex(obj["signature"].removeprefix("0x")),
                 domain=Domain(int(dom["chainId"]), to_checksum_address(dom["verifyingContract"])),
+                sealed=kind == SEALED,
             )
         except InvalidDeclaration:
             raise
@@ -212,11 +242,15 @@ class SignedDeclaration:
             raise InvalidDeclaration(f"malformed signed declaration: {exc!r}") from None
 
 
-def sign(declaration: Declaration, domain: Domain, account: LocalAccount) -> SignedDeclaration:
-    signed = account.sign_message(declaration.signable(domain))
+def sign(
+    declaration: Declaration, domain: Domain, account: LocalAccount, sealed: bool = False
+) -> SignedDeclaration:
+    """Sign with `account`'s key; the declarer named in `declaration` is kept as it is (a smart
+    wallet's owner signs for the wallet)."""
+    signed = account.sign_message(declaration.signable(domain, sealed))
     return SignedDeclaration(
         declaration=declaration,
-        declarer=account.address,
         signature=bytes(signed.signature),
         domain=domain,
+        sealed=sealed,
     )

@@ -31,6 +31,7 @@ __all__ = [
     "RegistryEvent",
     "Unit",
     "declared_payload",
+    "priority_us",
     "unit_type",
     "unit_value",
     "units_by_layout",
@@ -44,7 +45,16 @@ REVOKED = "Revoked"
 # The fields the indexer reads, by name. The contract may append more fields to any event
 # (they change the signature, which the artifact carries, and land in the history payload).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    DECLARED: ("isccId", "declarer", "datahash", "isccCode", "metahash", "gateway"),
+    DECLARED: (
+        "isccId",
+        "declarer",
+        "datahash",
+        "isccCode",
+        "metahash",
+        "gateway",
+        "record",
+        "committedAt",
+    ),
     UPDATED: ("isccId", "owner", "metahash", "gateway"),
     TRANSFERRED: ("isccId", "from", "to"),
     REVOKED: ("isccId", "owner"),
@@ -113,6 +123,10 @@ class DeclaredEvent(_Located):
     iscc_code: str | None
     units: tuple[Unit, ...]
     invalid_reason: str | None
+    # The owner's record handle (a signed declaration's nonce) and a sealed declaration's
+    # commitment time in microseconds (0: plain).
+    record: int = 0
+    committed_at: int = 0
     extra: tuple[tuple[str, Any], ...] = ()
 
     @property
@@ -128,6 +142,8 @@ class DeclaredEvent(_Located):
             "isccCode": "0x" + self.iscc_code_raw.hex(),
             "metahash": "0x" + self.metahash.hex(),
             "gateway": self.gateway,
+            "record": self.record,
+            "committedAt": self.committed_at,
             **dict(self.extra),
         }
 
@@ -141,11 +157,20 @@ class DeclaredEvent(_Located):
             self.iscc_code_raw,
             self.metahash,
             self.gateway,
+            self.record,
+            self.committed_at,
         )
 
 
 def declared_payload(
-    body: int, declarer: str, datahash: bytes, iscc_code_raw: bytes, metahash: bytes, gateway: str
+    body: int,
+    declarer: str,
+    datahash: bytes,
+    iscc_code_raw: bytes,
+    metahash: bytes,
+    gateway: str,
+    record: int,
+    committed_at: int,
 ) -> str:
     """The history payload of a Declared event without extra fields: the same JSON as
     json.dumps(DeclaredEvent.args()) (a test checks), written directly because every Declared
@@ -154,7 +179,8 @@ def declared_payload(
     return (
         f'{{"isccId":{body},"declarer":"{declarer}","datahash":"0x{datahash.hex()}",'
         f'"isccCode":"0x{iscc_code_raw.hex()}","metahash":"0x{metahash.hex()}",'
-        f'"gateway":{encode_basestring_ascii(gateway)}}}'
+        f'"gateway":{encode_basestring_ascii(gateway)},"record":{record},'
+        f'"committedAt":{committed_at}}}'
     )
 
 
@@ -174,9 +200,9 @@ class ChangeEvent(_Located):
 
 
 RegistryEvent = DeclaredEvent | ChangeEvent
-# A Declared event's arguments other than the ISCC-ID: declarer, datahash, isccCode, metahash
-# and gateway.
-DeclaredArgs = tuple[str, bytes, bytes, bytes, str]
+# A Declared event's arguments other than the ISCC-ID: declarer, datahash, isccCode, metahash,
+# gateway, record and committedAt.
+DeclaredArgs = tuple[str, bytes, bytes, bytes, str, int, int]
 
 
 def unit_type(maintype: iscc_lib.MT, subtype: int) -> str:
@@ -276,3 +302,9 @@ def _validate_by_iscc_lib(raw: bytes, datahash: bytes) -> Validation:
     if datahash[: len(instance.body)] != instance.body:
         return code, units, _datahash_mismatch(datahash, instance.body)
     return code, units, None
+
+
+def priority_us(iscc_id_body: int, committed_at: int | None) -> int:
+    """When a declaration was made, for priority: a sealed declaration's commitment time, else
+    its ISCC-ID's time (both microseconds on the contract's one clock, so they compare)."""
+    return committed_at if committed_at else iscc_id_body >> 12

@@ -42,6 +42,7 @@ __all__ = [
     "Submitter",
     "act_as_owner",
     "declare_file",
+    "declare_file_sealed",
     "sign_file",
     "submit_declaration",
 ]
@@ -141,6 +142,31 @@ def declare_file(
         return DeclaredFile(path, result, receipt)
     result, signed = sign_file(registry, account, path, gateway, publish, result)
     return DeclaredFile(path, result, submitter.declare(signed), signed)
+
+
+def declare_file_sealed(
+    registry: Registry,
+    account: LocalAccount,
+    path: Path,
+    payer: PaidBy,
+    *,
+    gateway: str = "",
+    publish: Publish | None = None,
+    result: IsccResult | None = None,
+) -> DeclaredFile:
+    """Declare a file sealed: sign it as a SealedDeclaration, commit its salted leaf, and reveal
+    it once the commitment is mined; `payer` pays both transactions. Its priority is the
+    commitment's time (docs/protocol.md, Sealed declarations)."""
+    from registry.chain.relayer import relay_sealed_batch
+
+    result, metahash = _content(path, gateway, publish, result)
+    signed = prepare(
+        registry, account, result.iscc, result.datahash, metahash, gateway, sealed=True
+    )
+    (outcome,) = relay_sealed_batch(registry, [signed], payer.payer)
+    if outcome.receipt is None:
+        raise InvalidDeclaration(f"the registry rejects it: {outcome.error}")
+    return DeclaredFile(path, result, outcome.receipt, signed)
 
 
 def submit_declaration(signed: SignedDeclaration, submitter: Submitter) -> DeclarationReceipt:

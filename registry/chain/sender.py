@@ -363,6 +363,11 @@ class Sender:
             # The node has it already (a rebroadcast after a restart): the wait loop goes on.
             if "already known" in message or "already imported" in message:
                 return
+            # Hardhat's automine answers a transaction it mined but that reverted (or ran out of
+            # gas) with an error naming it: the wait loop reads its receipt like any other.
+            data = exc.rpc_response.get("error", {}).get("data") if exc.rpc_response else None
+            if isinstance(data, dict) and data.get("txHash"):
+                return
             if "nonce too low" in message or "nonce is too low" in message:
                 if not fresh:
                     return  # mined already (ours or not): the wait loop tells which

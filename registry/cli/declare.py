@@ -153,13 +153,26 @@ def declare(
     direct: DirectOpt = False,
     payer: PayerOpt = None,
     via: ViaOpt = None,
+    sealed: Annotated[
+        bool,
+        typer.Option(
+            "--sealed",
+            help="Commit a hiding hash first, then reveal: priority is the commitment's time, "
+            "so a copy taken from the reveal cannot get ahead (two transactions, the payer's)",
+        ),
+    ] = False,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate the ISCC of FILE, sign it with --key and put the declaration on chain."""
-    from registry.chain.flows import declare_file, submit_declaration
+    from registry.chain.flows import declare_file, declare_file_sealed, submit_declaration
 
     settings = get_settings()
+    if sealed and (direct or via or signed_file is not None):
+        raise InputError(
+            "--sealed signs, commits and reveals here with --key (and --payer): "
+            "not with --direct, --via or --signed"
+        )
     if signed_file is not None:
         if file is not None or key is not None:
             raise InputError("give either FILE with --key, or --signed FILE, not both")
@@ -178,6 +191,21 @@ def declare(
         raise InputError("--direct sends from your own account; --via relays: pick one")
     account = load_key(settings, key, password_file)
     registry = open_registry(settings)
+    if sealed:
+        from registry.chain.flows import PaidBy
+
+        paid_by = _submitter(settings, registry, payer, None, password_file)
+        assert isinstance(paid_by, PaidBy)
+        declared = declare_file_sealed(
+            registry,
+            account,
+            file,
+            paid_by,
+            gateway=gateway,
+            publish=_publisher(settings, None),
+        )
+        _print_declared(declared.to_dict(), declared.receipt.declarer, json_out)
+        return
     declared = declare_file(
         registry,
         account,
@@ -196,6 +224,8 @@ def _print_declared(data: dict[str, Any], declarer: str, json_out: bool, chain_i
         print_json(data)
         return
     out.print(f"[bold green]{data['iscc_id']}[/bold green]  declared by {declarer}")
+    if data.get("committed_at"):
+        out.print(f"  sealed: priority from its commitment at {data['committed_at']} us")
     if "file" in data:
         out.print(f"  {data['file']}  {data['iscc']}")
     out.print(f"  tx {data['tx_hash']}  block {data['block_number']}  gas {data['gas_used']}")

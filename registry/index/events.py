@@ -52,7 +52,13 @@ Positioned = tuple[tuple[Any, ...], DeclaredArgs | RegistryEvent]
 # The Declared event of the shipped contract: (name, type) of its topics and of its data.
 _SHIPPED_DECLARED = (
     (("isccId", "uint64"), ("declarer", "address"), ("datahash", "bytes32")),
-    (("isccCode", "bytes"), ("metahash", "bytes32"), ("gateway", "string")),
+    (
+        ("isccCode", "bytes"),
+        ("metahash", "bytes32"),
+        ("gateway", "string"),
+        ("record", "uint256"),
+        ("committedAt", "uint64"),
+    ),
 )
 
 
@@ -215,7 +221,8 @@ class EventDecoder:
                 continue
             if spec.name == DECLARED and len(args) == len(EVENT_FIELDS[DECLARED]):
                 declared = (args["declarer"], args["datahash"], args["isccCode"], args["metahash"])
-                decoded.append((position, (*declared, args["gateway"])))
+                tail = (args["gateway"], args["record"], args["committedAt"])
+                decoded.append((position, (*declared, *tail)))
             else:
                 decoded.append((position, _event(spec, position, args)))
         decoded.sort(key=lambda p: (p[0][0], p[0][3]))
@@ -246,7 +253,9 @@ class EventDecoder:
             body = int.from_bytes(fromhex(id_hex[2:]), "big")
             declarer = address_topic(declarer_hex)
             datahash = fromhex(datahash_hex[2:])
-            iscc_code, metahash, gateway = decode_data(_SHIPPED_DATA, fromhex(data[2:]))
+            iscc_code, metahash, gateway, record, committed_at = decode_data(
+                _SHIPPED_DATA, fromhex(data[2:])
+            )
             block_hash = block_hashes.get(raw.block_hash)
             if block_hash is None:
                 block_hash = block_hashes[raw.block_hash] = to_bytes(raw.block_hash)
@@ -256,7 +265,7 @@ class EventDecoder:
         if body >> 64:  # the uint64 topic's range check
             return None
         position = (block_number, block_hash, fromhex(tx_hash[2:]), log_index, body, self.realm)
-        return position, (declarer, datahash, iscc_code, metahash, gateway)
+        return position, (declarer, datahash, iscc_code, metahash, gateway, record, committed_at)
 
     def _fields(
         self,
@@ -328,5 +337,7 @@ def _declared(position: tuple[Any, ...], args: dict[str, Any]) -> DeclaredEvent:
         iscc_code=iscc_code,
         units=units,
         invalid_reason=reason,
+        record=int(args["record"]),
+        committed_at=int(args["committedAt"]),
         extra=tuple((k, json_value(v)) for k, v in args.items() if k not in known),
     )

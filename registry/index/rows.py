@@ -41,7 +41,7 @@ def rows_of_logs(decoder: EventDecoder, raw_logs: Iterable[RawLog]) -> BatchRows
         if type(item) is not tuple:
             add_event(rows, position, item)
             continue
-        declarer, datahash, raw, metahash, gateway = item
+        declarer, datahash, raw, metahash, gateway, record, committed_at = item
         code = next(codes)
         checked = units_by_layout(raw, datahash)
         if checked is None:
@@ -50,10 +50,12 @@ def rows_of_logs(decoder: EventDecoder, raw_logs: Iterable[RawLog]) -> BatchRows
         else:
             unit_rows = tuple(starmap(unit_row, checked[0]))
             reason = checked[1]
-        payload = declared_payload(p[4], declarer, datahash, raw, metahash, gateway)
+        payload = declared_payload(
+            p[4], declarer, datahash, raw, metahash, gateway, record, committed_at
+        )
         add_declared(
             rows, position, payload, p[4], declarer, code, raw, datahash, metahash, gateway,
-            reason, unit_rows,
+            reason, unit_rows, record, committed_at,
         )  # fmt: skip
     return rows
 

@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from registry.chain.events import priority_us
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
 from registry.metadata import Metadata
@@ -288,10 +289,16 @@ class _Position:
     block_number: int
     log_index: int
     valid: bool
+    iscc_id_body: int
+    committed_at: int | None
 
     @property
-    def order(self) -> tuple[int, int]:
-        return self.block_number, self.log_index
+    def order(self) -> tuple[int, int, int]:
+        """Priority: a sealed declaration's commitment time, else its ISCC-ID's time (one
+        microsecond clock, strictly increasing in chain order); chain position breaks the ties
+        of declarations revealed from one commitment."""
+        time = priority_us(from_signed64(self.iscc_id_body), self.committed_at)
+        return time, self.block_number, self.log_index
 
 
 def _positions(conn: Connection, ids: Sequence[int]) -> dict[int, _Position]:

@@ -114,6 +114,15 @@ def _v7_events_by_position(conn: Connection) -> None:
     _rebuild_sqlite_table(conn, "events", old_indexes=("ix_events_block",))
 
 
+def _v8_contract_v2(conn: Connection) -> None:
+    """v8 -> v9: contract v2's Declared carries the record handle and a sealed declaration's
+    commitment time. Declarations indexed from a v1 registry keep NULL in both: v1 events had
+    neither (their priority is their ISCC-ID's time, as before); the store can go on with a v2
+    deployment next to them."""
+    conn.execute(text("ALTER TABLE declarations ADD COLUMN record TEXT"))
+    conn.execute(text("ALTER TABLE declarations ADD COLUMN committed_at BIGINT"))
+
+
 MIGRATIONS: list[Migration] = [
     _v1_ownership,
     _v2_metadata,
@@ -122,6 +131,7 @@ MIGRATIONS: list[Migration] = [
     _v5_segments,
     _v6_unchecked_children,
     _v7_events_by_position,
+    _v8_contract_v2,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"

@@ -57,6 +57,8 @@ class DeclarationRecord:
     log_index: int
     valid: bool
     invalid_reason: str | None
+    record: str | None = None
+    committed_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: ISCC strings, hashes as multihash hex ("1e20..."), chain data as 0x."""
@@ -78,6 +80,9 @@ class DeclarationRecord:
             "block_hash": "0x" + self.block_hash.hex(),
             "tx_hash": "0x" + self.tx_hash.hex(),
             "log_index": self.log_index,
+            "record": self.record,
+            "kind": "sealed" if self.committed_at else "plain",
+            "committed_at": self.committed_at,
         }
 
 

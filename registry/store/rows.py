@@ -56,7 +56,7 @@ DECLARATION_COLUMNS = (
     "id", "chain_id", "contract",
     "block_number", "block_hash", "tx_hash", "log_index", "iscc_id", "iscc_id_body", "declarer",
     "owner", "revoked", "iscc_code", "iscc_code_raw", "datahash", "metahash", "gateway", "valid",
-    "invalid_reason",
+    "invalid_reason", "record", "committed_at",
 )  # fmt: skip
 UNIT_COLUMNS = ("declaration_id", "unit_type", "bits", "value", "body")
 
@@ -95,7 +95,7 @@ def add_event(rows: BatchRows, position: tuple[Any, ...], e: RegistryEvent) -> N
         add_declared(
             rows, position, e.payload(), e.iscc_id_body, e.declarer, e.iscc_code,
             e.iscc_code_raw, e.datahash, e.metahash, e.gateway, e.invalid_reason,
-            tuple([unit_row(u.unit_type, u.body) for u in e.units]),
+            tuple([unit_row(u.unit_type, u.body) for u in e.units]), e.record, e.committed_at,
         )  # fmt: skip
         return
     assert isinstance(e, ChangeEvent)
@@ -117,6 +117,8 @@ def add_declared(
     gateway: str,
     reason: str | None,
     units: tuple[tuple[Any, ...], ...],
+    record: int = 0,
+    committed_at: int = 0,
 ) -> None:
     """The rows of a Declared event at `position` (block number, block hash, tx hash, log
     index, ISCC-ID)."""
@@ -137,6 +139,9 @@ def add_declared(
             gateway,
             int(reason is None),  # valid
             reason,
+            # uint256 as decimal text: SQLite's integers stop at 2**63.
+            str(record),
+            committed_at or None,
         )
     )
     rows.units.append(units)

@@ -107,6 +107,10 @@ declarations = Table(
     Column("log_index", Integer, nullable=False),
     Column("valid", Boolean, nullable=False),
     Column("invalid_reason", Text),
+    # Contract v2: the owner's record handle (decimal uint256; NULL for v1 events, which did not
+    # carry it) and a sealed declaration's commitment time in microseconds (NULL: plain).
+    Column("record", Text),
+    Column("committed_at", BigInteger),
     # iscc_id leads so the constraint's index also serves lookups by ISCC-ID alone.
     UniqueConstraint("iscc_id", "chain_id", "contract", name="uq_declarations_iscc_id"),
     Index("ix_declarations_declarer", "declarer"),

@@ -165,6 +165,27 @@ def test_relayed_owner_action(client: TestClient, registry: Registry, work: Any)
     assert refused.json()["state"] == "failed", refused.text
 
 
+def test_stale_owner_action_is_refused_before_sending(
+    client: TestClient, registry: Registry, work: Any
+) -> None:
+    creator = Account.create()
+    signed = prepare(registry, creator, work.iscc, work.datahash, None, "")
+    iscc_id = _post(client, signed.to_json()).json()["result"]["iscc_id"]
+    first = sign_for(registry, creator, make_action("update", _body(iscc_id), gateway="v1"))
+    second = sign_for(registry, creator, make_action("update", _body(iscc_id), gateway="v2"))
+    assert client.post("/v1/relay/actions", json=second.to_json()).json()["state"] == "done"
+    stale = client.post("/v1/relay/actions", json=first.to_json())
+    assert stale.status_code == 409 and stale.json()["error"] == "stale-action", stale.text
+
+
+def test_sealed_declarations_are_not_relayed_here(
+    client: TestClient, registry: Registry, work: Any
+) -> None:
+    sealed = prepare(registry, Account.create(), work.iscc, work.datahash, None, "", sealed=True)
+    answer = _post(client, sealed.to_json())
+    assert answer.status_code == 400 and "sealed" in answer.json()["message"]
+
+
 def _body(iscc_id: str) -> int:
     from registry.chain.iscc_id import IsccId
 

@@ -98,3 +98,24 @@ def test_relayer_splits_batches_to_fit_the_gas_budget(
 
 def test_empty_batch_sends_nothing(registry: Registry, payer: LocalAccount) -> None:
     assert relay_batch(registry, [], payer) == []
+
+
+def test_a_reverted_batch_is_simulated_again_and_retried(
+    registry: Registry, payer: LocalAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State can change between the simulation and the mined transaction; here the first
+    transaction runs out of gas (its limit cut below need), and the relayer simulates again and
+    sends the entries once more rather than giving up on them."""
+    batch = [_signed(registry, Account.create(), i, nonce=0) for i in range(3)]
+    original_transact = Registry.transact
+    sent: list[int] = []
+
+    def cut_once(reg: Registry, call, sender, gas_limit=None) -> dict:
+        sent.append(gas_limit or 0)
+        return original_transact(reg, call, sender, 60_000 if len(sent) == 1 else gas_limit)
+
+    monkeypatch.setattr(Registry, "transact", cut_once)
+    results = relay_batch(registry, batch, payer)
+    assert all(r.receipt for r in results), [r.error for r in results]
+    assert len(sent) == 2  # the cut transaction, then the retry
+    assert len({r.receipt.tx_hash for r in results if r.receipt}) == 1

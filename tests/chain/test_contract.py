@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import iscc_lib
 import pytest
-from chain_helpers import revert_name, sum_code
+from chain_helpers import deploy_mock, prepare_for, revert_name, sum_code
 from eth_account.signers.local import LocalAccount
 
 from registry.chain.contract import Registry
@@ -15,7 +14,6 @@ from registry.chain.declaration import Declaration, Domain, sign
 from registry.chain.devnet import deploy_registry, dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, domain_of, prepare, submit_signed
-from registry.config import PROJECT_ROOT
 from registry.errors import InvalidDeclaration, RegistryError
 from registry.iscc.codec import code_to_bytes
 
@@ -70,7 +68,9 @@ def test_ids_unique_and_increasing_within_one_block(
         hashes = []
         for i in range(5):
             c = sum_code(b"same block %d" % i)
-            d = Declaration.create(c["iscc"], c["datahash"], None, "", nonce=0, deadline=0)
+            d = Declaration.create(
+                payer.address, c["iscc"], c["datahash"], None, "", nonce=0, deadline=0
+            )
             tx = registry.contract.functions.declare(
                 d.iscc_code, d.datahash, d.metahash, ""
             ).build_transaction(
@@ -165,7 +165,9 @@ def test_signature_of_another_key_is_rejected(
     registry: Registry, declarer: LocalAccount, payer: LocalAccount, content: dict
 ) -> None:
     signed = prepare(registry, declarer, content["iscc"], content["datahash"])
-    impostor = dataclasses.replace(signed, declarer=dev_account(2).address)
+    impostor = dataclasses.replace(
+        signed, declaration=dataclasses.replace(signed.declaration, declarer=dev_account(2).address)
+    )
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, impostor, payer)
     assert revert_name(exc) == "InvalidSignature"
@@ -174,11 +176,10 @@ def test_signature_of_another_key_is_rejected(
 def _submit_raw(
     registry: Registry,
     declaration: Declaration,
-    declarer: str,
     signature: bytes,
     payer: LocalAccount,
 ):
-    call = registry.contract.functions.declareFor(declaration.as_tuple(), declarer, signature)
+    call = registry.contract.functions.declareFor(declaration.as_tuple(), signature)
     return registry.transact(call, payer)
 
 
@@ -188,7 +189,7 @@ def test_signature_for_another_chain_id_is_rejected(
     good = prepare(registry, declarer, content["iscc"], content["datahash"])
     foreign = sign(good.declaration, Domain(1, registry.deployment.address), declarer)
     with pytest.raises(InvalidDeclaration) as exc:
-        _submit_raw(registry, foreign.declaration, declarer.address, foreign.signature, payer)
+        _submit_raw(registry, foreign.declaration, foreign.signature, payer)
     assert revert_name(exc) == "InvalidSignature"
     # The client refuses before spending gas, too.
     with pytest.raises(InvalidDeclaration, match="signed for chain 1"):
@@ -204,7 +205,6 @@ def test_signature_for_another_contract_is_rejected(
         _submit_raw(
             registry,
             signed_for_other.declaration,
-            declarer.address,
             signed_for_other.signature,
             payer,
         )
@@ -224,7 +224,7 @@ def test_malleable_high_s_signature_is_rejected(
     )
     flipped = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
     with pytest.raises(InvalidDeclaration) as exc:
-        _submit_raw(registry, signed.declaration, declarer.address, flipped, payer)
+        _submit_raw(registry, signed.declaration, flipped, payer)
     assert revert_name(exc) == "InvalidSignature"
     submit_signed(registry, signed, payer)  # the canonical signature still works
 
@@ -232,7 +232,9 @@ def test_malleable_high_s_signature_is_rejected(
 def test_expired_deadline_is_rejected(
     registry: Registry, declarer: LocalAccount, payer: LocalAccount, content: dict
 ) -> None:
-    d = Declaration.create(content["iscc"], content["datahash"], None, "", nonce=0, deadline=1)
+    d = Declaration.create(
+        declarer.address, content["iscc"], content["datahash"], None, "", nonce=0, deadline=1
+    )
     signed = sign(d, domain_of(registry), declarer)
     with pytest.raises(InvalidDeclaration) as exc:
         submit_signed(registry, signed, payer)
@@ -295,43 +297,20 @@ def test_production_realm_and_hub_id_appear_in_the_iscc_id(
     assert iscc_lib.iscc_decode(str(receipt.iscc_id)[5:])[1] == 1
 
 
-def _deploy_wallet(registry: Registry, owner: str) -> str:
-    path = (
-        PROJECT_ROOT / "artifacts" / "contracts" / "mocks" / "OwnedWallet.sol" / "OwnedWallet.json"
-    )
-    art = json.loads(path.read_text())
-    w3, deployer = registry.w3, dev_account(0)
-    tx = (
-        w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-        .constructor(owner)
-        .build_transaction(
-            {
-                "from": deployer.address,
-                "nonce": w3.eth.get_transaction_count(deployer.address, "pending"),
-            }
-        )
-    )
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
-    )
-    return receipt["contractAddress"]
-
-
 def test_smart_wallet_declares_through_erc1271(
     registry: Registry, declarer: LocalAccount, payer: LocalAccount, content: dict
 ) -> None:
-    wallet = _deploy_wallet(registry, declarer.address)
-    by_owner = prepare(registry, declarer, content["iscc"], content["datahash"])
+    wallet = deploy_mock(registry, "OwnedWallet", declarer.address)
     # The wallet is the declarer; its owner key produced the signature the wallet vouches for.
-    as_wallet = dataclasses.replace(by_owner, declarer=wallet)
+    as_wallet = prepare_for(registry, declarer, wallet, content)
     receipt = submit_signed(registry, as_wallet, payer)
     assert receipt.declarer == wallet
     stranger = dev_account(2)
     forged = sign(
-        dataclasses.replace(by_owner.declaration, nonce=by_owner.declaration.nonce + 1),
+        dataclasses.replace(as_wallet.declaration, nonce=as_wallet.declaration.nonce + 1),
         domain_of(registry),
         stranger,
     )
     with pytest.raises(InvalidDeclaration) as exc:
-        submit_signed(registry, dataclasses.replace(forged, declarer=wallet), payer)
+        submit_signed(registry, forged, payer)
     assert revert_name(exc) == "InvalidSignature"

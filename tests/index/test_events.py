@@ -42,7 +42,7 @@ def test_topics_match_the_shipped_abi() -> None:
     (abi,) = [i for i in artifact()["abi"] if i["type"] == "event" and i["name"] == "Declared"]
     signature = "Declared(" + ",".join(i["type"] for i in abi["inputs"]) + ")"
     assert event_topic(abi) == keccak(text=signature)
-    assert [i["indexed"] for i in abi["inputs"]] == [True, True, True, False, False, False]
+    assert [i["indexed"] for i in abi["inputs"]] == [True, True, True] + [False] * 5
     decoder = EventDecoder(0)
     assert sorted(decoder.names) == ["Declared", "Revoked", "Transferred", "Updated"]
     assert "0x" + keccak(text=signature).hex() in decoder.topics
@@ -238,12 +238,15 @@ def test_extra_trailing_fields_are_tolerated_and_kept_in_the_history() -> None:
         "isccCode": item["raw"],
         "metahash": bytes(32),
         "gateway": "",
+        "record": 3,
+        "committedAt": 0,
         "seq": 41,
     }
     event = decoder.decode(encode_log(declared, values))
     assert isinstance(event, DeclaredEvent) and event.valid
     assert event.iscc_code == item["iscc"]
     assert json.loads(event.payload())["seq"] == 41
+    assert (event.record, event.committed_at) == (3, 0)
     gone = decoder.decode(encode_log(revoked, {"isccId": 9, "owner": BOB, "seq": 42}))
     assert gone.args()["seq"] == 42 and state_changes(gone.name, gone.args()) == {"revoked": True}
 

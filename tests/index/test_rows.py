@@ -105,7 +105,10 @@ def test_rows_hold_only_values_sqlite_binds_without_adapting() -> None:
     # Stored and read back, they are the bytes and integers the columns always held.
     with sqlite3.connect(":memory:") as conn:
         conn.execute("CREATE TABLE t (hash BLOB, valid BOOLEAN)")
-        conn.executemany("INSERT INTO t VALUES (?, ?)", [(r[1], r[-2]) for r in rows.declarations])
+        valid = DECLARATION_COLUMNS.index("valid") - 3  # the tail starts after id, registry
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?)", [(r[1], r[valid]) for r in rows.declarations]
+        )
         stored = conn.execute("SELECT hash, valid FROM t").fetchall()
     assert stored == [(e.block_hash, int(e.valid)) for e in _batch()[:3]]
 
@@ -229,19 +232,27 @@ def _json_logs(
                 "isccCode": raw,
                 "metahash": draw(st.sampled_from([bytes(32), b"\x05" * 32])),
                 "gateway": draw(st.text(max_size=12)),
+                "record": draw(st.integers(0, 2**256 - 1)),
+                "committedAt": draw(st.sampled_from([0, 1_700_000_000_000_000, 2**64 - 1])),
                 "seq": draw(st.integers(0, 2**256 - 1)),
             }
             log = encode_log(declared_entry, values, **position)
             gateway = draw(st.one_of(st.none(), st.binary(max_size=40)))
             if gateway is not None:
                 # Not UTF-8, or its tail before the code's: both decode as they are.
-                heads = [(96).to_bytes(32, "big"), values["metahash"]]
+                static = [
+                    values[i["name"]].to_bytes(32, "big")
+                    for i in declared_entry["inputs"]
+                    if not i["indexed"] and i["type"].startswith("uint")
+                ]
+                base = 32 * (3 + len(static))  # code offset, metahash, gateway offset, uints
+                heads = [base.to_bytes(32, "big"), values["metahash"]]
                 code, tail = _dynamic(raw), _dynamic(gateway)
                 if draw(st.booleans()):
-                    heads[0] = (96 + len(tail)).to_bytes(32, "big")
+                    heads[0] = (base + len(tail)).to_bytes(32, "big")
                     code, tail = tail, code
-                heads.append((96 + len(code)).to_bytes(32, "big"))
-                log["data"] = _abi_data(code, tail, heads=heads)
+                heads.append((base + len(code)).to_bytes(32, "big"))
+                log["data"] = _abi_data(code, tail, heads=heads + static)
         else:
             values = {"isccId": body, "owner": declarer, "from": ALICE, "to": BOB}
             values |= {"metahash": b"\x07" * 32, "gateway": draw(st.text(max_size=5))}

@@ -122,6 +122,24 @@ def test_copies_by_another_declarer_conflict_and_own_copies_do_not(store: Store)
     assert _count(store, conflicts) == 1
 
 
+def test_a_sealed_declaration_ranks_by_its_commitment_time(store: Store) -> None:
+    """Issue 17, finding 2: Bob copied Alice's content out of her pending reveal and got the
+    earlier block position and ISCC-ID; her commitment, mined before, holds priority."""
+    chain = Chain(store)
+    work = content(b"sealed work " * 40)
+    committed = 1_700_000_000_000_000 + 4 * 1000  # before either declaration's ISCC-ID time
+    copy = _declared(work, 6, BOB)
+    sealed = _declared(work, 6, ALICE, log_index=1, record=3, committed_at=committed)
+    assert copy.iscc_id_body < sealed.iscc_id_body
+    chain.apply(6, copy, sealed)
+    assert ConflictDetector(store).run() == 1
+    (answer,) = list_conflicts(store)
+    assert (answer["earlier"]["declarer"], answer["later"]["declarer"]) == (ALICE, BOB)
+    assert (answer["earlier"]["kind"], answer["earlier"]["committed_at"]) == ("sealed", committed)
+    assert answer["earlier"]["record"] == "3"
+    assert (answer["later"]["kind"], answer["later"]["committed_at"]) == ("plain", None)
+
+
 def test_a_declarer_declaring_again_after_the_conflict_starts_none(store: Store) -> None:
     chain = Chain(store)
     item = content(b"declared three times " * 40)

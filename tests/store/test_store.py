@@ -322,6 +322,34 @@ def test_migrations_upgrade_an_older_store(db_url: str, monkeypatch: pytest.Monk
     assert ran == [True]
 
 
+def _drop_contract_v2_columns(conn) -> None:
+    """What every store before version 9 lacked: contract v2's record and commitment time."""
+    conn.execute(text("ALTER TABLE declarations DROP COLUMN record"))
+    conn.execute(text("ALTER TABLE declarations DROP COLUMN committed_at"))
+
+
+def test_a_version_8_store_keeps_its_v1_declarations_and_takes_v2_ones(db_url: str) -> None:
+    """A store indexed from a v1 registry (no record handle, no commitment time in its events)
+    is upgraded in place; declarations of a v2 deployment are added next to its old ones."""
+    old = _event(b"v1 era" * 50, 5, declarer=ALICE)
+    with Store.open(db_url) as store:
+        store.apply(CHAIN, CONTRACT, [old], None, 5, old.block_hash)
+        with store.engine.begin() as conn:
+            _drop_contract_v2_columns(conn)
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="8"))
+    with Store.open(db_url) as store:
+        with store.engine.connect() as conn:
+            assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION == 9
+        (record,) = store.by_iscc_id(old.iscc_id)
+        assert (record.record, record.committed_at) == (None, None)
+        assert record.to_dict()["kind"] == "plain"
+        sealed = _event(b"v2 era" * 50, 6, declarer=ALICE, record=7, committed_at=1_700_000_000)
+        store.apply(CHAIN, "0x" + "77" * 20, [sealed], None, 6, sealed.block_hash)
+        (new,) = store.by_iscc_id(sealed.iscc_id)
+        assert (new.record, new.committed_at) == ("7", 1_700_000_000)
+        assert new.to_dict()["kind"] == "sealed"
+
+
 def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
     event = _event(b"old store" * 50, 5, declarer=ALICE)
     with Store.open(db_url) as store:
@@ -337,6 +365,7 @@ def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
             conn.execute(text("DROP TABLE segment_sources"))
             conn.execute(text("DROP TABLE segments"))
             conn.execute(text("DROP INDEX ix_declarations_metahash"))
+            _drop_contract_v2_columns(conn)
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
     with Store.open(db_url) as store:
         (record,) = store.by_iscc_id(event.iscc_id)
@@ -380,6 +409,7 @@ def test_version_6_units_and_queue_lose_their_foreign_keys(db_url: str) -> None:
                 conn.execute(text(f"INSERT INTO {name} SELECT {columns} FROM old_{name}"))
                 conn.execute(text(f"DROP TABLE old_{name}"))
             assert inspect(conn).get_foreign_keys("units")
+            _drop_contract_v2_columns(conn)
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="6"))
     with Store.open(db_url) as store:
         with store.engine.connect() as conn:
@@ -521,6 +551,7 @@ def test_version_7_history_is_keyed_by_block_and_log_index(db_url: str) -> None:
                 "tx_hash",
                 "log_index",
             ]
+            _drop_contract_v2_columns(conn)
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="7"))
     with Store.open(db_url) as store:
         with store.engine.connect() as conn:

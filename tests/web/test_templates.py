@@ -146,3 +146,10 @@ def _render_result(result: dict[str, Any]) -> str:
         share_url=None,
         declare={"chain_id": 31337, "service_url": "http://127.0.0.1:8000"},
     )
+
+
+def test_a_sealed_declaration_shows_its_commitment_time_and_a_plain_one_does_not() -> None:
+    sealed = str(_macros().card(_declaration(kind="sealed", committed_at=1_700_000_000_123)))
+    assert "Sealed" in sealed and "1700000000123" in sealed
+    plain = str(_macros().card(_declaration(kind="plain", committed_at=None)))
+    assert "Sealed" not in plain

@@ -97,6 +97,16 @@ def _declaration(body: int, declarer: str = "0x" + "11" * 20, **extra: Any) -> d
     }
 
 
+def test_a_sealed_declaration_ranks_by_its_commitment_time() -> None:
+    """A copy taken from a sealed declaration's reveal has the earlier ISCC-ID and block, but
+    the sealed one's commitment came first (issue 17, finding 2)."""
+    copy = _declaration(2_000_000_000_000_000)
+    sealed = _declaration(2_000_000_000_000_005, committed_at=1_999_999_000_000_000)
+    assert sorted([copy, sealed], key=views.order_key) == [sealed, copy]
+    plain = _declaration(2_000_000_000_000_005, committed_at=None)
+    assert sorted([plain, copy], key=views.order_key) == [copy, plain]
+
+
 def test_each_declaration_once_earliest_first_and_not_an_excerpt_of_itself() -> None:
     own = _declaration(2_000_000_000_000_000)
     earlier = _declaration(1_000_000_000_000_000, "0x" + "22" * 20)
@@ -157,18 +167,19 @@ def test_units_compared_on_both_sides_or_said_missing(tmp_path: Path) -> None:
 
 
 def test_typed_data_a_wallet_signs_verifies_as_the_declaration() -> None:
+    account = dev_account(1)
     declaration = Declaration.create(
+        account.address,
         "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
         "1e20f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
         nonce=2**200 + 7,
         deadline=1_900_000_000,
     )
     domain = Domain(31337, "0x" + "ab" * 20)
-    account = dev_account(1)
     typed = declaration.typed_data(domain)
     # JSON as a wallet takes it: no bytes, and a nonce beyond what a JavaScript number holds.
     assert typed["message"]["nonce"] == str(2**200 + 7)
     wallet = Account.sign_typed_data(account.key, full_message=typed)
     assert bytes(wallet.signature) == sign(declaration, domain, account).signature
-    signed = SignedDeclaration(declaration, account.address, bytes(wallet.signature), domain)
+    signed = SignedDeclaration(declaration, bytes(wallet.signature), domain)
     signed.verify()

@@ -145,10 +145,15 @@ def thumbnail_url(metadata: Mapping[str, Any] | None) -> str | None:
 
 
 def order_key(d: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Priority order: the minting time the ISCC-ID carries (comparable across chains), then
-    the chain position for IDs minted in the same microsecond."""
-    at = declared_at(d["iscc_id"]) or datetime.max.replace(tzinfo=UTC)
-    return (at, d["block_number"], d["log_index"], d["iscc_id"])
+    """Priority order: a sealed declaration's commitment time, else the minting time the
+    ISCC-ID carries (comparable across chains), then the chain position for IDs minted in the
+    same microsecond."""
+    committed = d.get("committed_at")
+    if committed:
+        at: datetime | None = datetime.fromtimestamp(committed / 1_000_000, UTC)
+    else:
+        at = declared_at(d["iscc_id"])
+    return (at or datetime.max.replace(tzinfo=UTC), d["block_number"], d["log_index"], d["iscc_id"])
 
 
 @dataclass
