@@ -257,22 +257,35 @@ def test_reorg_to_a_shorter_chain_is_detected_at_the_checkpoint(store: Store) ->
 
 
 def test_reorg_while_a_range_is_read_is_caught_by_the_parent_hash(store: Store) -> None:
+    """Range 3-12 is read whole on the old chain (its own re-check of block 12 included), then
+    the chain forks at 8 and range 13-22 is read whole on the new one: each range is consistent
+    in itself, and only the parent hash of 13 against the hash of 12 shows the fork."""
     node = FakeNode(head=40, declared=list(range(3, 41)))
     follower = Follower(fake_registry(node), store, max_range=10)
     real = node.make_request
-    ranges = 0
+    forked = threading.Event()
+    twelve_read = 0
+
+    def block_of(method: str, params: list[Any]) -> int:
+        return int(params[0] if method == "eth_getBlockByNumber" else params[0]["fromBlock"], 16)
 
     def forking(method: str, params: list[Any]) -> dict[str, Any]:
-        nonlocal ranges
+        nonlocal twelve_read
+        if method != "eth_blockNumber" and block_of(method, params) > 12 and not forked.is_set():
+            # The range after 3-12 is read ahead in another thread: it waits for the fork.
+            assert forked.wait(60), "range 3-12 was never read to its end"
         answer = real(method, params)
-        if method == "eth_getLogs":
-            ranges += 1
-            if ranges == 2:
-                node.fork(8)  # blocks 8.. change after range 3-12 was read, before it is stored
+        if method == "eth_getBlockByNumber" and block_of(method, params) == 12:
+            twelve_read += 1
+            if twelve_read == 2:  # range 3-12's check that its end did not change
+                node.fork(8)
+                forked.set()
         return answer
 
     node.make_request = forking  # type: ignore[method-assign]
-    follower.sync()
+    report = follower.sync()
+    assert forked.is_set()
+    assert report.events_rolled_back == 5  # blocks 8-12 of the old chain
     assert _stored_ids(store) == _chain_ids(node, 40)
 
 
