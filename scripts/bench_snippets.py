@@ -14,6 +14,7 @@ declared through the store like real ones (real works this many would take hours
 
     .venv/bin/python scripts/bench_snippets.py            # about 10 minutes on 2 cores
     .venv/bin/python scripts/bench_snippets.py --declared 2000 --clips 2   # a quick run
+    .venv/bin/python scripts/bench_snippets.py --quick     # does it still run? (tests do this)
 """
 
 from __future__ import annotations
@@ -76,13 +77,15 @@ class Outcome:
     """The best match found: kind, score, segments matched."""
 
 
-def _event(i: int, iscc: str, metahash: bytes, block: int) -> DeclaredEvent:
+def _event(i: int, iscc: str, metahash: bytes, block: int, log_index: int) -> DeclaredEvent:
+    """Declaration `i`, the `log_index`-th log of `block` (the store keeps one event per
+    block and log index, as a chain has it)."""
     raw = code_to_bytes(iscc)
     return DeclaredEvent(
         block_number=block,
         block_hash=block.to_bytes(32, "big"),
         tx_hash=i.to_bytes(32, "big"),
-        log_index=0,
+        log_index=log_index,
         iscc_id_body=(1_700_000_000_000_000 + i) << 12,
         realm=0,
         declarer="0x" + "11" * 20,
@@ -131,7 +134,7 @@ def _declare(store: Store, works: list[Work], distractors: int, rng: random.Rand
         assert document is not None
         canonical = canonicalize(document)
         store.put_metadata(canonical.digest, canonical.canonical)
-        events.append(_event(i, result.iscc, canonical.digest, 1))
+        events.append(_event(i, result.iscc, canonical.digest, 1, i))
     store.apply(CHAIN_ID, CONTRACT, events, checkpoint, 1, (1).to_bytes(32, "big"))
     checkpoint = (1, (1).to_bytes(32, "big"))
     by_iscc = {e.iscc_id: w for e, w in zip(events, works, strict=True)}
@@ -154,7 +157,7 @@ def _declare(store: Store, works: list[Work], distractors: int, rng: random.Rand
             ]
             canonical = canonicalize({"name": f"distractor {i}", "features": features_json(sets)})
             store.put_metadata(canonical.digest, canonical.canonical)
-            batch.append(_event(len(works) + i, template, canonical.digest, block))
+            batch.append(_event(len(works) + i, template, canonical.digest, block, i - start))
         block_hash = block.to_bytes(32, "big")
         store.apply(CHAIN_ID, CONTRACT, batch, checkpoint, block, block_hash)
         checkpoint = (block, block_hash)
@@ -292,7 +295,17 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4, help="excerpts per work and length")
     parser.add_argument("--cache", type=Path, help="keep generated works here between runs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run that checks the script works end to end (its figures mean nothing)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        # One work of each kind (and one undeclared), just long enough for the longest excerpt.
+        args.declared, args.clips, args.undeclared = min(args.declared, 100), 1, 1
+        args.video = args.audio = args.text = 1
+        args.seconds = min(args.seconds, 12)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="bench-snippets-") as tmp:
         folder = args.cache or Path(tmp)
