@@ -2,7 +2,7 @@
 
 The figures of a quick run mean nothing and are not looked at (benchmarks are scripts, their
 figures go to docs/benchmarks.md); what is checked is that each script still works against the
-code as it is: it exits 0 and prints its table. About a minute and a half in all on 2 cores.
+code as it is: it exits 0 and prints its figures. About a minute and a half in all on 2 cores.
 """
 
 from __future__ import annotations
@@ -55,5 +55,4 @@ def test_quick_mode_runs(script: str, tmp_path: Path) -> None:
     run = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, f"{script} --quick failed:\n{run.stderr[-3000:]}"
     assert "Traceback" not in run.stderr
-    # Each prints its figures as a table (markdown or rich).
-    assert "|" in run.stdout or "┃" in run.stdout, run.stdout[-2000:]
+    assert run.stdout.strip(), "no figures printed"
