@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from registry import __version__
-from registry.api import conflicts, health, metadata, relay, resolve, search
+from registry.api import conflicts, declare, health, metadata, relay, resolve, search
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
 from registry.api.relay import RelayLimits
@@ -19,7 +19,7 @@ from registry.api.state import AppState
 from registry.api.web import install_pages
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
-from registry.index.store import Store
+from registry.store.store import Store
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -30,11 +30,11 @@ RETRY_S = 5.0
 def _run_indexer(state: AppState, stop: threading.Event) -> None:
     """Follow the chain until stopped. A node that is down at start or goes away is waited
     for; anything else is reported in /health rather than killing the API."""
-    from registry.index.follower import Follower
+    from registry.ledger.indexer import Indexer
 
     while not stop.is_set():
         try:
-            follower = Follower(
+            follower = Indexer(
                 state.registry(),
                 state.store,
                 confirmations=state.settings.confirmations,
@@ -120,6 +120,7 @@ def create_app(
     app.include_router(conflicts.router)
     app.include_router(metadata.router)
     app.include_router(relay.router)
+    app.include_router(declare.router)
     app.include_router(health.router)
     install_pages(app)
     return app

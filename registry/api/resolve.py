@@ -11,8 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 from registry.api.errors import ERROR_RESPONSES, NotFound
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import state_of, store_of
-from registry.index import search
-from registry.index.conflicts import list_conflicts
+from registry.ledger.conflicts import list_conflicts
+from registry.search import resolve as search
 
 router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
 

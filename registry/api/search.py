@@ -16,7 +16,7 @@ from registry.api.errors import ERROR_RESPONSES, UploadTooLarge
 from registry.api.models import Declaration
 from registry.api.state import state_of
 from registry.errors import InputError
-from registry.index.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
+from registry.search.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 

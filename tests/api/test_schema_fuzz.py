@@ -11,7 +11,7 @@ from hypothesis import settings as hypothesis_settings
 
 from registry.api import create_app
 from registry.config import Settings
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

@@ -41,7 +41,7 @@ from registry.chain.contract import Registry
 from registry.chain.devnet import free_port
 from registry.cli import main
 from registry.index.follower import SyncReport
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

@@ -1,0 +1,80 @@
+"""Multi-index Hamming search returns exactly what a full scan returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registry.search.hamming import MERGE_TAIL_AT, HammingIndex
+
+
+def _scan(keys: np.ndarray, codes: np.ndarray, query: int, radius: int) -> list[tuple[int, int]]:
+    d = np.bitwise_count(codes ^ np.uint64(query))
+    pairs = [(int(k), int(x)) for k, x in zip(keys, d, strict=True) if x <= radius]
+    return sorted(pairs, key=lambda p: (p[1], p[0]))
+
+
+def _near(rng: np.random.Generator, code: int, flips: int) -> int:
+    for bit in rng.choice(64, size=flips, replace=False):
+        code ^= 1 << int(bit)
+    return code
+
+
+@pytest.mark.parametrize("size", [100, 20_000, MERGE_TAIL_AT + 5_000])
+@pytest.mark.parametrize("radius", [0, 5, 12, 20])
+def test_same_hits_as_full_scan(size: int, radius: int) -> None:
+    rng = np.random.default_rng(size + radius)
+    codes = rng.integers(0, 2**64, size=size, dtype=np.uint64)
+    # Plant near-duplicates of a few queries at every distance up to the radius and beyond.
+    queries = [int(c) for c in codes[:5]]
+    planted = [_near(rng, q, d) for q in queries for d in range(0, radius + 4)]
+    codes = np.concatenate((codes, np.array(planted, dtype=np.uint64)))
+    keys = np.arange(len(codes), dtype=np.int64) * 3 + 7
+    index = HammingIndex()
+    # Add in uneven chunks so both the sorted bands and the unsorted tail are exercised.
+    for start in range(0, len(codes), 7_001):
+        index.add(keys[start : start + 7_001], codes[start : start + 7_001])
+    assert len(index) == len(codes)
+    probes = [*queries, int(rng.integers(0, 2**64, dtype=np.uint64))]
+    for query in probes:
+        hits = [(h.key, h.distance) for h in index.search(query, radius)]
+        assert hits == _scan(keys, codes, query, radius)
+    # Many queries at once answer the same, query by query.
+    owner, key, distance = index.within_many(np.array(probes, dtype=np.uint64), radius)
+    for position, query in enumerate(probes):
+        mine = owner == position
+        pairs = zip(key[mine].tolist(), distance[mine].tolist(), strict=True)
+        hits = sorted(pairs, key=lambda p: (p[1], p[0]))
+        assert hits == _scan(keys, codes, query, radius)
+
+
+def test_limit_and_bad_radius() -> None:
+    index = HammingIndex()
+    index.add(np.array([1, 2, 3]), np.array([0b0, 0b1, 0b11], dtype=np.uint64))
+    assert [h.key for h in index.search(0, 2, limit=2)] == [1, 2]
+    assert index.search(0, 64)[-1].distance == 2
+    with pytest.raises(ValueError):
+        index.search(0, 65)
+    with pytest.raises(ValueError):
+        index.add(np.array([1]), np.array([1, 2], dtype=np.uint64))
+
+
+def test_many_queries_at_once_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry.search import hamming
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 2**63, size=20_000, dtype=np.uint64)
+    index = hamming.HammingIndex()
+    index.add(np.arange(19_000), codes[:19_000])  # banded
+    index.add(np.arange(19_000, 20_000), codes[19_000:])  # still in the tail
+    queries = codes[rng.integers(0, 20_000, size=50)] ^ np.uint64(0b1011)
+    monkeypatch.setattr(hamming, "_PAIRS_AT_ONCE", 3000)  # several chunks of queries
+    asked, keys, distances = index.within_many(queries, 12)
+    expected = []
+    for position, query in enumerate(queries):  # a full scan, query by query
+        distances_all = np.bitwise_count(codes ^ query)
+        expected += [
+            (position, int(k), int(distances_all[k])) for k in np.flatnonzero(distances_all <= 12)
+        ]
+    got = list(zip(asked.tolist(), keys.tolist(), distances.tolist(), strict=True))
+    assert got == expected and len(got) >= 50
