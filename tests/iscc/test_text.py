@@ -233,17 +233,24 @@ def _docx_with_a_lying_member(path: Path, stream: bytes) -> Path:
     return path
 
 
-_PEAK_RSS = """
-import json, resource, sys
+_GENERATE = """
+import sys
 from registry.errors import UnsupportedMedia
 from registry.iscc import generate
 try:
     generate(sys.argv[1])
-    error = None
 except UnsupportedMedia as exc:
-    error = str(exc)
-peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"error": error, "peak_mib": peak_mib}))
+    print(exc)
+"""
+# Linux carries a process's peak RSS across exec, and a child spawned by a process starts from
+# that process's resident memory: generate runs in a child of a small interpreter, whose
+# getrusage(RUSAGE_CHILDREN) is that child's peak alone (plus the few MB the small one holds).
+_PEAK_RSS = f"""
+import json, resource, subprocess, sys
+run = subprocess.run([sys.executable, "-c", {_GENERATE!r}, sys.argv[1]], capture_output=True,
+                     text=True, check=True)
+peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({{"error": run.stdout.strip() or None, "peak_mib": peak_mib}}))
 """
 
 
