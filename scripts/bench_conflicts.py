@@ -3,6 +3,7 @@ indexer's store side, on SQLite and PostgreSQL.
 
     source scripts/postgres.sh && pg_test_start          # or pass --pg-url
     .venv/bin/python scripts/bench_conflicts.py --count 50000
+    .venv/bin/python scripts/bench_conflicts.py --quick  # does it still run? (tests do this)
     pg_test_stop
 
 Synthetic Declared events (Meta, Image, Data and Instance units; 1,000 declarers) are applied
@@ -139,7 +140,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--share", type=float, default=0.05, help="Share of planted copies")
     parser.add_argument("--pg-url", default=os.environ.get("ISCC_REGISTRY_TEST_PG_URL"))
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run that checks the script works end to end (its figures mean nothing)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.count = min(args.count, 2000)
     if not args.pg_url:
         raise SystemExit(
             "no PostgreSQL: pass --pg-url or source scripts/postgres.sh && pg_test_start"

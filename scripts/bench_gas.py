@@ -1,9 +1,9 @@
 """Gas of IsccRegistry next to the Ethereum Attestation Service, on one fresh Hardhat devnet.
 
-Usage: .venv/bin/python scripts/bench_gas.py [--n 16] [--rounds 4]
+Usage: .venv/bin/python scripts/bench_gas.py [--n 16] [--rounds 4] [--quick]
 
-Both contracts get the same payload: a 5-unit ISCC-CODE (42 bytes), datahash, metahash and a
-40-character gateway; EAS through a schema of the same four fields, deployed by this script from
+Both contracts get the same payload: a 4-unit ISCC-CODE (Meta, Text, Data, Instance: 34 bytes),
+datahash, metahash and a 42-character gateway; EAS through a schema of the same four fields, deployed by this script from
 the npm package @ethereum-attestation-service/eas-contracts. Figures are receipts' `gasUsed` per
 declaration (batches: the transaction's gas divided by its size; sealed batches: commitment and
 reveal together). A declarer's nonces take one storage slot per four, so a "fresh" signer is one
@@ -44,7 +44,7 @@ from registry.chain.submit import declare_direct, domain_of, submit_signed
 from registry.config import PROJECT_ROOT
 from registry.iscc.codec import code_to_bytes, multihash_to_digest
 
-GATEWAY = "https://gateway.example.org/iscc/{iscc_id}"  # 40 characters
+GATEWAY = "https://gateway.example.org/iscc/{iscc_id}"  # 42 characters
 EAS_ARTIFACTS = (
     PROJECT_ROOT / "node_modules/@ethereum-attestation-service/eas-contracts/artifacts/contracts"
 )
@@ -332,8 +332,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=16, help="declarers (or actions) per scenario")
     parser.add_argument("--rounds", type=int, default=4, help="consecutive nonces per declarer")
+    parser.add_argument(
+        "--quick", action="store_true", help="every scenario once (checks the script works)"
+    )
     args = parser.parse_args()
-    n, rounds = args.n, args.rounds
+    n, rounds = (2, 1) if args.quick else (args.n, args.rounds)
     with tempfile.TemporaryDirectory() as home:
         devnet = Devnet(Path(home), free_port(), PROJECT_ROOT)
         try:

@@ -3,6 +3,7 @@ PostgreSQL by registry.index, next to a naive web3.py get_logs + per-row insert 
 
     source scripts/postgres.sh && pg_test_start          # or pass --pg-url
     .venv/bin/python scripts/bench_index.py --count 100000
+    .venv/bin/python scripts/bench_index.py --quick   # does it still run? (tests do this)
     # --reuse DEPLOYMENT_JSON indexes a devnet that already holds the declarations
     pg_test_stop
 
@@ -194,6 +195,11 @@ def main() -> None:
         help="index a devnet that is already running and holds --count declarations "
         "(its deployment file) instead of starting and filling a new one",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run that checks the script works end to end (its figures mean nothing)",
+    )
     parser.add_argument("--child", choices=["ours", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--deployment", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
@@ -201,6 +207,8 @@ def main() -> None:
     if args.child:
         _child(args)
         return
+    if args.quick:
+        args.count = min(args.count, 300)
     if not args.pg_url:
         raise SystemExit(
             "no PostgreSQL: pass --pg-url or source scripts/postgres.sh && pg_test_start"

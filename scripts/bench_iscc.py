@@ -62,7 +62,8 @@ def measure(python: str, code: str, path: Path) -> tuple[float, int, str]:
 
 
 def make_files(folder: Path, quick: bool, kinds: set[str], data_gib: int) -> dict[str, Path]:
-    scale = 0.1 if quick else 1.0
+    # --quick: every kind of file, a hundredth of the size (a few seconds of media).
+    scale = 0.01 if quick else 1.0
     files: dict[str, Path] = {}
     if "data" in kinds:
         data = folder / "data.bin"
@@ -73,9 +74,9 @@ def make_files(folder: Path, quick: bool, kinds: set[str], data_gib: int) -> dic
     if kinds == {"data"}:
         return files
     text = folder / "text.txt"
-    text.write_text(" ".join(f"word{i % 5000} stands here" for i in range(200_000)))
+    text.write_text(" ".join(f"word{i % 5000} stands here" for i in range(int(200_000 * scale))))
     image = folder / "image.jpg"
-    pattern_image((2400, 1600)).save(image, quality=90)
+    pattern_image((int(2400 * scale**0.5), int(1600 * scale**0.5))).save(image, quality=90)
     files |= {"text 4 MB": text, "image 2400x1600": image}
     files["audio 5 min mp3"] = make_av(
         folder / "audio.mp3", "AUDIO", "-b:a", "192k", seconds=300 * scale
@@ -103,10 +104,14 @@ def make_files(folder: Path, quick: bool, kinds: set[str], data_gib: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sdk", default=str(ROOT / ".venv-sdk" / "bin" / "sdk-python"))
-    parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
+    parser.add_argument(
+        "--quick", action="store_true", help="a hundredth of the sizes (checks the script works)"
+    )
     parser.add_argument("--only-data", action="store_true", help="just the data file")
     parser.add_argument("--data-gib", type=int, default=1, help="size of the data file")
     args = parser.parse_args()
+    if not Path(args.sdk).exists():
+        raise SystemExit(f"no iscc-sdk interpreter at {args.sdk}: run scripts/sdk_venv.sh")
     kinds = {"data"} if args.only_data else {"data", "media"}
     with tempfile.TemporaryDirectory(prefix="bench-iscc-") as tmp:
         files = make_files(Path(tmp), args.quick, kinds, args.data_gib)

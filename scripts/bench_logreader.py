@@ -3,6 +3,7 @@ store's rows (registry.index.logreader), the reference way against the log reade
 
     .venv/bin/python scripts/bench_logreader.py                 # 5,000 generated logs
     .venv/bin/python scripts/bench_logreader.py --file logs.json  # a saved eth_getLogs result
+    .venv/bin/python scripts/bench_logreader.py --quick      # does it still run? (tests do this)
 
 Reference: json.loads, EventDecoder.decode_logs (DeclaredEvent objects), rows.rows_of, as the
 worker did before and as the in-process indexer still does. Log reader: msgspec parsing into
@@ -150,7 +151,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000, help="logs to generate")
     parser.add_argument("--realm", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=7, help="runs per figure (best counts)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run that checks the script works end to end (its figures mean nothing)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.count, args.repeat = min(args.count, 200), 1
     logs = json.loads(args.file.read_bytes()) if args.file else generate(args.count)
     answer = json.dumps({"jsonrpc": "2.0", "id": 1, "result": logs}).encode()
     count = len(logs)

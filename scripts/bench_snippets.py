@@ -14,6 +14,7 @@ declared through the store like real ones (real works this many would take hours
 
     .venv/bin/python scripts/bench_snippets.py            # about 10 minutes on 2 cores
     .venv/bin/python scripts/bench_snippets.py --declared 2000 --clips 2   # a quick run
+    .venv/bin/python scripts/bench_snippets.py --quick     # does it still run? (tests do this)
 """
 
 from __future__ import annotations
@@ -440,7 +441,17 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4, help="excerpts per work and length")
     parser.add_argument("--cache", type=Path, help="keep generated works here between runs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run that checks the script works end to end (its figures mean nothing)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        # One work of each kind (and one undeclared), just long enough for the longest excerpt.
+        args.declared, args.clips, args.undeclared = min(args.declared, 100), 1, 1
+        args.video = args.audio = args.text = args.reuse = args.zoom = args.loop = 1
+        args.seconds = min(args.seconds, 12)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="bench-snippets-") as tmp:
         folder = args.cache or Path(tmp)

@@ -21,5 +21,11 @@ if [ -z "${ISCC_REGISTRY_TEST_PG_URL:-}" ]; then
   pg_test_start
   trap pg_test_stop EXIT
 fi
+# Tests run in PYTEST_WORKERS processes (pytest-xdist), each with a Hardhat node of its own on
+# a free port; PostgreSQL tests each make their own database. Most of a test's time is waiting
+# for the node, ffmpeg or a CLI subprocess, so more workers than cores still help; an idle
+# worker takes tests queued for a busy one (worksteal), so a few long tests do not leave the
+# others waiting at the end. PYTEST_WORKERS=0 runs everything in this process.
+workers=(-n "${PYTEST_WORKERS:-3}" --dist worksteal)
 echo "[test] pytest"
-.venv/bin/pytest "${markers[@]}" "$@"
+.venv/bin/pytest "${workers[@]}" "${markers[@]}" "$@"

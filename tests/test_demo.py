@@ -1,10 +1,13 @@
-"""The README's main job: `iscc-registry demo` runs the whole flow and says what happened."""
+"""The README's main job: `iscc-registry demo` runs the whole flow and says what happened, and
+scripts/demo.sh shows nothing else the second time."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from registry.config import PROJECT_ROOT
 
 CLI = str(Path(sys.executable).parent / "iscc-registry")
 
@@ -19,3 +22,14 @@ def test_demo_runs_end_to_end() -> None:
     assert "indexing again stores 0 more" in out
     assert out.count(" yes ") == 9 and " NO " not in out
     assert "devnet stopped" in out
+
+
+def test_setup_again_prints_nothing() -> None:
+    """scripts/demo.sh and scripts/test.sh run scripts/setup.sh first: once everything is in
+    place, a rerun must not bury the demo's own output under install chatter."""
+    setup = [str(PROJECT_ROOT / "scripts" / "setup.sh")]
+    first = subprocess.run(setup, capture_output=True, text=True, timeout=1800)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run(setup, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout, again.stderr) == ("", "")

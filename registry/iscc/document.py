@@ -44,6 +44,12 @@ _OPF = "http://www.idpf.org/2007/opf"
 _XHTML = "http://www.w3.org/1999/xhtml"
 _MEMBER_LIMIT = 256 << 20
 """Largest decompressed archive member we parse (guards against zip bombs)."""
+_INFLATE_CHUNK = 1 << 20
+"""Bytes inflated at a time while an archive member is read."""
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+"""Compression methods of the members we read: the ones Word and EPUB writers use, and the
+ones zipfile inflates with a bound on the output of each call (it inflates bzip2 and LZMA
+members a whole compressed chunk at a time, however large that makes them)."""
 
 
 # --- PDF ------------------------------------------------------------------------------------
@@ -109,20 +115,49 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def _member(archive: zipfile.ZipFile, name: str) -> bytes | None:
+    """The bytes of archive member `name` (None if there is none), inflated a chunk at a time
+    and never past its declared size, which is at most _MEMBER_LIMIT.
+
+    `ZipFile.read` inflates a member whole before it checks the size and CRC the archive
+    declares for it: a member that says it holds a few bytes and inflates to gigabytes takes
+    that much memory first.
+    """
     try:
         info = archive.getinfo(name)
     except KeyError:
         return None
+    where = f"({archive.filename})"
     if info.file_size > _MEMBER_LIMIT:
         raise UnsupportedMedia(
-            f"archive member {name} is too large ({info.file_size} bytes) ({archive.filename})"
+            f"archive member {name} is too large ({info.file_size} bytes, at most "
+            f"{_MEMBER_LIMIT} are read) {where}"
         )
+    if info.compress_type not in _METHODS:
+        raise UnsupportedMedia(
+            f"archive member {name} uses compression method {info.compress_type}; only "
+            f"{' and '.join(_METHODS.values())} are read {where}"
+        )
+    chunks: list[bytes] = []
     try:
-        return archive.read(info)
-    # zipfile raises NotImplementedError for a compression method it lacks (e.g. deflate64) and
-    # RuntimeError for an encrypted member: both are files we cannot read, not bugs.
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-        raise UnsupportedMedia(f"cannot read {name}: {exc} ({archive.filename})") from None
+        with archive.open(info) as stream:
+            # Each read inflates at most _INFLATE_CHUNK bytes, and zipfile stops at the size
+            # the member declares (checked against _MEMBER_LIMIT above).
+            while chunk := stream.read(_INFLATE_CHUNK):
+                chunks.append(chunk)
+    except zipfile.BadZipFile as exc:
+        if "CRC" in str(exc):
+            # zipfile stops inflating at the declared size; a CRC that fails there is either
+            # damage or a member that holds more than it says.
+            raise UnsupportedMedia(
+                f"archive member {name} does not match the size ({info.file_size} bytes) and "
+                f"checksum it declares: damaged, or it inflates to more {where}"
+            ) from None
+        raise UnsupportedMedia(f"cannot read {name}: {exc} {where}") from None
+    # zipfile raises NotImplementedError for a compression method it lacks and RuntimeError
+    # for an encrypted member: both are files we cannot read, not bugs.
+    except (OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+        raise UnsupportedMedia(f"cannot read {name}: {exc} {where}") from None
+    return b"".join(chunks)
 
 
 def _parse(

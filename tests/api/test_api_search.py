@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,51 @@ def test_upload_errors(settings: Settings, store: Store) -> None:
         assert "Traceback" not in fake.text
         missing_name = client.post("/v1/match", content=b"abc")
         assert missing_name.status_code == 422
+
+
+def test_a_chunked_upload_without_length_is_cut_off_at_the_limit(
+    settings: Settings, store: Store
+) -> None:
+    """No Content-Length to refuse up front: the size is counted as the body streams in."""
+    small = settings.model_copy(update={"max_upload_mb": 1})
+    limit = 1024 * 1024
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        for _ in range(limit // 65536 + 1):
+            sent += 65536
+            yield b"x" * 65536
+
+    with TestClient(create_app(small, store=store)) as client:
+        request = client.build_request(
+            "POST", "/v1/match", params={"filename": "big.bin"}, content=body()
+        )
+        assert "content-length" not in request.headers
+        assert request.headers["transfer-encoding"] == "chunked"
+        answer = client.send(request)
+        assert sent > limit
+        assert answer.status_code == 413 and answer.json()["error"] == "too-large"
+
+
+def test_an_oversized_declared_length_is_refused_before_the_body_is_read(
+    settings: Settings, store: Store
+) -> None:
+    small = settings.model_copy(update={"max_upload_mb": 1})
+    limit = 1024 * 1024
+    read = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal read
+        read += 1
+        yield b"x" * (limit + 1)
+
+    with TestClient(create_app(small, store=store)) as client:
+        answer = client.post(
+            "/v1/match",
+            params={"filename": "big.bin"},
+            headers={"content-length": str(limit + 1)},
+            content=body(),
+        )
+        assert answer.status_code == 413 and answer.json()["error"] == "too-large"
+        assert read == 0  # the app answered without asking for the body

@@ -12,9 +12,10 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from registry.api import create_app
-from registry.chain.actions import make_action, sign_for
+from registry.chain.actions import make_action, sign_action, sign_for
 from registry.chain.contract import Registry
-from registry.chain.submit import prepare
+from registry.chain.declaration import Declaration, sign
+from registry.chain.submit import domain_of, prepare
 from registry.config import Settings
 from registry.iscc.generate import generate
 from registry.ledger.indexer import Indexer
@@ -128,6 +129,27 @@ def test_expired_and_used_nonce(client: TestClient, registry: Registry, work: An
     reuse = prepare(registry, creator, work.iscc, work.datahash, None, "elsewhere", nonce=5)
     conflict = _post(client, reuse.to_json())
     assert conflict.status_code == 409 and conflict.json()["error"] == "nonce-used"
+
+
+def test_a_deadline_at_the_latest_blocks_time_is_refused(
+    client: TestClient, registry: Registry, work: Any
+) -> None:
+    """The contract accepts a signature until its block's time passes the deadline; the next
+    block's time is after the latest one's, so a deadline equal to it can only fail on chain
+    and the relay refuses it up front."""
+    creator = Account.create()
+    latest = registry.w3.eth.get_block("latest")["timestamp"]
+    declaration = Declaration.create(work.iscc, work.datahash, None, "", nonce=0, deadline=latest)
+    answer = _post(client, sign(declaration, domain_of(registry), creator).to_json(), wait=0)
+    assert answer.status_code == 400, answer.text
+    assert f"deadline {latest} has passed" in answer.json()["message"]
+
+    revoke = make_action("revoke", 1 << 12, nonce=1, deadline=latest)
+    signed = sign_action(revoke, domain_of(registry), creator)
+    refused = client.post("/v1/relay/actions", json=signed.to_json(), params={"wait": 0})
+    assert refused.status_code == 400, refused.text
+    assert f"deadline {latest} has passed" in refused.json()["message"]
+    assert registry.w3.eth.get_block("latest")["timestamp"] == latest  # no block in between
 
 
 def test_rate_limit_per_declarer(

@@ -20,7 +20,7 @@ from registry.chain.iscc_id import IsccId
 from registry.errors import ChainUnavailable
 from registry.index import follower as follower_module
 from registry.index import ranges as ranges_module
-from registry.index.follower import SyncReport
+from registry.index.follower import Follower, SyncReport
 from registry.ledger.indexer import Indexer
 from registry.store.schema import conflict_queue, declarations
 from registry.store.store import Store
@@ -259,22 +259,35 @@ def test_reorg_to_a_shorter_chain_is_detected_at_the_checkpoint(store: Store) ->
 
 
 def test_reorg_while_a_range_is_read_is_caught_by_the_parent_hash(store: Store) -> None:
+    """Range 3-12 is read whole on the old chain (its own re-check of block 12 included), then
+    the chain forks at 8 and range 13-22 is read whole on the new one: each range is consistent
+    in itself, and only the parent hash of 13 against the hash of 12 shows the fork."""
     node = FakeNode(head=40, declared=list(range(3, 41)))
     follower = Indexer(fake_registry(node), store, max_range=10)
     real = node.make_request
-    ranges = 0
+    forked = threading.Event()
+    twelve_read = 0
+
+    def block_of(method: str, params: list[Any]) -> int:
+        return int(params[0] if method == "eth_getBlockByNumber" else params[0]["fromBlock"], 16)
 
     def forking(method: str, params: list[Any]) -> dict[str, Any]:
-        nonlocal ranges
+        nonlocal twelve_read
+        if method != "eth_blockNumber" and block_of(method, params) > 12 and not forked.is_set():
+            # The range after 3-12 is read ahead in another thread: it waits for the fork.
+            assert forked.wait(60), "range 3-12 was never read to its end"
         answer = real(method, params)
-        if method == "eth_getLogs":
-            ranges += 1
-            if ranges == 2:
-                node.fork(8)  # blocks 8.. change after range 3-12 was read, before it is stored
+        if method == "eth_getBlockByNumber" and block_of(method, params) == 12:
+            twelve_read += 1
+            if twelve_read == 2:  # range 3-12's check that its end did not change
+                node.fork(8)
+                forked.set()
         return answer
 
     node.make_request = forking  # type: ignore[method-assign]
-    follower.sync()
+    report = follower.sync()
+    assert forked.is_set()
+    assert report.events_rolled_back == 5  # blocks 8-12 of the old chain
     assert _stored_ids(store) == _chain_ids(node, 40)
 
 
@@ -319,7 +332,10 @@ def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None
 
 def test_common_ancestor_search_is_logarithmic(store: Store) -> None:
     node = FakeNode(head=2000, declared=list(range(3, 2001)))
-    follower = Indexer(fake_registry(node), store)
+    # A plain Follower, without the ledger's conflict detection after the sync: the fake node's
+    # 1,998 declarations are one file by one declarer, which detection would pair each with
+    # every other (~4M pairs, a minute and a half) only to drop them all as the declarer's own.
+    follower = Follower(fake_registry(node), store)
     follower.sync()
     node.fork(1234)
     real = node.make_request
@@ -481,11 +497,14 @@ def test_follow_picks_up_new_blocks_until_stopped(store: Store) -> None:
         target=Indexer(fake_registry(node), store).follow, args=(stop, 0.01), daemon=True
     )
     thread.start()
-    deadline = time.monotonic() + 5
-    while store.count() < 1 and time.monotonic() < deadline:
+    # However long the follower takes; the bound only keeps a hung follower from hanging the suite.
+    hang_guard = time.monotonic() + 600
+    while store.count() < 1:
+        assert thread.is_alive() and time.monotonic() < hang_guard
         time.sleep(0.01)
     node.head = 12
-    while store.count() < 2 and time.monotonic() < deadline:
+    while store.count() < 2:
+        assert thread.is_alive() and time.monotonic() < hang_guard
         time.sleep(0.01)
     stop.set()
     thread.join(5)

@@ -4,12 +4,18 @@ Hardhat node and both backends: no duplicate, no gap, ever.
 Starting the command costs ~2 s of imports (web3, eth-account), so most runs are forked from
 the test process, where everything is imported already, and run the CLI's `main()` there: a
 separate process, killed with SIGKILL like any other. One run of each test is the installed
-console script itself, killed once it has reported progress, and the installed script finishes
-the job at the end.
+console script itself, and the installed script finishes the job at the end.
+
+Each kill is scheduled by the indexer's own progress, never by the clock: the test reads the
+JSON progress lines the indexer writes after each committed range and kills it after a random
+number of them. Its output goes through a pipe of the smallest size Linux allows, read one byte
+at a time, so an indexer can run only as far ahead of the test as the pipe holds, however fast
+or slow the machine is.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import os
@@ -18,8 +24,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import requests
@@ -31,23 +40,28 @@ from sqlalchemy import inspect
 from registry.chain.contract import Registry
 from registry.chain.devnet import free_port
 from registry.cli import main
+from registry.index.follower import SyncReport
 from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
 KILLS = 30
 DECLARATIONS = 70
+# Only for a run that hangs: no assertion waits for a figure the machine's speed decides.
+HANG_GUARD_S = 600
 ARGS = ["index", "--follow", "--json", "--max-range", "1", "--poll", "0.05"]
 
 
-def _run_cli(env: dict[str, str], args: list[str], log: str) -> None:
-    """Body of a forked child: the `iscc-registry` command with its own settings and output."""
+def _run_cli(env: dict[str, str], args: list[str], log: str, progress: int | None) -> None:
+    """Body of a forked child: the `iscc-registry` command with its own settings, stderr to
+    `log` and stdout to the file descriptor `progress` (to `log` as well when None)."""
     os.environ.update(env)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(fd, 1)
     os.dup2(fd, 2)
-    # pytest's capture objects stand in for sys.stdout/stderr; the CLI must write to the log.
-    sys.stdout = sys.stderr = open(fd, "w", buffering=1)  # noqa: SIM115
+    os.dup2(fd if progress is None else progress, 1)
+    # pytest's capture objects stand in for sys.stdout/stderr; the CLI must write to 1 and 2.
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.argv = ["iscc-registry", *args]
     code = 1
     try:
@@ -57,6 +71,42 @@ def _run_cli(env: dict[str, str], args: list[str], log: str) -> None:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         os._exit(code)
+
+
+# Bytes of output an indexer can write before it blocks until the test reads: the smallest pipe.
+PIPE_BYTES = os.sysconf("SC_PAGE_SIZE")
+# A progress line is never shorter than the report of block 0 with nothing in it.
+SHORTEST_REPORT = len(json.dumps(SyncReport(0, 0, 0, 0, 0, 0, 0.0).to_dict())) + 1
+RUN_AHEAD = PIPE_BYTES // SHORTEST_REPORT + 2
+"""Most ranges an indexer commits after the progress line that made the test kill it: as many
+as the pipe holds, one blocked in its write, one between its commit and its report."""
+
+
+def _small_pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    assert fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    return read_end, write_end
+
+
+def _reports(stream: BinaryIO) -> Iterator[dict]:
+    """The indexer's JSON progress lines, read a byte at a time: nothing is read ahead, so the
+    pipe is all the indexer can fill before it waits for the test."""
+    line = bytearray()
+    while byte := stream.read(1):
+        if byte == b"\n":
+            yield json.loads(line)
+            line.clear()
+        else:
+            line += byte
+
+
+Until = Callable[[list[dict]], bool]
+
+
+def after(count: int) -> Until:
+    """Kill once the run has reported `count` committed ranges."""
+    return lambda reports: len(reports) >= count
 
 
 def cli_env(registry: Registry, tmp_path: Path, db_url: str) -> dict[str, str]:
@@ -83,7 +133,7 @@ def _index_to_the_end(env: dict[str, str], *options: str) -> dict:
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD_S,
         check=True,
     )
     return json.loads(result.stdout)
@@ -106,15 +156,74 @@ def busy_chain(registry: Registry, payer: LocalAccount) -> list:
     return chain_declarations(registry)
 
 
-def kill_cli_after(env: dict[str, str], log: str, seconds: float, args: list[str] = ARGS) -> None:
-    """Run `iscc-registry` with `args` in a forked child and kill -9 it after `seconds`."""
-    child = multiprocessing.get_context("fork").Process(target=_run_cli, args=(env, args, log))
+def kill_cli_when(
+    env: dict[str, str],
+    log: str,
+    until: Until,
+    pause: float = 0.0,
+    args: list[str] = ARGS,
+) -> list[dict]:
+    """Run `iscc-registry` with `args` (JSON progress) in a forked child, read its progress
+    reports until `until` holds for them, wait `pause` seconds (the indexer goes on meanwhile,
+    as far as the pipe lets it) and kill -9 it. Returns the reports read."""
+    read_end, write_end = _small_pipe()
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_cli, args=(env, args, log, write_end)
+    )
     child.start()
-    time.sleep(seconds)
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(10)
+    os.close(write_end)  # the child's copy is the only writer: its death ends the stream
+    # An indexer that never reports what `until` waits for (one following an idle chain)
+    # would keep the test waiting for ever: killed then, it ends the stream.
+    guard = threading.Timer(HANG_GUARD_S, os.kill, (child.pid, signal.SIGKILL))
+    guard.start()
+    reports: list[dict] = []
+    with open(read_end, "rb", buffering=0) as stream:
+        for report in _reports(stream):
+            reports.append(report)
+            if until(reports):
+                break
+        else:
+            raise AssertionError(f"the indexer stopped on its own: {Path(log).read_text()[-2000:]}")
+        time.sleep(pause)  # varies where the kill lands; nothing below depends on it
+        os.kill(child.pid, signal.SIGKILL)
+    guard.cancel()
+    child.join(HANG_GUARD_S)
     # Killed, not crashed: a child that failed on its own would have exited.
     assert child.exitcode == -signal.SIGKILL, Path(log).read_text()[-2000:]
+    return reports
+
+
+def kill_script_when(env: dict[str, str], until: Until, pause: float = 0.0) -> list[dict]:
+    """kill_cli_when for the installed console script, a process of its own."""
+    process = subprocess.Popen(
+        [_script(), *ARGS],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        bufsize=0,
+    )
+    assert process.stdout is not None
+    # Shrunk before the script has written anything: it needs seconds to import.
+    fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    guard = threading.Timer(HANG_GUARD_S, process.kill)
+    guard.start()
+    reports: list[dict] = []
+    for report in _reports(process.stdout):  # type: ignore[arg-type]
+        reports.append(report)
+        if until(reports):
+            break
+    else:
+        raise AssertionError("the indexer stopped on its own")
+    time.sleep(pause)
+    process.send_signal(signal.SIGKILL)
+    guard.cancel()
+    assert process.wait(10) == -signal.SIGKILL
+    process.stdout.close()
+    return reports
+
+
+def _blocks_to_index(registry: Registry) -> int:
+    return registry.w3.eth.block_number - registry.deployment.block + 1
 
 
 def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
@@ -123,33 +232,24 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(
     env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
     rng = random.Random(42)
-    checkpoints = []
-
-    for kill in range(KILLS):
-        if kill == KILLS // 2:
-            # The real command, killed once it has committed at least one batch.
-            process = subprocess.Popen(
-                [_script(), *ARGS],
-                env={**os.environ, **env},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            assert process.stdout is not None
-            json.loads(process.stdout.readline())  # a progress line: a batch is committed
-            time.sleep(rng.uniform(0, 0.2))
-            process.send_signal(signal.SIGKILL)
-            assert process.wait(10) == -signal.SIGKILL
-        else:
-            kill_cli_after(env, log, rng.uniform(0.15, 0.7))
-        with Store.open(db_url) as store:
-            checkpoints.append(assert_consistent_prefix(registry, store, busy_chain))
-
+    plan = [rng.randint(1, 8) for _ in range(KILLS)]
+    # Every run is cut short however far it runs ahead: the chain outlasts all of them.
+    assert sum(plan) + KILLS * RUN_AHEAD < _blocks_to_index(registry)
     head = registry.w3.eth.block_number
-    assert checkpoints == sorted(checkpoints)
-    # Most kills landed while there was still work to do, between batches that made progress.
-    assert sum(done < head for done in checkpoints) >= KILLS * 2 // 3
-    assert len(set(checkpoints)) >= KILLS // 3
+    checkpoints = [-1]
+
+    for kill, count in enumerate(plan):
+        pause = rng.uniform(0, 0.05)
+        if kill == KILLS // 2:  # the real command, once
+            reports = kill_script_when(env, after(count), pause)
+        else:
+            reports = kill_cli_when(env, log, after(count), pause)
+        with Store.open(db_url) as store:
+            done = assert_consistent_prefix(registry, store, busy_chain)
+        # What the run reported committed is there, it moved on from where the last run was
+        # killed, and it was killed with blocks left to index.
+        assert checkpoints[-1] < reports[-1]["to_block"] <= done < head
+        checkpoints.append(done)
 
     for expected_new in (None, 0):
         report = _index_to_the_end(env)
@@ -168,18 +268,22 @@ def test_sigterm_stops_follow_after_the_batch_in_flight(
     env = cli_env(registry, tmp_path, db_url)
     log = tmp_path / "follow.log"
     child = multiprocessing.get_context("fork").Process(
-        target=_run_cli, args=(env, ["index", "--follow", "--poll", "0.05"], str(log))
+        target=_run_cli, args=(env, ["index", "--follow", "--poll", "0.05"], str(log), None)
     )
     child.start()
     truth = chain_declarations(registry)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    # Waits for the indexer however long it takes; the bound only keeps a hung run from
+    # hanging the suite.
+    hang_guard = time.monotonic() + HANG_GUARD_S
+    while True:
         with Store.open(db_url) as store:
             if store_declarations(store, registry.contract.address) == truth:
                 break
+        assert child.is_alive(), log.read_text()[-2000:]
+        assert time.monotonic() < hang_guard, "the indexer hangs"
         time.sleep(0.1)
     os.kill(child.pid, signal.SIGTERM)
-    child.join(15)
+    child.join(HANG_GUARD_S)
     output = log.read_text()
     assert child.exitcode == 0, output[-2000:]
     assert "stopped" in output and "lag" in output and "events/s" in output
@@ -195,14 +299,20 @@ def test_kill_9_while_the_lookup_indexes_are_deferred(
     env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
     rng = random.Random(5)
-    left_deferred = 0
     args = [*ARGS, "--defer-lookups-after", "1"]
-    for _ in range(8):
-        kill_cli_after(env, log, rng.uniform(0.3, 1.0), args)
+    plan = [rng.randint(1, 8) for _ in range(8)]
+    assert sum(plan) + len(plan) * RUN_AHEAD < _blocks_to_index(registry)
+
+    def stored_one_and(count: int) -> Until:
+        # The first range with an event shows the backlog: the indexes go before its report.
+        return lambda reports: len(reports) >= count and reports[-1]["events_new"] > 0
+
+    for run, count in enumerate(plan):
+        until = stored_one_and(count) if run == 0 else after(count)
+        kill_cli_when(env, log, until, rng.uniform(0, 0.05), args)
         with Store.open(db_url) as store:
             assert_consistent_prefix(registry, store, busy_chain)
-            left_deferred += store.lookups_deferred()
-    assert left_deferred >= 4
+            assert store.lookups_deferred()
 
     assert _index_to_the_end(env, "--defer-lookups-after", "1")["index_seconds"] > 0
     with Store.open(db_url) as store:
@@ -221,7 +331,11 @@ def test_a_one_shot_index_that_loses_its_node_builds_deferred_indexes(
         store.defer_lookups()
     env["ISCC_REGISTRY_RPC_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = subprocess.run(
-        [_script(), "index"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        [_script(), "index"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
     )
     assert result.returncode == 1 and "error" in result.stderr
     with Store.open(db_url) as store:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import io
+import json
+import subprocess
+import sys
+import zipfile
+import zlib
 from pathlib import Path
+from unittest import mock
 
 import iscc_lib
 import pytest
@@ -213,3 +220,94 @@ def test_text_errors(tmp_path: Path) -> None:
         generate(write(tmp_path / "bad.xml", "<?xml version='1.0'?><a><b></a>"))
     with pytest.raises(UnsupportedMedia, match=r"RTF documents are not supported yet \(x.rtf\)"):
         generate(write(tmp_path / "x.rtf", r"{\rtf1 hello}"))
+
+
+INFLATED_MIB = 1024
+"""What the hostile member inflates to: 1 GiB, which its archive says is 34 bytes."""
+
+
+def _deflate_of_zeros(mebibytes: int) -> bytes:
+    """A raw deflate stream of `mebibytes` MiB of zero bytes, made in milliseconds: a full
+    flush leaves the compressor as it started, so every MiB compresses to the same bytes."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return piece * mebibytes + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+
+
+def _docx_with_a_lying_member(path: Path, stream: bytes) -> Path:
+    """A Word document whose word/document.xml declares 34 bytes (and their CRC) and holds the
+    deflate `stream`, as a hostile writer makes it."""
+    honest = zipfile.ZipFile(io.BytesIO(make_docx(["Dear reader,", PROSE])))
+
+    class Canned:
+        """Stands in for zipfile's compressor: whatever it is given, out comes `stream`."""
+
+        def compress(self, _data: bytes) -> bytes:
+            return stream
+
+        def flush(self) -> bytes:
+            return b""
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in honest.infolist():
+            if info.filename != "word/document.xml":
+                archive.writestr(info, honest.read(info))
+        with mock.patch.object(zipfile, "_get_compressor", lambda *_args: Canned()):
+            archive.writestr("word/document.xml", b"<w:document>tiny</w:document>12345")
+    return path
+
+
+_GENERATE = """
+import sys
+from registry.errors import UnsupportedMedia
+from registry.iscc import generate
+try:
+    generate(sys.argv[1])
+except UnsupportedMedia as exc:
+    print(exc)
+"""
+# Linux carries a process's peak RSS across exec, and a child spawned by a process starts from
+# that process's resident memory: generate runs in a child of a small interpreter, whose
+# getrusage(RUSAGE_CHILDREN) is that child's peak alone (plus the few MB the small one holds).
+_PEAK_RSS = f"""
+import json, resource, subprocess, sys
+run = subprocess.run([sys.executable, "-c", {_GENERATE!r}, sys.argv[1]], capture_output=True,
+                     text=True, check=True)
+peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({{"error": run.stdout.strip() or None, "peak_mib": peak_mib}}))
+"""
+
+
+def test_a_docx_member_that_lies_about_its_size_is_refused_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    stream = _deflate_of_zeros(INFLATED_MIB)
+    assert len(zlib.decompressobj(-15).decompress(stream[: len(stream) // INFLATED_MIB])) == 1 << 20
+    path = _docx_with_a_lying_member(tmp_path / "hostile.docx", stream)
+    with zipfile.ZipFile(path) as archive:
+        declared = archive.getinfo("word/document.xml")
+        assert declared.file_size == 34 and declared.compress_size == len(stream)
+    # Peak memory of a process of its own, which does nothing but generate.
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    outcome = json.loads(run.stdout)
+    print(f"peak RSS generating the hostile .docx: {outcome['peak_mib']:.0f} MiB")
+    assert outcome["error"] is not None and "word/document.xml" in outcome["error"]
+    assert "does not match the size (34 bytes)" in outcome["error"]
+    assert outcome["peak_mib"] < 300
+
+
+def test_archive_members_in_other_compression_methods_are_refused(tmp_path: Path) -> None:
+    """zipfile inflates bzip2 and LZMA members without a bound per call: not read at all."""
+    honest = zipfile.ZipFile(io.BytesIO(make_docx(["Dear reader,", PROSE])))
+    path = tmp_path / "bzip2.docx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive:
+        for info in honest.infolist():
+            archive.writestr(info.filename, honest.read(info))
+    with pytest.raises(UnsupportedMedia, match=r"word/document.xml uses compression method 12"):
+        generate(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import iscc_lib
 import pytest
 from eth_utils import to_checksum_address
 from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
@@ -14,9 +15,11 @@ from sqlalchemy import func, select
 from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.errors import InputError, InvalidCode
 from registry.index.events import EventDecoder
+from registry.iscc.codec import code_to_bytes
 from registry.iscc.granular import FeatureSet, features_json
 from registry.ledger.conflicts import (
     CONTENT,
+    CONTENT_THRESHOLDS,
     DATAHASH,
     SEGMENT,
     Batch,
@@ -286,6 +289,52 @@ def test_an_excerpt_by_a_declarer_of_another_variant_still_conflicts_with_the_fi
     (evidence,) = by_later[excerpt.iscc_id]["evidence"]
     # where the excerpt sits (its picture and sound were cut 190 ms apart: within a frame)
     assert abs(evidence["offset"] - (100 * 200 - 40)) <= 200
+
+
+def _text_unit_moved(item: dict, flips: int, data: bytes) -> dict:
+    """`item` (Meta and Text units) with the bits `flips` selects flipped in its Text unit's
+    64 bits, and the Data and Instance units and datahash of `data`: other bytes, content
+    exactly that far away."""
+    meta, text, *_ = iscc_lib.iscc_decompose(item["iscc"])
+    maintype, subtype, version, _length, digest = iscc_lib.iscc_decode(text)
+    moved = (int.from_bytes(digest, "big") ^ flips).to_bytes(8, "big")
+    other = content(data)
+    meta_unit, text_unit, data_unit, instance_unit = (
+        f"ISCC:{unit}"
+        for unit in (
+            meta,
+            iscc_lib.encode_component(maintype, subtype, version, 64, moved),
+            *iscc_lib.iscc_decompose(other["iscc"]),
+        )
+    )
+    iscc = iscc_lib.gen_iscc_code_v0([meta_unit, text_unit, data_unit, instance_unit])["iscc"]
+    return {**other, "iscc": iscc, "raw": code_to_bytes(iscc)}
+
+
+def _text_distance(a: DeclaredEvent, b: DeclaredEvent) -> int:
+    (x,), (y,) = ([u.value for u in e.units if u.unit_type == "CONTENT-TEXT"] for e in (a, b))
+    return ((x ^ y) & ((1 << 64) - 1)).bit_count()
+
+
+def test_content_exactly_at_the_threshold_conflicts_and_one_bit_more_does_not(
+    store: Store,
+) -> None:
+    threshold = CONTENT_THRESHOLDS["CONTENT-TEXT"]
+    original = content(TEXT.encode(), "Title")
+    # The top bits for one, the bottom bits for the other: the two are far from each other.
+    at = _text_unit_moved(original, ((1 << threshold) - 1) << (64 - threshold), b"at " * 50)
+    beyond = _text_unit_moved(original, (1 << (threshold + 1)) - 1, b"beyond " * 50)
+    first = _declared(original, 5, ALICE)
+    on_the_edge, too_far = _declared(at, 6, BOB), _declared(beyond, 6, CAROL, 1)
+    assert _text_distance(first, on_the_edge) == threshold
+    assert _text_distance(first, too_far) == threshold + 1
+    assert _text_distance(on_the_edge, too_far) > threshold
+    assert len({first.datahash, on_the_edge.datahash, too_far.datahash}) == 3
+    Chain(store).apply(6, first, on_the_edge, too_far)
+    assert ConflictDetector(store).run() == 1
+    assert _pairs(store) == [(first.iscc_id, on_the_edge.iscc_id, [CONTENT])]
+    (answer,) = list_conflicts(store)
+    assert answer["evidence"][0]["distance"] == threshold
 
 
 def test_content_far_apart_is_no_conflict(store: Store) -> None:

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from index_helpers import content, declare_direct
 from pictures import picture
 from sqlalchemy import select
-from test_kill_chain import cli_env, kill_cli_after
+from test_kill_chain import RUN_AHEAD, after, cli_env, kill_cli_when
 from works import cut_clip, make_video_work
 
 from registry.api import create_app
@@ -245,7 +245,7 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
         if i % 3 == 0:
             declare_direct(registry, copier, item)
         mines = [
-            {"jsonrpc": "2.0", "id": n, "method": "evm_mine"} for n in range(rng.randrange(3, 9))
+            {"jsonrpc": "2.0", "id": n, "method": "evm_mine"} for n in range(rng.randrange(4, 10))
         ]
         requests.post(registry.deployment.rpc_url, json=mines, timeout=30).raise_for_status()
     with Store.open(f"sqlite:///{tmp_path / 'reference.db'}") as reference:
@@ -256,9 +256,23 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
     env = cli_env(registry, tmp_path, db_url)
     log = str(tmp_path / "index.log")
     later = {pair[1] for pair in truth}
-    seen_partial = 0
-    for _kill in range(6):
-        kill_cli_after(env, log, rng.uniform(0.3, 0.9))
+    # Four runs killed while catching up, after the first copy's block (a declaration indexed,
+    # its conflict queued: detection runs once a sync reaches the head); then one killed at
+    # some moment after it reported reaching the head (during detection, or following). Each
+    # kill waits for the indexer's own reports, never for the clock.
+    first_copy = min(n for n, *_ in _declared_blocks(registry, copier.address))
+    catching_up = [rng.randint(3, 10) for _ in range(4)]
+    assert first_copy - registry.deployment.block + 1 <= catching_up[0]
+    blocks = registry.w3.eth.block_number - registry.deployment.block + 1
+    assert sum(catching_up) + len(catching_up) * RUN_AHEAD < blocks
+
+    def at_head(reports: list[dict]) -> bool:
+        return reports[-1]["lag"] == 0
+
+    plan = [(after(count), 0.0) for count in catching_up]
+    plan.append((at_head, rng.uniform(0, 0.3)))
+    for run, (until, pause) in enumerate(plan):
+        kill_cli_when(env, log, until, pause)
         with Store.open(db_url) as store:
             stored, queued = _stored(store)
             indexed = {r.iscc_id for r in store.by_declarer(payer.address)} | {
@@ -269,13 +283,23 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
         assert len(stored) == len(set(stored)) and set(stored) <= set(truth)
         checked = indexed - queued
         assert {c for c in truth if c[1] in checked} <= set(stored)
-        seen_partial += 0 < len(stored) < len(truth) or bool(queued & later)
-    assert seen_partial  # at least one kill landed between a declaration and its conflicts
+        if run < len(catching_up):
+            # Killed with a copy indexed (its conflict queued, or found if detection was due).
+            assert indexed & later
 
     with Store.open(db_url) as store:
         Indexer(registry, store).sync()
         stored, queued = _stored(store)
     assert sorted(stored) == sorted(truth) and queued == set()
+
+
+def _declared_blocks(registry: Registry, declarer: str) -> list[tuple[int, str]]:
+    """(block number, ISCC-ID) of every declaration by `declarer`, from the chain."""
+    logs = registry.contract.events.Declared().get_logs(
+        from_block=registry.deployment.block, argument_filters={"declarer": declarer}
+    )
+    realm = registry.deployment.realm
+    return sorted((log["blockNumber"], str(IsccId(log["args"]["isccId"], realm))) for log in logs)
 
 
 def test_an_excerpt_declared_by_another_key_is_a_segment_conflict(
