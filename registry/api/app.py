@@ -14,7 +14,7 @@ from registry import __version__
 from registry.api import conflicts, health, metadata, relay, resolve, search
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
-from registry.api.relay import RelayLimits
+from registry.api.relay import RelayPolicy
 from registry.api.state import AppState
 from registry.api.web import install_pages
 from registry.config import Settings, get_settings
@@ -101,8 +101,8 @@ def create_app(
     )
     app.state.registry = state
     app.state.metrics = Metrics()
-    app.state.relay_limits = RelayLimits(
-        settings.relay_per_declarer_per_min, settings.relay_per_client_per_min
+    app.state.relay_policy = RelayPolicy(
+        settings, state.deployment.chain_id if state.deployment else None
     )
     app.state.metrics.install(app)
     install_error_handlers(app)

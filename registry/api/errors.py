@@ -22,7 +22,10 @@ __all__ = [
     "ERROR_RESPONSES",
     "ErrorBody",
     "NotFound",
+    "RateLimited",
     "RelayConflict",
+    "RelayForbidden",
+    "RelayUnauthorized",
     "UploadTooLarge",
     "install_error_handlers",
 ]
@@ -41,6 +44,22 @@ class RelayConflict(InvalidDeclaration):
     """The chain already consumed a signature's nonce: declared before, or invalidated."""
 
 
+class RateLimited(RegistryError):
+    """A rate limit or gas budget is spent for now; `retry_after` tells when to come back."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RelayUnauthorized(RegistryError):
+    """This relay pays only for holders of a relay token, and none (or an unknown one) came."""
+
+
+class RelayForbidden(RegistryError):
+    """This service does not relay for anyone."""
+
+
 class ErrorBody(BaseModel):
     """The body of every error answer."""
 
@@ -55,6 +74,9 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
     (RelayConflict, 409, "nonce-used"),
     (UploadTooLarge, 413, "too-large"),
+    (RateLimited, 429, "rate-limited"),
+    (RelayUnauthorized, 401, "relay-token-required"),
+    (RelayForbidden, 403, "relay-closed"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
     (UnsupportedMedia, 415, "unsupported-media"),
@@ -70,8 +92,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _json(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": kind, "message": message})
+def _json(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": kind, "message": message}, headers=headers
+    )
+
+
+def _headers(exc: RegistryError) -> dict[str, str] | None:
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    if isinstance(exc, RelayUnauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="relay"'}
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -79,7 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
         for cls, status, kind in _STATUS:
             if isinstance(exc, cls):
-                return _json(status, kind, str(exc))
+                return _json(status, kind, str(exc), _headers(exc))
         return _json(400, "error", str(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -25,7 +25,7 @@ from registry.index.similarity import SimilarityIndex
 from registry.index.snippets import SnippetIndex
 from registry.index.store import Store
 
-__all__ = ["AppState", "state_of", "store_of"]
+__all__ = ["DEVNET_CHAIN_ID", "AppState", "client_of", "state_of", "store_of"]
 
 DEVNET_CHAIN_ID = 31337
 
@@ -153,6 +153,12 @@ class AppState:
             head, problem = None, f"chain node failed: {type(exc).__name__}"
         self._head = (time.monotonic(), head, problem)
         return head, problem
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the connection's peer, or what a trusted proxy forwarded (uvicorn
+    rewrites the peer only for the proxies in the `trusted_proxies` setting)."""
+    return request.client.host if request.client else "unknown"
 
 
 def state_of(request: Request) -> AppState:

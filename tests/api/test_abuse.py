@@ -5,19 +5,28 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
 
+from registry.api import create_app
+from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import free_port
+from registry.chain.submit import prepare
+from registry.config import Settings
+from registry.index.store import Store
+from registry.iscc.generate import generate
 
 CLI = str(Path(sys.executable).parent / "iscc-registry")
 
@@ -138,3 +147,147 @@ def test_deeply_nested_json_is_refused_and_the_server_lives(served: Served, path
     assert "message" in json.loads(body)
     assert served.proc.poll() is None
     assert served.health()["status"] in ("ok", "degraded")
+
+
+# --- an in-process server, for tests that need to look inside while it runs -----------------
+
+
+class _Counting:
+    """ASGI wrapper: counts requests per path as they arrive, and shrinks the worker thread
+    pool, so a few requests show what 40 would do to the default pool."""
+
+    def __init__(self, app: Any, threads: int) -> None:
+        self.app = app
+        self.threads = threads
+        self.arrived: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+        elif scope["type"] == "http":
+            self.arrived[scope["path"]] = self.arrived.get(scope["path"], 0) + 1
+        await self.app(scope, receive, send)
+
+
+class InProcess:
+    def __init__(self, app: Any, threads: int = 40) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.app = _Counting(app, threads)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> InProcess:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                pytest.fail("the server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            conn.request(
+                method,
+                path,
+                body=data,
+                headers={"content-type": "application/json", **(headers or {})},
+            )
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Any:
+    path = tmp_path / "work.txt"
+    path.write_text("Relays are paid by somebody; this text is declared through one. " * 10)
+    return generate(path)
+
+
+# --- finding 2: anyone could lock out any declarer ------------------------------------------
+
+
+@pytest.mark.chain
+def test_forged_declarations_do_not_spend_the_declarers_limit(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    bob = Account.create()
+    limited = settings.model_copy(update={"relay_per_declarer_per_min": 2})
+    with TestClient(create_app(limited, store=store)) as client:
+        for _ in range(5):
+            forged = prepare(registry, Account.create(), work.iscc, work.datahash, None, "")
+            body = forged.to_json() | {"declarer": bob.address}
+            answer = client.post("/v1/relay/declarations", json=body)
+            assert answer.status_code == 400, answer.text
+        own = prepare(registry, bob, work.iscc, work.datahash, None, "")
+        answer = client.post("/v1/relay/declarations", json=own.to_json())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["declarer"] == bob.address
+        # The limit itself still holds for Bob's own, valid requests.
+        for i in range(2):
+            more = prepare(registry, bob, work.iscc, work.datahash, None, f"https://e.x/{i}")
+            last = client.post("/v1/relay/declarations", json=more.to_json())
+        assert last.status_code == 429 and "declarer" in last.json()["message"]
+        assert int(last.headers["retry-after"]) >= 1
+
+
+# --- finding 3: waiting clients starved the server ------------------------------------------
+
+
+@contextmanager
+def _no_mining(registry: Registry) -> Iterator[None]:
+    """The devnet stops mining, so a relayed transaction stays pending as on a slow chain."""
+    registry.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        registry.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+        registry.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+@pytest.mark.chain
+def test_waiting_clients_hold_no_threads_and_are_bounded(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    waits, bound = 8, 3
+    app = create_app(settings.model_copy(update={"relay_waits_per_client": bound}), store=store)
+    with InProcess(app, threads=4) as server, _no_mining(registry):
+        signed = prepare(registry, Account.create(), work.iscc, work.datahash, None, "")
+        status, job = server.request("POST", "/v1/relay/declarations?wait=0", signed.to_json())
+        assert status == 202 and job["state"] == "pending"
+        path = f"/v1/relay/jobs/{job['job']}"
+        answers: list[tuple[int, Any]] = []
+
+        def wait_for_job() -> None:
+            answers.append(server.request("GET", path + "?wait=20"))
+
+        waiters = [threading.Thread(target=wait_for_job) for _ in range(waits)]
+        for t in waiters:
+            t.start()
+        while server.app.arrived.get(path, 0) < waits:
+            time.sleep(0.02)
+        status, _health = server.request("GET", "/health")
+        answered = len(answers)
+        assert status == 200
+        # /health was answered while the waits within the bound still held: they took no
+        # thread from it (before, it queued behind them until they timed out).
+        assert answered <= waits - bound, f"/health came after {answered} of {waits} waits"
+    for t in waiters:
+        t.join(timeout=120)
+    assert sorted(s for s, _ in answers) == [200] * bound + [202] * (waits - bound)
