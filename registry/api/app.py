@@ -14,6 +14,7 @@ from registry import __version__
 from registry.api import conflicts, health, metadata, relay, resolve, search
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
+from registry.api.limits import BodyLimit
 from registry.api.relay import RelayPolicy
 from registry.api.state import AppState
 from registry.api.web import install_pages
@@ -105,6 +106,13 @@ def create_app(
         settings, state.deployment.chain_id if state.deployment else None
     )
     app.state.metrics.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_body=settings.max_body_kb * 1024,
+        max_upload=settings.max_upload_mb * 1024 * 1024,
+        streamed=(search.MATCH_PATH,),
+        timeout=settings.body_timeout_s,
+    )
     install_error_handlers(app)
 
     @app.exception_handler(Exception)

@@ -20,6 +20,7 @@ from registry.errors import (
 
 __all__ = [
     "ERROR_RESPONSES",
+    "BodyTimeout",
     "ErrorBody",
     "NotFound",
     "RateLimited",
@@ -38,6 +39,10 @@ class NotFound(RegistryError):
 class UploadTooLarge(InputError):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"the upload is larger than this service accepts ({limit_bytes} bytes)")
+
+
+class BodyTimeout(InputError):
+    """The client sent its request body too slowly."""
 
 
 class RelayConflict(InvalidDeclaration):
@@ -74,6 +79,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
     (RelayConflict, 409, "nonce-used"),
     (UploadTooLarge, 413, "too-large"),
+    (BodyTimeout, 408, "timeout"),
     (RateLimited, 429, "rate-limited"),
     (RelayUnauthorized, 401, "relay-token-required"),
     (RelayForbidden, 403, "relay-closed"),

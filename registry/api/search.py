@@ -12,7 +12,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from registry.api.errors import ERROR_RESPONSES, UploadTooLarge
+from registry.api.errors import ERROR_RESPONSES
 from registry.api.models import Declaration
 from registry.api.state import state_of
 from registry.errors import InputError
@@ -98,6 +98,15 @@ def search(
 
 
 _SAFE_NAME = re.compile(r"[^\w.\- ]+")
+MATCH_PATH = "/v1/match"  # streamed: its body is a file, not JSON
+
+
+def safe_name(filename: str) -> str:
+    """A plain file name in the upload folder for whatever the client called its file: only
+    word characters, dots, dashes and spaces, never a name of dots alone ("..", which is the
+    folder's parent), and the extension kept, since the ISCC's media type depends on it."""
+    name = _SAFE_NAME.sub("_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    return "upload" + name if not name.strip(".") else name
 
 
 @router.post(
@@ -131,20 +140,15 @@ async def match(
 ) -> dict[str, Any]:
     """The request body is the file itself, streamed to disk (never held in memory)."""
     state = state_of(request)
-    limit_bytes = state.settings.max_upload_mb * 1024 * 1024
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit_bytes:
-        raise UploadTooLarge(limit_bytes)
-    name = _SAFE_NAME.sub("_", Path(filename).name).strip() or "upload"
+    name = safe_name(filename)
     folder = Path(tempfile.mkdtemp(prefix="iscc-match-"))
     try:
         path = folder / name
         size = 0
+        # The body's size and pace are bounded while it streams (registry.api.limits).
         with path.open("wb") as sink:
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit_bytes:
-                    raise UploadTooLarge(limit_bytes)
                 await anyio.to_thread.run_sync(sink.write, chunk)
         if size == 0:
             raise InputError("the upload is empty")

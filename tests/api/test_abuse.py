@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,41 @@ def _serve(home: Path, *args: str, env: dict[str, str] | None = None) -> Served:
 
 
 @pytest.fixture
-def served(home: Path, deployment: Deployment) -> Iterator[Served]:
-    """`iscc-registry serve` with its indexer and relayer on the devnet."""
+def serve(home: Path, deployment: Deployment) -> Iterator[Any]:
+    """Starts `iscc-registry serve` (indexer and relayer on the devnet) with settings from the
+    environment; every process started is killed at the end."""
     deployment.save(home / "deployment.json")
-    served = _serve(home)
-    yield served
-    if served.proc.poll() is None:
-        served.proc.kill()
-        served.proc.wait()
+    started: list[Served] = []
+
+    def start(**env: str) -> Served:
+        started.append(_serve(home, env={f"ISCC_REGISTRY_{k.upper()}": v for k, v in env.items()}))
+        return started[-1]
+
+    yield start
+    for served in started:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+
+
+@pytest.fixture
+def served(serve: Any) -> Served:
+    return serve()
+
+
+def _connect(served: Served, timeout: float = 30) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", served.port), timeout=timeout)
+
+
+def _status_line(sock: socket.socket) -> bytes:
+    """The first line the server answers (b"" if it closed without a word)."""
+    answer = b""
+    while b"\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer.split(b"\r\n", 1)[0]
 
 
 # --- finding 1: one deep JSON body killed the process ----------------------------------------
@@ -291,3 +319,107 @@ def test_waiting_clients_hold_no_threads_and_are_bounded(
     for t in waiters:
         t.join(timeout=120)
     assert sorted(s for s, _ in answers) == [200] * bound + [202] * (waits - bound)
+
+
+# --- finding 5: bodies were read whole before any size check --------------------------------
+
+
+@pytest.mark.chain
+@pytest.mark.parametrize("path", ["/v1/metadata", "/v1/relay/declarations", "/v1/relay/actions"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_oversized_bodies_are_refused_while_they_stream(
+    served: Served, path: str, chunked: bool
+) -> None:
+    announced = 100 * 2**20
+    with _connect(served) as sock:
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {announced}"
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"{framing}\r\n\r\n".encode()
+        )
+        piece = b"[" + b"0," * 32_767 + b"0"
+        # 4 MiB, far beyond the JSON limit and far short of what was announced: the answer
+        # must come now, not once 100 MiB have been read.
+        for _ in range(64):
+            data = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        assert _status_line(sock).startswith(b"HTTP/1.1 413")
+    assert served.health()["declarations"] == 0
+
+
+# --- finding 9: slow heads and bodies, huge heads -------------------------------------------
+
+
+@pytest.mark.chain
+def test_slow_heads_slow_bodies_and_huge_heads_are_cut(serve: Any) -> None:
+    served = serve(header_timeout_s="1", body_timeout_s="1", max_header_kb="16")
+    with _connect(served) as slow_head:
+        slow_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        assert _status_line(slow_head).startswith(b"HTTP/1.1 408")
+    with _connect(served) as slow_body:
+        slow_body.sendall(
+            b"POST /v1/metadata HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"a":'
+        )
+        assert _status_line(slow_body).startswith(b"HTTP/1.1 408")
+    with _connect(served) as huge_head:
+        filler = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+        with suppress(BrokenPipeError, ConnectionResetError):
+            huge_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + filler * 256 + b"\r\n")
+        assert _status_line(huge_head).startswith(b"HTTP/1.1 431")
+    # A kept-alive connection is not cut between requests for the head timeout alone, and
+    # honest requests on it still work.
+    kept = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    try:
+        for _ in range(2):
+            kept.request("GET", "/health")
+            response = kept.getresponse()
+            assert response.status == 200 and json.loads(response.read())["status"]
+    finally:
+        kept.close()
+
+
+# --- finding 4: a forwarded header chose the client address ---------------------------------
+
+
+def _garbled_declaration(registry: Registry, work: Any) -> dict[str, Any]:
+    body = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+    body["signature"] = "0x" + "ab" * 65
+    return body
+
+
+@pytest.mark.chain
+def test_forwarded_headers_are_not_trusted_by_default(
+    serve: Any, registry: Registry, work: Any
+) -> None:
+    served = serve(relay_per_client_per_min="3")
+    statuses = []
+    for i in range(5):
+        status, _headers, _body = served.request(
+            "POST",
+            "/v1/relay/declarations",
+            json.dumps(_garbled_declaration(registry, work)).encode(),
+            {"content-type": "application/json", "x-forwarded-for": f"203.0.113.{i}"},
+        )
+        statuses.append(status)
+    assert statuses == [400, 400, 400, 429, 429]
+
+
+@pytest.mark.chain
+def test_forwarded_headers_of_a_configured_proxy_are(
+    serve: Any, registry: Registry, work: Any
+) -> None:
+    served = serve(relay_per_client_per_min="1", trusted_proxies="127.0.0.1")
+    statuses = []
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.1"]:
+        status, _headers, _body = served.request(
+            "POST",
+            "/v1/relay/declarations",
+            json.dumps(_garbled_declaration(registry, work)).encode(),
+            {"content-type": "application/json", "x-forwarded-for": client},
+        )
+        statuses.append(status)
+    assert statuses == [400, 400, 429]
