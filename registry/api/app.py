@@ -118,9 +118,9 @@ def create_app(
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
+        # Neither the exception's text nor its type: both tell an attacker about the code.
         return JSONResponse(
-            status_code=500,
-            content={"error": "internal", "message": f"internal error ({type(exc).__name__})"},
+            status_code=500, content={"error": "internal", "message": "internal error"}
         )
 
     app.include_router(resolve.router)

@@ -21,6 +21,7 @@ from registry.api.errors import (
     RelayForbidden,
     RelayUnauthorized,
 )
+from registry.api.formats import ISCC, Address, Digest, HexBytes, Uint256
 from registry.api.ratelimit import RateLimiter
 from registry.api.relayer import Job, RelayQueue, action_key, declaration_key
 from registry.api.state import DEVNET_CHAIN_ID, client_of, state_of
@@ -34,18 +35,18 @@ MAX_WAIT_S = 120.0
 
 
 class DomainIn(BaseModel):
-    name: str = Field(examples=["IsccRegistry"])
-    version: str = Field(examples=["1"])
-    chainId: int
-    verifyingContract: str
+    name: str = Field(max_length=64, examples=["IsccRegistry"])
+    version: str = Field(max_length=16, examples=["1"])
+    chainId: int = Field(ge=0, lt=2**256)
+    verifyingContract: Address
 
 
 class DeclarationIn(BaseModel):
-    iscc_code: str = Field(max_length=200)
-    datahash: str = Field(max_length=80)
-    metahash: str = Field(max_length=80)
+    iscc_code: str = Field(max_length=200, pattern=ISCC)
+    datahash: Digest
+    metahash: Digest
     gateway: str = Field(max_length=1024)
-    nonce: str = Field(max_length=80, description="Decimal uint256")
+    nonce: Uint256
     deadline: int = Field(ge=0, lt=2**64)
 
 
@@ -53,25 +54,29 @@ class SignedDeclarationIn(BaseModel):
     """What `iscc-registry sign` writes."""
 
     declaration: DeclarationIn
-    declarer: str = Field(max_length=42)
-    signature: str = Field(max_length=2048, description="0x-hex; ERC-1271 signatures may be long")
+    declarer: Address
+    signature: HexBytes = Field(description="0x-hex; ERC-1271 signatures may be long")
     domain: DomainIn
 
 
 class ActionIn(BaseModel):
     kind: Literal["revoke", "update", "transfer"]
-    iscc_id: str = Field(max_length=64, description="ISCC:MAI... or the integer body")
-    metahash: str | None = Field(None, max_length=80, description="update only")
+    iscc_id: str = Field(
+        max_length=64,
+        pattern=r"^((ISCC:)?MAI[A-Z2-7]{13,}|[0-9]{1,40})$",
+        description="ISCC:MAI... or the integer body",
+    )
+    metahash: Digest | None = Field(None, description="update only")
     gateway: str = Field("", max_length=1024, description="update only")
-    to: str | None = Field(None, max_length=42, description="transfer only")
-    nonce: str = Field(max_length=80)
+    to: Address | None = Field(None, description="transfer only")
+    nonce: Uint256
     deadline: int = Field(ge=0, lt=2**64)
 
 
 class SignedActionIn(BaseModel):
     action: ActionIn
-    owner: str = Field(max_length=42)
-    signature: str = Field(max_length=2048)
+    owner: Address
+    signature: HexBytes
     domain: DomainIn
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from registry.api.errors import ERROR_RESPONSES
 from registry.api.models import Declaration
 from registry.api.state import state_of
-from registry.errors import InputError
+from registry.errors import InputError, RegistryError
 from registry.index.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -152,15 +152,20 @@ async def match(
                 await anyio.to_thread.run_sync(sink.write, chunk)
         if size == 0:
             raise InputError("the upload is empty")
-        return await anyio.to_thread.run_sync(
-            match_file,
-            state.store,
-            state.similarity(),
-            path,
-            threshold,
-            limit,
-            include_revoked,
-            state.snippets(),
-        )
+        try:
+            return await anyio.to_thread.run_sync(
+                match_file,
+                state.store,
+                state.similarity(),
+                path,
+                threshold,
+                limit,
+                include_revoked,
+                state.snippets(),
+            )
+        except RegistryError as exc:
+            # Messages name the file by its path; the client knows it by its own name only.
+            exc.args = (str(exc).replace(str(path), filename).replace(str(folder), ""),)
+            raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -423,3 +424,49 @@ def test_forwarded_headers_of_a_configured_proxy_are(
         )
         statuses.append(status)
     assert statuses == [400, 400, 429]
+
+
+# --- findings 7 and 8: a directory as upload name, internals in error messages --------------
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Iterator[TestClient]:
+    """The API over an empty store with no chain: enough for uploads."""
+    app = create_app(Settings(home=tmp_path / "offline"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("filename", ["..", "a/..", "a\\..", ".", "...", "\u202e.txt", "\u202e"])
+def test_upload_names_neither_escape_nor_leak_paths(offline: TestClient, filename: str) -> None:
+    answer = offline.post(
+        "/v1/match", params={"filename": filename}, content=b"some bytes of a file " * 20
+    )
+    assert answer.status_code < 500, answer.text
+    assert tempfile.gettempdir() not in answer.text and "iscc-match" not in answer.text
+
+
+def test_unexpected_errors_name_no_exception(tmp_path: Path) -> None:
+    app = create_app(Settings(home=tmp_path / "offline"))
+
+    def broken() -> None:
+        raise IsADirectoryError(21, "Is a directory", "/tmp/secret/place")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal", "message": "internal error"}
+
+
+@pytest.mark.chain
+def test_malformed_signatures_are_refused_without_parser_text(
+    client: TestClient, registry: Registry, work: Any
+) -> None:
+    signed = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+    for signature in ["0xnothex", "0x123", "no prefix"]:
+        answer = client.post("/v1/relay/declarations", json=signed | {"signature": signature})
+        assert 400 <= answer.status_code < 500, answer.text
+        message = answer.json()["message"]
+        assert "signature" in message
+        assert "Error(" not in message and "non-hexadecimal" not in message, message
