@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Index,
+    String,
     case,
+    cast,
     create_engine,
     delete,
     event,
@@ -29,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from registry.chain.iscc_id import IsccId
@@ -465,10 +468,12 @@ class Store:
                     checkpoints.c.block_hash,
                 ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
             ).all()
-            documents = conn.execute(select(func.count()).select_from(metadata_docs)).scalar()
+            # Only documents some declaration names change answers; anyone may post others,
+            # and counting those let anonymous posts flush every reader's cache.
+            named = conn.execute(select(meta.c.value).where(meta.c.key == _NAMED_DOCS_KEY)).scalar()
             # Conflict detection commits after the batch that moved the checkpoint.
             found = conn.execute(select(func.max(conflicts.c.id))).scalar()
-        return (*(tuple(m) for m in marks), documents, found)
+        return (*(tuple(m) for m in marks), named, found)
 
     def put_metadata(self, digest: bytes, document: bytes) -> bool:
         """Store a canonical metadata document under its blake3 digest (the caller verified
@@ -485,6 +490,9 @@ class Store:
                         metahash=digest, document=document, stored_at=int(time.time())
                     )
                 )
+                named = select(declarations.c.id).where(declarations.c.metahash == digest)
+                if conn.execute(named.limit(1)).first() is not None:
+                    _count_named_document(conn)
             # Also when it was known: declarations indexed before this store had segments
             # (schema v4) get them when their document is posted again.
             source = segment_sources.c.declaration_id
@@ -571,6 +579,8 @@ def _describe(block: tuple[int, bytes] | None) -> str:
 
 
 _DEFERRED_KEY = "lookup_indexes_deferred"
+# How many stored metadata documents a declaration names (Store.generation).
+_NAMED_DOCS_KEY = "named_documents"
 
 
 def _lookups_deferred(conn: Connection) -> bool:
@@ -746,3 +756,20 @@ def _record_blocks(
             for number, block_hash in sorted(seen.items())
         ],
     )
+
+
+def _count_named_document(conn: Connection) -> None:
+    """One more stored document that a declaration names: a mark in `meta` that `generation`
+    reads (an UPDATE of one row; the first one inserts it, once, whichever writer wins)."""
+    bump = (
+        update(meta)
+        .where(meta.c.key == _NAMED_DOCS_KEY)
+        .values(value=cast(cast(meta.c.value, BigInteger) + 1, String))
+    )
+    if conn.execute(bump).rowcount:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(meta).values(key=_NAMED_DOCS_KEY, value="1"))
+    except IntegrityError:
+        conn.execute(bump)

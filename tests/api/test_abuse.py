@@ -22,13 +22,16 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from registry.api import create_app
+from registry.api import resolve as resolve_routes
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
-from registry.chain.devnet import free_port
-from registry.chain.submit import prepare
+from registry.chain.devnet import dev_account, free_port
+from registry.chain.submit import declare_direct, prepare
 from registry.config import Settings
+from registry.index.follower import Follower
 from registry.index.store import Store
 from registry.iscc.generate import generate
+from registry.metadata import canonicalize
 
 CLI = str(Path(sys.executable).parent / "iscc-registry")
 
@@ -470,3 +473,44 @@ def test_malformed_signatures_are_refused_without_parser_text(
         message = answer.json()["message"]
         assert "signature" in message
         assert "Error(" not in message and "non-hexadecimal" not in message, message
+
+
+# --- finding 6: anonymous writes flushed the resolve cache ----------------------------------
+
+
+@pytest.mark.chain
+def test_only_documents_a_declaration_names_invalidate_cached_answers(
+    client: TestClient, registry: Registry, store: Store, tmp_path: Path, monkeypatch: Any
+) -> None:
+    document = {"name": "A letter", "creator": "Alice"}
+    metahash = canonicalize(document).metahash
+    path = tmp_path / "letter.txt"
+    path.write_text("Dear cache, please keep what you hold. " * 20)
+    work = generate(path)
+    receipt = declare_direct(registry, dev_account(1), work.iscc, work.datahash, metahash, "")
+    Follower(registry, store).sync()
+    computed: list[str] = []
+    compute = resolve_routes._iscc_id_answer
+
+    def counted(request: Any, iscc_id: str) -> Any:
+        computed.append(iscc_id)
+        return compute(request, iscc_id)
+
+    monkeypatch.setattr(resolve_routes, "_iscc_id_answer", counted)
+    state = client.app.state.registry  # type: ignore[attr-defined]
+    url = f"/iscc-id/{receipt.iscc_id}"
+
+    def resolve_now() -> Any:
+        # The cache compares the store's generation every GENERATION_CHECK_S; due now.
+        state._generation = (0.0, state._generation[1])
+        return client.get(url).json()
+
+    assert resolve_now()["metadata"] is None
+    for i in range(5):  # anybody's documents, named by no declaration
+        assert client.post("/v1/metadata", json={"name": f"spam {i}"}).status_code == 201
+        assert resolve_now()["metadata"] is None
+    assert len(computed) == 1
+    # The document the declaration names changes its answer: that one invalidates.
+    assert client.post("/v1/metadata", json=document).status_code == 201
+    assert resolve_now()["metadata"] == document
+    assert len(computed) == 2
