@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse
 
 from registry import __version__
 from registry.api import conflicts, health, metadata, relay, resolve, search
+from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
 from registry.api.limits import BodyLimit
+from registry.api.methods import AllowedMethods, install_cors
 from registry.api.relay import RelayPolicy
 from registry.api.state import AppState
 from registry.api.web import install_pages
@@ -99,6 +101,8 @@ def create_app(
             "find similar content and relay signed declarations."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.registry = state
     app.state.metrics = Metrics()
@@ -106,6 +110,7 @@ def create_app(
         settings, state.deployment.chain_id if state.deployment else None
     )
     app.state.metrics.install(app)
+    app.add_middleware(AllowedMethods, router_app=app)
     app.add_middleware(
         BodyLimit,
         max_body=settings.max_body_kb * 1024,
@@ -113,6 +118,8 @@ def create_app(
         streamed=(search.MATCH_PATH,),
         timeout=settings.body_timeout_s,
     )
+    # Outermost, so its answers (and preflights) carry CORS headers too.
+    install_cors(app, settings.cors_origins)
     install_error_handlers(app)
 
     @app.exception_handler(Exception)
@@ -130,6 +137,7 @@ def create_app(
     app.include_router(relay.router)
     app.include_router(health.router)
     install_pages(app)
+    install_docs(app)
     return app
 
 

@@ -133,4 +133,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not-found" if exc.status_code == 404 else f"http-{exc.status_code}"
-        return _json(exc.status_code, kind, str(exc.detail))
+        # The router's own headers stay: a 405 must say what is allowed (Allow).
+        return _json(exc.status_code, kind, str(exc.detail), exc.headers)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from registry.api.errors import ERROR_RESPONSES, NotFound
+from registry.api.formats import ADDRESS, DIGEST, ISCC, ISCC_ID, documented
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import state_of, store_of
 from registry.index import search
@@ -19,7 +20,14 @@ router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
 # The ISCC-ID answer shows this many conflicts; /v1/conflicts pages through all of them.
 ISCC_ID_CONFLICTS = 100
 
-QueryText = Annotated[str, Query(description=search.ACCEPTED_FORMS, max_length=512)]
+QueryText = Annotated[
+    str,
+    Query(
+        description=search.ACCEPTED_FORMS,
+        max_length=512,
+        json_schema_extra=documented(f"{ISCC}|{DIGEST}|{ADDRESS}"),
+    ),
+]
 
 
 def _resolve(request: Request, query: str) -> search.Resolution:
@@ -43,7 +51,14 @@ def resolve(request: Request, q: QueryText) -> dict[str, object]:
 )
 def iscc_id(
     request: Request,
-    iscc_id: Annotated[str, Path(max_length=128, examples=["ISCC:MAIGBISBQHSAAAAA"])],
+    iscc_id: Annotated[
+        str,
+        Path(
+            max_length=128,
+            examples=["ISCC:MAIGBISBQHSAAAAA"],
+            json_schema_extra=documented(ISCC_ID),
+        ),
+    ],
 ) -> Response | dict[str, object]:
     """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
     state = state_of(request)

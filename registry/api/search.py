@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from registry.api.errors import ERROR_RESPONSES
+from registry.api.formats import ISCC, documented
 from registry.api.models import Declaration
 from registry.api.state import state_of
 from registry.errors import InputError, RegistryError
@@ -85,7 +86,14 @@ Revoked = Annotated[bool, Query(description="Include revoked declarations")]
 @router.get("/search", response_model=SearchResult, summary="Find similar declarations")
 def search(
     request: Request,
-    iscc: Annotated[str, Query(max_length=256, description="An ISCC-CODE or a single ISCC-UNIT")],
+    iscc: Annotated[
+        str,
+        Query(
+            max_length=256,
+            description="An ISCC-CODE or a single ISCC-UNIT",
+            json_schema_extra=documented(ISCC),
+        ),
+    ],
     threshold: Threshold = DEFAULT_THRESHOLD,
     limit: Limit = 20,
     include_revoked: Revoked = False,

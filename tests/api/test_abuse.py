@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -514,3 +515,63 @@ def test_only_documents_a_declaration_names_invalidate_cached_answers(
     assert client.post("/v1/metadata", json=document).status_code == 201
     assert resolve_now()["metadata"] == document
     assert len(computed) == 2
+
+
+# --- finding 9: methods, CORS, offline docs, formats ----------------------------------------
+
+
+def test_options_and_unknown_methods_say_what_is_allowed(offline: TestClient) -> None:
+    options = offline.options("/v1/resolve")
+    assert options.status_code == 204
+    assert set(options.headers["allow"].split(", ")) >= {"GET", "OPTIONS"}
+    trace = offline.request("TRACE", "/health")
+    assert trace.status_code == 405 and "GET" in trace.headers["allow"]
+    assert offline.options("/no/such/path").status_code == 404
+
+
+def test_cors_only_when_configured(offline: TestClient, tmp_path: Path) -> None:
+    origin = {"origin": "https://app.example"}
+    assert "access-control-allow-origin" not in offline.get("/health", headers=origin).headers
+    settings = Settings(home=tmp_path / "cors", cors_origins=["https://app.example"])
+    with TestClient(create_app(settings)) as client:
+        allowed = client.get("/health", headers=origin)
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        other = client.get("/health", headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = client.options(
+            "/v1/relay/declarations",
+            headers=origin | {"access-control-request-method": "POST"},
+        )
+        assert preflight.status_code == 200
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_nothing_from_elsewhere(offline: TestClient, page: str) -> None:
+    html = offline.get(page).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets, html
+    for asset in assets:
+        assert asset.startswith("/"), f"{page} loads {asset}"
+        served = offline.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    assert "fonts.googleapis" not in html and "cdn.jsdelivr" not in html
+
+
+def test_schema_describes_identifier_formats(offline: TestClient) -> None:
+    schema = offline.get("/openapi.json").json()
+
+    def parameter(path: str, name: str) -> dict[str, Any]:
+        (found,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+        return found["schema"]
+
+    assert re.fullmatch(
+        parameter("/iscc-id/{iscc_id}", "iscc_id")["pattern"], "ISCC:MAIGBISBQHSAAAAA"
+    )
+    assert re.fullmatch(
+        parameter("/v1/metadata/{metahash}", "metahash")["pattern"], "1e20" + "a" * 64
+    )
+    assert re.fullmatch(parameter("/v1/search", "iscc")["pattern"], "ISCC:AAAWKLHFPV6OPKDG")
+    declaration = schema["components"]["schemas"]["SignedDeclarationIn"]["properties"]
+    assert re.fullmatch(declaration["declarer"]["pattern"], "0x" + "ab" * 20)
+    assert not re.fullmatch(declaration["signature"]["pattern"], "0xnothex")
