@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     """Requests of one client address that may wait for a relay job at once; more are answered
     at once with the job's current state."""
 
+    answer_cache: int = Field(50_000, ge=0)
+    """ISCC-ID answers the service keeps in memory per process (0: none)."""
+
     max_upload_mb: int = Field(2048, ge=1)
     """Largest file the match endpoint accepts."""
     max_body_kb: int = Field(512, ge=1)

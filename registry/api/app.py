@@ -115,7 +115,8 @@ def create_app(
         BodyLimit,
         max_body=settings.max_body_kb * 1024,
         max_upload=settings.max_upload_mb * 1024 * 1024,
-        streamed=(search.MATCH_PATH,),
+        # The web page's upload runs the match endpoint: a file, streamed, too.
+        streamed=(search.MATCH_PATH, "/upload"),
         timeout=settings.body_timeout_s,
     )
     # Outermost, so its answers (and preflights) carry CORS headers too.

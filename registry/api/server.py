@@ -130,6 +130,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.keep_alive_s,
         "limit_concurrency": settings.max_connections,
         "h11_max_incomplete_event_size": settings.max_header_kb * 1024,
+        # uvicorn restarts a worker that does not answer its supervisor's ping within 5 s by
+        # default: on a busy 2-core host a worker importing the service (or building its
+        # similarity index at a million declarations) misses that, and is restarted forever.
+        "timeout_worker_healthcheck": 60,
     }
 
 

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 HEAD_CACHE_S = 2.0
 GENERATION_CHECK_S = 0.5
-MAX_CACHED_ANSWERS = 50_000
 
 
 @dataclass
@@ -94,7 +93,7 @@ class AppState:
         answer = compute()
         with self._cache_lock:
             self._answers[key] = answer
-            while len(self._answers) > MAX_CACHED_ANSWERS:
+            while len(self._answers) > self.settings.answer_cache:
                 self._answers.popitem(last=False)
         return answer
 
