@@ -23,6 +23,7 @@ from registry.api.web import install_pages
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
 from registry.index.store import Store
+from registry.metadata import MAX_FEATURE_DOCUMENT_BYTES
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -118,6 +119,9 @@ def create_app(
         # The web page's upload runs the match endpoint: a file, streamed, too.
         streamed=(search.MATCH_PATH, "/upload"),
         timeout=settings.body_timeout_s,
+        # A metadata document with granular features may be 12 MiB canonical; as posted, with
+        # whitespace and escapes, allow twice that.
+        larger={"/v1/metadata": 2 * MAX_FEATURE_DOCUMENT_BYTES},
     )
     # Outermost, so its answers (and preflights) carry CORS headers too.
     install_cors(app, settings.cors_origins)

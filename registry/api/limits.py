@@ -24,9 +24,9 @@ class _Refused(Exception):
 
 
 class BodyLimit:
-    """`max_body` bytes per request body, except under `streamed` paths (uploads), which get
-    `max_upload` bytes and are passed on chunk by chunk. A body must arrive within `timeout`
-    seconds (JSON routes: all of it; uploads: each chunk)."""
+    """`max_body` bytes per request body (more on the `larger` paths), except on `streamed`
+    paths (uploads), which get `max_upload` bytes and are passed on chunk by chunk. A body must
+    arrive within `timeout` seconds (JSON routes: all of it; uploads: each chunk)."""
 
     def __init__(
         self,
@@ -35,19 +35,25 @@ class BodyLimit:
         max_upload: int,
         streamed: tuple[str, ...],
         timeout: float,
+        larger: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_upload = max_upload
         self.streamed = streamed
         self.timeout = timeout
+        self.larger = larger or {}
+        """Paths whose JSON bodies may be larger than `max_body`, with their own limit."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         streamed = scope["path"] in self.streamed
-        limit = self.max_upload if streamed else self.max_body
+        if streamed:
+            limit = self.max_upload
+        else:
+            limit = max(self.max_body, self.larger.get(scope["path"], 0))
         declared, chunked = None, False
         for name, value in scope["headers"]:
             if name == b"content-length":
