@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["AllowedMethods", "install_cors"]
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 class AllowedMethods:
@@ -19,15 +21,24 @@ class AllowedMethods:
         self.app = app
         self.router_app = router_app
 
+    def _allowed(self, scope: Scope) -> set[str]:
+        # Asked method by method: included routers nest their routes, and only a full match
+        # (path and method) tells that a method is taken. A mount (static files) takes any
+        # method and answers GET and HEAD.
+        allowed: set[str] = set()
+        for method in _METHODS:
+            route = _full_match(self.router_app.router.routes, {**scope, "method": method})
+            if isinstance(route, Mount):
+                allowed |= {"GET", "HEAD"}
+            elif route is not None:
+                allowed.add(method)
+        return allowed
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "OPTIONS":
             await self.app(scope, receive, send)
             return
-        methods: set[str] = set()
-        for route in self.router_app.router.routes:
-            match, _child = route.matches(scope)
-            if match != Match.NONE:
-                methods |= getattr(route, "methods", None) or {"GET", "HEAD"}
+        methods = self._allowed(scope)
         if not methods:
             await self.app(scope, receive, send)
             return
@@ -40,6 +51,10 @@ class AllowedMethods:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def _full_match(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
+    return next((r for r in routes if r.matches(scope)[0] == Match.FULL), None)
 
 
 def install_cors(app: FastAPI, origins: list[str]) -> None:
