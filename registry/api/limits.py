@@ -66,7 +66,8 @@ class BodyLimit:
             return
         try:
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
-                raise _Refused(413, "too-large", _too_large(limit))
+                message = str(UploadTooLarge(limit)) if streamed else _too_large(limit)
+                raise _Refused(413, "too-large", message)
             if streamed:
                 await self.app(scope, self._counting(receive, limit), send)
             else:
