@@ -575,3 +575,61 @@ def test_schema_describes_identifier_formats(offline: TestClient) -> None:
     declaration = schema["components"]["schemas"]["SignedDeclarationIn"]["properties"]
     assert re.fullmatch(declaration["declarer"]["pattern"], "0x" + "ab" * 20)
     assert not re.fullmatch(declaration["signature"]["pattern"], "0xnothex")
+
+
+# --- finding 4 (continued): fresh keys draining the relayer ---------------------------------
+
+
+def _relay_with(settings: Settings, store: Store, **update: Any) -> TestClient:
+    return TestClient(create_app(settings.model_copy(update=update), store=store))
+
+
+@pytest.mark.chain
+def test_relay_tokens_and_closed_relay(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    def signed() -> dict[str, Any]:
+        return prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+
+    with _relay_with(settings, store, relay_access="tokens", relay_tokens=["s3cret"]) as client:
+        missing = client.post("/v1/relay/declarations", json=signed())
+        assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith(
+            "Bearer"
+        )
+        wrong = client.post(
+            "/v1/relay/declarations", json=signed(), headers={"authorization": "Bearer guess"}
+        )
+        assert wrong.status_code == 401
+        sponsored = client.post(
+            "/v1/relay/declarations", json=signed(), headers={"authorization": "Bearer s3cret"}
+        )
+        assert sponsored.status_code == 200, sponsored.text
+    with _relay_with(settings, store, relay_access="closed") as client:
+        assert client.post("/v1/relay/declarations", json=signed()).status_code == 403
+
+
+@pytest.mark.chain
+def test_gas_budgets_bound_fresh_keys_and_each_declarer(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    alice = Account.create()
+    with _relay_with(settings, store, relay_gas_per_declarer_per_hour=100_000) as client:
+        first = prepare(registry, alice, work.iscc, work.datahash, None, "a")
+        assert client.post("/v1/relay/declarations", json=first.to_json()).status_code == 200
+        second = prepare(registry, alice, work.iscc, work.datahash, None, "b")
+        refused = client.post("/v1/relay/declarations", json=second.to_json())
+        assert refused.status_code == 429 and "declarer's gas budget" in refused.json()["message"]
+    # Fresh keys each have a budget of their own; the relayer's total bounds them all.
+    with _relay_with(settings, store, relay_gas_per_hour=150_000) as client:
+        answers = [
+            client.post(
+                "/v1/relay/declarations",
+                json=prepare(
+                    registry, Account.create(), work.iscc, work.datahash, None, ""
+                ).to_json(),
+            )
+            for _ in range(4)
+        ]
+        statuses = [a.status_code for a in answers]
+        assert statuses[0] == 200 and statuses[-1] == 429, statuses
+        assert "relayer's gas budget" in answers[-1].json()["message"]
