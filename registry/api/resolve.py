@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -49,7 +50,7 @@ def resolve(request: Request, q: QueryText) -> dict[str, object]:
     summary="Resolve an ISCC-ID (browsers are redirected to its gateway)",
     responses={307: {"description": "Redirect to the declaration's gateway (HTML clients)"}},
 )
-def iscc_id(
+async def iscc_id(
     request: Request,
     iscc_id: Annotated[
         str,
@@ -62,7 +63,14 @@ def iscc_id(
 ) -> Response | dict[str, object]:
     """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
     state = state_of(request)
-    answer = state.cached(f"iscc-id:{iscc_id}", lambda: _iscc_id_answer(request, iscc_id))
+    key = f"iscc-id:{iscc_id}"
+    # A cached answer is served on the event loop: no hop to a worker thread for the most
+    # frequent request. Anything that reads the store runs in a thread.
+    answer = state.peek(key)
+    if answer is None:
+        answer = await anyio.to_thread.run_sync(
+            state.cached, key, lambda: _iscc_id_answer(request, iscc_id)
+        )
     target = answer["gateway_url"]
     if _wants_html(request) and target:
         return RedirectResponse(target, status_code=307)

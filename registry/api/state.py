@@ -97,6 +97,19 @@ class AppState:
                 self._answers.popitem(last=False)
         return answer
 
+    def peek(self, key: str) -> Any | None:
+        """The cached answer for `key` if there is one and the store's generation was checked
+        recently enough; never touches the store, so the event loop may call it (None: ask
+        `cached` from a thread)."""
+        seen, _generation = self._generation
+        if time.monotonic() - seen > GENERATION_CHECK_S:
+            return None
+        with self._cache_lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+            return answer
+
     def similarity(self) -> SimilarityIndex:
         """The similarity index over the store, loaded on first use."""
         with self._lock:
