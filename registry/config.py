@@ -9,14 +9,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.defaults import DEFER_LOOKUPS_AFTER
+
 # The repository root holds package.json and hardhat.config.js when the package runs from a
 # checkout (editable install), which is the only way the devnet is started.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-# A catch-up expected to store at least this many events drops the store's lookup indexes until it
-# reaches its target (registry.index.follower), if the store holds fewer declarations than that
-# already: building the indexes again takes time in proportion to every row, not just the new ones.
-DEFER_LOOKUPS_AFTER = 50_000
 
 
 class Settings(BaseSettings):

@@ -10,16 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from registry.chain.contract import Registry
-from registry.chain.devnet import Devnet, dev_account, free_port
+from registry.chain.devnet import Devnet, dev_account, free_port, fund
+from registry.chain.flows import PaidBy, declare_file, submit_declaration
 from registry.chain.keys import create_key_file
-from registry.chain.submit import declare_direct, prepare, submit_signed
 from registry.config import PROJECT_ROOT
 from registry.errors import InvalidDeclaration, RegistryError
-from registry.index.follower import Follower
-from registry.index.search import resolve
-from registry.index.store import Store
 from registry.iscc import generate
+from registry.ledger.indexer import Indexer
 from registry.samples import sample_files
+from registry.search.resolve import resolve
+from registry.store.store import Store
 
 
 def run_demo(console: Console, keep: bool = False) -> None:
@@ -57,7 +57,8 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
     console.print(f"alice {alice.address}\nbob   {bob.address}")
 
     _step(console, "Generating ISCC codes of the bundled samples")
-    results = {path.name: generate(path) for path in sample_files()}
+    sample_paths = {path.name: path for path in sample_files()}
+    results = {name: generate(path) for name, path in sample_paths.items()}
     for name, r in results.items():
         console.print(f"[bold]{name}[/bold] ({r.mode}, {r.filesize:,} bytes)", highlight=False)
         console.print(f"  ISCC-CODE {r.iscc}\n  datahash  {r.datahash}", soft_wrap=True)
@@ -65,20 +66,28 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
     _step(
         console, "Declaring: alice signs two files, a relayer pays their gas; bob declares himself"
     )
-    relayer = dev_account(1)
+    relayer = PaidBy(registry, dev_account(1))
     receipts = {}
     signed = []
     names = list(results)
     for name in names[:2]:
-        r = results[name]
-        gateway = f"https://example.org/{name}"
-        signed.append(prepare(registry, alice, r.iscc, r.datahash, r.metahash, gateway))
-        receipts[name] = submit_signed(registry, signed[-1], relayer)
+        declared = declare_file(
+            registry,
+            alice,
+            sample_paths[name],
+            gateway=f"https://example.org/{name}",
+            submitter=relayer,
+            result=results[name],
+        )
+        assert declared.signed is not None
+        signed.append(declared.signed)
+        receipts[name] = declared.receipt
     # A direct declaration is paid by the declarer: give bob some devnet ether first.
-    registry.w3.provider.make_request("hardhat_setBalance", [bob.address, hex(10**18)])
+    fund(registry.w3, bob.address, 10**18)
     for name in names[2:]:
-        r = results[name]
-        receipts[name] = declare_direct(registry, bob, r.iscc, r.datahash, r.metahash)
+        receipts[name] = declare_file(
+            registry, bob, sample_paths[name], result=results[name]
+        ).receipt
     table = Table("file", "ISCC-ID", "declarer", "how", "gas", "block")
     table.columns[1].no_wrap = True
     for name, receipt in receipts.items():
@@ -94,14 +103,14 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
 
     _step(console, "Replaying alice's first signature: the registry must refuse it")
     try:
-        submit_signed(registry, signed[0], relayer)
+        submit_declaration(signed[0], relayer)
         raise AssertionError("the replayed declaration was accepted")
     except InvalidDeclaration as exc:
         console.print(f"[green]refused[/green]: {exc}", soft_wrap=True)
 
     _step(console, "Indexing the registry's events into SQLite")
     store = Store.open(f"sqlite:///{home / 'registry.db'}")
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     report = follower.sync()
     console.print(
         f"blocks {report.from_block}-{report.to_block}: {report.events_new} declarations stored"

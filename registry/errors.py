@@ -31,3 +31,7 @@ class ChainUnavailable(RegistryError):
 
 class StoreError(RegistryError):
     """The index store is missing or unusable."""
+
+
+class InsufficientFunds(RegistryError):
+    """The account that must pay for a transaction has too little ether."""

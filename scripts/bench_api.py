@@ -45,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from registry.api.server import uvicorn_options
 from registry.chain.devnet import free_port
+from registry.chain.events import DeclaredEvent, Unit
 from registry.chain.iscc_id import IsccId
 from registry.config import Settings
-from registry.index.events import DeclaredEvent, Unit
-from registry.index.similarity import DEFAULT_THRESHOLD, SimilarityIndex, similar
-from registry.index.store import Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes
+from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, similar
+from registry.store.store import Store
 
 CHAIN_ID = 31337
 CONTRACT = "0x" + "5e" * 20

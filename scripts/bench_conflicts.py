@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_index import _pg_database  # noqa: E402
 
-from registry.index.conflicts import ConflictDetector, list_conflicts  # noqa: E402
-from registry.index.events import DeclaredEvent, validate_code  # noqa: E402
-from registry.index.store import Store  # noqa: E402
+from registry.chain.events import DeclaredEvent, validate_code  # noqa: E402
 from registry.iscc.codec import code_to_bytes  # noqa: E402
+from registry.ledger.conflicts import ConflictDetector, list_conflicts  # noqa: E402
+from registry.store.store import Store  # noqa: E402
 
 BATCH = 5000
 DECLARERS = 1000

@@ -47,8 +47,8 @@ from registry.chain.contract import Registry  # noqa: E402
 from registry.chain.deployment import Deployment  # noqa: E402
 from registry.chain.devnet import Devnet, free_port  # noqa: E402
 from registry.chain.loadgen import declare_many  # noqa: E402
-from registry.index.follower import Follower  # noqa: E402
-from registry.index.store import Store  # noqa: E402
+from registry.ledger.indexer import Indexer  # noqa: E402
+from registry.store.store import Store  # noqa: E402
 
 
 def _rss_mb(pid: int | str = "self") -> float:
@@ -79,7 +79,7 @@ def index_ours(deployment: Deployment, db_url: str) -> dict[str, Any]:
     registry = Registry.open(deployment)
     samples: list[tuple[int, float]] = []
     with Store.open(db_url) as store:
-        follower = Follower(registry, store)
+        follower = Indexer(registry, store)
 
         def sample(report: Any) -> None:
             if not samples or report.events_new - samples[-1][0] >= 10_000:

@@ -44,8 +44,9 @@ from registry.chain.artifact import artifact  # noqa: E402
 from registry.chain.devnet import free_port  # noqa: E402
 from registry.index.events import EventDecoder, RawLog, event_topic  # noqa: E402
 from registry.index.logreader import _parse_answer  # noqa: E402
-from registry.index.rows import rows_of, rows_of_logs  # noqa: E402
+from registry.index.rows import rows_of_logs  # noqa: E402
 from registry.iscc.codec import code_to_bytes, multihash_to_digest  # noqa: E402
+from registry.store.rows import rows_of  # noqa: E402
 
 LOGS_PER_BLOCK = 500
 

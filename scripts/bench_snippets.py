@@ -38,14 +38,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from works import cut_clip, make_audio_work, make_text_work, make_video_work  # noqa: E402
 
+from registry.chain.events import DeclaredEvent  # noqa: E402
 from registry.errors import InputError  # noqa: E402
-from registry.index.events import DeclaredEvent  # noqa: E402
-from registry.index.snippets import SnippetIndex, excerpt_features, find_snippets  # noqa: E402
-from registry.index.store import Store  # noqa: E402
 from registry.iscc import generate  # noqa: E402
 from registry.iscc.codec import code_to_bytes  # noqa: E402
 from registry.iscc.granular import FeatureSet, features_json  # noqa: E402
 from registry.metadata import canonicalize  # noqa: E402
+from registry.search.snippets import SnippetIndex, excerpt_features, find_snippets  # noqa: E402
+from registry.store.store import Store  # noqa: E402
 
 CHAIN_ID = 31337
 CONTRACT = "0x" + "ab" * 20

@@ -14,6 +14,9 @@ from registry.chain.deployment import Deployment
 from registry.chain.devnet import Devnet, deploy_registry, dev_account, free_port
 from registry.config import PROJECT_ROOT
 
+# Store fixtures (SQLite and a real PostgreSQL server) for every test folder.
+pytest_plugins = ("stores",)
+
 
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:

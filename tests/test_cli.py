@@ -199,3 +199,94 @@ def test_no_deployment(home: Path, media: list[Path]) -> None:
 def test_devnet_status_when_stopped(home: Path) -> None:
     proc = run(home, "devnet", "status")
     assert proc.returncode == 1 and "not running" in proc.stdout
+
+
+COMMANDS = [
+    *(
+        (name,)
+        for name in (
+            "gen", "sign", "verify", "declare", "revoke", "update", "transfer", "index",
+            "resolve", "search", "match", "conflicts", "serve", "demo",
+        )
+    ),
+    *(("keys", name) for name in ("new", "show")),
+    *(("devnet", name) for name in ("start", "stop", "status", "fund")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_reads_as_written_by_hand(home: Path, command: tuple[str, ...]) -> None:
+    # Wide enough that no paragraph of a help text needs wrapping: a line break inside one
+    # would be the docstring's own.
+    proc = run(home, *command, "--help", env={"COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    for placeholder in ("<bool>", "<str>", "<int", "<float", "<list", "<path", "{"):
+        assert placeholder not in proc.stdout, (placeholder, proc.stdout)
+    usage = next(line for line in proc.stdout.splitlines() if "Usage:" in line)
+    assert usage.split("[OPTIONS]")[-1].strip() == usage.split("[OPTIONS]")[-1].strip().upper()
+    if command == ("demo",):
+        assert "from two keys, index, resolve, and print what happened" in proc.stdout
+
+
+def test_startup_loads_no_heavy_library() -> None:
+    """`--help` and `gen` must not pay for web3, eth-account and friends (1.5 s of imports)."""
+    heavy = ("eth_account", "web3", "py_ecc", "numpy", "PIL", "av", "sqlalchemy", "pydantic")
+    probe = f"import sys, registry.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_read_only_commands_never_create_a_store(home: Path) -> None:
+    iscc_id = str(IsccId(body=1 << 40, realm=0))
+    for args in (
+        ("resolve", "hello-world"),
+        ("resolve", iscc_id),
+        ("search", "ISCC:EEA4GQZQTY6J5DTH"),
+        ("conflicts",),
+    ):
+        proc = run(home, *args)
+        assert proc.returncode != 0, args
+        assert "Traceback" not in proc.stderr
+    assert_clean_error(run(home, "resolve", iscc_id), "no index store", "index")
+    assert_clean_error(run(home, "resolve", "hello-world"), "cannot resolve 'hello-world'")
+    assert not (home / "registry.db").exists()
+
+
+def test_a_picture_given_as_key_is_named_as_not_a_key(
+    home: Path, media: list[Path], deployment_file: Path
+) -> None:
+    picture = media[1]
+    proc = run(home, "declare", str(media[0]), "--key", str(picture))
+    assert_clean_error(proc, f"{picture} is not a key file")
+    assert "codec" not in proc.stderr
+
+
+def test_gen_names_units_and_shows_paths_within_a_directory(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "works"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (48, 32), (200, 30, 30)).save(folder / "sub" / "photo.png")
+    (folder / "note.txt").write_text("A short note about the photo.\n" * 20)
+    proc = run(home, "gen", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    lines = [" ".join(line.split()) for line in proc.stdout.splitlines()]
+    assert "file sub/photo.png" in lines and "file note.txt" in lines
+    names = [line.split(" ISCC:")[0] for line in lines if " ISCC:" in line]
+    assert names.count("Meta-Code") == 2 and "Image-Code" in names and "Text-Code" in names
+    assert names.count("Data-Code") == 2 and names.count("Instance-Code") == 2
+    assert not any(line.startswith("unit ") for line in lines)
+    as_json = json.loads(run(home, "gen", str(folder), "--json").stdout)
+    assert sorted(item["file"] for item in as_json) == ["note.txt", "sub/photo.png"]
+
+
+def test_a_video_without_frames_is_explained(home: Path, tmp_path: Path) -> None:
+    import imageio_ffmpeg
+
+    empty = tmp_path / "empty.mkv"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=size=64x64",
+         "-frames:v", "0", "-c:v", "mpeg4", str(empty)],
+        check=True,
+    )  # fmt: skip
+    proc = run(home, "gen", str(empty))
+    assert_clean_error(proc, "empty.mkv", "empty or cut short")

@@ -61,9 +61,16 @@ def test_match_finds_a_declared_picture_from_a_copy(
         (("search", "ISCC:NOPE"), "not an ISCC-CODE"),
         (("search", "ISCC:EEA4GQZQTY6J5DTH", "--threshold", "99"), "threshold"),
         (("match", "/no/such/file.png"), "file.png"),
-        (("conflicts", "ISCC:EEA4GQZQTY6J5DTH"), "conflicts are listed by ISCC-ID or declarer"),
+        (
+            ("conflicts", "ISCC:EEA4GQZQTY6J5DTH"),
+            "expected an ISCC-ID (ISCC:MAI...) or a declarer address (0x + 40 hex digits)",
+        ),
         (("conflicts", "--status", "closed"), "status must be open, resolved or all"),
-        (("conflicts", "0x12"), "cannot resolve"),
+        (
+            ("conflicts", "0x12"),
+            "cannot resolve '0x12': expected an ISCC-ID (ISCC:MAI...) or a declarer address",
+        ),
+        (("search", "garbage"), "an ISCC is ISCC: followed by a code of the letters A-Z"),
     ],
 )
 def test_bad_input_is_one_line(home: Path, args: tuple[str, ...], fragment: str) -> None:
@@ -71,3 +78,9 @@ def test_bad_input_is_one_line(home: Path, args: tuple[str, ...], fragment: str)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr + proc.stdout
     assert fragment in proc.stderr
+    # Only the accepted forms are named, and no decoder's own words.
+    if args[0] == "conflicts":
+        assert "datahash" not in proc.stderr
+    assert "trailing bits" not in proc.stderr
+    # Read-only commands given bad input leave no store behind.
+    assert not (home / "registry.db").exists()

@@ -22,8 +22,8 @@ from registry.api.state import AppState
 from registry.api.web import install_pages
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
-from registry.index.store import Store
 from registry.metadata import MAX_FEATURE_DOCUMENT_BYTES
+from registry.store.store import Store
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -34,11 +34,11 @@ RETRY_S = 5.0
 def _run_indexer(state: AppState, stop: threading.Event) -> None:
     """Follow the chain until stopped. A node that is down at start or goes away is waited
     for; anything else is reported in /health rather than killing the API."""
-    from registry.index.follower import Follower
+    from registry.ledger.indexer import Indexer
 
     while not stop.is_set():
         try:
-            follower = Follower(
+            follower = Indexer(
                 state.registry(),
                 state.store,
                 confirmations=state.settings.confirmations,

@@ -5,15 +5,23 @@ stdlib urllib rather than an HTTP library: the CLI needs two JSON calls and no e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, TypeVar
 
+from registry.chain.actions import ActionReceipt, SignedAction
+from registry.chain.declaration import SignedDeclaration
+from registry.chain.iscc_id import IsccId
+from registry.chain.submit import DeclarationReceipt
 from registry.errors import ChainUnavailable, InputError
+from registry.metadata import CanonicalMetadata
 
-__all__ = ["ServiceClient"]
+__all__ = ["ServiceClient", "ServiceSubmitter"]
+
+R = TypeVar("R", DeclarationReceipt, ActionReceipt)
 
 TIMEOUT_S = 180
 
@@ -57,3 +65,30 @@ class ServiceClient:
         if job["state"] == "failed":
             raise InputError(f"the relay could not send it: {job['error']}")
         return job["result"]
+
+    def publish(self, canonical: CanonicalMetadata) -> None:
+        """Store a metadata document with the service (which checks it hashes as expected)."""
+        document = json.loads(canonical.canonical)
+        self.request("POST", "/v1/metadata", document, {"expect": canonical.metahash})
+
+
+class ServiceSubmitter:
+    """A registry service as the Submitter of registry.chain.flows: its relayer pays."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    def declare(self, signed: SignedDeclaration) -> DeclarationReceipt:
+        return _receipt(DeclarationReceipt, self.client.relay("declare", signed.to_json()))
+
+    def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt:
+        if record is not None:
+            raise InputError("a registry service finds the declaration's record itself: omit it")
+        return _receipt(ActionReceipt, self.client.relay("act", signed.to_json()))
+
+
+def _receipt(cls: type[R], result: dict[str, Any]) -> R:
+    """A receipt from the service's JSON form of it (to_dict), with the ISCC-ID parsed back."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {key: value for key, value in result.items() if key in known}
+    return cls(**values | {"iscc_id": IsccId.parse(result["iscc_id"])})

@@ -10,7 +10,7 @@ from registry.api.errors import ERROR_RESPONSES
 from registry.api.formats import ADDRESS, ISCC_ID, documented
 from registry.api.models import ConflictList
 from registry.api.state import store_of
-from registry.index.conflicts import Status, list_conflicts
+from registry.ledger.conflicts import Status, list_conflicts
 
 router = APIRouter(prefix="/v1", tags=["conflicts"], responses=ERROR_RESPONSES)
 

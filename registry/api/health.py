@@ -45,6 +45,8 @@ def indexer_state(state: AppState) -> tuple[IndexerState | None, list[str]]:
     )
 
 
+# Under /v1 like every other endpoint, and at the root where load balancers look first.
+@router.get("/v1/health", response_model=Health, summary="Service and indexer health")
 @router.get("/health", response_model=Health, summary="Service and indexer health")
 def health(request: Request) -> Health:
     """`ok` when the store answers and the chain (if configured) is reachable."""

@@ -13,8 +13,8 @@ from registry.api.errors import ERROR_RESPONSES, NotFound
 from registry.api.formats import ADDRESS, DIGEST, ISCC, ISCC_ID, documented
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import state_of, store_of
-from registry.index import search
-from registry.index.conflicts import list_conflicts
+from registry.ledger.conflicts import list_conflicts
+from registry.search import resolve as search
 
 router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
 

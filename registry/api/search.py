@@ -17,7 +17,7 @@ from registry.api.formats import ISCC, documented
 from registry.api.models import Declaration
 from registry.api.state import state_of
 from registry.errors import InputError, RegistryError
-from registry.index.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
+from registry.search.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 

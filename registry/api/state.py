@@ -21,9 +21,9 @@ from registry.chain.deployment import Deployment
 from registry.chain.devnet import dev_account
 from registry.config import Settings
 from registry.errors import ChainUnavailable, RegistryError
-from registry.index.similarity import SimilarityIndex
-from registry.index.snippets import SnippetIndex
-from registry.index.store import Store
+from registry.search.similarity import SimilarityIndex
+from registry.search.snippets import SnippetIndex
+from registry.store.store import Store
 
 __all__ = ["DEVNET_CHAIN_ID", "AppState", "client_of", "state_of", "store_of"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,13 +15,24 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    Web3Exception,
+    Web3RPCError,
+)
 
 from registry.chain.artifact import artifact
 from registry.chain.deployment import Deployment
-from registry.errors import ChainUnavailable, InvalidDeclaration
+from registry.chain.iscc_id import IsccId
+from registry.errors import ChainUnavailable, InsufficientFunds, InvalidDeclaration
 
 RPC_TIMEOUT_S = 30
+
+
+# How nodes word a sender that cannot pay (Hardhat, anvil, Geth, Erigon, ...).
+_NO_FUNDS = re.compile(r"insufficient funds|doesn't have enough funds|not enough funds", re.I)
 
 
 @cache
@@ -33,8 +45,9 @@ def _error_abis() -> dict[bytes, dict[str, Any]]:
     return errors
 
 
-def decode_revert(data: str | bytes | None) -> str:
-    """Turn revert data into "ErrorName(arg=value, ...)" using the contract's custom errors."""
+def decode_revert(data: str | bytes | None, realm: int | None = None) -> str:
+    """Turn revert data into "ErrorName(arg=value, ...)" using the contract's custom errors;
+    with the deployment's realm, ISCC-IDs read as ISCC:MA... rather than their integer body."""
     if isinstance(data, str):
         data = bytes.fromhex(data.removeprefix("0x"))
     if not data or len(data) < 4:
@@ -45,13 +58,15 @@ def decode_revert(data: str | bytes | None) -> str:
     types = [i["type"] for i in error["inputs"]]
     values = abi_decode(types, data[4:])
     args = ", ".join(
-        f"{i['name']}={_format_arg(i['type'], v)}"
+        f"{i['name']}={_format_arg(i['type'], v, realm if i['name'] == 'isccId' else None)}"
         for i, v in zip(error["inputs"], values, strict=True)
     )
     return f"{error['name']}({args})"
 
 
-def _format_arg(abi_type: str, value: Any) -> str:
+def _format_arg(abi_type: str, value: Any, realm: int | None = None) -> str:
+    if realm is not None:
+        return str(IsccId(value, realm))
     if abi_type == "address":
         return to_checksum_address(value)
     if isinstance(value, bytes):
@@ -101,7 +116,7 @@ class Registry:
 
     def estimate_gas(self, call: Any, sender: str) -> int:
         """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
-        with _rejections("estimating gas"):
+        with _rejections("estimating gas", self.deployment.realm):
             return int(call.estimate_gas({"from": to_checksum_address(sender)}))
 
     def transact(self, call: Any, sender: LocalAccount, gas_limit: int | None = None) -> dict:
@@ -109,7 +124,7 @@ class Registry:
 
         Reverts are decoded from the contract's custom errors into InvalidDeclaration.
         """
-        with _rejections("preparing the transaction"):
+        with _rejections("preparing the transaction", self.deployment.realm, sender.address):
             tx = call.build_transaction(
                 {
                     "from": sender.address,
@@ -134,12 +149,23 @@ class Registry:
 
 
 @contextmanager
-def _rejections(doing: str) -> Iterator[None]:
-    """Map what web3 raises for a reverting call to our errors, naming the custom error."""
+def _rejections(doing: str, realm: int, sender: str | None = None) -> Iterator[None]:
+    """Map what web3 raises for a reverting call to our errors, naming the custom error, and a
+    sender without ether to the one thing that helps."""
     try:
         yield
     except ContractCustomError as exc:
-        raise InvalidDeclaration(f"the registry rejects it: {decode_revert(exc.data)}") from None
+        raise InvalidDeclaration(
+            f"the registry rejects it: {decode_revert(exc.data, realm)}"
+        ) from None
+    except Web3RPCError as exc:
+        if sender is not None and _NO_FUNDS.search(str(exc)):
+            raise InsufficientFunds(
+                f"{sender} has no ether to pay for the transaction: fund it (on the devnet: "
+                f"`iscc-registry devnet fund {sender}`), or leave out --direct to have a "
+                "relayer pay"
+            ) from None
+        raise ChainUnavailable(f"the node refused {doing}: {exc.message or exc}") from None
     except ContractLogicError as exc:
         raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None
     except (requests.RequestException, OSError) as exc:

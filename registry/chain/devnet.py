@@ -44,6 +44,16 @@ def dev_account(index: int = 0) -> LocalAccount:
     return Account.from_key(DEV_KEYS[index])
 
 
+def fund(w3: Web3, address: str, wei: int) -> int:
+    """Set an account's balance on a local devnet (Hardhat or anvil); returns the balance."""
+    account = Web3.to_checksum_address(address)
+    for method in ("hardhat_setBalance", "anvil_setBalance"):
+        answer = w3.provider.make_request(method, [account, hex(wei)])  # type: ignore[arg-type]
+        if "error" not in answer:
+            return int(w3.eth.get_balance(account))
+    raise ChainUnavailable("this node cannot set balances: funding works on a local devnet only")
+
+
 def deploy_registry(
     w3: Web3, deployer: LocalAccount, realm: int = TEST_REALM, hub_id: int = DEVNET_HUB_ID
 ) -> Deployment:

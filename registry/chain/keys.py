@@ -8,6 +8,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from registry.errors import KeyFileError
 
@@ -29,14 +30,36 @@ def create_key_file(path: Path, password: str | None) -> LocalAccount:
     return account
 
 
-def load_key_file(path: Path, password: str | None = None) -> LocalAccount:
-    """Read a key file written by `create_key_file` (or any V3 keystore / 0x-hex key file)."""
+_NOT_A_KEY = "is not a key file (expected a V3 keystore or 0x + 64 hex digits)"
+
+
+def _read_key_text(path: Path) -> str:
     try:
-        text = path.read_text().strip()
+        return path.read_text().strip()
     except FileNotFoundError:
         raise KeyFileError(f"key file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc}") from None
+    except UnicodeDecodeError:
+        # A photo or any other binary file given as --key by mistake.
+        raise KeyFileError(f"{path} {_NOT_A_KEY}") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+
+
+def key_file_address(path: Path) -> str:
+    """The address of a key file, without its password (a V3 keystore names it in clear)."""
+    text = _read_key_text(path)
+    if not text.startswith("{"):
+        return load_key_file(path).address
+    try:
+        address = json.loads(text)["address"]
+        return to_checksum_address("0x" + address.removeprefix("0x"))
+    except (ValueError, KeyError, AttributeError, TypeError):
+        raise KeyFileError(f"{path} is not a V3 keystore") from None
+
+
+def load_key_file(path: Path, password: str | None = None) -> LocalAccount:
+    """Read a key file written by `create_key_file` (or any V3 keystore / 0x-hex key file)."""
+    text = _read_key_text(path)
     if text.startswith("{"):
         try:
             keystore = json.loads(text)
@@ -54,6 +77,4 @@ def load_key_file(path: Path, password: str | None = None) -> LocalAccount:
     try:
         return Account.from_key(text)
     except (ValueError, TypeError):
-        raise KeyFileError(
-            f"{path} is not a key file (expected a V3 keystore or 0x + 64 hex digits)"
-        ) from None
+        raise KeyFileError(f"{path} {_NOT_A_KEY}") from None

@@ -1,1 +1,2 @@
-"""The indexer (event follower) and the store of declarations it fills, with exact lookups."""
+"""Following the chain: the registry's logs, read in bounded ranges (follower, log reader
+processes), decoded (events) and turned into the store's rows (rows), reorg- and crash-safe."""

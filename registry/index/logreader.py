@@ -28,7 +28,8 @@ import requests
 import urllib3
 
 from registry.index.events import EventDecoder, RawLog
-from registry.index.rows import BatchRows, rows_of, rows_of_logs
+from registry.index.rows import rows_of_logs
+from registry.store.rows import BatchRows, rows_of
 
 __all__ = ["LogReader", "Logs", "WorkerFailed", "fetch_rows", "logs_of"]
 

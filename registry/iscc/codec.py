@@ -36,8 +36,26 @@ def code_to_bytes(code: str) -> bytes:
     try:
         iscc_lib.iscc_decode(text)  # validates header, lengths and base32 alphabet
         return base64.b32decode(text + "=" * (-len(text) % 8))
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidCode(f"not an ISCC: {code!r} ({exc})") from None
+    except (ValueError, TypeError, binascii.Error):
+        # The decoder's own words ("non-zero trailing bits at 6") mean nothing to a user.
+        raise InvalidCode(
+            f"not an ISCC: {code!r} (an ISCC is ISCC: followed by a code of the letters A-Z and "
+            "the digits 2-7, e.g. ISCC:KEC...)"
+        ) from None
+
+
+# What the ISCC standard calls each unit, by MainType and, for Content-Codes, SubType.
+_UNIT_NAMES = {"META": "Meta-Code", "DATA": "Data-Code", "INSTANCE": "Instance-Code"}
+_CONTENT_NAMES = ("Text-Code", "Image-Code", "Audio-Code", "Video-Code", "Mixed-Code")
+
+
+def unit_name(unit: str) -> str:
+    """A unit's name as the standard gives it ("Meta-Code", "Image-Code", "Data-Code", ...)."""
+    maintype, subtype, *_ = iscc_lib.iscc_decode(unit.strip().upper().removeprefix("ISCC:"))
+    if maintype in (iscc_lib.MT.CONTENT, iscc_lib.MT.SEMANTIC) and int(subtype) < 5:
+        prefix = "" if maintype == iscc_lib.MT.CONTENT else "Semantic "
+        return prefix + _CONTENT_NAMES[int(subtype)]
+    return _UNIT_NAMES.get(maintype.name, f"{maintype.name.title()}-Code")
 
 
 def code_from_bytes(raw: bytes) -> str:

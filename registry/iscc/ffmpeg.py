@@ -43,10 +43,27 @@ def filter_path(path: Path) -> str:
     return text
 
 
+# ffmpeg's words for the usual broken inputs, and what they mean to the owner of the file.
+_PLAIN_REASONS = (
+    ("end of file", "it ends before any audio or video data: empty or cut short"),
+    ("moov atom not found", "it is cut short: its index (the MP4 moov atom) is missing"),
+    ("invalid data found", "its bytes are not audio or video that can be decoded"),
+    ("does not contain any stream", "it holds no audio or video stream"),
+    ("output file is empty", "it has no frames or samples to decode"),
+    ("could not find codec parameters", "its streams have no frames, or an unknown codec"),
+)
+
+
+def plain_reason(message: str) -> str:
+    """ffmpeg's message for a file it cannot decode, in the file owner's terms where known."""
+    lowered = message.lower()
+    return next((plain for phrase, plain in _PLAIN_REASONS if phrase in lowered), message)
+
+
 def _last_error(stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     lines = [line for line in lines if line]
-    return lines[-1] if lines else "ffmpeg failed"
+    return plain_reason(lines[-1]) if lines else "ffmpeg failed"
 
 
 def run_ffmpeg(

@@ -10,6 +10,7 @@ from typing import Any
 import av
 
 from registry.errors import InputError
+from registry.iscc.ffmpeg import plain_reason
 
 __all__ = ["MediaInfo", "probe"]
 
@@ -94,6 +95,7 @@ def probe(path: Path) -> MediaInfo:
                 audio_tags=audio_tags,
             )
     except av.error.FFmpegError as exc:
-        raise InputError(f"not a readable media file: {path.name} ({exc.strerror})") from None
+        reason = plain_reason(str(exc.strerror))
+        raise InputError(f"not a readable media file: {path.name} ({reason})") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"not a readable media file: {path.name} ({exc})") from None

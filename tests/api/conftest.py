@@ -17,9 +17,9 @@ from registry.chain.deployment import Deployment
 from registry.chain.devnet import dev_account
 from registry.chain.submit import declare_direct
 from registry.config import Settings
-from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import IsccResult, generate
+from registry.ledger.indexer import Indexer
+from registry.store.store import Store
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def declared(tmp_path: Path, registry: Registry, store: Store) -> dict[str, Any]
     ]:
         item = items[key]
         declare_direct(registry, who, item.iscc, item.datahash, item.metahash, gateway)
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     return {"items": items, "alice": alice, "bob": bob}
 
 

@@ -30,9 +30,9 @@ from registry.chain.devnet import dev_account, free_port
 from registry.chain.submit import declare_direct, prepare
 from registry.config import Settings
 from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import generate
 from registry.metadata import canonicalize
+from registry.store.store import Store
 
 CLI = str(Path(sys.executable).parent / "iscc-registry")
 

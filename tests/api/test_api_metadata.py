@@ -15,11 +15,11 @@ from registry.chain.contract import Registry
 from registry.chain.devnet import dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct
-from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.codec import multihash_to_digest
 from registry.iscc.generate import generate
+from registry.ledger.indexer import Indexer
 from registry.metadata import canonicalize
+from registry.store.store import Store
 
 DOC = {
     "name": "Harbour at dawn",
@@ -80,7 +80,7 @@ def test_iscc_id_answer_has_history_and_metadata(
     alice = dev_account(1)
     receipt = declare_direct(registry, alice, work.iscc, work.datahash, metahash, "")
     iscc_id = IsccId.parse(str(receipt.iscc_id))
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     before = client.get(f"/iscc-id/{iscc_id}").json()  # now cached by the service
     assert [e["event"] for e in before["history"]] == ["Declared"]
     act_direct(
@@ -91,7 +91,7 @@ def test_iscc_id_answer_has_history_and_metadata(
         ),
     )
     act_direct(registry, alice, make_action("transfer", iscc_id, to=dev_account(2).address))
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     time.sleep(GENERATION_CHECK_S + 0.1)  # the cache notices the store moved on
 
     body = client.get(f"/iscc-id/{iscc_id}").json()

@@ -18,9 +18,9 @@ from registry.chain.devnet import dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct
 from registry.config import Settings
-from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import generate
+from registry.ledger.indexer import Indexer
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -45,7 +45,7 @@ def gallery(tmp_path: Path, registry: Registry, store: Store) -> dict[str, Any]:
         result = generate(paths[name])
         receipt = declare_direct(registry, who, result.iscc, result.datahash, result.metahash)
         declared[name] = {"result": result, "iscc_id": str(receipt.iscc_id), "by": who}
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     return {"paths": paths, "declared": declared}
 
 
@@ -115,7 +115,7 @@ def test_revoked_declarations_drop_out(
 ) -> None:
     harbour = gallery["declared"]["harbour.png"]
     act_direct(registry, harbour["by"], make_action("revoke", IsccId.parse(harbour["iscc_id"])))
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     query = {"iscc": harbour["result"].iscc, "threshold": 0}
     assert client.get("/v1/search", params=query).json()["matches"] == []
     kept = client.get("/v1/search", params={**query, "include_revoked": True}).json()

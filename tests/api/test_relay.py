@@ -16,9 +16,9 @@ from registry.chain.actions import make_action, sign_for
 from registry.chain.contract import Registry
 from registry.chain.submit import prepare
 from registry.config import Settings
-from registry.index.follower import Follower
-from registry.index.store import Store
 from registry.iscc.generate import generate
+from registry.ledger.indexer import Indexer
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -50,7 +50,7 @@ def test_relayed_declaration_is_mined_indexed_and_resolvable(
     assert again.status_code == 200 and again.json() == job
     assert client.get(f"/v1/relay/jobs/{job['job']}").json() == job
 
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     found = client.get("/v1/resolve", params={"q": creator.address}).json()["records"]
     assert [r["iscc_id"] for r in found] == [job["result"]["iscc_id"]]
     assert found[0]["iscc_code"] == work.iscc

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registry.chain.iscc_id import IsccId
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -97,6 +97,9 @@ def test_health_and_metrics(client: TestClient, declared: dict[str, Any]) -> Non
     indexer = health["indexer"]
     assert indexer["lag_blocks"] == 0 and indexer["indexed_block"] == indexer["head_block"]
     assert indexer["lookups_deferred"] is False
+    # Served under /v1 too, like every other endpoint.
+    under_v1 = client.get("/v1/health")
+    assert under_v1.status_code == 200 and under_v1.json()["declarations"] == 3
 
     client.get("/v1/resolve", params={"q": "ISCC:NOT-A-CODE"})
     text = client.get("/metrics").text

@@ -15,7 +15,7 @@ from schemathesis.checks import CHECKS
 
 from registry.api import create_app
 from registry.config import Settings
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

@@ -14,12 +14,12 @@ from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import Devnet, deploy_registry, dev_account
 from registry.chain.loadgen import declare_many
-from registry.index import follower as follower_module
 from registry.index import logreader as logreader_module
-from registry.index.follower import Follower
+from registry.index import ranges as ranges_module
 from registry.index.logreader import LogReader, Logs
-from registry.index.schema import conflict_queue
-from registry.index.store import Store
+from registry.ledger.indexer import Indexer
+from registry.store.schema import conflict_queue
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -31,9 +31,9 @@ DECLARATIONS = 4000
 
 @pytest.fixture(autouse=True)
 def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(follower_module, "FIRST_RANGE", 2)
-    monkeypatch.setattr(follower_module, "BATCH_LOGS", 1000)
-    monkeypatch.setattr(follower_module, "DENSE_LOGS", 500)
+    monkeypatch.setattr(ranges_module, "FIRST_RANGE", 2)
+    monkeypatch.setattr(ranges_module, "BATCH_LOGS", 1000)
+    monkeypatch.setattr(ranges_module, "DENSE_LOGS", 500)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,12 @@ def dense(devnet: Devnet) -> tuple[Registry, list[Any]]:
     return registry, chain_declarations(registry)
 
 
-def _watch_workers(follower: Follower, kill_after: int | None = None) -> list[int]:
+def _watch_workers(follower: Indexer, kill_after: int | None = None) -> list[int]:
     """Log counts of the ranges the worker processes read, in order; kills each worker's
     process after `kill_after` ranges of its own."""
     counts: list[int] = []
-    assert len(follower._workers) == follower_module.READ_AHEAD, "an HTTP node gets workers"
-    for worker in follower._workers:
+    assert len(follower.ranges.workers) == ranges_module.READ_AHEAD, "an HTTP node gets workers"
+    for worker in follower.ranges.workers:
         _watch(worker, counts, kill_after)
     return counts
 
@@ -74,30 +74,30 @@ def test_dense_ranges_go_through_the_worker(dense: tuple[Registry, list[Any]], d
     registry, truth = dense
     assert len(truth) == DECLARATIONS
     with Store.open(db_url) as store:
-        follower = Follower(registry, store)
+        follower = Indexer(registry, store)
         by_worker = _watch_workers(follower)
         report = follower.sync()
         assert report.events_new == DECLARATIONS
         # The ranges asked for before the first answer showed dense blocks are read in-process.
         in_process = DECLARATIONS - sum(by_worker)
-        assert len(by_worker) >= 2 and in_process <= 1000 * follower_module.READ_AHEAD
+        assert len(by_worker) >= 2 and in_process <= 1000 * ranges_module.READ_AHEAD
         contract = registry.contract.address
         assert store_declarations(store, contract) == truth
         assert len(set(store_events(store, contract))) == DECLARATIONS
-        assert Follower(registry, store).sync().events_new == 0
+        assert Indexer(registry, store).sync().events_new == 0
 
 
 def test_a_dying_worker_hands_back_to_the_follower(
     dense: tuple[Registry, list[Any]], sqlite_store: Store
 ) -> None:
     registry, truth = dense
-    follower = Follower(registry, sqlite_store)
+    follower = Indexer(registry, sqlite_store)
     by_worker = _watch_workers(follower, kill_after=1)
     report = follower.sync()
     # Each worker answered once and died; one asked again failed and was dropped, and the
     # follower read that range itself.
-    assert len(by_worker) == follower_module.READ_AHEAD
-    assert len(follower._workers) < follower_module.READ_AHEAD
+    assert len(by_worker) == ranges_module.READ_AHEAD
+    assert len(follower.ranges.workers) < ranges_module.READ_AHEAD
     assert report.events_new == DECLARATIONS
     assert store_declarations(sqlite_store, registry.contract.address) == truth
 
@@ -111,9 +111,9 @@ def test_workers_that_cannot_start_leave_the_reading_to_the_follower(
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(logreader_module.subprocess, "Popen", refuse)
-    follower = Follower(registry, sqlite_store)
+    follower = Indexer(registry, sqlite_store)
     assert follower.sync().events_new == DECLARATIONS
-    assert follower._workers == []
+    assert follower.ranges.workers == []
     assert store_declarations(sqlite_store, registry.contract.address) == truth
 
 
@@ -127,7 +127,7 @@ def test_a_large_backlog_defers_the_lookup_indexes_until_its_end(
         for threshold, expected in ((5000, False), (1000, True)):
             store.forget(registry.deployment.chain_id, registry.contract.address)
             deferred.clear()
-            follower = Follower(registry, store, defer_lookups_after=threshold)
+            follower = Indexer(registry, store, defer_lookups_after=threshold)
             report = follower.sync(lambda _: deferred.append(store.lookups_deferred()))
             assert report.events_new == DECLARATIONS
             assert any(deferred) is expected and (report.index_seconds > 0) is expected
@@ -143,17 +143,17 @@ def test_the_workers_start_with_a_sync_that_has_ranges_ahead(
     dense: tuple[Registry, list[Any]], sqlite_store: Store
 ) -> None:
     registry, _truth = dense
-    follower = Follower(registry, sqlite_store)
+    follower = Indexer(registry, sqlite_store)
     running: list[list[int]] = []
     follower.sync(lambda _: running.append(follower.reader_pids))
     # The first range was read in-process (not yet known to be dense) while both workers
     # started, and they stopped with the sync.
-    assert len(running[0]) == follower_module.READ_AHEAD
+    assert len(running[0]) == ranges_module.READ_AHEAD
     assert follower.reader_pids == []
     # One new block, for an indexer that has not seen dense blocks: nothing ahead that a
     # worker could read.
     registry.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     running.clear()
-    restarted = Follower(registry, sqlite_store)
+    restarted = Indexer(registry, sqlite_store)
     assert restarted.sync(lambda _: running.append(restarted.reader_pids)).blocks == 1
     assert running == [[]]

@@ -14,21 +14,14 @@ from eth_utils import keccak, to_checksum_address
 from index_helpers import CHANGE_ABI, FULL_ABI, ISCC_ID_BODY, content, encode_log, make_log
 
 from registry.chain.contract import artifact
+from registry.chain.events import ChangeEvent, DeclaredEvent, _validate_by_iscc_lib, validate_code
 from registry.chain.iscc_id import IsccId
 from registry.errors import RegistryError
-from registry.index.events import (
-    ChangeEvent,
-    DeclaredEvent,
-    EventDecoder,
-    MalformedLog,
-    _decode_data,
-    _validate_by_iscc_lib,
-    event_topic,
-    state_changes,
-    validate_code,
-)
-from registry.index.int64 import from_signed64, to_signed64
+from registry.index.abi import decode_data
+from registry.index.events import EventDecoder, MalformedLog, event_topic
 from registry.iscc.codec import code_to_bytes
+from registry.store.int64 import from_signed64, to_signed64
+from registry.store.rows import state_changes
 
 DECLARED_ENTRY = next(e for e in artifact()["abi"] if e.get("name") == "Declared")
 ALICE = to_checksum_address("0x" + "a1" * 20)
@@ -304,12 +297,12 @@ def test_fast_data_decoding_equals_eth_abi() -> None:
         data = abi_encode(types, values)
         reference = list(abi_decode(types, data))
         reference[4] = to_checksum_address(reference[4])  # we keep addresses checksummed
-        assert _decode_data(types, data) == reference == values
+        assert decode_data(types, data) == reference == values
         cut = data[: rng.randrange(0, len(data))]
         with pytest.raises(DecodingError):
             abi_decode(types, cut)
         with pytest.raises(MalformedLog):
-            _decode_data(types, cut)
+            decode_data(types, cut)
 
 
 def test_header_cached_validation_equals_iscc_lib_decoding() -> None:

@@ -10,10 +10,10 @@ from index_helpers import content, declare_direct, declare_signed
 
 from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
-from registry.index.follower import Follower
-from registry.index.schema import events
-from registry.index.search import resolve
-from registry.index.store import Store
+from registry.ledger.indexer import Indexer
+from registry.search.resolve import resolve
+from registry.store.schema import events
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -53,7 +53,7 @@ def _snapshot(store: Store, ids: list[str]) -> list[dict]:
 def test_sync_indexes_direct_and_signed_declarations(
     registry: Registry, payer: LocalAccount, declarer: LocalAccount, declared: dict, store: Store
 ) -> None:
-    report = Follower(registry, store).sync()
+    report = Indexer(registry, store).sync()
     head = registry.w3.eth.block_number
     assert (report.from_block, report.to_block) == (registry.deployment.block, head)
     assert (report.events_seen, report.events_new) == (6, 6)
@@ -80,7 +80,7 @@ def test_sync_indexes_direct_and_signed_declarations(
 def test_invalid_declaration_is_stored_as_invalid(
     registry: Registry, declared: dict, store: Store
 ) -> None:
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     (bad,) = store.by_iscc_id(declared["bad_id"])
     assert not bad.valid
     assert "Instance-Code" in bad.invalid_reason
@@ -96,9 +96,9 @@ def test_invalid_declaration_is_stored_as_invalid(
 def test_syncing_twice_stores_nothing_twice(
     registry: Registry, declared: dict, store: Store
 ) -> None:
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     before = _snapshot(store, declared["ids"])
-    again = Follower(registry, store).sync()
+    again = Indexer(registry, store).sync()
     assert again.events_new == 0
     assert store.count() == 6
     with store.engine.connect() as conn:
@@ -109,10 +109,10 @@ def test_syncing_twice_stores_nothing_twice(
 def test_tiny_ranges_give_the_same_result(
     registry: Registry, declared: dict, store: Store, tmp_path: Path
 ) -> None:
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     with Store.open(f"sqlite:///{tmp_path / 'tiny.db'}") as tiny:
         ranges: list[int] = []
-        report = Follower(registry, tiny, max_range=1).sync(
+        report = Indexer(registry, tiny, max_range=1).sync(
             on_progress=lambda r: ranges.append(r.to_block)
         )
         assert report.events_new == 6
@@ -120,7 +120,7 @@ def test_tiny_ranges_give_the_same_result(
         all_ids = [*declared["ids"], declared["bad_id"]]
         assert _snapshot(tiny, all_ids) == _snapshot(store, all_ids)
     with Store.open(f"sqlite:///{tmp_path / 'two.db'}") as two:
-        Follower(registry, two, max_range=2).sync()
+        Indexer(registry, two, max_range=2).sync()
         assert _snapshot(two, all_ids) == _snapshot(store, all_ids)
 
 
@@ -128,11 +128,11 @@ def test_a_new_store_on_the_same_database_continues_from_the_checkpoint(
     registry: Registry, payer: LocalAccount, declared: dict, db_url: str
 ) -> None:
     with Store.open(db_url) as first:
-        report = Follower(registry, first).sync()
+        report = Indexer(registry, first).sync()
     more = content(b"declared later" * 50)
     receipt = declare_direct(registry, payer, more)
     with Store.open(db_url) as second:
-        resumed = Follower(registry, second).sync()
+        resumed = Indexer(registry, second).sync()
         assert resumed.from_block == report.to_block + 1
         assert (resumed.events_seen, resumed.events_new) == (1, 1)
         assert second.count() == 7
@@ -142,17 +142,17 @@ def test_a_new_store_on_the_same_database_continues_from_the_checkpoint(
 def test_confirmations_leave_the_newest_blocks_for_later(
     registry: Registry, declared: dict, store: Store
 ) -> None:
-    report = Follower(registry, store, confirmations=2).sync()
+    report = Indexer(registry, store, confirmations=2).sync()
     assert report.to_block == registry.w3.eth.block_number - 2
     assert store.count() == 4  # the last two declarations are in the last two blocks
     registry.w3.provider.make_request("hardhat_mine", ["0x2"])
-    assert Follower(registry, store, confirmations=2).sync().events_new == 2
+    assert Indexer(registry, store, confirmations=2).sync().events_new == 2
 
 
 def test_resolve_each_kind_of_query(
     registry: Registry, payer: LocalAccount, declarer: LocalAccount, declared: dict, store: Store
 ) -> None:
-    Follower(registry, store).sync()
+    Indexer(registry, store).sync()
     item, iscc_id = declared["items"][3], declared["ids"][3]
     assert IsccId.parse(iscc_id).realm == registry.deployment.realm
 

@@ -19,16 +19,18 @@ from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
 from registry.errors import ChainUnavailable
 from registry.index import follower as follower_module
-from registry.index.follower import Follower, SyncReport
-from registry.index.schema import conflict_queue, declarations
-from registry.index.store import Store
+from registry.index import ranges as ranges_module
+from registry.index.follower import SyncReport
+from registry.ledger.indexer import Indexer
+from registry.store.schema import conflict_queue, declarations
+from registry.store.store import Store
 
 CONTRACT = "0x" + "5a" * 20
 
 
 @pytest.fixture
 def store(sqlite_store: Store) -> Store:
-    """Follower logic does not depend on the backend; the real-node tests cover both."""
+    """Indexer logic does not depend on the backend; the real-node tests cover both."""
     return sqlite_store
 
 
@@ -99,12 +101,12 @@ def fake_registry(node: FakeNode, first_block: int = 3) -> Any:
 
 def test_sync_from_deployment_block_to_head(store: Store) -> None:
     node = FakeNode(head=30, declared=[2, 3, 10, 30])
-    report = Follower(fake_registry(node), store, max_range=8).sync()
+    report = Indexer(fake_registry(node), store, max_range=8).sync()
     assert (report.from_block, report.to_block) == (3, 30)
     assert (report.events_seen, report.events_new) == (3, 3)  # block 2 predates the deployment
     assert store.checkpoint(999, CONTRACT) == 30
     assert all(high - low < 8 for low, high in node.queries)
-    again = Follower(fake_registry(node), store).sync()
+    again = Indexer(fake_registry(node), store).sync()
     assert (again.from_block, again.to_block, again.events_seen) == (31, 30, 0)
     assert again.blocks == 0
 
@@ -113,7 +115,7 @@ def test_conflict_detection_is_timed_apart_from_indexing(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = FakeNode(head=30, declared=[3, 10, 30])
-    follower = Follower(fake_registry(node), store, max_range=8)
+    follower = Indexer(fake_registry(node), store, max_range=8)
     queued: list[int] = []
     real_run = follower.conflicts.run
 
@@ -134,17 +136,17 @@ def test_conflict_detection_is_timed_apart_from_indexing(
 
 def test_confirmations_hold_back_recent_blocks(store: Store) -> None:
     node = FakeNode(head=20, declared=[5, 18, 20])
-    report = Follower(fake_registry(node), store, confirmations=3).sync()
+    report = Indexer(fake_registry(node), store, confirmations=3).sync()
     assert report.to_block == 17 and report.events_new == 1
     node.head = 23
-    assert Follower(fake_registry(node), store, confirmations=3).sync().events_new == 2
+    assert Indexer(fake_registry(node), store, confirmations=3).sync().events_new == 2
 
 
 def test_range_halves_when_the_node_refuses_and_grows_back(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = FakeNode(head=200, declared=list(range(3, 201, 7)), limit=10)
-    follower = Follower(fake_registry(node), store, max_range=64)
+    follower = Indexer(fake_registry(node), store, max_range=64)
     progress: list[SyncReport] = []
     report = follower.sync(on_progress=progress.append)
     assert report.events_new == len(range(3, 201, 7))
@@ -164,30 +166,30 @@ def test_range_halves_when_the_node_refuses_and_grows_back(
 def test_dense_blocks_narrow_the_range_to_bounded_batches(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(follower_module, "BATCH_LOGS", 10)
-    monkeypatch.setattr(follower_module, "FIRST_RANGE", 64)
+    monkeypatch.setattr(ranges_module, "BATCH_LOGS", 10)
+    monkeypatch.setattr(ranges_module, "FIRST_RANGE", 64)
     node = FakeNode(head=200, declared=list(range(3, 201)))  # a log in every block
     sizes: list[int] = []
-    report = Follower(fake_registry(node), store, max_range=64).sync(
+    report = Indexer(fake_registry(node), store, max_range=64).sync(
         on_progress=lambda r: sizes.append(r.events_new)
     )
     assert report.events_new == 198 and store.count() == 198
     # Only ranges asked for before the first answer came (read ahead) can have 64 blocks, with
     # 64 logs too many; all later ones are narrowed.
     wide = [(lo, hi) for lo, hi in sorted(node.queries) if hi - lo + 1 > 10]
-    assert wide[0] == (3, 66) and len(wide) <= follower_module.READ_AHEAD
+    assert wide[0] == (3, 66) and len(wide) <= ranges_module.READ_AHEAD
     assert max(b - a for a, b in itertools.pairwise([0, *sizes])) <= 64
 
 
 def test_node_refusing_a_single_block_is_chain_unavailable(store: Store) -> None:
     node = FakeNode(head=10, declared=[], limit=0)  # refuses every range, even one block
     with pytest.raises(ChainUnavailable, match="single block"):
-        Follower(fake_registry(node), store).sync()
+        Indexer(fake_registry(node), store).sync()
 
 
 def test_rpc_failure_raises_chain_unavailable_and_keeps_progress(store: Store) -> None:
     node = FakeNode(head=50, declared=[4, 40], limit=None)
-    follower = Follower(fake_registry(node), store, max_range=10)
+    follower = Indexer(fake_registry(node), store, max_range=10)
     calls = 0
     real = node.make_request
 
@@ -215,7 +217,7 @@ def test_node_errors_other_than_size_are_chain_unavailable(store: Store) -> None
         else real(m, p)
     )
     with pytest.raises(ChainUnavailable, match="header not found"):
-        Follower(fake_registry(node), store).sync()
+        Indexer(fake_registry(node), store).sync()
 
 
 def _chain_ids(node: FakeNode, upto: int, first_block: int = 3) -> list[str]:
@@ -234,7 +236,7 @@ def _stored_ids(store: Store) -> list[str]:
 @pytest.mark.parametrize("depth", [1, 3, 10, 40])
 def test_reorg_rolls_back_to_the_common_ancestor_and_replays(store: Store, depth: int) -> None:
     node = FakeNode(head=100, declared=list(range(3, 101, 2)))
-    follower = Follower(fake_registry(node), store, max_range=16)
+    follower = Indexer(fake_registry(node), store, max_range=16)
     follower.sync()
     node.fork(101 - depth)
     node.head = 100 + (depth % 2)  # the new branch may be longer or as long
@@ -247,7 +249,7 @@ def test_reorg_rolls_back_to_the_common_ancestor_and_replays(store: Store, depth
 
 def test_reorg_to_a_shorter_chain_is_detected_at_the_checkpoint(store: Store) -> None:
     node = FakeNode(head=60, declared=[10, 50, 55, 60])
-    follower = Follower(fake_registry(node), store)
+    follower = Indexer(fake_registry(node), store)
     follower.sync()
     node.fork(52)
     node.head = 53
@@ -258,7 +260,7 @@ def test_reorg_to_a_shorter_chain_is_detected_at_the_checkpoint(store: Store) ->
 
 def test_reorg_while_a_range_is_read_is_caught_by_the_parent_hash(store: Store) -> None:
     node = FakeNode(head=40, declared=list(range(3, 41)))
-    follower = Follower(fake_registry(node), store, max_range=10)
+    follower = Indexer(fake_registry(node), store, max_range=10)
     real = node.make_request
     ranges = 0
 
@@ -278,7 +280,7 @@ def test_reorg_while_a_range_is_read_is_caught_by_the_parent_hash(store: Store) 
 
 def test_ancestor_search_does_not_overshoot_the_oldest_record(store: Store) -> None:
     node = FakeNode(head=16, declared=list(range(5, 17)))
-    follower = Follower(fake_registry(node), store)
+    follower = Indexer(fake_registry(node), store)
     follower.sync()
     node.fork(7)
     assert follower._common_ancestor(16) == (6, node.block_hash(6))
@@ -288,7 +290,7 @@ def test_ancestor_search_does_not_overshoot_the_oldest_record(store: Store) -> N
 
 def test_a_node_contradicting_itself_is_chain_unavailable_not_a_loop(store: Store) -> None:
     node = FakeNode(head=20, declared=[5, 15])
-    follower = Follower(fake_registry(node), store, max_range=1)
+    follower = Indexer(fake_registry(node), store, max_range=1)
     follower.sync()
     node.head = 25
     real = node.make_request
@@ -307,7 +309,7 @@ def test_a_node_contradicting_itself_is_chain_unavailable_not_a_loop(store: Stor
 
 def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None:
     node = FakeNode(head=30, declared=[3, 10, 20])
-    follower = Follower(fake_registry(node), store)
+    follower = Indexer(fake_registry(node), store)
     follower.sync()
     node.fork(0)  # e.g. a restarted devnet: same chain id and contract, all new blocks
     report = follower.sync()
@@ -317,7 +319,7 @@ def test_a_replaced_chain_is_reindexed_from_the_deployment(store: Store) -> None
 
 def test_common_ancestor_search_is_logarithmic(store: Store) -> None:
     node = FakeNode(head=2000, declared=list(range(3, 2001)))
-    follower = Follower(fake_registry(node), store)
+    follower = Indexer(fake_registry(node), store)
     follower.sync()
     node.fork(1234)
     real = node.make_request
@@ -353,7 +355,7 @@ def test_follow_backs_off_while_the_node_is_down(
     monkeypatch.setattr(follower_module, "MAX_BACKOFF_S", 0.4)
     stop.wait = recording_wait  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="registry.index.follower"):
-        Follower(fake_registry(node), store).follow(stop, poll_interval=0.05)
+        Indexer(fake_registry(node), store).follow(stop, poll_interval=0.05)
     assert waits[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]  # doubling, capped
     assert waits[5:] == [0.05, 0.05]  # back to polling once the node answers
     assert "retrying" in caplog.text
@@ -364,7 +366,7 @@ def test_follow_picks_up_new_blocks_until_stopped(store: Store) -> None:
     node = FakeNode(head=10, declared=[5, 12])
     stop = threading.Event()
     thread = threading.Thread(
-        target=Follower(fake_registry(node), store).follow, args=(stop, 0.01), daemon=True
+        target=Indexer(fake_registry(node), store).follow, args=(stop, 0.01), daemon=True
     )
     thread.start()
     deadline = time.monotonic() + 5

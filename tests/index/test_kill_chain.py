@@ -31,7 +31,7 @@ from sqlalchemy import inspect
 from registry.chain.contract import Registry
 from registry.chain.devnet import free_port
 from registry.cli import main
-from registry.index.store import Store
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 

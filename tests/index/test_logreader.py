@@ -15,7 +15,7 @@ from index_helpers import content, json_rpc_form, make_log
 from registry.chain.devnet import free_port
 from registry.index.events import EventDecoder
 from registry.index.logreader import LogReader
-from registry.index.rows import rows_of
+from registry.store.rows import rows_of
 
 
 class _Node:

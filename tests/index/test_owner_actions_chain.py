@@ -13,9 +13,9 @@ from registry.chain.actions import act_direct, act_relayed, make_action, sign_fo
 from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, prepare, submit_signed
-from registry.index.follower import Follower
-from registry.index.schema import events
-from registry.index.store import DeclarationRecord, Store
+from registry.ledger.indexer import Indexer
+from registry.store.schema import events
+from registry.store.store import DeclarationRecord, Store
 
 pytestmark = pytest.mark.chain
 
@@ -59,7 +59,7 @@ def test_update_transfer_and_revoke_reach_the_store(
     store: Store,
 ) -> None:
     signed_id, direct_id = two_declarations
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     follower.sync()
     assert _record(store, signed_id).owner == declarer.address
     assert _record(store, direct_id).owner == payer.address
@@ -95,7 +95,7 @@ def test_reorg_undoes_owner_actions_and_rebuilds_the_state(
     store: Store,
 ) -> None:
     signed_id, direct_id = two_declarations
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     w3 = registry.w3
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
     transfer = make_action("transfer", IsccId.parse(signed_id), to=Account.create().address)

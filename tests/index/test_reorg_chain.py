@@ -17,8 +17,8 @@ from registry.chain.contract import Registry
 from registry.chain.devnet import Devnet, dev_account, free_port
 from registry.config import PROJECT_ROOT
 from registry.index import follower as follower_module
-from registry.index.follower import Follower
-from registry.index.store import Store
+from registry.ledger.indexer import Indexer
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -40,7 +40,7 @@ def test_reorg_leaves_the_store_equal_to_the_canonical_chain(
     snapshot = _rpc(registry, "evm_snapshot")
     # The branch the indexer sees first: `depth` blocks, one declaration each.
     _declare(registry, payer, "old branch", depth)
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     follower.sync()
     contract = registry.contract.address
     assert store_declarations(store, contract) == chain_declarations(registry)
@@ -58,7 +58,7 @@ def test_reorg_leaves_the_store_equal_to_the_canonical_chain(
     assert store_declarations(store, contract) == truth
     # Byte for byte what a fresh index of the canonical chain holds.
     with Store.open(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
-        Follower(registry, fresh).sync()
+        Indexer(registry, fresh).sync()
         assert store_tables(store, contract) == store_tables(fresh, contract)
     assert follower.sync().events_new == 0  # and indexing again changes nothing
 
@@ -69,7 +69,7 @@ def test_reorg_to_a_shorter_branch_is_rolled_back(
     _declare(registry, payer, "kept", 1)
     snapshot = _rpc(registry, "evm_snapshot")
     _declare(registry, payer, "dropped", 4)
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     follower.sync()
     assert _rpc(registry, "evm_revert", snapshot) is True
     _declare(registry, payer, "replacement", 1)
@@ -110,7 +110,7 @@ def test_follow_survives_stopping_and_restarting_the_node(
     contract = registry.contract.address
     with Store.open(db_url) as store:
         stop = threading.Event()
-        follower = Follower(registry, store)
+        follower = Indexer(registry, store)
         thread = threading.Thread(target=follower.follow, args=(stop, 0.05), daemon=True)
         thread.start()
         try:

@@ -30,16 +30,12 @@ from index_helpers import (
     make_log,
 )
 
-from registry.index.events import EVENT_FIELDS, ChangeEvent, DeclaredEvent, EventDecoder, RawLog
-from registry.index.int64 import from_signed64
-from registry.index.rows import (
-    DECLARATION_COLUMNS,
-    EVENT_COLUMNS,
-    iscc_strings,
-    rows_of,
-    rows_of_logs,
-)
+from registry.chain.events import EVENT_FIELDS, ChangeEvent, DeclaredEvent
+from registry.index.events import EventDecoder, RawLog
+from registry.index.rows import iscc_strings, rows_of_logs
 from registry.iscc.codec import b32encode, code_to_bytes
+from registry.store.int64 import from_signed64
+from registry.store.rows import DECLARATION_COLUMNS, EVENT_COLUMNS, rows_of
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import iscc_lib
 
-from registry.index.events import unit_type
+from registry.chain.events import unit_type
 
 __all__ = ["ExplainedUnit", "explain_code"]
 

@@ -22,10 +22,10 @@ from registry.api.state import state_of
 from registry.api.web.explain import explain_code
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode, RegistryError, UnsupportedMedia
-from registry.index import search
-from registry.index.conflicts import list_conflicts
-from registry.index.similarity import DEFAULT_THRESHOLD, query_units
-from registry.index.similarity import similar as similar_declarations
+from registry.ledger.conflicts import list_conflicts
+from registry.search import resolve as search
+from registry.search.similarity import DEFAULT_THRESHOLD, query_units
+from registry.search.similarity import similar as similar_declarations
 
 __all__ = ["router"]
 

@@ -13,12 +13,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.errors import InvalidCode, StoreError
-from registry.index import schema
-from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
-from registry.index.int64 import from_signed64
-from registry.index.schema import blocks, conflict_queue, events, meta, units
-from registry.index.store import CheckpointMoved, Store
+from registry.index.events import EventDecoder
+from registry.store import migrations, schema
+from registry.store.int64 import from_signed64
+from registry.store.schema import blocks, conflict_queue, events, meta, units
+from registry.store.store import CheckpointMoved, Store
 
 CHAIN = 31337
 CONTRACT = "0x" + "12" * 20
@@ -310,10 +311,10 @@ def test_migrations_upgrade_an_older_store(db_url: str, monkeypatch: pytest.Monk
         ran.append(True)
         conn.execute(text("ALTER TABLE declarations ADD COLUMN note TEXT"))
 
-    latest = schema.SCHEMA_VERSION
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_column])
+    latest = migrations.SCHEMA_VERSION
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, add_column])
     with Store.open(db_url) as store, store.engine.connect() as conn:
-        assert schema.stored_version(conn) == latest + 1
+        assert migrations.stored_version(conn) == latest + 1
         columns = [c["name"] for c in inspect(conn).get_columns("declarations")]
     assert ran == [True] and "note" in columns
     with Store.open(db_url):  # already at the newest version: nothing runs again
@@ -341,7 +342,7 @@ def test_a_version_1_store_gains_owner_and_revoked(db_url: str) -> None:
         (record,) = store.by_iscc_id(event.iscc_id)
         assert (record.owner, record.revoked) == (to_checksum_address(ALICE), False)
         with store.engine.connect() as conn:
-            assert schema.stored_version(conn) == schema.SCHEMA_VERSION >= 5
+            assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION >= 5
             # v4 dropped the indexes no query uses (v2 had added the owner index).
             indexes = {
                 i["name"] for t in ("units", "declarations") for i in inspect(conn).get_indexes(t)
@@ -382,7 +383,7 @@ def test_version_6_units_and_queue_lose_their_foreign_keys(db_url: str) -> None:
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="6"))
     with Store.open(db_url) as store:
         with store.engine.connect() as conn:
-            assert schema.stored_version(conn) == schema.SCHEMA_VERSION >= 7
+            assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION >= 7
             for name in schema.HOT_CHILDREN:
                 assert inspect(conn).get_foreign_keys(name) == []
             assert {i["name"] for i in inspect(conn).get_indexes("units")} == {
@@ -523,7 +524,7 @@ def test_version_7_history_is_keyed_by_block_and_log_index(db_url: str) -> None:
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="7"))
     with Store.open(db_url) as store:
         with store.engine.connect() as conn:
-            assert schema.stored_version(conn) == schema.SCHEMA_VERSION >= 8
+            assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION >= 8
             (key,) = inspect(conn).get_unique_constraints("events")
             assert key["column_names"] == ["chain_id", "contract", "block_number", "log_index"]
             indexes = {i["name"] for i in inspect(conn).get_indexes("events")}

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import pytest
 from index_helpers import FULL_ABI, content, make_log
 
+from registry.chain.events import DeclaredEvent
 from registry.errors import InvalidCode
-from registry.index.events import DeclaredEvent, EventDecoder
-from registry.index.similarity import SimilarityIndex, query_units, similar
-from registry.index.store import Store
+from registry.index.events import EventDecoder
+from registry.search.similarity import SimilarityIndex, query_units, similar
+from registry.store.store import Store
 
 CHAIN = 31337
 CONTRACT = "0x" + "34" * 20

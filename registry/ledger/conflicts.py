@@ -40,20 +40,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
-from registry.index.bulk import among, chunks
-from registry.index.int64 import from_signed64
-from registry.index.pending import requeue
-from registry.index.schema import (
+from registry.metadata import Metadata
+from registry.search.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
+from registry.search.snippets import SnippetIndex, overlaps
+from registry.store.bulk import among, chunks
+from registry.store.int64 import from_signed64
+from registry.store.queue import requeue
+from registry.store.schema import (
     conflict_queue,
     conflicts,
     declarations,
     segment_sources,
     units,
 )
-from registry.index.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
-from registry.index.snippets import SnippetIndex, overlaps
-from registry.index.store import Store
-from registry.metadata import Metadata
+from registry.store.store import Store
 
 __all__ = [
     "CONTENT",
@@ -69,6 +69,7 @@ __all__ = [
     "EvidenceSource",
     "SegmentEvidence",
     "Status",
+    "check_status",
     "datahash_evidence",
     "list_conflicts",
     "requeue",
@@ -492,6 +493,13 @@ def _disagreements(earlier: dict[str, str], later: dict[str, str]) -> list[dict[
     ]
 
 
+def check_status(status: str) -> Status:
+    """A conflict status filter as given; raises InputError for anything else."""
+    if status not in ("open", "resolved", "all"):
+        raise InputError(f"status must be open, resolved or all, not {status!r}")
+    return status  # type: ignore[return-value]
+
+
 def list_conflicts(
     store: Store,
     *,
@@ -503,8 +511,7 @@ def list_conflicts(
 ) -> list[dict[str, Any]]:
     """Conflicts (one per pair of declarations, with every kind of evidence found) involving an
     ISCC-ID, a declarer, or all of them; ordered by the later declaration's chain position."""
-    if status not in ("open", "resolved", "all"):
-        raise InputError(f"status must be open, resolved or all, not {status!r}")
+    check_status(status)
     if limit < 1 or offset < 0:
         raise InputError("limit must be at least 1 and offset at least 0")
     early = declarations.alias("early")

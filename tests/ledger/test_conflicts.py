@@ -9,8 +9,10 @@ from eth_utils import to_checksum_address
 from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
 from sqlalchemy import func, select
 
+from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.errors import InputError, InvalidCode
-from registry.index.conflicts import (
+from registry.index.events import EventDecoder
+from registry.ledger.conflicts import (
     CONTENT,
     DATAHASH,
     Batch,
@@ -20,10 +22,9 @@ from registry.index.conflicts import (
     list_conflicts,
     requeue,
 )
-from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
-from registry.index.schema import conflict_queue, conflicts, declarations
-from registry.index.store import Store
 from registry.metadata import canonicalize
+from registry.store.schema import conflict_queue, conflicts, declarations
+from registry.store.store import Store
 
 CHAIN = 31337
 CONTRACT = "0x" + "12" * 20

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from registry.index.following import FollowingIndex
-from registry.index.hamming import HammingIndex
-from registry.index.store import Store
 from registry.iscc.granular import KINDS, FeatureSet
 from registry.iscc.timebased import shifted_audio_features
+from registry.search.following import FollowingIndex
+from registry.search.hamming import HammingIndex
+from registry.store.store import Store
 
 __all__ = [
     "Overlap",

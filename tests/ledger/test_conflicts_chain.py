@@ -33,12 +33,12 @@ from registry.chain.devnet import dev_account
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import prepare, submit_signed
 from registry.config import Settings
-from registry.index.conflicts import list_conflicts
-from registry.index.follower import Follower
-from registry.index.schema import conflict_queue, conflicts, declarations
-from registry.index.store import Store
 from registry.iscc.generate import IsccResult, generate
+from registry.ledger.conflicts import list_conflicts
+from registry.ledger.indexer import Indexer
 from registry.metadata import CanonicalMetadata, canonicalize
+from registry.store.schema import conflict_queue, conflicts, declarations
+from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
@@ -121,7 +121,7 @@ def test_copies_by_other_keys_conflict_and_a_revocation_resolves(
     reencoded = _declare(registry, carol, payer, works["reencoded"])
     again = _declare(registry, alice, payer, works["original"])
     unrelated = _declare(registry, carol, payer, works["other"])
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     follower.sync()
 
     assert works["copy"].datahash == works["original"].datahash
@@ -197,7 +197,7 @@ def test_a_reorg_removes_the_conflicts_of_undone_declarations(
 ) -> None:
     alice, bob = Account.create(), Account.create()
     first = _declare(registry, alice, payer, works["original"])
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     follower.sync()
     w3 = registry.w3
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
@@ -249,7 +249,7 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
         ]
         requests.post(registry.deployment.rpc_url, json=mines, timeout=30).raise_for_status()
     with Store.open(f"sqlite:///{tmp_path / 'reference.db'}") as reference:
-        Follower(registry, reference).sync()
+        Indexer(registry, reference).sync()
         truth, _ = _stored(reference)
     assert len(truth) == 8 and len(set(truth)) == 8
 
@@ -273,7 +273,7 @@ def test_kill_9_never_loses_or_repeats_a_conflict(
     assert seen_partial  # at least one kill landed between a declaration and its conflicts
 
     with Store.open(db_url) as store:
-        Follower(registry, store).sync()
+        Indexer(registry, store).sync()
         stored, queued = _stored(store)
     assert sorted(stored) == sorted(truth) and queued == set()
 
@@ -294,7 +294,7 @@ def test_an_excerpt_declared_by_another_key_is_a_segment_conflict(
     # The film's document arrives after its declaration is indexed, the excerpt's before.
     first = _declare(registry, alice, payer, film, documents["film"])
     own = _declare(registry, alice, payer, excerpt, documents["excerpt"])
-    follower = Follower(registry, store)
+    follower = Indexer(registry, store)
     follower.sync()
     assert list_conflicts(store) == []
     store.put_metadata(documents["excerpt"].digest, documents["excerpt"].canonical)

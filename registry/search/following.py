@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from registry.index.hamming import HammingIndex
-from registry.index.store import Store
+from registry.search.hamming import HammingIndex
+from registry.store.store import Store
 
 __all__ = ["FollowingIndex"]
 

@@ -10,8 +10,8 @@ from index_helpers import ISCC_ID_BODY, content, make_log
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode
 from registry.index.events import EventDecoder
-from registry.index.search import classify, resolve
-from registry.index.store import Store
+from registry.search.resolve import classify, resolve
+from registry.store.store import Store
 
 DECLARER = "0x" + "c3" * 20
 

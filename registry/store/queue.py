@@ -1,6 +1,6 @@
 """Declarations waiting for conflict detection (table `conflict_queue`).
 
-Apart from registry.index.conflicts so the store's own writes (segments indexed from a late
+Apart from registry.ledger.conflicts so the store's own writes (segments indexed from a late
 metadata document) can queue declarations without importing the detector.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
-from registry.index.bulk import among, chunks
-from registry.index.schema import conflict_queue, declarations
+from registry.store.bulk import among, chunks
+from registry.store.schema import conflict_queue, declarations
 
 __all__ = ["requeue"]
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from registry.chain.contract import Registry
 from registry.chain.iscc_id import IsccId
-from registry.index.schema import blocks, checkpoints, declarations, events
-from registry.index.store import Store
+from registry.store.schema import blocks, checkpoints, declarations, events
+from registry.store.store import Store
 
 Row = tuple[str, bytes, int, int, bytes]
 

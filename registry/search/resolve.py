@@ -11,22 +11,34 @@ from eth_utils import to_checksum_address
 
 from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode
-from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import (
     code_from_bytes,
     code_to_bytes,
     digest_to_multihash,
     multihash_to_digest,
 )
+from registry.store.store import DeclarationRecord, Store
 
-__all__ = ["ACCEPTED_FORMS", "Kind", "Resolution", "classify", "resolve"]
+__all__ = ["ACCEPTED_FORMS", "ALL_KINDS", "Kind", "Resolution", "classify", "forms", "resolve"]
 
 Kind = Literal["iscc-id", "iscc-code", "datahash", "declarer"]
 
-ACCEPTED_FORMS = (
-    "an ISCC-ID (ISCC:MAI...), an ISCC-CODE (ISCC:K...), a datahash (64 hex digits, optionally "
-    "prefixed 1e20 and/or 0x) or a declarer address (0x + 40 hex digits)"
-)
+_FORMS: dict[Kind, str] = {
+    "iscc-id": "an ISCC-ID (ISCC:MAI...)",
+    "iscc-code": "an ISCC-CODE (ISCC:K...)",
+    "datahash": "a datahash (64 hex digits, optionally prefixed 1e20 and/or 0x)",
+    "declarer": "a declarer address (0x + 40 hex digits)",
+}
+ALL_KINDS: tuple[Kind, ...] = tuple(_FORMS)
+
+
+def forms(kinds: tuple[Kind, ...] = ALL_KINDS) -> str:
+    """The accepted forms of a query, in words: "an ISCC-ID (...) or a declarer address (...)"."""
+    words = [_FORMS[k] for k in kinds]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+ACCEPTED_FORMS = forms()
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _DATAHASH = re.compile(r"(0x)?(1e20)?[0-9a-fA-F]{64}")
 
@@ -47,8 +59,16 @@ class Resolution:
         }
 
 
-def classify(query: str) -> tuple[Kind, str]:
-    """The kind of a query and its normalized form; raises InvalidCode for anything else."""
+def classify(query: str, accepted: tuple[Kind, ...] = ALL_KINDS) -> tuple[Kind, str]:
+    """The kind of a query and its normalized form; raises InvalidCode for anything else, and
+    for a kind not in `accepted` (naming only the accepted forms)."""
+    kind, normalized = _classify(query, accepted)
+    if kind not in accepted:
+        raise InvalidCode(f"{query!r} is {_FORMS[kind]}; expected {forms(accepted)}")
+    return kind, normalized
+
+
+def _classify(query: str, accepted: tuple[Kind, ...]) -> tuple[Kind, str]:
     text = query.strip()
     if _ADDRESS.fullmatch(text):
         return "declarer", to_checksum_address(text)
@@ -59,7 +79,7 @@ def classify(query: str) -> tuple[Kind, str]:
             text.upper().removeprefix("ISCC:")
         )
     except (ValueError, TypeError):
-        raise InvalidCode(f"cannot resolve {query!r}: expected {ACCEPTED_FORMS}") from None
+        raise InvalidCode(f"cannot resolve {query!r}: expected {forms(accepted)}") from None
     if maintype == iscc_lib.MT.ID:
         if version != iscc_lib.VS.V1:
             raise InvalidCode(f"{query!r} is an ISCC-ID v0; this registry mints ISCC-ID v1")

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from registry.errors import InputError
-from registry.index.bulk import among, chunks, insert_rows
-from registry.index.int64 import to_signed64
-from registry.index.pending import requeue
-from registry.index.schema import metadata_docs, segment_sources, segments
 from registry.iscc.granular import parse_features
+from registry.store.bulk import among, chunks, insert_rows
+from registry.store.int64 import to_signed64
+from registry.store.queue import requeue
+from registry.store.schema import metadata_docs, segment_sources, segments
 
 __all__ = ["index_segments"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registry.index.hamming import MERGE_TAIL_AT, HammingIndex
+from registry.search.hamming import MERGE_TAIL_AT, HammingIndex
 
 
 def _scan(keys: np.ndarray, codes: np.ndarray, query: int, radius: int) -> list[tuple[int, int]]:
@@ -60,7 +60,7 @@ def test_limit_and_bad_radius() -> None:
 
 
 def test_many_queries_at_once_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from registry.index import hamming
+    from registry.search import hamming
 
     rng = np.random.default_rng(5)
     codes = rng.integers(0, 2**63, size=20_000, dtype=np.uint64)

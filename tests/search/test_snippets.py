@@ -10,12 +10,13 @@ import random
 import pytest
 from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
 
-from registry.index.events import ChangeEvent, DeclaredEvent, EventDecoder
-from registry.index.schema import segments
-from registry.index.snippets import SnippetIndex, find_snippets, overlaps
-from registry.index.store import Store
+from registry.chain.events import ChangeEvent, DeclaredEvent
+from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
+from registry.search.snippets import SnippetIndex, find_snippets, overlaps
+from registry.store.schema import segments
+from registry.store.store import Store
 
 CHAIN = 31337
 CONTRACT = "0x" + "34" * 20

@@ -18,14 +18,14 @@ from typing import Any
 import iscc_lib
 import numpy as np
 
+from registry.chain.events import Unit, unit_type
 from registry.errors import InvalidCode
-from registry.index.events import Unit, unit_type
-from registry.index.following import FollowingIndex
-from registry.index.hamming import HammingIndex
-from registry.index.int64 import from_signed64
-from registry.index.snippets import SnippetIndex, excerpt_features, snippet_matches
-from registry.index.store import DeclarationRecord, Store
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
+from registry.search.following import FollowingIndex
+from registry.search.hamming import HammingIndex
+from registry.search.snippets import SnippetIndex, excerpt_features, snippet_matches
+from registry.store.int64 import from_signed64
+from registry.store.store import DeclarationRecord, Store
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -1,4 +1,5 @@
-"""Fixtures for index tests: empty stores on SQLite and on a real PostgreSQL server.
+"""Store fixtures for every test folder (a pytest plugin that tests/conftest.py loads): empty
+stores on SQLite and on a real PostgreSQL server.
 
 PostgreSQL comes from ISCC_REGISTRY_TEST_PG_URL (scripts/test.sh starts a throwaway server and
 sets it). Without it the PostgreSQL variants fail in CI and are skipped, with that reason, only
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from registry.index.store import Store
+from registry.store.store import Store
 
 BACKENDS = ["sqlite", "postgresql"]
 PG_URL_VAR = "ISCC_REGISTRY_TEST_PG_URL"

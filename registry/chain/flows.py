@@ -1,0 +1,195 @@
+"""One function per thing a user does with the registry: sign a declaration of a file, declare
+a file, submit a signed declaration, and act as a declaration's owner (revoke, update,
+transfer).
+
+The CLI, the demo and the service's client call these, so the choice between paying oneself,
+a payer key on chain and a registry service is made in one place: whoever pays is a
+`Submitter` (`PaidBy` here, `registry.api.client.ServiceSubmitter` for a service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from registry.chain.actions import (
+    ActionReceipt,
+    SignedAction,
+    act_direct,
+    act_relayed,
+    make_action,
+    sign_for,
+)
+from registry.chain.contract import Registry
+from registry.chain.declaration import SignedDeclaration
+from registry.chain.gateway import check_gateway
+from registry.chain.iscc_id import IsccId
+from registry.chain.submit import DeclarationReceipt, declare_direct, prepare, submit_signed
+from registry.errors import InputError, InvalidDeclaration
+from registry.metadata import CanonicalMetadata, canonicalize
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from registry.iscc.generate import IsccResult
+
+__all__ = [
+    "DeclaredFile",
+    "PaidBy",
+    "Publish",
+    "Submitter",
+    "act_as_owner",
+    "declare_file",
+    "sign_file",
+    "submit_declaration",
+]
+
+# Stores a canonical metadata document where the indexer will find it (the local store, or a
+# registry service).
+Publish = Callable[[CanonicalMetadata], object]
+
+
+class Submitter(Protocol):
+    """Puts a signed declaration or owner action on chain and pays for it."""
+
+    def declare(self, signed: SignedDeclaration) -> DeclarationReceipt: ...
+
+    def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt: ...
+
+
+@dataclass(frozen=True)
+class PaidBy:
+    """Submits from a payer's account on chain (a relayer key; on the devnet a built-in one)."""
+
+    registry: Registry
+    payer: LocalAccount
+
+    def declare(self, signed: SignedDeclaration) -> DeclarationReceipt:
+        return submit_signed(self.registry, signed, self.payer)
+
+    def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt:
+        return act_relayed(self.registry, signed, self.payer, record)
+
+
+@dataclass(frozen=True)
+class DeclaredFile:
+    """A file's ISCC and the receipt of its declaration (with the signature, unless direct)."""
+
+    path: Path
+    result: IsccResult
+    receipt: DeclarationReceipt
+    signed: SignedDeclaration | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.receipt.to_dict() | {"iscc": self.result.iscc, "file": str(self.path)}
+
+
+def _generated(path: Path, result: IsccResult | None) -> IsccResult:
+    if result is not None:
+        return result
+    from registry.iscc import generate
+
+    return generate(path)
+
+
+def _metahash(result: IsccResult, publish: Publish | None) -> str | None:
+    """The metahash to declare: of the document with the file's granular features, published
+    first so the declaration's segments are indexed whichever arrives first; files without
+    features (or declarations nobody publishes for) keep the Meta-Code's metahash."""
+    document = result.declaration_document() if publish is not None else None
+    if document is None:
+        return result.metahash
+    canonical = canonicalize(document)
+    publish(canonical)
+    return canonical.metahash
+
+
+def sign_file(
+    registry: Registry,
+    account: LocalAccount,
+    path: Path,
+    gateway: str = "",
+    publish: Publish | None = None,
+    result: IsccResult | None = None,
+) -> tuple[IsccResult, SignedDeclaration]:
+    """Generate a file's ISCC (unless `result` has it already) and sign its declaration for this
+    registry, to submit now or later (by anyone)."""
+    check_gateway(gateway)
+    result = _generated(path, result)
+    metahash = _metahash(result, publish)
+    return result, prepare(registry, account, result.iscc, result.datahash, metahash, gateway)
+
+
+def declare_file(
+    registry: Registry,
+    account: LocalAccount,
+    path: Path,
+    *,
+    gateway: str = "",
+    submitter: Submitter | None = None,
+    publish: Publish | None = None,
+    result: IsccResult | None = None,
+) -> DeclaredFile:
+    """Declare a file (its ISCC generated unless `result` has it): signed by `account` and
+    submitted by `submitter`, or, without one, sent from `account` itself, which pays the gas."""
+    if submitter is None:
+        check_gateway(gateway)
+        result = _generated(path, result)
+        metahash = _metahash(result, publish)
+        receipt = declare_direct(registry, account, result.iscc, result.datahash, metahash, gateway)
+        return DeclaredFile(path, result, receipt)
+    result, signed = sign_file(registry, account, path, gateway, publish, result)
+    return DeclaredFile(path, result, submitter.declare(signed), signed)
+
+
+def submit_declaration(signed: SignedDeclaration, submitter: Submitter) -> DeclarationReceipt:
+    """Submit a declaration signed earlier (by `sign`), after checking its signature."""
+    signed.verify()
+    return submitter.declare(signed)
+
+
+def act_as_owner(
+    registry: Registry,
+    owner: LocalAccount,
+    kind: str,
+    iscc_id: IsccId,
+    *,
+    submitter: Submitter | None = None,
+    record: int | None = None,
+    **fields: Any,
+) -> ActionReceipt:
+    """Revoke, update or transfer (`kind`) a declaration `owner` holds: signed and submitted by
+    `submitter`, or sent by the owner, who pays the gas."""
+    if iscc_id.realm != registry.deployment.realm:
+        raise InputError(
+            f"{iscc_id} is of realm {iscc_id.realm}, this registry mints realm "
+            f"{registry.deployment.realm}"
+        )
+    check_gateway(fields.get("gateway", ""))
+    action = make_action(kind, iscc_id, **fields)
+    try:
+        if submitter is None:
+            return act_direct(registry, owner, action, record)
+        return submitter.act(sign_for(registry, owner, action), record)
+    except InvalidDeclaration as exc:
+        if "NotOwner" not in str(exc):
+            raise
+        reason = _why_not_owner(registry, iscc_id, owner.address)
+        raise InvalidDeclaration(reason or str(exc)) from None
+
+
+def _why_not_owner(registry: Registry, iscc_id: IsccId, account: str) -> str | None:
+    """Why the contract says `account` does not own a declaration, from its events: revoked,
+    or transferred to someone else; None if its events do not tell."""
+    since = {"isccId": iscc_id.body}
+    start = registry.deployment.block
+    events = registry.contract.events
+    revoked = events.Revoked().get_logs(argument_filters=since, from_block=start)
+    if revoked:
+        return f"{iscc_id} is already revoked (block {revoked[-1]['blockNumber']})"
+    moves = events.Transferred().get_logs(argument_filters=since, from_block=start)
+    if moves and moves[-1]["args"]["to"] != account:
+        return f"{iscc_id} belongs to {moves[-1]['args']['to']} now, not to {account}"
+    return None

@@ -1,0 +1,325 @@
+"""`sign`, `verify`, `declare`, `revoke`, `update` and `transfer`: each parses its options and
+calls one function of registry.chain.flows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from registry.cli.common import (
+    DEVNET_CHAIN_ID,
+    JsonOpt,
+    KeyOpt,
+    PasswordFileOpt,
+    app,
+    err,
+    get_settings,
+    load_key,
+    open_registry,
+    open_store,
+    out,
+    print_json,
+    read_text,
+)
+from registry.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.chain.contract import Registry
+    from registry.chain.flows import Publish, Submitter
+    from registry.config import Settings
+
+GatewayOpt = Annotated[str, typer.Option(metavar="URL", help="Gateway URL or URI template")]
+PayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="KEY",
+        help="Key that pays the gas of a signed declaration or action (devnet: built in)",
+    ),
+]
+ViaOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL", help="Relay through a registry service at this URL (it pays the gas)"
+    ),
+]
+DirectOpt = Annotated[
+    bool, typer.Option("--direct", help="Send from your own account (it pays the gas)")
+]
+
+
+def _submitter(
+    settings: Settings,
+    registry: Registry | None,
+    payer: str | None,
+    via: str | None,
+    password_file: Path | None,
+) -> Submitter:
+    """Who pays: a registry service (--via), else a payer key on chain (the devnet's built-in
+    one unless --payer names one)."""
+    if via:
+        from registry.api.client import ServiceClient, ServiceSubmitter
+
+        return ServiceSubmitter(ServiceClient(via))
+    from registry.chain.flows import PaidBy
+
+    assert registry is not None
+    if payer:
+        account = load_key(settings, payer, password_file)
+    elif registry.deployment.chain_id == DEVNET_CHAIN_ID:
+        from registry.chain.devnet import dev_account
+
+        account = dev_account(1)
+    else:
+        raise InputError(
+            "--payer KEY is required on this chain (only the devnet has a built-in payer)"
+        )
+    return PaidBy(registry, account)
+
+
+def _publisher(settings: Settings, via: str | None) -> Publish:
+    """Where a declaration's metadata document goes before it is declared: the service at
+    `via`, else the local store, so the indexer finds it whichever arrives first."""
+    if via:
+        from registry.api.client import ServiceClient
+
+        return ServiceClient(via).publish
+
+    def into_store(canonical: Any) -> None:
+        with open_store(settings) as store:
+            store.put_metadata(canonical.digest, canonical.canonical)
+
+    return into_store
+
+
+@app.command()
+def sign(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The file to declare", readable=False)
+    ],
+    key: KeyOpt,
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the JSON here")
+    ] = None,
+    gateway: GatewayOpt = "",
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Sign a declaration of FILE for this registry (offline-verifiable JSON); submit it later."""
+    from registry.chain.flows import sign_file
+
+    settings = get_settings()
+    account = load_key(settings, key, password_file)
+    _result, signed = sign_file(open_registry(settings), account, file, gateway)
+    text = json.dumps(signed.to_json(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        err.print(f"signed declaration of {file.name} by {account.address} written to {output}")
+    else:
+        print(text)
+
+
+@app.command()
+def verify(
+    signed_file: Annotated[
+        Path, typer.Argument(metavar="SIGNED_FILE", help="Signed declaration JSON", readable=False)
+    ],
+) -> None:
+    """Check offline that a signed declaration was signed by its declarer."""
+    from registry.chain.declaration import SignedDeclaration
+
+    signed = SignedDeclaration.from_json(read_text(signed_file))
+    signed.verify()
+    out.print(
+        f"[green]valid[/green]: {signed.declaration.iscc} signed by {signed.declarer} "
+        f"for chain {signed.domain.chain_id}, registry {signed.domain.verifying_contract}"
+    )
+
+
+@app.command()
+def declare(
+    file: Annotated[
+        Path | None, typer.Argument(metavar="FILE", help="The file to declare", readable=False)
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", metavar="KEY", help="Declarer key file or name")
+    ] = None,
+    signed_file: Annotated[
+        Path | None,
+        typer.Option("--signed", metavar="SIGNED_FILE", help="Submit a declaration made by `sign`"),
+    ] = None,
+    gateway: GatewayOpt = "",
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    via: ViaOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate the ISCC of FILE, sign it with --key and put the declaration on chain."""
+    from registry.chain.flows import declare_file, submit_declaration
+
+    settings = get_settings()
+    if signed_file is not None:
+        if file is not None or key is not None:
+            raise InputError("give either FILE with --key, or --signed FILE, not both")
+        from registry.chain.declaration import SignedDeclaration
+
+        signed = SignedDeclaration.from_json(read_text(signed_file))
+        registry = None if via else open_registry(settings)
+        receipt = submit_declaration(
+            signed, _submitter(settings, registry, payer, via, password_file)
+        )
+        _print_declared(receipt.to_dict(), receipt.declarer, json_out)
+        return
+    if file is None or key is None:
+        raise InputError("declare needs FILE and --key KEY (or --signed FILE)")
+    if direct and via:
+        raise InputError("--direct sends from your own account; --via relays: pick one")
+    account = load_key(settings, key, password_file)
+    registry = open_registry(settings)
+    declared = declare_file(
+        registry,
+        account,
+        file,
+        gateway=gateway,
+        submitter=None if direct else _submitter(settings, registry, payer, via, password_file),
+        publish=_publisher(settings, via),
+    )
+    _print_declared(declared.to_dict(), declared.receipt.declarer, json_out)
+
+
+def _print_declared(data: dict[str, Any], declarer: str, json_out: bool) -> None:
+    if json_out:
+        print_json(data)
+        return
+    out.print(f"[bold green]{data['iscc_id']}[/bold green]  declared by {declarer}")
+    if "file" in data:
+        out.print(f"  {data['file']}  {data['iscc']}")
+    out.print(f"  tx {data['tx_hash']}  block {data['block_number']}  gas {data['gas_used']}")
+
+
+# --- owner actions ----------------------------------------------------------------------------
+
+IsccIdArg = Annotated[str, typer.Argument(metavar="ISCC_ID", help="ISCC-ID of the declaration")]
+RecordOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--record",
+        metavar="NONCE",
+        help="Nonce the declaration was signed with (found on chain if omitted)",
+        min=0,
+    ),
+]
+
+
+def _owner_action(
+    kind: str,
+    iscc_id: str,
+    key: str,
+    direct: bool,
+    payer: str | None,
+    via: str | None,
+    record: int | None,
+    password_file: Path | None,
+    json_out: bool,
+    **fields: Any,
+) -> None:
+    from registry.chain.flows import act_as_owner
+    from registry.chain.iscc_id import IsccId
+
+    if direct and via:
+        raise InputError("--direct sends from your own account; --via relays: pick one")
+    settings = get_settings()
+    owner = load_key(settings, key, password_file)
+    registry = open_registry(settings)
+    receipt = act_as_owner(
+        registry,
+        owner,
+        kind,
+        IsccId.parse(iscc_id),
+        submitter=None if direct else _submitter(settings, registry, payer, via, password_file),
+        record=record,
+        **fields,
+    )
+    if json_out:
+        print_json(receipt.to_dict())
+        return
+    target = f" to {receipt.to}" if receipt.to else ""
+    out.print(
+        f"[bold green]{receipt.iscc_id}[/bold green]  {receipt.action}{target} by {receipt.owner}"
+    )
+    out.print(f"  tx {receipt.tx_hash}  block {receipt.block_number}  gas {receipt.gas_used}")
+
+
+@app.command()
+def revoke(
+    iscc_id: IsccIdArg,
+    key: KeyOpt,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    via: ViaOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Revoke a declaration you own (signed with --key and relayed, or --direct)."""
+    _owner_action("revoke", iscc_id, key, direct, payer, via, record, password_file, json_out)
+
+
+@app.command()
+def update(
+    iscc_id: IsccIdArg,
+    key: KeyOpt,
+    gateway: Annotated[
+        str, typer.Option(metavar="URL", help="New gateway URL or URI template")
+    ] = "",
+    metahash: Annotated[
+        str | None,
+        typer.Option(metavar="HASH", help="New metahash (multihash 1e20... or 0x + 64 hex)"),
+    ] = None,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    via: ViaOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Replace the metahash and gateway of a declaration you own."""
+    from registry.iscc.codec import multihash_to_digest
+
+    _owner_action(
+        "update",
+        iscc_id,
+        key,
+        direct,
+        payer,
+        via,
+        record,
+        password_file,
+        json_out,
+        metahash=multihash_to_digest(metahash) if metahash else None,
+        gateway=gateway,
+    )
+
+
+@app.command()
+def transfer(
+    iscc_id: IsccIdArg,
+    to: Annotated[str, typer.Option("--to", metavar="ADDRESS", help="Address of the new owner")],
+    key: KeyOpt,
+    direct: DirectOpt = False,
+    payer: PayerOpt = None,
+    via: ViaOpt = None,
+    record: RecordOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hand a declaration you own to a new owner."""
+    from eth_utils import is_address
+
+    if not is_address(to):
+        raise InputError(f"--to is not an address: {to!r}")
+    _owner_action(
+        "transfer", iscc_id, key, direct, payer, via, record, password_file, json_out, to=to
+    )

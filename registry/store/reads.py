@@ -1,0 +1,248 @@
+"""Reads of the store: declarations by ISCC-ID, ISCC-CODE, datahash or declarer, histories,
+metadata documents, and unit and segment values straight into numpy for the search indexes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy import (
+    ColumnElement,
+    case,
+    func,
+    select,
+)
+
+from registry.chain.iscc_id import IsccId
+from registry.errors import InvalidCode
+from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
+from registry.store.bulk import among, chunks
+from registry.store.connection import Connections
+from registry.store.schema import (
+    NAMED_DOCUMENTS_KEY,
+    checkpoints,
+    conflicts,
+    declarations,
+    events,
+    meta,
+    metadata_docs,
+    segment_sources,
+    segments,
+    units,
+)
+
+__all__ = ["DeclarationRecord", "Reads"]
+
+
+@dataclass(frozen=True)
+class DeclarationRecord:
+    """One declaration as the index knows it: what was declared, by whom, where on chain."""
+
+    chain_id: int
+    contract: str
+    iscc_id: str
+    declarer: str
+    owner: str
+    revoked: bool
+    iscc_code: str | None
+    iscc_code_raw: bytes
+    datahash: bytes
+    metahash: bytes | None
+    gateway: str
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+    log_index: int
+    valid: bool
+    invalid_reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: ISCC strings, hashes as multihash hex ("1e20..."), chain data as 0x."""
+        return {
+            "iscc_id": self.iscc_id,
+            "iscc_code": self.iscc_code,
+            "iscc_code_raw": "0x" + self.iscc_code_raw.hex(),
+            "datahash": digest_to_multihash(self.datahash),
+            "metahash": digest_to_multihash(self.metahash) if self.metahash else None,
+            "declarer": self.declarer,
+            "owner": self.owner,
+            "revoked": self.revoked,
+            "gateway": self.gateway,
+            "valid": self.valid,
+            "invalid_reason": self.invalid_reason,
+            "chain_id": self.chain_id,
+            "contract": self.contract,
+            "block_number": self.block_number,
+            "block_hash": "0x" + self.block_hash.hex(),
+            "tx_hash": "0x" + self.tx_hash.hex(),
+            "log_index": self.log_index,
+        }
+
+
+_RECORD_COLUMNS = [declarations.c[name] for name in DeclarationRecord.__dataclass_fields__]
+
+
+class Reads(Connections):
+    """Every read of the store."""
+
+    def _records(self, where: ColumnElement[bool]) -> list[DeclarationRecord]:
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(where)
+            .order_by(declarations.c.block_number, declarations.c.log_index)
+        )
+        with self._read() as conn:
+            return [DeclarationRecord(**row._mapping) for row in conn.execute(query)]
+
+    def by_iscc_id(self, iscc_id: str) -> list[DeclarationRecord]:
+        return self._records(declarations.c.iscc_id == str(IsccId.parse(iscc_id)))
+
+    def by_iscc_code(self, iscc_code: str) -> list[DeclarationRecord]:
+        canonical = code_from_bytes(code_to_bytes(iscc_code))
+        return self._records(declarations.c.iscc_code == canonical)
+
+    def by_datahash(self, datahash: bytes) -> list[DeclarationRecord]:
+        return self._records(declarations.c.datahash == bytes(datahash))
+
+    def by_declarer(self, address: str) -> list[DeclarationRecord]:
+        if not is_address(address):
+            raise InvalidCode(f"not an Ethereum address: {address!r}")
+        return self._records(declarations.c.declarer == to_checksum_address(address))
+
+    def count(self) -> int:
+        """Number of declarations in the store, valid or not."""
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(declarations)).scalar_one()
+
+    def by_ids(self, ids: Sequence[int]) -> dict[int, DeclarationRecord]:
+        """Records by store row id (as similarity search proposes them); missing ids are
+        simply absent (rolled back since)."""
+        found: dict[int, DeclarationRecord] = {}
+        with self._read() as conn:
+            for chunk in chunks(ids):
+                query = select(declarations.c.id, *_RECORD_COLUMNS).where(
+                    among(conn, declarations.c.id, chunk)
+                )
+                for row in conn.execute(query):
+                    values = dict(row._mapping)
+                    row_id = values.pop("id")
+                    found[row_id] = DeclarationRecord(**values)
+        return found
+
+    def history(self, iscc_id: str) -> list[dict[str, Any]]:
+        """Every event about an ISCC-ID in chain order: declared, updated, transferred, revoked."""
+        canonical = str(IsccId.parse(iscc_id))
+        query = (
+            select(
+                events.c.name,
+                events.c.payload,
+                events.c.block_number,
+                events.c.tx_hash,
+                events.c.log_index,
+            )
+            .where(events.c.iscc_id == canonical)
+            .order_by(events.c.block_number, events.c.log_index)
+        )
+        with self._read() as conn:
+            return [
+                {
+                    "event": row.name,
+                    "block_number": row.block_number,
+                    "tx_hash": "0x" + bytes(row.tx_hash).hex(),
+                    "log_index": row.log_index,
+                    "data": json.loads(row.payload),
+                }
+                for row in conn.execute(query)
+            ]
+
+    def generation(self) -> tuple[Any, ...]:
+        """Changes whenever what the store answers may have changed: every applied range or
+        rollback moves a checkpoint, every stored document a declaration names and every
+        conflict counts. Readers that cache answers compare it instead of re-running their
+        queries."""
+        with self._read() as conn:
+            marks = conn.execute(
+                select(
+                    checkpoints.c.chain_id,
+                    checkpoints.c.contract,
+                    checkpoints.c.block_number,
+                    checkpoints.c.block_hash,
+                ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
+            ).all()
+            # Only documents some declaration names change answers; anyone may post others,
+            # and counting those let anonymous posts flush every reader's cache.
+            named = conn.execute(
+                select(meta.c.value).where(meta.c.key == NAMED_DOCUMENTS_KEY)
+            ).scalar()
+            # Conflict detection commits after the batch that moved the checkpoint.
+            found = conn.execute(select(func.max(conflicts.c.id))).scalar()
+        return (*(tuple(m) for m in marks), named, found)
+
+    def get_metadata(self, digest: bytes) -> bytes | None:
+        with self._read() as conn:
+            return conn.execute(
+                select(metadata_docs.c.document).where(metadata_docs.c.metahash == digest)
+            ).scalar()
+
+    def last_unit_id(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.coalesce(func.max(units.c.id), 0))).scalar_one()
+
+    def last_segment_id(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.coalesce(func.max(segments.c.id), 0))).scalar_one()
+
+    def segment_values(self, kinds: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
+        """(position of the kind in `kinds`, declaration row id, start, size, simprint signed) of
+        the segment rows with ids in (after_id, up_to_id], as an int64 array of shape (n, 5)."""
+        kind = case({k: i for i, k in enumerate(kinds)}, value=segments.c.kind)
+        query = select(
+            kind, segments.c.declaration_id, segments.c.start, segments.c.size, segments.c.value
+        ).where(segments.c.id > after_id, segments.c.id <= up_to_id, segments.c.kind.in_(kinds))
+        return self._driver_rows(query, 5)
+
+    def segments_of(self, declaration_id: int, kind: str) -> np.ndarray:
+        """(start, size, simprint signed) of one declaration's segments of a kind, by start."""
+        query = (
+            select(segments.c.start, segments.c.size, segments.c.value)
+            .where(segments.c.declaration_id == declaration_id, segments.c.kind == kind)
+            .order_by(segments.c.start)
+        )
+        return self._driver_rows(query, 3)
+
+    def segment_source(self, declaration_id: int) -> dict[str, Any] | None:
+        """Whether a declaration's segments were indexed from its document: their number, or
+        the problem that kept them out; None while its document has not been stored."""
+        query = select(segment_sources.c.segments, segment_sources.c.problem).where(
+            segment_sources.c.declaration_id == declaration_id
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else {"segments": row.segments, "problem": row.problem}
+
+    def _driver_rows(self, query: Any, width: int) -> np.ndarray:
+        with self._read() as conn:
+            compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            # Straight from the driver into numpy: a million-row start-up load spends most of
+            # its time in SQLAlchemy's per-row result processing otherwise.
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(str(compiled))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        return np.array(rows, dtype=np.int64).reshape(-1, width)
+
+    def unit_values(self, unit_types: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
+        """(position of the unit type in `unit_types`, declaration row id, first 64 bits signed)
+        of the unit rows of those types with ids in (after_id, up_to_id], as an int64 array of
+        shape (n, 3): how a similarity index loads and tops itself up."""
+        kind = case({t: i for i, t in enumerate(unit_types)}, value=units.c.unit_type)
+        query = select(kind, units.c.declaration_id, units.c.value).where(
+            units.c.id > after_id, units.c.id <= up_to_id, units.c.unit_type.in_(unit_types)
+        )
+        return self._driver_rows(query, 3)
