@@ -107,6 +107,7 @@ def create_app(
     )
     app.state.registry = state
     app.state.metrics = Metrics()
+    app.state.health_threads = None
     app.state.relay_policy = RelayPolicy(
         settings, state.deployment.chain_id if state.deployment else None
     )

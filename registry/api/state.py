@@ -50,6 +50,8 @@ class AppState:
     _generation: tuple[float, Any] = (0.0, None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
+    declarations_counted: tuple[float, int | None] = (0.0, None)
+    """When /health last counted the declarations, and how many there were."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
