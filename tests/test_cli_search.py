@@ -60,7 +60,7 @@ def test_match_finds_a_declared_picture_from_a_copy(
     [
         (("search", "ISCC:NOPE"), "not an ISCC-CODE"),
         (("search", "ISCC:EEA4GQZQTY6J5DTH", "--threshold", "99"), "threshold"),
-        (("match", "/no/such/file.png"), "file.png"),
+        (("match", "/no/such/file.png"), "no index store"),
         (
             ("conflicts", "ISCC:EEA4GQZQTY6J5DTH"),
             "expected an ISCC-ID (ISCC:MAI...) or a declarer address (0x + 40 hex digits)",

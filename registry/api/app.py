@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from registry import __version__
-from registry.api import conflicts, health, metadata, relay, resolve, search
+from registry.api import conflicts, declare, health, metadata, relay, resolve, search
 from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
@@ -141,6 +141,7 @@ def create_app(
     app.include_router(conflicts.router)
     app.include_router(metadata.router)
     app.include_router(relay.router)
+    app.include_router(declare.router)
     app.include_router(health.router)
     install_pages(app)
     install_docs(app)

@@ -135,7 +135,9 @@ class Registry:
             )
         signed = sender.sign_transaction(tx)
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            # Nodes that skip the balance check while estimating refuse the transaction here.
+            with _rejections("sending the transaction", self.deployment.realm, sender.address):
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         except TimeExhausted:
             raise ChainUnavailable(

@@ -19,6 +19,13 @@ DOMAIN_NAME = "IsccRegistry"
 DOMAIN_VERSION = "1"
 ZERO_HASH = bytes(32)
 
+EIP712_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
 DECLARATION_TYPES = {
     "Declaration": [
         {"name": "isccCode", "type": "bytes"},
@@ -102,6 +109,26 @@ class Declaration:
     def as_tuple(self) -> tuple:
         """The struct as the contract's ABI takes it."""
         return tuple(self.message().values())
+
+    def typed_data(self, domain: Domain) -> dict[str, Any]:
+        """The whole EIP-712 message as JSON, the form a wallet's `eth_signTypedData_v4` takes:
+        bytes as 0x hex and integers as decimal strings (a uint256 nonce exceeds what a
+        JavaScript number holds). Built from the same types and message as `signable`, so what
+        a wallet signs is what `verify` checks."""
+        message = {
+            key: "0x" + value.hex()
+            if isinstance(value, bytes)
+            else str(value)
+            if isinstance(value, int)
+            else value
+            for key, value in self.message().items()
+        }
+        return {
+            "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, **DECLARATION_TYPES},
+            "primaryType": next(iter(DECLARATION_TYPES)),
+            "domain": domain.as_dict(),
+            "message": message,
+        }
 
     def signable(self, domain: Domain):
         return encode_typed_data(

@@ -86,24 +86,27 @@ class DeclaredFile:
         return self.receipt.to_dict() | {"iscc": self.result.iscc, "file": str(self.path)}
 
 
-def _generated(path: Path, result: IsccResult | None) -> IsccResult:
-    if result is not None:
-        return result
-    from registry.iscc import generate
+def _content(
+    path: Path, gateway: str, publish: Publish | None, result: IsccResult | None
+) -> tuple[IsccResult, str | None]:
+    """What a declaration of the file states: its ISCC (generated unless `result` has it) and
+    the metahash to declare, after checking the gateway (before any work is done).
 
-    return generate(path)
+    The metahash is of the document with the file's granular features, published first so the
+    declaration's segments are indexed whichever arrives first; files without features (or
+    declarations nobody publishes for) keep the Meta-Code's metahash.
+    """
+    check_gateway(gateway)
+    if result is None:
+        from registry.iscc import generate
 
-
-def _metahash(result: IsccResult, publish: Publish | None) -> str | None:
-    """The metahash to declare: of the document with the file's granular features, published
-    first so the declaration's segments are indexed whichever arrives first; files without
-    features (or declarations nobody publishes for) keep the Meta-Code's metahash."""
+        result = generate(path)
     document = result.declaration_document() if publish is not None else None
     if document is None:
-        return result.metahash
+        return result, result.metahash
     canonical = canonicalize(document)
     publish(canonical)
-    return canonical.metahash
+    return result, canonical.metahash
 
 
 def sign_file(
@@ -116,9 +119,7 @@ def sign_file(
 ) -> tuple[IsccResult, SignedDeclaration]:
     """Generate a file's ISCC (unless `result` has it already) and sign its declaration for this
     registry, to submit now or later (by anyone)."""
-    check_gateway(gateway)
-    result = _generated(path, result)
-    metahash = _metahash(result, publish)
+    result, metahash = _content(path, gateway, publish, result)
     return result, prepare(registry, account, result.iscc, result.datahash, metahash, gateway)
 
 
@@ -135,9 +136,7 @@ def declare_file(
     """Declare a file (its ISCC generated unless `result` has it): signed by `account` and
     submitted by `submitter`, or, without one, sent from `account` itself, which pays the gas."""
     if submitter is None:
-        check_gateway(gateway)
-        result = _generated(path, result)
-        metahash = _metahash(result, publish)
+        result, metahash = _content(path, gateway, publish, result)
         receipt = declare_direct(registry, account, result.iscc, result.datahash, metahash, gateway)
         return DeclaredFile(path, result, receipt)
     result, signed = sign_file(registry, account, path, gateway, publish, result)

@@ -41,26 +41,27 @@ def test_upload_declared_file_shows_its_declaration(page: Page, site: Site) -> N
 
     page.set_input_files("#file", str(harbour.path))
     verdict = page.locator("#results .verdict")
-    expect(verdict).to_contain_text("Declared: this very file was declared 1 time")
-    expect(page.locator("#status")).to_have_text("Done.")
+    expect(verdict.locator(".headline")).to_have_text("Declared: this very file is declared.")
+    expect(verdict).to_contain_text("Uncontested")
     results = page.locator("#results")
-    expect(results).to_contain_text(harbour.result.iscc)
-    # Every unit of the uploaded file's ISCC is named and explained.
-    units = page.locator("#results table.units").first
+    # Every unit of the uploaded file's ISCC is named and explained; each copies in full.
+    expect(results.locator(f'.file-facts [data-copy="{harbour.result.iscc}"]')).to_have_count(1)
+    units = page.locator("#results details.units")
     for unit in harbour.result.units:
-        expect(units).to_contain_text(unit)
+        expect(units.locator(f'[data-copy="{unit}"]')).to_have_count(1)
     expect(units).to_contain_text("Image-Code")
     expect(units).to_contain_text("Perceptual hash of the picture")
-    exact = page.locator("#results article.declaration").first
-    expect(exact.get_by_role("link", name=harbour.iscc_id, exact=True)).to_have_attribute(
+    # The declaration is shown once: the same file, and the top similar match at 100 %.
+    cards = page.locator("#results article.card")
+    expect(cards).to_have_count(1)
+    card = cards.first
+    expect(card.get_by_role("link", name=harbour.iscc_id)).to_have_attribute(
         "href", f"/declaration/{harbour.iscc_id}"
     )
-    expect(exact).to_contain_text(harbour.declarer.address)
-    expect(exact).to_contain_text("no conflicts recorded")
-    # The same picture is also the top similar match, at 100 %.
-    top = page.locator("ol.matches > li").first
-    expect(top.locator(".score")).to_contain_text("100 % similar")
-    expect(top).to_contain_text(f"The exact declaration above: {harbour.iscc_id}")
+    expect(card.locator(f'a[href="/declarer/{harbour.declarer.address}"]')).to_have_count(1)
+    expect(card.locator(".badges")).to_contain_text("Same file")
+    expect(card.locator(".badges")).to_contain_text("100 % similar on")
+    expect(card).to_contain_text("no conflicts recorded")
     _check(page, "upload-declared-result")
 
 
@@ -68,10 +69,12 @@ def test_upload_reencoded_copy_is_similar(page: Page, site: Site) -> None:
     copy = site.folder / "holiday.jpg"
     picture(1).resize((200, 150)).save(copy, "JPEG", quality=60)
     _upload(page, site, copy)
-    expect(page.locator("#results .verdict")).to_contain_text("Not declared as is")
-    top = page.locator("ol.matches > li").first
+    expect(page.locator("#results .verdict .headline")).to_have_text(
+        "Not declared as is, but similar content is declared."
+    )
+    top = page.locator("#results article.card").first
     expect(top).to_contain_text(site.files["harbour"].iscc_id)
-    expect(top.locator(".score")).to_contain_text("% similar on")
+    expect(top.locator(".badges")).to_contain_text("% similar on Image-Code")
     _check(page, "upload-similar-result")
 
 
@@ -79,11 +82,15 @@ def test_upload_unknown_file_shows_no_match(page: Page, site: Site) -> None:
     stranger = site.folder / "unrelated-shapes.png"
     picture(77).rotate(90).save(stranger)
     _upload(page, site, stranger)
-    expect(page.locator("#results .verdict")).to_have_text(
+    expect(page.locator("#results .verdict .headline")).to_have_text(
         "No match: nobody has declared this file or anything like it in this registry."
     )
-    expect(page.locator("#results")).to_contain_text("No declaration of these exact bytes.")
-    expect(page.locator("#results article.declaration")).to_have_count(0)
+    expect(page.locator("#results article.card")).to_have_count(0)
+    # Not a dead end: the next step is declaring it.
+    expect(
+        page.locator("#results .verdict").get_by_role("link", name="Declare it as yours")
+    ).to_have_attribute("href", "#declare")
+    expect(page.locator("#declare")).to_contain_text("iscc-registry declare unrelated-shapes.png")
     _check(page, "upload-no-match")
 
 
@@ -91,19 +98,17 @@ def test_declaration_page(page: Page, site: Site) -> None:
     harbour = site.files["harbour"]
     page.goto(site.url + "/")
     page.set_input_files("#file", str(harbour.path))
-    page.locator("#results article.declaration").first.get_by_role(
-        "link", name=harbour.iscc_id, exact=True
-    ).click()
+    page.locator("#results article.card").first.get_by_role("link", name=harbour.iscc_id).click()
     expect(page).to_have_url(f"{site.url}/declaration/{harbour.iscc_id}")
-    expect(page.get_by_role("heading", level=1)).to_contain_text(harbour.iscc_id)
     main = page.locator("main")
-    expect(main).to_contain_text(harbour.result.iscc)
-    expect(main).to_contain_text(harbour.result.datahash)
-    expect(main).to_contain_text("Declared at")
-    expect(main).to_contain_text("UTC, block")
+    expect(main.locator(f'[data-copy="{harbour.iscc_id}"]').first).to_be_attached()
+    expect(main.locator(f'[data-copy="{harbour.result.iscc}"]').first).to_be_attached()
+    expect(main.locator(f'[data-copy="{harbour.result.datahash}"]').first).to_be_attached()
+    expect(main).to_contain_text("Declared by")
+    expect(main).to_contain_text("UTC")
     # The transaction is shown by its hash (no explorer is assumed), the gateway as a link.
-    tx = page.locator("dt:text-is('Transaction') + dd code")
-    expect(tx).to_have_text(_tx_hash(page, site, harbour.iscc_id))
+    tx = page.locator("dt:text-is('Transaction') + dd button.copy")
+    expect(tx).to_have_attribute("data-copy", _tx_hash(page, site, harbour.iscc_id))
     gateway = f"https://example.com/{harbour.iscc_id}"
     expect(page.get_by_role("link", name=gateway)).to_have_attribute("href", gateway)
     _check(page, "declaration-page")
@@ -122,25 +127,34 @@ def test_search_by_address_opens_declarer_page(page: Page, site: Site) -> None:
     )
     page.get_by_role("button", name="Search").click()
     expect(page).to_have_url(f"{site.url}/declarer/{alice.address}")
-    expect(page.get_by_role("heading", level=1)).to_contain_text(alice.address)
-    expect(page.locator("main")).to_contain_text("2 declarations, oldest first.")
-    expect(page.locator("main")).to_contain_text("Conflicts: no conflicts recorded.")
-    ids = page.locator("article.declaration h2").all_inner_texts()
-    assert ids == [site.files["harbour"].iscc_id, site.files["poem"].iscc_id]
+    expect(page.get_by_role("heading", level=1).locator("button.copy")).to_have_attribute(
+        "data-copy", alice.address
+    )
+    expect(page.locator("#verdict .headline")).to_have_text("2 declarations")
+    expect(page.locator("#verdict")).to_contain_text("Uncontested")
+    links = page.locator("article.card h3 a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert hrefs == [
+        f"/declaration/{site.files['harbour'].iscc_id}",
+        f"/declaration/{site.files['poem'].iscc_id}",
+    ]
     _check(page, "declarer-page")
 
 
 def test_search_by_code_datahash_and_id(page: Page, site: Site) -> None:
     poem = site.files["poem"]
     page.goto(f"{site.url}/search?q={poem.result.iscc}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Declarations for ISCC-CODE")
-    expect(page.locator("article.declaration").first).to_contain_text(poem.iscc_id)
-    expect(page.locator("ol.matches > li").first).to_contain_text("100 % similar")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("ISCC-CODE")
+    card = page.locator("article.card")
+    expect(card).to_have_count(1)
+    expect(card).to_contain_text(poem.iscc_id)
+    expect(card.locator(".badges")).to_contain_text("100 % similar")
     _check(page, "search-iscc-code")
 
     page.goto(f"{site.url}/search?q={poem.result.datahash}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Declarations for datahash")
-    expect(page.locator("article.declaration")).to_have_count(1)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Datahash")
+    expect(page.locator("article.card")).to_have_count(1)
+    expect(page.locator("#verdict .headline")).to_have_text("Declared: this very file is declared.")
 
     page.goto(f"{site.url}/search?q={poem.iscc_id}")
     expect(page).to_have_url(f"{site.url}/declaration/{poem.iscc_id}")
@@ -149,7 +163,9 @@ def test_search_by_code_datahash_and_id(page: Page, site: Site) -> None:
 def test_search_errors_are_pages(page: Page, site: Site) -> None:
     answer = page.goto(f"{site.url}/search?q=not-a-code")
     assert answer is not None and answer.status == 400
-    expect(page.get_by_role("alert")).to_contain_text("cannot resolve 'not-a-code'")
+    expect(page.get_by_role("alert")).to_have_text(
+        "“not-a-code” is not something this registry can look up."
+    )
     expect(
         page.get_by_label("Look up an ISCC-ID, ISCC-CODE, datahash or declarer address")
     ).to_have_value("not-a-code")
@@ -229,6 +245,7 @@ def test_phone_width_has_no_sideways_scroll(phone: Page, site: Site) -> None:
     poem = site.files["poem"]
     pages = {
         "home": "/",
+        "conflicts": "/conflicts",
         "declaration": f"/declaration/{poem.iscc_id}",
         "declarer": f"/declarer/{poem.declarer.address}",
     }
@@ -238,4 +255,4 @@ def test_phone_width_has_no_sideways_scroll(phone: Page, site: Site) -> None:
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
-        screenshot(page, f"phone-{name}")
+        _check(page, f"phone-{name}")

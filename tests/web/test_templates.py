@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.api.web import views
 from registry.api.web.pages import templates
 
 HOSTILE = '"><script>alert(1)</script>'
@@ -24,6 +25,8 @@ def _declaration(**extra: Any) -> dict[str, Any]:
         "valid": True,
         "invalid_reason": None,
         "block_number": 7,
+        "log_index": 0,
+        "chain_id": 31337,
         **extra,
     }
 
@@ -34,7 +37,7 @@ def _macros() -> Any:
 
 def test_conflicts_and_metadata_are_escaped_and_only_web_links_link() -> None:
     html = str(
-        _macros().declaration(
+        _macros().card(
             _declaration(
                 gateway="https://example.com/{iscc-id}",
                 conflicts=[
@@ -63,12 +66,15 @@ def test_conflicts_and_metadata_are_escaped_and_only_web_links_link() -> None:
     assert '<a href="https://example.com/ISCC:MAIGMD2JJHYEQAAA"' in html
     assert "no conflicts recorded" not in html
     assert '<a href="/declaration/ISCC:MAIGMD2JJHYEQAAB">' in html
-    assert "which holds priority" in html and "strength 0.50" in html
-    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3
+    assert "which holds priority" in html
+    assert "Shared content (&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;), 50 % sure." in html
+    # The metadata name titles the card and shows in its metadata; the evidence kind and the
+    # licence disagreement each once.
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4
 
 
 def test_without_conflicts_the_page_says_so() -> None:
-    html = str(_macros().declaration(_declaration()))
+    html = str(_macros().card(_declaration()))
     assert "no conflicts recorded" in html
     assert "Malformed" not in html and "Revoked" not in html
 
@@ -105,11 +111,23 @@ def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
         "similar": {"threshold": 10, "matches": []},
         "snippets": [{"declaration": _declaration(), "score": 0.9, "kinds": kinds}],
     }
-    html = templates.env.get_template("results.html").render(result=result)
-    assert "<strong>An excerpt</strong> of\n  1 declared work." in html
-    assert "12.3 s to 15.3 s" in html and "characters 100 to 2100" in html
-    assert "90 % of the upload matches" in html and "ISCC:MAIGMD2JJHYEQAAA" in html
+    html = _render_result(result)
+    assert "An excerpt of a declared work." in html
+    assert "12.3 s to 15.3 s" in html and "characters 100 to 2,100" in html
+    assert "Excerpt: 90 % of the file" in html and "ISCC:MAIGMD2JJHYEQAAA" in html
     assert "<script>" not in html
     result["snippets"] = []
-    html = templates.env.get_template("results.html").render(result=result)
-    assert "Not found as an excerpt" in html and "No match" in html
+    html = _render_result(result)
+    assert "No match" in html
+
+
+def _render_result(result: dict[str, Any]) -> str:
+    related = views.related_declarations(result)
+    return templates.env.get_template("results.html").render(
+        result=result,
+        related=related,
+        verdict=views.result_verdict(related),
+        uploaded=True,
+        share_url=None,
+        declare={"chain_id": 31337, "service_url": "http://127.0.0.1:8000"},
+    )

@@ -29,6 +29,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The two sizes the issue tried the pages at.
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}}
 HOSTILE_GATEWAY = 'javascript:alert(document.domain)//"><img src=x onerror=alert(1)>'
 
 
@@ -67,3 +74,19 @@ def accessibility_violations(page: Page) -> list[dict[str, Any]]:
         " nodes: v.nodes.map(n => n.target.join(' '))})))"
     )
     return [v for v in report if v["impact"] in ("serious", "critical")]
+
+
+def in_first_viewport(page: Page, selector: str) -> dict[str, float]:
+    """The element's box measured at the top of the page; asserts it lies within the first
+    screenful (visible without scrolling)."""
+    page.evaluate("() => window.scrollTo(0, 0)")
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not rendered"
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], (
+        f"{selector} spans {box['y']:.0f}..{box['y'] + box['height']:.0f} px, "
+        f"below the first {viewport['height']} px"
+    )
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+    return box

@@ -8,7 +8,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from registry.api.web.pages import router
+from registry.api.web.errors import install_error_pages
+from registry.api.web.pages import error_page, router
 
 __all__ = ["install_pages"]
 
@@ -16,5 +17,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_pages(app: FastAPI) -> None:
+    """The pages, their files, and error pages for browsers; call after the JSON error
+    handlers are installed, which the error pages wrap."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_error_pages(app, error_page)

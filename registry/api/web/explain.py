@@ -8,7 +8,7 @@ import iscc_lib
 
 from registry.chain.events import unit_type
 
-__all__ = ["ExplainedUnit", "explain_code"]
+__all__ = ["ExplainedUnit", "UnitComparison", "compare_codes", "explain_code", "unit_title"]
 
 # Keyed like the unit types of the similarity index (registry.index.events), so the page can
 # say which of these units a match was compared on.
@@ -81,3 +81,40 @@ def explain_code(code: str) -> list[ExplainedUnit]:
         code_text = unit if unit.startswith("ISCC:") else f"ISCC:{unit}"
         explained.append(ExplainedUnit(code_text, kind, title, meaning, len(body) * 8))
     return explained
+
+
+def unit_title(unit_type: str) -> str:
+    """The one name the pages use for a unit type: "Image-Code" for CONTENT-IMAGE."""
+    return _MEANING.get(unit_type, (unit_type.title(), ""))[0]
+
+
+@dataclass(frozen=True)
+class UnitComparison:
+    unit: ExplainedUnit
+    """The unit of the first code."""
+    distance: int | None
+    """Differing bits among the first 64; None when the other code has no such unit."""
+
+    @property
+    def similarity(self) -> float | None:
+        return None if self.distance is None else 1 - self.distance / 64
+
+
+def compare_codes(code: str, other: str) -> list[UnitComparison]:
+    """Each unit of `code` against the unit of the same type in `other`, on the first 64 bits
+    as the similarity search compares them. Units the search does not use (Instance-Code) are
+    compared the same way: equal bits there mean the same bytes."""
+    theirs = {u.unit_type: u for u in explain_code(other)}
+    compared = []
+    for unit in explain_code(code):
+        match = theirs.get(unit.unit_type)
+        distance = None
+        if match is not None:
+            distance = (_first_64(unit.code) ^ _first_64(match.code)).bit_count()
+        compared.append(UnitComparison(unit, distance))
+    return compared
+
+
+def _first_64(unit: str) -> int:
+    body = iscc_lib.iscc_decode(unit.removeprefix("ISCC:"))[4]
+    return int.from_bytes(body[:8], "big")
