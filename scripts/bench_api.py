@@ -21,6 +21,7 @@ wrk is the Debian package (installed if missing).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -265,12 +266,22 @@ class Server:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        # Listed first: once the supervisor is gone its workers are orphans nobody lists.
+        family, children = [], _children()
+        pending = [self.proc.pid]
+        while pending:
+            pid = pending.pop()
+            family.append(pid)
+            pending.extend(children.get(pid, []))
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        for pid in family[1:]:  # workers that outlived their supervisor
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _children() -> dict[int, list[int]]:

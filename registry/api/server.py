@@ -134,6 +134,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # default: on a busy 2-core host a worker importing the service (or building its
         # similarity index at a million declarations) misses that, and is restarted forever.
         "timeout_worker_healthcheck": 60,
+        # Without it, a shutdown waits for every open request, however slow its client.
+        "timeout_graceful_shutdown": 30,
     }
 
 
