@@ -140,7 +140,9 @@ class RelayPolicy:
     def attempt(self, request: Request) -> None:
         """Count a new submission against its client's address, before its signature is
         checked: the check costs node calls, and only the client itself spends this limit."""
-        self._charge_one(self.client, client_of(request), 1, "client")
+        self._charge_one(
+            self.client, client_of(request), 1, "too many relay requests for this client"
+        )
 
     def _sponsor(self, authorization: str) -> str:
         scheme, _, token = authorization.partition(" ")
@@ -160,12 +162,14 @@ class RelayPolicy:
         signer = job.submitter.lower()
         estimate = ESTIMATED_GAS.get(job.kind, max(ESTIMATED_GAS.values()))
         charges: list[tuple[RateLimiter, str, float, str]] = [
-            (self.declarer, signer, 1, "declarer"),
-            (self.gas_declarer, signer, estimate, "declarer's gas budget"),
+            (self.declarer, signer, 1, "too many relay requests for this declarer"),
+            (self.gas_declarer, signer, estimate, "this declarer's gas budget is spent"),
         ]
         if sponsor is not None:
-            charges.append((self.gas_token, sponsor, estimate, "relay token's gas budget"))
-        charges.append((self.gas, "", estimate, "relayer's gas budget"))
+            charges.append(
+                (self.gas_token, sponsor, estimate, "this relay token's gas budget is spent")
+            )
+        charges.append((self.gas, "", estimate, "the relayer's gas budget is spent"))
         charged: list[tuple[RateLimiter, str, float]] = []
         try:
             for bucket, key, cost, what in charges:
@@ -184,9 +188,9 @@ class RelayPolicy:
         job.settle = settle
 
     @staticmethod
-    def _charge_one(bucket: RateLimiter, key: str, cost: float, what: str) -> None:
+    def _charge_one(bucket: RateLimiter, key: str, cost: float, refusal: str) -> None:
         if wait := bucket.allow(key, cost):
-            raise RateLimited(f"relay limit of this {what} reached; retry in {wait:.0f} s", wait)
+            raise RateLimited(f"{refusal}; retry in {wait:.0f} s", wait)
 
     @contextmanager
     def waiting(self, client: str) -> Iterator[bool]:

@@ -618,7 +618,10 @@ def test_gas_budgets_bound_fresh_keys_and_each_declarer(
         assert client.post("/v1/relay/declarations", json=first.to_json()).status_code == 200
         second = prepare(registry, alice, work.iscc, work.datahash, None, "b")
         refused = client.post("/v1/relay/declarations", json=second.to_json())
-        assert refused.status_code == 429 and "declarer's gas budget" in refused.json()["message"]
+        assert (
+            refused.status_code == 429
+            and "declarer's gas budget is spent" in refused.json()["message"]
+        )
     # Fresh keys each have a budget of their own; the relayer's total bounds them all.
     with _relay_with(settings, store, relay_gas_per_hour=150_000) as client:
         answers = [
@@ -632,4 +635,4 @@ def test_gas_budgets_bound_fresh_keys_and_each_declarer(
         ]
         statuses = [a.status_code for a in answers]
         assert statuses[0] == 200 and statuses[-1] == 429, statuses
-        assert "relayer's gas budget" in answers[-1].json()["message"]
+        assert "relayer's gas budget is spent" in answers[-1].json()["message"]
