@@ -49,6 +49,10 @@ def test_update_transfer_revoke_relayed_and_direct(
         )
     )
     assert (updated["action"], updated["owner"]) == ("updated", alice)
+    # What an update does not name stays as it was; an update naming nothing is refused.
+    regated = run(home, "update", iscc_id, "--key", "alice", "--gateway", "https://other.example")
+    assert regated.returncode == 0, regated.stderr
+    assert_clean_error(run(home, "update", iscc_id, "--key", "alice"), "nothing to update")
     moved = _json(
         run(home, "transfer", iscc_id, "--to", bob, "--key", "alice", "--direct", "--json")
     )
@@ -74,7 +78,11 @@ def test_update_transfer_revoke_relayed_and_direct(
     assert f"transferred from {alice} to {bob}" in text
     assert f"updated by {alice}" in text and f"revoked by {bob}" in text
     history = _json(run(home, "resolve", iscc_id, "--json"))["records"][0]["history"]
-    assert [e["event"] for e in history] == ["Declared", "Updated", "Transferred", "Revoked"]
+    assert [e["event"] for e in history] == [
+        "Declared", "Updated", "Updated", "Transferred", "Revoked",
+    ]  # fmt: skip
+    record = _json(run(home, "resolve", iscc_id, "--json"))["records"][0]
+    assert (record["metahash"], record["gateway"]) == (metahash, "https://other.example")
 
 
 def test_direct_declaration_without_ether_says_how_to_fund(

@@ -117,5 +117,6 @@ def test_excerpts_are_traced_to_their_work_and_offset(
         assert abs(video["offset"] - 11_300) <= 1000 and video["unit"] == "ms"
         page = client.post("/upload", params={"filename": clip.name}, content=clip.read_bytes())
         assert page.status_code == 200
-        snippets = page.text.split("Declared works this is an excerpt of")[1]
-        assert ids["film"] in snippets and "video:" in snippets
+        # The film's card on the page places the clip in it.
+        card = page.text.split(ids["film"])[1].split("</ul>")[0]
+        assert '<ul class="segments">' in card and "Video: this file is" in card

@@ -17,7 +17,14 @@ import numpy as np
 
 from registry.iscc.ffmpeg import ffmpeg_exe
 
-__all__ = ["cut_clip", "make_audio_work", "make_text_work", "make_video_work"]
+__all__ = [
+    "cut_clip",
+    "make_audio_work",
+    "make_loop_work",
+    "make_text_work",
+    "make_video_work",
+    "make_zoom_work",
+]
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
 AUDIO_RATE = 22050
@@ -102,22 +109,83 @@ def _write_wav(path: Path, samples: np.ndarray) -> Path:
     return path
 
 
-def make_video_work(path: Path, seed: int, seconds: float, sound: bool = True) -> Path:
-    """An H.264 MP4 (with an AAC soundtrack unless `sound` is False) of a seeded work."""
+def _zoom_frames(seed: int, seconds: float):
+    """Frames of a slow zoom and pan over still pictures (one per 20 s): a crop window that
+    shrinks from the whole picture to 60 % of it while drifting sideways, as in a documentary
+    made from photographs. Neighbouring frames differ very little."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    total = int(seconds * FPS)
+    per_picture = 20 * FPS
+    picture = None
+    for index in range(total):
+        if index % per_picture == 0:
+            big = np.repeat(np.repeat(_texture(rng), 2, axis=0), 2, axis=1)
+            yy, xx = np.mgrid[0 : 2 * HEIGHT, 0 : 2 * WIDTH]
+            for _ in range(8):  # objects in the photograph
+                cx, cy = rng.uniform(0, 2 * WIDTH), rng.uniform(0, 2 * HEIGHT)
+                size = rng.uniform(20, 90)
+                big[(xx - cx) ** 2 + (yy - cy) ** 2 < size**2] = rng.integers(0, 256, size=3)
+            picture = Image.fromarray(big.astype(np.uint8))
+            direction = rng.choice([-1, 1])
+        assert picture is not None
+        progress = (index % per_picture) / per_picture
+        scale = 1 - 0.4 * progress
+        w, h = 2 * WIDTH * scale, 2 * HEIGHT * scale
+        x0 = (2 * WIDTH - w) * (0.5 + direction * 0.4 * (progress - 0.5))
+        y0 = (2 * HEIGHT - h) / 2
+        box = (x0, y0, x0 + w, y0 + h)
+        frame = picture.resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR, box=box)
+        yield np.asarray(frame, dtype=np.uint8)
+
+
+def _encode(path: Path, frames, soundtrack: Path | None) -> Path:
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-y", "-f", "rawvideo"]
+    cmd += ["-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "-"]
+    if soundtrack is not None:
+        cmd += ["-i", str(soundtrack), "-c:a", "aac", "-b:a", "128k", "-shortest"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+    proc = subprocess.Popen([*cmd, str(path)], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for frame in frames:
+        proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg could not encode {path}")
+    return path
+
+
+def make_video_work(
+    path: Path, seed: int, seconds: float, sound: bool = True, soundtrack: Path | None = None
+) -> Path:
+    """An H.264 MP4 of a seeded work, with an AAC soundtrack: its own melody unless `sound` is
+    False, or the given recording (a film that reuses a declared recording)."""
     with tempfile.TemporaryDirectory(prefix="work-") as tmp:
-        cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-y", "-f", "rawvideo"]
-        cmd += ["-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "-"]
-        if sound:
-            cmd += ["-i", str(_write_wav(Path(tmp, "a.wav"), _melody(seed, seconds)))]
-            cmd += ["-c:a", "aac", "-b:a", "128k"]
-        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
-        proc = subprocess.Popen([*cmd, str(path)], stdin=subprocess.PIPE)
-        assert proc.stdin is not None
-        for frame in _frames(seed, seconds):
-            proc.stdin.write(frame.tobytes())
-        proc.stdin.close()
-        if proc.wait() != 0:
-            raise RuntimeError(f"ffmpeg could not encode {path}")
+        if soundtrack is None and sound:
+            soundtrack = _write_wav(Path(tmp, "a.wav"), _melody(seed, seconds))
+        return _encode(path, _frames(seed, seconds), soundtrack)
+
+
+def make_zoom_work(path: Path, seed: int, seconds: float) -> Path:
+    """A film of slow zooms and pans over still pictures (`_zoom_frames`), with sound."""
+    with tempfile.TemporaryDirectory(prefix="work-") as tmp:
+        soundtrack = _write_wav(Path(tmp, "a.wav"), _melody(seed, seconds))
+        return _encode(path, _zoom_frames(seed, seconds), soundtrack)
+
+
+def make_loop_work(path: Path, seed: int, seconds: float, bar: float = 2.0) -> Path:
+    """Repetitive music: one bar of a seeded melody played over and over (as an MP3), with only
+    the faint noise of a recording telling the repetitions apart."""
+    phrase = _melody(seed, bar).astype(np.float32)
+    repeats = int(np.ceil(seconds / bar))
+    rng = np.random.default_rng(seed + 17)
+    loop = np.tile(phrase, repeats)[: int(seconds * AUDIO_RATE)]
+    loop += rng.normal(0, 100, len(loop)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="work-") as tmp:
+        wav = _write_wav(Path(tmp, "a.wav"), np.clip(loop, -32000, 32000).astype(np.int16))
+        cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-y", "-i", str(wav)]
+        subprocess.run([*cmd, "-c:a", "libmp3lame", "-b:a", "160k", str(path)], check=True)
     return path
 
 

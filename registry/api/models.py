@@ -72,6 +72,10 @@ class Conflict(BaseModel):
     later: Declaration
     evidence: list[EvidenceItem]
     strength: float = Field(description="The strongest evidence, 0..1")
+    score: float = Field(
+        description="Every modality's evidence combined (docs/matching.md), 0..1: two "
+        "modalities at comparable strength score above one"
+    )
     resolved: bool = Field(description="True while either declaration is revoked")
     disagreements: list[Disagreement] = Field(
         description="Licence and rights-holder fields that differ between the two metadata "

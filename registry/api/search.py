@@ -53,17 +53,40 @@ class SearchResult(BaseModel):
 
 
 class ExcerptPlace(BaseModel):
-    kind: str = Field(description="Feature kind compared: video, audio or text", examples=["video"])
+    kind: str = Field(
+        description="Feature kind compared: video, audio, sound or text", examples=["video"]
+    )
     unit: str = Field(description="Unit of offset and length: ms or chars", examples=["ms"])
     score: float = Field(description="Share of the upload's segments that match there, 0..1")
     offset: int = Field(description="Where the upload starts inside the declared work (unit)")
     length: int = Field(description="Length of the matching stretch (unit)")
     matched: int = Field(description="Number of the upload's segments that matched")
+    interval: list[int] | None = Field(
+        None,
+        description="When the place is ambiguous (self-similar segments): the first and last "
+        "place the upload may start at (unit); null when `offset` is certain",
+    )
+    places: list[int] = Field(
+        default_factory=list, description="When ambiguous: every place that fits as well"
+    )
+    located_by: str | None = Field(
+        None, description="The other kind whose offset chose this one among equal places"
+    )
+
+
+class EvidencePart(BaseModel):
+    part: str = Field(description="video, audio, text or content", examples=["audio"])
+    weight: float = Field(description="0 at what chance reaches, 1 for a perfect match")
+    figure: float = Field(description="Snippet score, or Content-Code distance in bits")
 
 
 class SnippetMatch(BaseModel):
     declaration: Declaration
-    score: float = Field(description="Best score over the kinds compared, 0..1")
+    score: float = Field(
+        description="Evidence of every modality combined (docs/matching.md), 0..1: a work "
+        "matched by picture and sound outranks one matched by sound alone"
+    )
+    evidence: list[EvidencePart] = Field(description="The parts the score combines")
     kinds: list[ExcerptPlace] = Field(description="Per feature kind, where the upload sits")
 
 

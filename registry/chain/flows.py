@@ -166,6 +166,8 @@ def act_as_owner(
             f"{iscc_id} is of realm {iscc_id.realm}, this registry mints realm "
             f"{registry.deployment.realm}"
         )
+    if kind == "update":
+        fields = _update_fields(registry, iscc_id, fields.get("metahash"), fields.get("gateway"))
     check_gateway(fields.get("gateway", ""))
     action = make_action(kind, iscc_id, **fields)
     try:
@@ -177,6 +179,35 @@ def act_as_owner(
             raise
         reason = _why_not_owner(registry, iscc_id, owner.address)
         raise InvalidDeclaration(reason or str(exc)) from None
+
+
+def _update_fields(
+    registry: Registry, iscc_id: IsccId, metahash: bytes | None, gateway: str | None
+) -> dict[str, Any]:
+    """An update's metahash and gateway: the contract replaces both, so what is not given
+    (None) stays as the declaration's latest Declared or Updated event has it; b"" clears the
+    metahash and "" the gateway."""
+    if metahash is None and gateway is None:
+        raise InputError("nothing to update: give a new metahash, a new gateway, or both")
+    if metahash is None or gateway is None:
+        current_metahash, current_gateway = _current_document(registry, iscc_id)
+        metahash = current_metahash if metahash is None else metahash
+        gateway = current_gateway if gateway is None else gateway
+    return {"metahash": metahash or None, "gateway": gateway}
+
+
+def _current_document(registry: Registry, iscc_id: IsccId) -> tuple[bytes, str]:
+    """The metahash and gateway a declaration has now on chain, from its events."""
+    since = {"isccId": iscc_id.body}
+    start = registry.deployment.block
+    events = registry.contract.events
+    latest = events.Updated().get_logs(argument_filters=since, from_block=start)
+    if not latest:
+        latest = events.Declared().get_logs(argument_filters=since, from_block=start)
+    if not latest:
+        raise InputError(f"no declaration {iscc_id} on this registry")
+    args = latest[-1]["args"]
+    return bytes(args["metahash"]), args["gateway"]
 
 
 def _why_not_owner(registry: Registry, iscc_id: IsccId, account: str) -> str | None:

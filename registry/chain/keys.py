@@ -34,6 +34,9 @@ _NOT_A_KEY = "is not a key file (expected a V3 keystore or 0x + 64 hex digits)"
 
 
 def _read_key_text(path: Path) -> str:
+    if path.exists() and not path.is_file():
+        # A device such as /dev/urandom would be read forever.
+        raise KeyFileError(f"{path} is not a regular file")
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -73,6 +76,8 @@ def load_key_file(path: Path, password: str | None = None) -> LocalAccount:
         try:
             return Account.from_key(Account.decrypt(keystore, password))
         except ValueError as exc:
+            if "MAC mismatch" in str(exc):
+                raise KeyFileError(f"wrong password for {path}") from None
             raise KeyFileError(f"cannot decrypt {path}: {exc}") from None
     try:
         return Account.from_key(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -64,7 +65,9 @@ devnet_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(devnet_app, name="devnet")
 
-out = Console()
+# Piped output goes to programs and to grep: identifiers are never wrapped there. On a terminal
+# long lines wrap where the terminal wraps them (soft_wrap), not inside a hash.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -103,12 +106,17 @@ def key_path(settings: Settings, key: str) -> Path:
 
 
 def read_password(password_file: Path | None) -> str | None:
-    if password_file is not None:
-        try:
-            return password_file.read_text().rstrip("\n")
-        except OSError as exc:
-            raise KeyFileError(f"cannot read password file {password_file}: {exc}") from None
-    return os.environ.get("ISCC_REGISTRY_KEY_PASSWORD")
+    """The keystore password from --password-file or the environment; a password file that is
+    empty is an error, never a silent "no password" (which would store a key unencrypted)."""
+    if password_file is None:
+        return os.environ.get("ISCC_REGISTRY_KEY_PASSWORD")
+    try:
+        password = read_text(password_file, "a password file").rstrip("\n")
+    except InputError as exc:
+        raise KeyFileError(str(exc)) from None
+    if not password:
+        raise KeyFileError(f"the password file {password_file} is empty")
+    return password
 
 
 def load_key(settings: Settings, key: str, password_file: Path | None) -> LocalAccount:
@@ -136,13 +144,18 @@ def open_registry(settings: Settings):
     return Registry.open(Deployment.load(settings.deployment_path), settings.rpc_url)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, what: str = "a text file") -> str:
+    """A small text file the user named (a signed declaration, a password file)."""
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path} is not a regular file")
     try:
         return path.read_text()
     except FileNotFoundError:
         raise InputError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not {what}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def get_settings() -> Settings:

@@ -129,7 +129,7 @@ def verify(
     """Check offline that a signed declaration was signed by its declarer."""
     from registry.chain.declaration import SignedDeclaration
 
-    signed = SignedDeclaration.from_json(read_text(signed_file))
+    signed = SignedDeclaration.from_json(read_text(signed_file, "a signed declaration"))
     signed.verify()
     out.print(
         f"[green]valid[/green]: {signed.declaration.iscc} signed by {signed.declarer} "
@@ -165,7 +165,7 @@ def declare(
             raise InputError("give either FILE with --key, or --signed FILE, not both")
         from registry.chain.declaration import SignedDeclaration
 
-        signed = SignedDeclaration.from_json(read_text(signed_file))
+        signed = SignedDeclaration.from_json(read_text(signed_file, "a signed declaration"))
         registry = None if via else open_registry(settings)
         receipt = submit_declaration(
             signed, _submitter(settings, registry, payer, via, password_file)
@@ -272,11 +272,17 @@ def update(
     iscc_id: IsccIdArg,
     key: KeyOpt,
     gateway: Annotated[
-        str, typer.Option(metavar="URL", help="New gateway URL or URI template")
-    ] = "",
+        str | None,
+        typer.Option(
+            metavar="URL", help='New gateway URL or URI template ("" removes it; kept if omitted)'
+        ),
+    ] = None,
     metahash: Annotated[
         str | None,
-        typer.Option(metavar="HASH", help="New metahash (multihash 1e20... or 0x + 64 hex)"),
+        typer.Option(
+            metavar="HASH",
+            help='New metahash, multihash 1e20... or 0x + 64 hex ("" removes it; kept if omitted)',
+        ),
     ] = None,
     direct: DirectOpt = False,
     payer: PayerOpt = None,
@@ -285,7 +291,7 @@ def update(
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Replace the metahash and gateway of a declaration you own."""
+    """Change the metahash, the gateway or both of a declaration you own."""
     from registry.iscc.codec import multihash_to_digest
 
     _owner_action(
@@ -298,7 +304,7 @@ def update(
         record,
         password_file,
         json_out,
-        metahash=multihash_to_digest(metahash) if metahash else None,
+        metahash=multihash_to_digest(metahash) if metahash else (b"" if metahash == "" else None),
         gateway=gateway,
     )
 

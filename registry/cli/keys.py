@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -17,6 +18,10 @@ from registry.cli.common import (
     print_json,
     read_password,
 )
+from registry.errors import KeyFileError
+
+# Names stay inside HOME/keys: no separators, no leading dot ("..", hidden files), not empty.
+_KEY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
 @keys_app.command("new")
@@ -33,6 +38,10 @@ def keys_new(
     """Create a new declarer key: an encrypted keystore if a password is given, else plain hex."""
     from registry.chain.keys import create_key_file
 
+    if not _KEY_NAME.fullmatch(name):
+        raise KeyFileError(
+            f"a key name is letters, digits, '.', '_' and '-', not starting with '.': {name!r}"
+        )
     settings = get_settings()
     password = read_password(password_file)
     path = settings.home / "keys" / f"{name}{'.json' if password else '.key'}"

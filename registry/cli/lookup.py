@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 HISTORIES_SHOWN = 50
+# Conflict evidence in words.
+_EVIDENCE = {
+    "datahash": "the very same bytes",
+    "content": "near-identical content",
+    "segment": "an excerpt of the other work",
+}
 
 
 @app.command()
@@ -121,25 +127,35 @@ def print_snippets(console: Console, snippets: list[dict[str, Any]]) -> None:
             soft_wrap=True,
         )
         for k in m["kinds"]:
+            if k.get("interval"):
+                first, last = k["interval"]
+                start = _place(first, 0, k["unit"]).split(" to ")[0]
+                end = _place(last, k["length"], k["unit"]).split(" to ")[1]
+                where = f"somewhere from {start} to {end} ({len(k['places'])} places fit equally)"
+            else:
+                where = f"at {_place(k['offset'], k['length'], k['unit'])}"
+            located = f", placed by {k['located_by']}" if k.get("located_by") else ""
             console.print(
-                f"  {k['kind']}: at {_place(k['offset'], k['length'], k['unit'])} of the work, "
+                f"  {k['kind']}: {where} of the work{located}, "
                 f"{k['matched']} segments, score {k['score']:.3f}",
                 highlight=False,
             )
 
 
 def print_matches(console: Console, found: dict[str, Any]) -> None:
+    from registry.iscc.codec import unit_type_name
+
     matches = found["matches"]
     if not matches:
         console.print(
             f"no similar declaration within {found['threshold']} bits on "
-            f"{', '.join(found['unit_types']) or 'any unit'}"
+            f"{', '.join(map(unit_type_name, found['unit_types'])) or 'any unit'}"
         )
         return
     console.print(f"{len(matches)} similar declaration(s), best first\n")
     for m in matches:
         d = m["declaration"]
-        units = "  ".join(f"{u['unit_type']} {u['distance']}" for u in m["units"])
+        units = "  ".join(f"{unit_type_name(u['unit_type'])} {u['distance']}" for u in m["units"])
         revoked = "  [red]revoked[/red]" if d.get("revoked") else ""
         console.print(
             f"[bold green]{d['iscc_id']}[/bold green]  score {m['score']:.3f}  "
@@ -237,6 +253,8 @@ def conflicts(
     if not found:
         out.print("no conflicts recorded" + (f" for {query}" if query else ""))
         return
+    from registry.iscc.codec import unit_type_name
+
     for c in found:
         earlier, later = c["earlier"], c["later"]
         state = "[green]resolved[/green]" if c["resolved"] else "[red]open[/red]"
@@ -248,11 +266,12 @@ def conflicts(
         )
         for e in c["evidence"]:
             unit = (
-                f" {e['unit_type']} ({e['distance']} of {e['bits']} bits differ)"
+                f": {unit_type_name(e['unit_type'])}, {e['distance']} of {e['bits']} bits differ"
                 if ("unit_type" in e)
                 else ""
             )
-            out.print(f"  {e['kind']}{unit}  strength {e['strength']:.3f}", highlight=False)
+            what = _EVIDENCE.get(e["kind"], e["kind"])
+            out.print(f"  {what}{unit}  (strength {e['strength']:.3f})", highlight=False)
         for d in c["disagreements"]:
             out.print(
                 f"  {d['field']} differs: {d['earlier']!r} (earlier) vs {d['later']!r} (later)",

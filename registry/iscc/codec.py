@@ -44,18 +44,32 @@ def code_to_bytes(code: str) -> bytes:
         ) from None
 
 
-# What the ISCC standard calls each unit, by MainType and, for Content-Codes, SubType.
-_UNIT_NAMES = {"META": "Meta-Code", "DATA": "Data-Code", "INSTANCE": "Instance-Code"}
-_CONTENT_NAMES = ("Text-Code", "Image-Code", "Audio-Code", "Video-Code", "Mixed-Code")
+# What the ISCC standard calls each unit, by the unit type the index stores it under.
+_UNIT_NAMES = {
+    "META": "Meta-Code",
+    "CONTENT-TEXT": "Text-Code",
+    "CONTENT-IMAGE": "Image-Code",
+    "CONTENT-AUDIO": "Audio-Code",
+    "CONTENT-VIDEO": "Video-Code",
+    "CONTENT-MIXED": "Mixed-Code",
+    "DATA": "Data-Code",
+    "INSTANCE": "Instance-Code",
+}
+_SUBTYPES = ("TEXT", "IMAGE", "AUDIO", "VIDEO", "MIXED")
+
+
+def unit_type_name(unit_type: str) -> str:
+    """The one name every output gives a unit type: "Image-Code" for CONTENT-IMAGE."""
+    return _UNIT_NAMES.get(unit_type, unit_type.title())
 
 
 def unit_name(unit: str) -> str:
     """A unit's name as the standard gives it ("Meta-Code", "Image-Code", "Data-Code", ...)."""
     maintype, subtype, *_ = iscc_lib.iscc_decode(unit.strip().upper().removeprefix("ISCC:"))
-    if maintype in (iscc_lib.MT.CONTENT, iscc_lib.MT.SEMANTIC) and int(subtype) < 5:
-        prefix = "" if maintype == iscc_lib.MT.CONTENT else "Semantic "
-        return prefix + _CONTENT_NAMES[int(subtype)]
-    return _UNIT_NAMES.get(maintype.name, f"{maintype.name.title()}-Code")
+    if maintype in (iscc_lib.MT.CONTENT, iscc_lib.MT.SEMANTIC) and int(subtype) < len(_SUBTYPES):
+        name = unit_type_name(f"CONTENT-{_SUBTYPES[int(subtype)]}")
+        return name if maintype == iscc_lib.MT.CONTENT else f"Semantic {name}"
+    return unit_type_name(maintype.name)
 
 
 def code_from_bytes(raw: bytes) -> str:

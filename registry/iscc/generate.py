@@ -3,6 +3,12 @@
 Follows iscc-sdk 0.9.7 `code_iscc` with default options: text, image, audio and video files
 get Meta + Content + Data + Instance; every other file gets Data + Instance only (iscc-sdk's
 `fallback` mode, which also adds no Meta-Code). Every unit is also given at 256 bits.
+
+An empty file has no content to code, whatever its name says: it gets Data + Instance like
+every other file without a Content-Code (iscc-sdk's `code_sum`; its `code_iscc` fails on an
+empty text, image or media file instead). Its code is the same for every empty file, so it
+identifies nothing but the empty byte string, and a declaration of it can only ever conflict
+with other declarations of the empty file (same datahash).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ _TEXT_UNSUPPORTED = {
     "application/vnd.ms-powerpoint": "PowerPoint 97-2003",
     "application/vnd.ms-excel": "Excel 97-2003",
 }
-_IMAGE_UNSUPPORTED = {"image/svg+xml": "SVG"}
+SVG = "image/svg+xml"
 
 
 @dataclass(frozen=True)
@@ -156,10 +162,6 @@ def _check_file(path: Path) -> os.stat_result:
         raise InputError(f"is a directory, not a file: {path}")
     if not stat.S_ISREG(info.st_mode):
         raise InputError(f"not a regular file: {path}")
-    if info.st_size == 0:
-        # iscc-sdk refuses empty text and image files and empty "other" files without
-        # fallback; an empty file identifies nothing, so we refuse every empty file.
-        raise InputError(f"file is empty: {path}")
     return info
 
 
@@ -176,9 +178,9 @@ def _read_head(path: Path) -> bytes:
 def detect(path: str | os.PathLike[str]) -> MediaKind:
     """Media type and processing mode of a file (content sniffing, then file name)."""
     path = Path(path)
-    _check_file(path)
+    empty = _check_file(path).st_size == 0
     mediatype = mediatype_guess(_read_head(path), path.name)
-    return MediaKind(mediatype, _mode_of(mediatype))
+    return MediaKind(mediatype, "data" if empty else _mode_of(mediatype))
 
 
 _Extractor = Callable[[Path], str]
@@ -218,9 +220,6 @@ def _refuse_unsupported(path: Path, mediatype: str) -> None:
     if mediatype in _TEXT_UNSUPPORTED:
         kind = _TEXT_UNSUPPORTED[mediatype]
         raise UnsupportedMedia(f"{kind} documents are not supported yet ({path.name})")
-    if mediatype in _IMAGE_UNSUPPORTED:
-        kind = _IMAGE_UNSUPPORTED[mediatype]
-        raise UnsupportedMedia(f"{kind} images are not supported yet ({path.name})")
 
 
 def _text_content(
@@ -245,15 +244,17 @@ def _text_content(
 def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> IsccResult:
     """ISCC-CODE of a file, byte-identical to iscc-sdk 0.9.7 `code_iscc` with default options.
 
-    `progress` is told the media time decoded so far for audio and video. Raises InputError
-    for a missing, unreadable, empty, non-regular or undecodable file and UnsupportedMedia for
+    `progress` is told the media time decoded so far for audio and video; an empty file gets
+    Data + Instance only. Raises InputError for a missing, unreadable, non-regular or
+    undecodable file and UnsupportedMedia for
     formats we cannot yet code the way iscc-sdk does.
     """
     path = Path(path)
-    _check_file(path)
+    empty = _check_file(path).st_size == 0
     mediatype = mediatype_guess(_read_head(path), path.name)
-    mode = _mode_of(mediatype)
-    _refuse_unsupported(path, mediatype)
+    mode = "data" if empty else _mode_of(mediatype)
+    if not empty:
+        _refuse_unsupported(path, mediatype)
 
     content: tuple[str, str] | None = None
     characteristics: dict[str, Any] = {}
@@ -262,6 +263,11 @@ def generate(path: str | os.PathLike[str], progress: Progress | None = None) -> 
     if mode == "text":
         content, characteristics, embedded, text_set = _text_content(path, mediatype)
         features = (text_set,)
+    elif mode == "image" and mediatype == SVG:
+        from registry.iscc.svg import gen_svg_code  # resvg only for SVG
+
+        image_code, embedded, characteristics = gen_svg_code(path)
+        content = (image_code.iscc, image_code.iscc_256)
     elif mode == "image":
         from registry.iscc.image import gen_image_code  # Pillow only for images
 

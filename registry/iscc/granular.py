@@ -11,6 +11,8 @@ decoding):
   32-bit items give each lookup twice the evidence of one). Chromaprint (algorithm 1, 11025 Hz)
   emits an item every 1365 samples, so item i sits at i * 1365 / 11025 s in every decoding of the
   same sound, whatever the excerpt; offsets and lengths in milliseconds.
+- sound: a finer audio feature for excerpts too short for Chromaprint (`registry.iscc.sound`):
+  64-bit band-energy hashes every 186 ms; offsets and lengths in milliseconds.
 - text: content-defined chunks (iscc-lib's gear-hash `alg_cdc_chunks`, about 256 characters) of
   the cleaned text, one Text-Code simprint (MinHash of character 13-grams) per chunk, in the
   manner of iscc-sdk's granular text features; offsets and lengths in characters of the cleaned
@@ -47,7 +49,7 @@ __all__ = [
     "video_features",
 ]
 
-KINDS = {"video": "ms", "audio": "ms", "text": "chars"}
+KINDS = {"video": "ms", "audio": "ms", "text": "chars", "sound": "ms"}
 """Feature kinds and the unit their offsets and sizes are counted in."""
 
 AUDIO_ITEM_MS = 1365 / 11025 * 1000
@@ -55,8 +57,9 @@ AUDIO_ITEM_MS = 1365 / 11025 * 1000
 
 TEXT_CHUNK_CHARS = 256
 MAX_SEGMENTS = 400_000
-"""Most segments one metadata document may carry: 5 frames and 8 audio items per second of a
-film with sound, so about 8.5 hours (a document then holds about 10 MB of JSON)."""
+"""Most segments one metadata document may carry: 5 frames, 8 audio items and 5.4 sound
+segments per second of a film with sound, so about 6 hours (a document then holds about 10 MB
+of JSON)."""
 _MAX_OFFSET = 1 << 40  # ms or characters: far beyond any real work
 _MAX_SIZE = 1 << 31
 _VERSION = 0

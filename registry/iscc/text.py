@@ -7,9 +7,16 @@ characters), so differences in line breaks, tabs and spacing never change a code
 omitted or extra words do. Format notes:
 
 - plain text (txt, md, csv and other text/*), JSON: the decoded file, as Tika gives it.
-  Decoding: BOM (UTF-8/16/32), else UTF-8, else ISO-8859-1 with bytes 0x80-0x9F as U+FFFD
-  (what Tika reports for such files, even where Windows-1252 was meant). Deviation: Tika 0.6.0 turns
-  characters above U+FFFF (emoji, rare CJK) into six U+FFFD each; we decode them correctly.
+  Decoding: BOM (UTF-8/16/32), else UTF-8, else the charset detected from the bytes (chardet
+  5, the Python port of Mozilla's universal detector that Tika runs as juniversalchardet) when
+  it is a multi-byte East Asian one (EUC-JP, Shift_JIS, ISO-2022-JP, GB18030, Big5, EUC-KR)
+  or a Cyrillic or Greek code page in a text mostly of such letters, else ISO-8859-1 with
+  bytes 0x80-0x9F as U+FFFD (what Tika reports for Western 8-bit text, even where
+  Windows-1252 was meant). Measured with iscc-sdk 0.9.7 on each of these encodings.
+  Deviations: for some short Western texts with characters in 0x80-0x9F (curly quotes,
+  dashes, euro) Tika's detector settles on a Windows code page and decodes them, where we
+  give U+FFFD (texts without them decode alike); Tika 0.6.0 turns characters above U+FFFF
+  (emoji, rare CJK) into six U+FFFD each, we decode them correctly.
 - HTML/XHTML: text of the document body without script, style and head (title and meta go
   to the Meta-Code, as Tika reports them as metadata), entities decoded.
 - XML: the character data of all elements (attributes are not text, as in Tika).
@@ -27,6 +34,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from xml.parsers import expat
 
+import chardet
 import iscc_lib
 
 from registry.errors import UnsupportedMedia
@@ -35,6 +43,7 @@ __all__ = [
     "TEXT_EXTRACT_MAX_LENGTH",
     "TextCode",
     "decode_text",
+    "detect_encoding",
     "gen_text_code",
     "html_text",
     "text_clean",
@@ -98,6 +107,41 @@ def _read_head(path: Path, limit: int) -> tuple[bytes, bool]:
 
 _C1_CONTROLS = {code: "\ufffd" for code in range(0x80, 0xA0)}
 
+# What detection may choose, by Python codec name, and the codec we decode with: the East Asian
+# multi-byte encodings and the non-Latin 8-bit code pages, which Tika detects. Supersets where
+# Java's decoders (Tika's) accept more than the detected name's codec: GB2312 text is read as
+# GB18030, Shift_JIS with Microsoft's extensions.
+_MULTI_BYTE = {
+    "euc_jp": "euc_jp",
+    "euc_jis_2004": "euc_jp",
+    "euc_jisx0213": "euc_jp",
+    "shift_jis": "cp932",
+    "cp932": "cp932",
+    "shift_jis_2004": "cp932",
+    "shift_jisx0213": "cp932",
+    "iso2022_jp": "iso2022_jp",
+    "iso2022_jp_1": "iso2022_jp_1",
+    "iso2022_jp_2": "iso2022_jp_2",
+    "iso2022_jp_ext": "iso2022_jp_ext",
+    "iso2022_kr": "iso2022_kr",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "gb18030": "gb18030",
+    "hz": "hz",
+    "big5": "big5",
+    "big5hkscs": "big5hkscs",
+    "cp950": "cp950",
+    "euc_kr": "euc_kr",
+    "cp949": "cp949",
+    "johab": "johab",
+}
+_NON_LATIN_8BIT = frozenset(
+    {"cp1251", "koi8_r", "koi8_u", "iso8859_5", "cp866", "mac_cyrillic"}
+    | {"cp1253", "iso8859_7", "mac_greek"}
+)
+_DETECT_SAMPLE = 1 << 20
+_ASCII_LETTERS = re.compile(rb"[A-Za-z]")
+
 
 def _latin1(data: bytes) -> str:
     # Tika reads undeclared 8-bit text as ISO-8859-1 and reports its C1 control range
@@ -105,11 +149,38 @@ def _latin1(data: bytes) -> str:
     return data.decode("latin-1").translate(_C1_CONTROLS)
 
 
+def detect_encoding(data: bytes) -> str | None:
+    """The codec of undeclared non-UTF-8 text, when detection names one Tika would decode
+    with; None for Western 8-bit text (and anything uncertain), which Tika reads as ISO-8859-1.
+
+    chardet 5 is used rather than charset-normalizer because it is the algorithm Tika runs:
+    charset-normalizer took short cp1251 Russian for KOI8-R, and short Latin-1 for UTF-16 or
+    an Urdu code page. An 8-bit Cyrillic or Greek answer still counts only when most letters
+    are outside ASCII, as in text written in those scripts.
+    """
+    sample = data[:_DETECT_SAMPLE]
+    name = chardet.detect(sample)["encoding"]
+    if not name:
+        return None
+    try:
+        found = codecs.lookup(name).name.replace("-", "_")
+    except LookupError:
+        return None
+    if found in _MULTI_BYTE:
+        return _MULTI_BYTE[found]
+    if found in _NON_LATIN_8BIT:
+        high = sum(1 for byte in sample if byte >= 0x80)
+        if high >= len(_ASCII_LETTERS.findall(sample)):
+            return found
+    return None
+
+
 def decode_text(
     data: bytes, name: str = "<bytes>", encoding: str | None = None, truncated: bool = False
 ) -> str:
-    """Decode the bytes of a text file: BOM, else the declared encoding, else UTF-8, else
-    ISO-8859-1 the way Tika decodes it (bytes 0x80-0x9F become U+FFFD).
+    """Decode the bytes of a text file: BOM, else the declared encoding, else UTF-8, else the
+    detected East Asian, Cyrillic or Greek encoding (`detect_encoding`), else ISO-8859-1 the
+    way Tika decodes it (bytes 0x80-0x9F become U+FFFD).
 
     With `truncated`, an incomplete multi-byte sequence at the end is dropped instead of failing.
     """
@@ -126,7 +197,9 @@ def decode_text(
             encoding = None
     if encoding in ("latin-1", "iso8859-1", "ascii"):
         return _latin1(data)
-    candidates = [encoding] if bom_encoding else [encoding, "utf-8"]
+    # ISO-2022 text is 7-bit, valid UTF-8 too: its escape sequences send it to detection.
+    escaped = not encoding and b"\x1b" in data[:_DETECT_SAMPLE]
+    candidates = [encoding] if bom_encoding or escaped else [encoding, "utf-8"]
     for candidate in candidates:
         if candidate is None:
             continue
@@ -136,7 +209,12 @@ def decode_text(
         except UnicodeDecodeError:
             if bom_encoding:
                 raise UnsupportedMedia(f"text is not valid {candidate} ({name})") from None
-    return _latin1(data)
+    detected = detect_encoding(data)
+    if detected is None:
+        return _latin1(data)
+    # Java's decoders, which Tika reads with, put U+FFFD for a malformed sequence.
+    decoder = codecs.getincrementaldecoder(detected)("replace")
+    return decoder.decode(data, final=not truncated)
 
 
 class _Capped:

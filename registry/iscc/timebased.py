@@ -20,6 +20,7 @@ from registry.iscc.ffmpeg import Progress, run_ffmpeg
 from registry.iscc.granular import FeatureSet, audio_features
 from registry.iscc.meta import fields_from_tags
 from registry.iscc.probe import probe
+from registry.iscc.sound import pcm_output, sound_features, sound_grids
 from registry.iscc.video import VIDEO_META_TAGS, gen_video_code, signature_output
 
 __all__ = ["TimedContent", "gen_timed_content", "shifted_audio_features"]
@@ -56,11 +57,13 @@ def gen_timed_content(path: Path, mode: str, progress: Progress | None = None) -
         raise InputError(f"no audio stream in {path.name}")
     with tempfile.TemporaryDirectory(prefix="iscc-") as tmp:
         signature_file, fingerprint_file = Path(tmp, "video.sig"), Path(tmp, "audio.fp")
+        pcm_file = Path(tmp, "sound.pcm")
         outputs = signature_output(signature_file) if want_video else []
         if info.has_audio:
-            outputs += chromaprint_output(fingerprint_file)
+            outputs += chromaprint_output(fingerprint_file) + pcm_output(str(pcm_file))
         run_ffmpeg(path, outputs, progress, info.duration)
         signature, fingerprint = _read(signature_file), _read(fingerprint_file)
+        sound = sound_features(_read(pcm_file))
     facts = info.facts()
     if want_video:
         video = gen_video_code(signature, path.name)
@@ -72,16 +75,18 @@ def gen_timed_content(path: Path, mode: str, progress: Progress | None = None) -
             soundtrack = gen_audio_code(fingerprint, path.name)
             facts["soundtrack"] = soundtrack.iscc
             features.append(soundtrack.features)
+        features.append(sound)
         embedded = fields_from_tags(info.format_tags, VIDEO_META_TAGS)
         return TimedContent(video.iscc, video.iscc_256, facts, embedded, tuple(features))
     audio = gen_audio_code(fingerprint, path.name)
     embedded = fields_from_tags(info.audio_tags, AUDIO_META_TAGS)
-    return TimedContent(audio.iscc, audio.iscc_256, facts, embedded, (audio.features,))
+    return TimedContent(audio.iscc, audio.iscc_256, facts, embedded, (audio.features, sound))
 
 
 def shifted_audio_features(path: Path) -> list[FeatureSet]:
     """Audio segments of an excerpt with Chromaprint's frame grid moved by a quarter, a half and
-    three quarters of a hop (one more decoding pass, for excerpts up to two minutes).
+    three quarters of a hop, and its "sound" segments on every query grid (`sound_grids`); one
+    more decoding pass, for excerpts up to two minutes.
 
     An excerpt cut between two of the declared work's Chromaprint frames gets items that differ
     from the work's in many bits; one of these grids lies within an eighth of a hop of the
@@ -91,12 +96,12 @@ def shifted_audio_features(path: Path) -> list[FeatureSet]:
         return []
     with tempfile.TemporaryDirectory(prefix="iscc-") as tmp:
         targets = [Path(tmp, f"shift-{skip}.fp") for skip in QUERY_SHIFTS]
-        outputs = []
+        outputs = pcm_output(str(Path(tmp, "sound.pcm")))
         for skip, target in zip(QUERY_SHIFTS, targets, strict=True):
             outputs += chromaprint_output(target, skip)
         run_ffmpeg(path, outputs)
         raws = [_read(target) for target in targets]
-    found = []
+        found = sound_grids(_read(Path(tmp, "sound.pcm")))
     for skip, raw in zip(QUERY_SHIFTS, raws, strict=True):
         shifted = audio_features(np.frombuffer(raw, "<u4", len(raw) // 4))
         shift_ms = round(skip / 11025 * 1000)

@@ -41,6 +41,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode
 from registry.metadata import Metadata
+from registry.search.evidence import (
+    CHANCE_SCORE,
+    MODALITY,
+    Part,
+    combine,
+    content_weight,
+    segment_weight,
+)
 from registry.search.similarity import DEFAULT_THRESHOLD, SEARCHABLE, SimilarityIndex
 from registry.search.snippets import SnippetIndex, overlaps
 from registry.store.bulk import among, chunks
@@ -91,9 +99,9 @@ content: similarity search's threshold, so a conflict names exactly the declarat
 for the later one would show as similar."""
 
 MAX_PER_KIND = 50
-"""A declaration is put in conflict with at most this many others per kind of evidence, the
-earliest first: a file declared by thousands would otherwise make millions of pairs, and the
-earliest claims are the ones that hold priority."""
+"""A declaration is put in conflict with at most this many other declarers per kind of
+evidence, the earliest claims first: a file declared by thousands would otherwise make millions
+of pairs, and the earliest claims are the ones that hold priority."""
 
 LICENCE_FIELDS = ("license", "rights")
 """Metadata fields whose disagreement a conflict reports: the licence and the rights holder."""
@@ -396,18 +404,64 @@ def _unqueue(conn: Connection, batch: Batch, claimed: Sequence[int]) -> None:
     conn.execute(delete(conflict_queue).where(conflict_queue.c.declaration_id == any_(listed)))
 
 
+def _part(kind: str, strength: float, detail: Mapping[str, Any]) -> Part:
+    """One piece of evidence as a modality's part of the combined score (search.evidence)."""
+    if kind == DATAHASH:
+        return Part("datahash", 1.0, 1.0)
+    if kind == CONTENT:
+        threshold = CONTENT_THRESHOLDS.get(detail.get("unit_type", ""), DEFAULT_THRESHOLD)
+        distance = int(detail.get("distance", threshold))
+        return Part("content", content_weight(distance, threshold), distance)
+    if kind == SEGMENT and detail.get("segment_kind") in CHANCE_SCORE:
+        segment_kind = detail["segment_kind"]
+        return Part(MODALITY[segment_kind], segment_weight(segment_kind, strength), strength)
+    return Part(kind, strength, strength)  # another source's own scale, 0..1
+
+
+def _same_content(found: Iterable[Evidence]) -> bool:
+    """Whether the evidence says the very same content (bytes or Content-Code), not an overlap."""
+    return any(e.kind in (DATAHASH, CONTENT) for e in found)
+
+
+def _stored_scores(conn: Connection, ids: Iterable[int]) -> dict[int, dict[int, float]]:
+    """For each of these declarations, the combined score of each conflict stored with it, by
+    the other declaration's row id."""
+    evidence: dict[tuple[int, int], list[Part]] = defaultdict(list)
+    for chunk in chunks(sorted(ids)):
+        for column in (conflicts.c.earlier_id, conflicts.c.later_id):
+            query = select(conflicts).where(among(conn, column, chunk))
+            for row in conn.execute(query):
+                part = _part(row.kind, row.strength, json.loads(row.detail))
+                evidence[row.earlier_id, row.later_id].append(part)
+    found: dict[int, dict[int, float]] = defaultdict(dict)
+    for (earlier_id, later_id), parts in evidence.items():
+        score = combine(parts)
+        found[earlier_id][later_id] = score
+        found[later_id][earlier_id] = score
+    return found
+
+
 def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
     """Turn evidence into conflict rows and insert those not stored yet; returns how many were
     new.
 
-    A declarer's claim to some content is its earliest declaration of it: conflicts are between
-    the first declarations of two declarers in the same registry, and the earlier one holds
-    priority. A declarer declaring matching content again (the same file re-declared, or a new
-    rendition) starts no conflict of its own, before or after the other declarer's claim.
+    A declaration is paired, per other declarer, with the earlier declaration of theirs its
+    evidence is strongest for (every modality combined, `search.evidence.combine`; the earlier
+    one on a tie): a copy of a film is paired with the film, not with the speech recording
+    whose sound the film reuses, even when the recording was declared first. Later
+    declarations that overlap it are paired by their own such choice (made in this batch, or
+    read from the conflicts they got when they were checked), so checking the recording again
+    does not pair it with the copy either. The earlier of the two holds priority.
+
+    A declarer re-declaring content it declared before (the same bytes, or a Content-Code
+    within the threshold: a new rendition) starts no conflict of its own, before or after the
+    other declarer's claim: the first declaration carries it. An earlier declaration of the
+    same declarer that only overlaps (an excerpt, a variant sharing a soundtrack) is no such
+    claim and suppresses nothing.
     """
     involved = {e.target_id for e in evidence} | {e.other_id for e in evidence}
     positions = _positions(conn, sorted(involved))
-    matches: dict[int, list[Evidence]] = defaultdict(list)
+    matches: dict[int, dict[int, list[Evidence]]] = defaultdict(lambda: defaultdict(list))
     for e in evidence:
         mine, theirs = positions.get(e.target_id), positions.get(e.other_id)
         if (
@@ -416,37 +470,92 @@ def _store_conflicts(conn: Connection, evidence: Sequence[Evidence]) -> int:
             and theirs.valid
             and (mine.chain_id, mine.contract) == (theirs.chain_id, theirs.contract)
         ):
-            matches[e.target_id].append(e)
-    rows: dict[tuple[int, int, str], dict[str, Any]] = {}
-    for target_id, found in matches.items():
+            matches[e.target_id][e.other_id].append(e)
+    # Per target and other declarer: (score, earlier first, declaration) of the strongest
+    # match among that declarer's earlier declarations: the newcomer's choice.
+    choices: dict[int, dict[str, tuple[float, tuple[int, int], int]]] = {}
+    later: dict[int, list[tuple[float, int]]] = {}
+    suppressed: set[int] = set()
+    for target_id, by_other in matches.items():
         mine = positions[target_id]
-        first = {mine.declarer: mine.order}
-        for e in found:
-            theirs = positions[e.other_id]
-            first[theirs.declarer] = min(first.get(theirs.declarer, theirs.order), theirs.order)
-        if first[mine.declarer] != mine.order:
+        if any(
+            positions[other_id].declarer == mine.declarer
+            and positions[other_id].order < mine.order
+            and _same_content(found)
+            for other_id, found in by_other.items()
+        ):
+            suppressed.add(target_id)
             continue
-        by_kind: dict[str, list[Evidence]] = defaultdict(list)
-        for e in found:
-            theirs = positions[e.other_id]
-            if theirs.declarer != mine.declarer and theirs.order == first[theirs.declarer]:
-                by_kind[e.kind].append(e)
-        for kind, claims in by_kind.items():
-            claims.sort(key=lambda e: positions[e.other_id].order)
-            for e in claims[:MAX_PER_KIND]:
-                if positions[e.other_id].order < mine.order:
-                    pair = (e.other_id, target_id)
-                else:
-                    pair = (target_id, e.other_id)
-                key = (*pair, kind)
-                if key not in rows or rows[key]["strength"] < e.strength:
-                    rows[key] = {
-                        "earlier_id": pair[0],
-                        "later_id": pair[1],
-                        "kind": kind,
-                        "strength": e.strength,
-                        "detail": json.dumps(dict(e.detail), sort_keys=True),
-                    }
+        strongest: dict[str, tuple[float, tuple[int, int], int]] = {}
+        newer: list[tuple[float, int]] = []
+        for other_id, found in by_other.items():
+            theirs = positions[other_id]
+            if theirs.declarer == mine.declarer:
+                continue
+            score = combine(_part(e.kind, e.strength, e.detail) for e in found)
+            if theirs.order > mine.order:
+                newer.append((score, other_id))
+                continue
+            rank = (score, (-theirs.block_number, -theirs.log_index), other_id)
+            known = strongest.get(theirs.declarer)
+            if known is None or rank[:2] > known[:2]:
+                strongest[theirs.declarer] = rank
+        choices[target_id] = strongest
+        later[target_id] = newer
+    outside = {o for newer in later.values() for _s, o in newer if o not in matches}
+    stored = _stored_scores(conn, outside)
+    partners = {p for i in outside for p in stored.get(i, {})} - set(positions)
+    positions.update(_positions(conn, sorted(partners)))
+    rows: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for target_id, strongest in choices.items():
+        mine = positions[target_id]
+        chosen = [rank[2] for rank in strongest.values()]
+        for score, other_id in later[target_id]:
+            # A later declaration is paired by its own choice among this declarer's works:
+            # made in this batch, or seen in the conflicts it got when it was checked.
+            if other_id in suppressed:
+                continue
+            if other_id in choices:
+                pick = choices[other_id].get(mine.declarer)
+                if pick is not None and pick[2] != target_id:
+                    continue
+            elif any(
+                value > score
+                for partner, value in stored.get(other_id, {}).items()
+                if partner != target_id
+                and partner in positions
+                and positions[partner].declarer == mine.declarer
+                and positions[partner].order < positions[other_id].order
+            ):
+                continue
+            chosen.append(other_id)
+        chosen.sort(key=lambda i: positions[i].order)
+        per_kind: dict[str, int] = defaultdict(int)
+        for other_id in chosen:
+            if positions[other_id].order < mine.order:
+                pair = (other_id, target_id)
+            else:
+                pair = (target_id, other_id)
+            for e in matches[target_id][other_id]:
+                key = (*pair, e.kind)
+                if key not in rows:
+                    if per_kind[e.kind] == MAX_PER_KIND:
+                        continue
+                    per_kind[e.kind] += 1
+                elif rows[key]["strength"] >= e.strength:
+                    continue
+                detail = dict(e.detail)
+                if pair[0] == target_id and isinstance(detail.get("offset"), int):
+                    # Found from the earlier side: where the earlier work starts in the later
+                    # one. Stored, as always, as where the later one sits in the earlier.
+                    detail["offset"] = -detail["offset"]
+                rows[key] = {
+                    "earlier_id": pair[0],
+                    "later_id": pair[1],
+                    "kind": e.kind,
+                    "strength": e.strength,
+                    "detail": json.dumps(detail, sort_keys=True),
+                }
     if not rows:
         return 0
     known = set()
@@ -583,6 +692,7 @@ def list_conflicts(
                 "later": later.to_dict(),
                 "evidence": found,
                 "strength": max(item["strength"] for item in found),
+                "score": combine(_part(item["kind"], item["strength"], item) for item in found),
                 "resolved": earlier.revoked or later.revoked,
                 "disagreements": _disagreements(
                     licences[earlier.metahash], licences[later.metahash]

@@ -222,7 +222,12 @@ def match_file(
         units = []
     found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
     features = excerpt_features(path, result.features)
+    # A declaration the file is similar to as a whole adds its Content-Code distance to the
+    # evidence of the segments (search.evidence).
+    content = {}
+    for match in index.search([u for u in units if u.unit_type.startswith("CONTENT-")], threshold):
+        content[match.declaration_id] = (min(match.distances.values()), threshold)
     excerpts = snippet_matches(
-        store, snippets or SnippetIndex(store), features, limit, include_revoked
+        store, snippets or SnippetIndex(store), features, limit, include_revoked, content
     )
     return {"iscc": result.to_dict(), "exact": exact, "similar": found, "snippets": excerpts}

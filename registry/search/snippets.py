@@ -18,8 +18,8 @@ and the check reads their segments from the store), so every API process can reb
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,20 @@ import numpy as np
 
 from registry.iscc.granular import KINDS, FeatureSet
 from registry.iscc.timebased import shifted_audio_features
+from registry.search.evidence import MODALITY, Part, combine, content_weight, segment_weight
 from registry.search.following import FollowingIndex
 from registry.search.hamming import HammingIndex
 from registry.store.store import Store
 
 __all__ = [
     "Overlap",
+    "Ranked",
     "SnippetIndex",
     "excerpt_features",
     "find_snippets",
+    "locate",
     "overlaps",
+    "rank",
     "snippet_matches",
 ]
 
@@ -74,8 +78,23 @@ RULES = {
     # (a MinHash of ~250 characters) rarely comes near another text's by chance; the chunks an
     # excerpt cuts in two at its ends rarely match, so a lower score suffices.
     "text": _Rule(radius=8, lookup_radius=7, bin=1, tolerance=0, min_matched=2, min_score=0.4),
+    # Sound segments come every 186 ms; of an excerpt's query grids one lies within 12 ms of
+    # the work's.
+    "sound": _Rule(
+        radius=10, lookup_radius=7, bin=186, tolerance=100, min_matched=3, min_score=0.6
+    ),
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
+_GRIDS_CHECKED = 2  # query sets of one kind checked per declaration, the most voted first
+_OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another offset to be checked too
+_OTHER_PLACES = 40  # other offsets checked per declaration (a minute of a 2 s loop: 30)
+SAME_SCORE = 0.02
+"""Combined scores of two declarations this close rank the earlier declaration first."""
+EQUAL_SCORE = 0.05
+"""Places scoring within this of the best are as good: the excerpt could sit at any of them."""
+DISTINCT_PLACE_MS = 1000
+"""Equally good places further apart than this make an offset ambiguous (the acceptance
+measure counts an offset within 1 s as right)."""
 _CHANCE = 32  # bits two unrelated 64-bit simprints differ in, on average
 
 
@@ -95,6 +114,16 @@ class Overlap:
     """Length of the overlap (ms or characters)."""
     matched: int
     """Number of query segments that matched."""
+    places: tuple[int, ...] = ()
+    """When the offset is ambiguous (self-similar segments): every place that scores as well
+    as the best, in order; `offset` is then the best scoring one. Empty when it is not."""
+    located_by: str | None = None
+    """The other kind whose unambiguous offset picked this one among `places`."""
+
+    @property
+    def interval(self) -> tuple[int, int] | None:
+        """First and last place an ambiguous excerpt may start at, or None."""
+        return (self.places[0], self.places[-1]) if self.places else None
 
 
 class SnippetIndex(FollowingIndex):
@@ -125,6 +154,14 @@ class SnippetIndex(FollowingIndex):
     def votes(self, query: FeatureSet, exclude: int | None = None) -> list[tuple[int, int, int]]:
         """Best supported (votes, declaration id, offset) alignments of a query, most votes
         first; each query segment votes once per declaration and offset bin."""
+        return [(count, owner, offset) for count, owner, offset, _ in self.places(query, exclude)]
+
+    def places(
+        self, query: FeatureSet, exclude: int | None = None
+    ) -> list[tuple[int, int, int, tuple[int, ...]]]:
+        """As `votes`, with each declaration's other well supported offsets (at least
+        `_OTHER_PLACE_SHARE` of the best one's votes, most votes first): where self-similar
+        segments (a slow zoom, a repeated bar) put an excerpt nearly as well."""
         rule = RULES[query.kind]
         index = self._indexes.get(query.kind)
         if index is None or not len(query):
@@ -149,18 +186,23 @@ class SnippetIndex(FollowingIndex):
             )
             scored.append((len(near), owner, slot * rule.bin))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
-        best: list[tuple[int, int, int]] = []
-        seen: set[int] = set()
+        best: dict[int, tuple[int, int, list[int]]] = {}
         for count, owner, offset in scored:
             if count < rule.min_matched:
                 break
-            if owner in seen:  # one alignment per declaration: its best one
+            if owner not in best:  # one alignment per declaration: its best one
+                if len(best) == _CANDIDATES:
+                    continue
+                best[owner] = (count, offset, [])
                 continue
-            seen.add(owner)
-            best.append((count, owner, offset))
-            if len(best) == _CANDIDATES:
-                break
-        return best
+            top, first, others = best[owner]
+            if (
+                count >= top * _OTHER_PLACE_SHARE
+                and len(others) < _OTHER_PLACES
+                and all(abs(offset - o) > rule.bin for o in (first, *others))
+            ):
+                others.append(offset)
+        return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
 
 
 def _align(
@@ -201,12 +243,12 @@ def _align(
     return matched, shifts, nearest
 
 
-def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap | None:
-    """Align the query near `offset` in a declaration's stored segments and score it."""
+def _place(
+    query: FeatureSet, declared: np.ndarray, offset: int
+) -> tuple[int, float, list[int]] | None:
+    """Refine an offset and score the query there: (offset, score, matched positions), or None
+    when too few segments match."""
     rule = RULES[query.kind]
-    declared = store.segments_of(owner, query.kind)
-    if not len(declared):
-        return None
     matched, shifts, _nearest = _align(query, declared, offset, rule.tolerance)
     if len(matched) < rule.min_matched:
         return None
@@ -221,19 +263,42 @@ def _check(store: Store, query: FeatureSet, owner: int, offset: int) -> Overlap 
     # alignment keeps most bits even where a segment misses the radius, while a chance one
     # scores low outside the few segments that agree by chance.
     score = float(np.mean([1 - d / _CHANCE for d in nearest]))
+    return offset, score, matched
+
+
+def _check(
+    declared: np.ndarray, query: FeatureSet, owner: int, offset: int, others: Sequence[int] = ()
+) -> Overlap | None:
+    """Align the query near `offset` (and the other offsets voted for) in a declaration's
+    stored segments of its kind and score it; equally good places far apart make the offset
+    ambiguous."""
+    rule = RULES[query.kind]
+    if not len(declared):
+        return None
+    found = [p for p in (_place(query, declared, o) for o in (offset, *others)) if p is not None]
+    if not found:
+        return None
+    offset, score, matched = max(found, key=lambda p: (p[1], -p[0]))
     if score < rule.min_score:
         return None
+    places: tuple[int, ...] = ()
+    if KINDS[query.kind] == "ms":
+        equal = sorted({p[0] for p in found if p[1] >= score - EQUAL_SCORE})
+        if equal[-1] - equal[0] > DISTINCT_PLACE_MS:
+            places = tuple(equal)
     first, last = matched[0], matched[-1]
     length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
-    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched))
+    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched), places)
 
 
 def excerpt_features(path: Path, features: Sequence[FeatureSet]) -> list[FeatureSet]:
     """What a file is looked up by: its features, plus, if it has sound, its audio segments on
-    shifted Chromaprint grids (see `shifted_audio_features`)."""
+    shifted Chromaprint grids and its sound segments on every query grid (see
+    `shifted_audio_features`)."""
     found = list(features)
-    if any(f.kind == "audio" for f in found):
-        found += shifted_audio_features(path)
+    if any(f.kind in ("audio", "sound") for f in found):
+        # The shifted grids hold the sound segments of every query grid, this one's too.
+        found = [f for f in found if f.kind != "sound"] + shifted_audio_features(path)
     return found
 
 
@@ -241,18 +306,27 @@ def find_snippets(
     store: Store, index: SnippetIndex, features: Sequence[FeatureSet], exclude: int | None = None
 ) -> list[Overlap]:
     """Declarations the query features occur in, one Overlap per declaration and kind, best
-    score first (then more segments matched). `features` may hold several sets of a kind."""
+    score first (then more segments matched). `features` may hold several sets of a kind (an
+    excerpt's audio on shifted grids): per declaration only the `_GRIDS_CHECKED` sets with the
+    most votes are checked against the store, and the best scoring one counts."""
     index.refresh()
-    best: dict[tuple[int, str], Overlap] = {}
-    for query in features:
+    proposed: dict[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]] = {}
+    for n, query in enumerate(features):
         if query.kind not in RULES:
             continue
-        for _votes, owner, offset in index.votes(query, exclude):
-            overlap = _check(store, query, owner, offset)
-            # Several feature sets of one kind (an excerpt's shifted audio grids): the best.
-            known = best.get((owner, query.kind))
+        for votes, owner, offset, others in index.places(query, exclude):
+            proposed.setdefault((owner, query.kind), []).append((votes, -n, query, offset, others))
+    declared: dict[tuple[int, str], np.ndarray] = {}
+    best: dict[tuple[int, str], Overlap] = {}
+    for key, grids in proposed.items():
+        grids.sort(key=lambda g: (-g[0], -g[1]))
+        for _votes, _n, query, offset, others in grids[:_GRIDS_CHECKED]:
+            if key not in declared:
+                declared[key] = store.segments_of(*key)
+            overlap = _check(declared[key], query, key[0], offset, others)
+            known = best.get(key)
             if overlap is not None and (known is None or overlap.score > known.score):
-                best[(owner, query.kind)] = overlap
+                best[key] = overlap
     return sorted(best.values(), key=lambda o: (-o.score, -o.matched, o.declaration_id, o.kind))
 
 
@@ -277,29 +351,120 @@ def overlaps(store: Store, declaration_id: int, index: SnippetIndex | None = Non
     return find_snippets(store, index, queries, exclude=declaration_id)
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """A declaration the query overlaps, with every modality's evidence combined."""
+
+    declaration_id: int
+    score: float
+    """`search.evidence.combine` over the parts."""
+    parts: tuple[Part, ...]
+    overlaps: tuple[Overlap, ...]
+    """Per kind, where the query sits (best score first)."""
+
+
+def locate(hits: Sequence[Overlap]) -> list[Overlap]:
+    """One declaration's overlaps with ambiguous offsets settled where another kind can: the
+    place of a self-similar picture is the one the soundtrack confirms (and the other way
+    round); two ambiguous kinds keep the places they share. What stays ambiguous keeps its
+    places, so a caller reports an interval instead of one confident wrong offset."""
+    timed = {o.kind: o for o in hits if KINDS[o.kind] == "ms"}
+    settled = {}
+    for kind, overlap in timed.items():
+        if not overlap.places:
+            continue
+        for other_kind, other in sorted(timed.items()):
+            if other_kind == kind:
+                continue
+            if MODALITY[other_kind] == MODALITY[kind]:
+                # The same sound heard by two features is no second witness: where one finds
+                # it self-similar, the other's single place is one of several too.
+                if not other.places and any(
+                    abs(p - other.offset) <= DISTINCT_PLACE_MS for p in overlap.places
+                ):
+                    settled[other_kind] = replace(other, places=overlap.places)
+                continue
+            if other.places:
+                common = [
+                    p
+                    for p in overlap.places
+                    if any(abs(p - q) <= DISTINCT_PLACE_MS // 2 for q in other.places)
+                ]
+                if common and common[-1] - common[0] <= DISTINCT_PLACE_MS:
+                    settled[kind] = replace(
+                        overlap, offset=common[0], places=(), located_by=other_kind
+                    )
+                elif common and len(common) < len(overlap.places):
+                    settled[kind] = replace(overlap, places=tuple(common))
+                continue
+            nearest = min(overlap.places, key=lambda p: abs(p - other.offset))
+            if abs(nearest - other.offset) <= DISTINCT_PLACE_MS:
+                offset = nearest
+            elif overlap.places[0] <= other.offset <= overlap.places[-1]:
+                offset = other.offset
+            else:
+                continue
+            settled[kind] = replace(overlap, offset=offset, places=(), located_by=other_kind)
+            break
+    return [settled.get(o.kind, o) for o in hits]
+
+
+def rank(
+    found: Sequence[Overlap], content: Mapping[int, tuple[int, int]] | None = None
+) -> list[Ranked]:
+    """Declarations by the combined evidence of every kind they overlap in, plus the
+    Content-Code distance where they are also similar as a whole (`content`: declaration id
+    to (distance, threshold)); best first, then more segments matched, then earlier id; scores
+    within SAME_SCORE of the best remaining one count as equal and the earliest goes first."""
+    by_declaration: dict[int, list[Overlap]] = {}
+    for overlap in found:
+        by_declaration.setdefault(overlap.declaration_id, []).append(overlap)
+    ranked = []
+    for owner, hits in by_declaration.items():
+        hits = locate(hits)
+        parts = [Part(MODALITY[o.kind], segment_weight(o.kind, o.score), o.score) for o in hits]
+        if content and owner in content:
+            distance, threshold = content[owner]
+            parts.append(Part("content", content_weight(distance, threshold), distance))
+        ranked.append(Ranked(owner, combine(parts), tuple(parts), tuple(hits)))
+    ranked.sort(key=lambda r: (-r.score, -sum(o.matched for o in r.overlaps), r.declaration_id))
+    # Scores this close are the same evidence (one sound re-encoded twice: a recording and the
+    # film that reuses it, for an excerpt of the sound alone): the earlier declaration first.
+    ordered: list[Ranked] = []
+    while ranked:
+        group = [r for r in ranked if r.score >= ranked[0].score - SAME_SCORE]
+        earliest = min(group, key=lambda r: r.declaration_id)
+        ordered.append(earliest)
+        ranked.remove(earliest)
+    return ordered
+
+
 def snippet_matches(
     store: Store,
     index: SnippetIndex,
     features: Sequence[FeatureSet],
     limit: int = 20,
     include_revoked: bool = False,
+    content: Mapping[int, tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The snippet part of a match answer: per declaration (best first) its record, best score
-    and, per kind, where the excerpt sits in the declared work."""
-    found = find_snippets(store, index, features)
-    by_declaration: dict[int, list[Overlap]] = {}
-    for overlap in found:
-        by_declaration.setdefault(overlap.declaration_id, []).append(overlap)
-    records = store.by_ids(list(by_declaration))
+    """The snippet part of a match answer: per declaration (best first by the combined
+    evidence, `rank`) its record, score, the parts of the score and, per kind, where the
+    excerpt sits in the declared work (an interval and the candidate places when ambiguous)."""
+    ranked = rank(find_snippets(store, index, features), content)
+    records = store.by_ids([r.declaration_id for r in ranked])
     answer = []
-    for owner, hits in by_declaration.items():
-        record = records.get(owner)
+    for entry in ranked:
+        record = records.get(entry.declaration_id)
         if record is None or (record.revoked and not include_revoked):
             continue
         answer.append(
             {
                 "declaration": record.to_dict(),
-                "score": hits[0].score,
+                "score": entry.score,
+                "evidence": [
+                    {"part": p.modality, "weight": round(p.weight, 4), "figure": p.figure}
+                    for p in entry.parts
+                ],
                 "kinds": [
                     {
                         "kind": o.kind,
@@ -308,8 +473,11 @@ def snippet_matches(
                         "offset": o.offset,
                         "length": o.length,
                         "matched": o.matched,
+                        "interval": list(o.interval) if o.interval else None,
+                        "places": list(o.places),
+                        "located_by": o.located_by,
                     }
-                    for o in hits
+                    for o in entry.overlaps
                 ],
             }
         )

@@ -64,13 +64,20 @@ def test_data_only_file(tmp_path: Path) -> None:
     assert "@type" not in result.to_dict()
 
 
+@pytest.mark.parametrize("name", ["empty.txt", "empty.png", "empty.mp3", "empty.bin"])
+def test_empty_file_gets_data_and_instance_codes(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path / name, b"")
+    result = generate(path)
+    assert result.mode == "data" and result.filesize == 0 and result.metahash is None
+    assert result.units == iscc_lib.gen_sum_code_v0(str(path), add_units=True)["units"]
+    assert detect(path).mode == "data"
+
+
 def test_input_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="no such file"):
         generate(tmp_path / "missing.txt")
     with pytest.raises(InputError, match="is a directory"):
         generate(tmp_path)
-    with pytest.raises(InputError, match=r"file is empty: .*empty.txt"):
-        generate(write(tmp_path / "empty.txt", b""))
     locked = write(tmp_path / "locked.txt", "secret words")
     locked.chmod(0)
     try:
@@ -91,7 +98,6 @@ def test_input_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
     cases = [
         tmp_path / "missing.png",
-        write(tmp_path / "empty.bin", b""),
         write(tmp_path / "junk.jpg", b"\x12\x34" * 500),
         write(tmp_path / "tune.flac", b"fLaC" + bytes(100)),
     ]

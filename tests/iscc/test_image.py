@@ -6,6 +6,7 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from xml.etree import ElementTree
 
 import iscc_lib
 import pytest
@@ -16,6 +17,7 @@ from pillow_heif import register_heif_opener
 from registry.errors import UnsupportedMedia
 from registry.iscc import generate
 from registry.iscc.image import image_normalize, image_trim_tolerant
+from registry.iscc.svg import svg_native_size, svg_rasterize
 
 
 def _distance(a: str, b: str) -> int:
@@ -168,5 +170,36 @@ def test_undecodable_images(tmp_path: Path) -> None:
     truncated = write(tmp_path / "truncated.png", png.getvalue()[: len(png.getvalue()) // 2])
     with pytest.raises(UnsupportedMedia, match=r"not a decodable image.*\(truncated.png\)"):
         generate(truncated)
-    with pytest.raises(UnsupportedMedia, match=r"SVG images are not supported yet"):
-        generate(write(tmp_path / "x.svg", '<svg xmlns="http://www.w3.org/2000/svg"></svg>'))
+    with pytest.raises(UnsupportedMedia, match=r"not well-formed SVG.*\(cut.svg\)"):
+        generate(write(tmp_path / "cut.svg", '<svg xmlns="http://www.w3.org/2000/svg"><rect'))
+    bomb = '<!DOCTYPE svg [<!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>'
+    with pytest.raises(UnsupportedMedia, match=r"declares entities.*\(bomb.svg\)"):
+        generate(write(tmp_path / "bomb.svg", bomb))
+
+
+SVG_DRAWING = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 200 120">'
+    "<title>Red Circle</title><desc>A drawing</desc>"
+    '<rect width="200" height="120" fill="#eef"/><circle cx="70" cy="60" r="40" fill="red"/>'
+    '<path d="M120 20 L190 100 L120 100 Z" fill="navy"/></svg>'
+)
+
+
+def test_svg_is_rendered_and_coded_as_an_image(tmp_path: Path) -> None:
+    drawing = generate(write(tmp_path / "drawing.svg", SVG_DRAWING.format(w=200, h=120)))
+    assert drawing.mode == "image" and drawing.mediatype == "image/svg+xml"
+    assert drawing.name == "Red Circle" and drawing.description == "A drawing"
+    assert (drawing.characteristics["width"], drawing.characteristics["height"]) == (200, 120)
+    # the same drawing as a PNG of the same pixels gets the same Image-Code
+    content = SVG_DRAWING.format(w=200, h=120).encode()
+    rendered = svg_rasterize(tmp_path / "drawing.svg", ElementTree.fromstring(content), content)
+    rendered.save(tmp_path / "drawing.png")
+    assert generate(tmp_path / "drawing.png").units[1] == drawing.units[1]
+    # at twice the size (in CSS units) the picture is the same: a near-identical code
+    large = generate(write(tmp_path / "large.svg", SVG_DRAWING.format(w="4.1667in", h="2.5in")))
+    assert large.characteristics["width"] == 400
+    assert _distance(large.units[1], drawing.units[1]) <= 4
+    assert svg_native_size(ElementTree.fromstring('<svg viewBox="0 0 50 20" width="100"/>')) == (
+        100,
+        40,
+    )

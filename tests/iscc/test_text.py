@@ -20,6 +20,13 @@ PROSE = (
 )
 
 
+NEKO = (
+    "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
+    "何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。"
+)
+KREMLIN = "Все счастливые семьи похожи друг на друга, каждая несчастливая семья несчастлива."  # noqa: RUF001
+
+
 def _collapsed(text: str) -> str:
     return iscc_lib.text_collapse(iscc_lib.text_clean(text))
 
@@ -61,10 +68,27 @@ def test_plain_text_and_markdown(tmp_path: Path) -> None:
         ("Grüße aus Köln".encode("latin-1"), "Grüße aus Köln"),
         # Tika's reading of 8-bit text: ISO-8859-1 with the C1 range as U+FFFD
         ("\u201cquoted\u201d".encode("cp1252"), "\ufffdquoted\ufffd"),
+        # Legacy encodings without a declared charset are detected, as Tika detects them
+        (NEKO.encode("euc_jp"), NEKO),
+        (NEKO.encode("shift_jis"), NEKO),
+        (NEKO.encode("iso2022_jp"), NEKO),
+        (KREMLIN.encode("cp1251"), KREMLIN),
+        (KREMLIN.encode("koi8_r"), KREMLIN),
     ],
 )
 def test_decoding(raw: bytes, expected: str) -> None:
     assert decode_text(raw) == expected
+
+
+def test_short_western_text_is_not_taken_for_another_script() -> None:
+    # charset-normalizer calls these UTF-16 or an Urdu code page; Tika reads them as Latin-1
+    for words in ("café", "Müller straße", "naïve résumé à la carte"):
+        assert decode_text(words.encode("latin-1")) == words
+
+
+def test_legacy_encoded_text_file_gets_the_text_code_of_its_characters(tmp_path: Path) -> None:
+    path = write(tmp_path / "neko.txt", NEKO.encode("euc_jp"))
+    assert generate(path).units[1] == gen_text_code(NEKO).iscc
 
 
 def test_characters_above_bmp_are_kept(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ rollback, repeats and a failure half-way through a detection batch."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from eth_utils import to_checksum_address
 from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
@@ -12,9 +14,11 @@ from sqlalchemy import func, select
 from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.errors import InputError, InvalidCode
 from registry.index.events import EventDecoder
+from registry.iscc.granular import FeatureSet, features_json
 from registry.ledger.conflicts import (
     CONTENT,
     DATAHASH,
+    SEGMENT,
     Batch,
     ConflictDetector,
     Evidence,
@@ -23,6 +27,7 @@ from registry.ledger.conflicts import (
     requeue,
 )
 from registry.metadata import canonicalize
+from registry.search.evidence import PART_TRUST
 from registry.store.schema import conflict_queue, conflicts, declarations
 from registry.store.store import Store
 
@@ -160,6 +165,109 @@ def test_near_duplicate_content_unit_is_evidence_with_its_strength(store: Store)
         "bits": 64,
         "strength": round(1 - distance / 64, 4),
     }
+
+
+def _segments(kind: str, seed: int, count: int, step: float) -> FeatureSet:
+    """Synthetic segments of a work: a random simprint every `step` ms."""
+    rng = random.Random(seed)
+    return FeatureSet(
+        kind,
+        tuple(rng.getrandbits(64) for _ in range(count)),
+        tuple(round(i * step) for i in range(count)),
+        (round(step),) * count,
+    )
+
+
+def _recoded(work: FeatureSet, first: int, count: int, seed: int, shift: int = 40) -> FeatureSet:
+    """Segments first..first+count of a work, re-based to 0 and cut `shift` ms late, with four
+    bits changed in each: a re-encoded excerpt (or, over all segments, a re-encoded copy)."""
+    rng = random.Random(seed)
+    values = []
+    for value in work.simprints[first : first + count]:
+        for bit in rng.sample(range(64), 4):
+            value ^= 1 << bit
+        values.append(value)
+    base = work.offsets[first]
+    offsets = tuple(o - base + shift for o in work.offsets[first : first + count])
+    return FeatureSet(work.kind, tuple(values), offsets, work.sizes[first : first + count])
+
+
+def _with_features(store: Store, name: str, *sets: FeatureSet) -> bytes:
+    document = canonicalize({"name": name, "features": features_json(list(sets))})
+    store.put_metadata(document.digest, document.canonical)
+    return document.digest
+
+
+PICTURE = _segments("video", 1, 300, 200)  # a minute of frames
+SPEECH = _segments("audio", 2, 480, 1365 / 11.025)  # a minute of Chromaprint items
+
+
+def test_a_copy_of_a_film_is_paired_with_the_film_not_the_recording_of_its_sound(
+    store: Store,
+) -> None:
+    """Alice declared a speech recording, then a film whose soundtrack is that recording. Bob's
+    low-bitrate copy of the film shares sound with both, but picture and Content-Code only with
+    the film: his conflict names the film, although the recording is Alice's earlier claim."""
+    chain = Chain(store)
+    speech = _declared(
+        content(b"speech recording " * 40),
+        5,
+        ALICE,
+        metahash=_with_features(store, "speech", SPEECH),
+    )
+    film_doc = _with_features(store, "film", PICTURE, SPEECH)
+    film = _declared(content(TEXT.encode(), "Film"), 6, ALICE, metahash=film_doc)
+    copy_doc = _with_features(
+        store, "copy", _recoded(PICTURE, 0, 300, 3), _recoded(SPEECH, 0, 480, 4)
+    )
+    edited = TEXT.replace("word5 ", "wordfive ", 1)
+    copy = _declared(content(edited.encode(), "Film"), 7, BOB, metahash=copy_doc)
+    chain.apply(5, speech)
+    chain.apply(6, film)
+    chain.apply(7, copy)
+    ConflictDetector(store).run()
+    assert _pairs(store) == [(film.iscc_id, copy.iscc_id, [CONTENT, SEGMENT])]
+    (answer,) = list_conflicts(store)
+    assert answer["score"] > PART_TRUST  # more than any one modality alone can say
+    # Checked again one at a time (the copy's conflicts stored), the recording stays unpaired.
+    for declaration_id in _row_ids(store, speech, film, copy):
+        with store.engine.begin() as conn:
+            requeue(conn, [declaration_id])
+        ConflictDetector(store).run()
+    assert _pairs(store) == [(film.iscc_id, copy.iscc_id, [CONTENT, SEGMENT])]
+
+
+def test_an_excerpt_by_a_declarer_of_another_variant_still_conflicts_with_the_film(
+    store: Store,
+) -> None:
+    """Bob declared a re-encoded variant of Alice's film, then a 5 s excerpt of it. The variant
+    overlaps the excerpt but is not the same content: it does not make the excerpt a re-declaration
+    of Bob's own claim, and the excerpt conflicts with Alice's film. Bob declaring the variant's
+    very bytes again starts nothing new."""
+    chain = Chain(store)
+    film_doc = _with_features(store, "film", PICTURE, SPEECH)
+    film = _declared(content(b"the film " * 50), 5, ALICE, metahash=film_doc)
+    variant_doc = _with_features(store, "variant", _recoded(PICTURE, 0, 300, 5))
+    variant_bytes = content(b"the variant " * 50)
+    variant = _declared(variant_bytes, 6, BOB, metahash=variant_doc)
+    excerpt_doc = _with_features(
+        store, "excerpt", _recoded(PICTURE, 100, 25, 6), _recoded(SPEECH, 160, 40, 7)
+    )
+    excerpt = _declared(content(b"an excerpt " * 50), 7, BOB, metahash=excerpt_doc)
+    again = _declared(variant_bytes, 8, BOB, metahash=variant_doc)
+    chain.apply(5, film)
+    chain.apply(6, variant)
+    chain.apply(7, excerpt)
+    chain.apply(8, again)
+    ConflictDetector(store).run()
+    assert _pairs(store) == [
+        (film.iscc_id, variant.iscc_id, [SEGMENT]),
+        (film.iscc_id, excerpt.iscc_id, [SEGMENT]),
+    ]
+    by_later = {c["later"]["iscc_id"]: c for c in list_conflicts(store)}
+    (evidence,) = by_later[excerpt.iscc_id]["evidence"]
+    # where the excerpt sits (its picture and sound were cut 190 ms apart: within a frame)
+    assert abs(evidence["offset"] - (100 * 200 - 40)) <= 200
 
 
 def test_content_far_apart_is_no_conflict(store: Store) -> None:

@@ -14,7 +14,14 @@ from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
-from registry.search.snippets import SnippetIndex, find_snippets, overlaps
+from registry.search.snippets import (
+    SAME_SCORE,
+    SnippetIndex,
+    find_snippets,
+    overlaps,
+    rank,
+    snippet_matches,
+)
 from registry.store.schema import segments
 from registry.store.store import Store
 
@@ -217,3 +224,164 @@ def test_other_kinds_match_only_their_own_kind(store: Store, kind: str) -> None:
     )
     (found,) = find_snippets(store, index, [same])
     assert (found.kind, found.offset) == (kind, 6000)
+
+
+def _sound(seed: int, items: int = 480) -> FeatureSet:
+    """A minute of sound: a Chromaprint item pair every 124 ms, each its own random simprint."""
+    rng = random.Random(seed)
+    step = 1365 / 11.025
+    return FeatureSet(
+        "audio",
+        tuple(rng.getrandbits(64) for _ in range(items)),
+        tuple(round(i * step) for i in range(items)),
+        (round(2 * step),) * items,
+    )
+
+
+def _cut(work: FeatureSet, first: int, count: int, seed: int, flips: int) -> FeatureSet:
+    """Segments first..first+count re-based to where the excerpt starts, `flips` bits changed."""
+    rng = random.Random(seed)
+    values = []
+    for value in work.simprints[first : first + count]:
+        for bit in rng.sample(range(64), flips):
+            value ^= 1 << bit
+        values.append(value)
+    base = work.offsets[first]
+    offsets = tuple(o - base for o in work.offsets[first : first + count])
+    return FeatureSet(work.kind, tuple(values), offsets, work.sizes[first : first + count])
+
+
+def _declare_all(store: Store, works: list[list[FeatureSet]]) -> list[int]:
+    events = []
+    for n, sets in enumerate(works):
+        document = _document(sets, f"work {n}")
+        store.put_metadata(document.digest, document.canonical)
+        events.append(_declared(n, 1, document.digest))
+    _apply(store, events, 1, None)
+    return [_row_id(store, e) for e in events]
+
+
+def test_a_work_matched_by_picture_and_sound_outranks_one_matched_by_sound(store: Store) -> None:
+    """A speech recording, declared first, and a film whose soundtrack it is: an excerpt of the
+    film with its sound names the film first, though its sound alone fits both (and fits a bit
+    better than its re-encoded picture)."""
+    picture, speech = _work(21), _sound(22)
+    speech_id, film_id = _declare_all(store, [[speech], [picture, speech]])
+    excerpt = [_cut(picture, 100, 25, seed=1, flips=6), _cut(speech, 161, 40, seed=2, flips=2)]
+    index = SnippetIndex(store)
+    answer = snippet_matches(store, index, excerpt)
+    assert [m["declaration"]["iscc_id"] for m in answer] == [
+        store.by_ids([film_id])[film_id].iscc_id,
+        store.by_ids([speech_id])[speech_id].iscc_id,
+    ]
+    film, recording = answer
+    assert {e["part"] for e in film["evidence"]} == {"video", "audio"}
+    assert film["score"] > recording["score"] > 0
+    # The Content-Code distance is one more part: a recording similar as a whole would rise.
+    (ranked_speech,) = [
+        r
+        for r in rank(find_snippets(store, index, excerpt), {speech_id: (1, 10)})
+        if r.declaration_id == speech_id
+    ]
+    assert ranked_speech.score > recording["score"]
+
+
+def test_self_similar_frames_give_an_interval_and_the_soundtrack_places_the_excerpt(
+    store: Store,
+) -> None:
+    """A film whose picture repeats every 5 s (a slow pan over one photograph, looped): an
+    excerpt's frames fit every period equally. Alone they give an interval holding the true
+    place, not one confident offset; with the film's sound the soundtrack picks the place."""
+    loop = _work(31, 25)
+    frames = 300
+    picture = FeatureSet(
+        "video",
+        tuple(loop.simprints[i % 25] for i in range(frames)),
+        tuple(200 * i for i in range(frames)),
+        (200,) * frames,
+    )
+    sound = _sound(32)
+    (silent_id, film_id) = _declare_all(store, [[picture], [picture, sound]])
+    index = SnippetIndex(store)
+    truth = 137 * 200  # 27.4 s
+    frames_only = [_cut(picture, 137, 15, seed=3, flips=3)]
+    found = {o.declaration_id: o for o in find_snippets(store, index, frames_only)}
+    silent = found[silent_id]
+    assert silent.interval is not None
+    assert silent.interval[0] <= truth <= silent.interval[1]
+    assert any(abs(place - truth) <= 200 for place in silent.places)
+    assert len(silent.places) > 1
+
+    step = 1365 / 11.025
+    first_item = round(truth / step)
+    with_sound = [*frames_only, _cut(sound, first_item, 24, seed=4, flips=2)]
+    (film,) = [
+        r for r in rank(find_snippets(store, index, with_sound)) if r.declaration_id == film_id
+    ]
+    video = next(o for o in film.overlaps if o.kind == "video")
+    assert video.places == () and video.located_by == "audio"
+    assert abs(video.offset - truth) <= 200
+
+
+def test_an_excerpt_of_a_sound_two_works_share_names_the_earlier_declaration(
+    store: Store,
+) -> None:
+    """A recording, and a film declared later whose soundtrack is that recording re-encoded
+    (a bit changed in every fourth segment). An audio excerpt cut from the film's soundtrack
+    fits the film a little better, but within SAME_SCORE: it is the same sound, and the
+    recording, declared first, is named first."""
+    speech = _sound(23)
+    rng = random.Random(5)
+    soundtrack = FeatureSet(
+        "audio",
+        tuple(
+            v ^ (1 << rng.randrange(64)) if i % 4 == 0 else v
+            for i, v in enumerate(speech.simprints)
+        ),
+        speech.offsets,
+        speech.sizes,
+    )
+    speech_id, film_id = _declare_all(store, [[speech], [_work(24), soundtrack]])
+    excerpt = [_cut(soundtrack, 200, 40, seed=6, flips=2)]
+    found = find_snippets(store, SnippetIndex(store), excerpt)
+    scores = {o.declaration_id: o.score for o in found}
+    assert scores[film_id] > scores[speech_id]  # the film's copy of the sound is closer
+    ranked = rank(found)
+    assert ranked[0].score - ranked[1].score < SAME_SCORE
+    assert [r.declaration_id for r in ranked] == [speech_id, film_id]
+
+
+def test_two_features_of_one_sound_do_not_confirm_each_others_place(store: Store) -> None:
+    """Repetitive music: Chromaprint's items repeat every 2 s, so an excerpt fits many places.
+    The finer sound feature may settle on one of them, but it hears the same sound: it is no
+    second witness, and the answer keeps every place for both."""
+    loop = _sound(41, 16)  # one 2 s bar of items
+    items = 480
+    step = 1365 / 11.025
+    audio = FeatureSet(
+        "audio",
+        tuple(loop.simprints[i % 16] for i in range(items)),
+        tuple(round(i * step) for i in range(items)),
+        (round(2 * step),) * items,
+    )
+    fine = _sound(42, 320)
+    sound = FeatureSet("sound", fine.simprints, tuple(186 * i for i in range(320)), (186,) * 320)
+    (work_id,) = _declare_all(store, [[audio, sound]])
+    first_item = 200
+    truth = audio.offsets[first_item]
+    excerpt = [
+        _cut(audio, first_item, 40, seed=7, flips=2),
+        # the same stretch of sound, its segments placed from the excerpt's start
+        FeatureSet(
+            "sound",
+            sound.simprints[134:160],
+            tuple(o - truth for o in sound.offsets[134:160]),
+            sound.sizes[134:160],
+        ),
+    ]
+    (ranked,) = rank(find_snippets(store, SnippetIndex(store), excerpt))
+    assert ranked.declaration_id == work_id
+    by_kind = {o.kind: o for o in ranked.overlaps}
+    assert by_kind["audio"].places and by_kind["sound"].places == by_kind["audio"].places
+    first, last = by_kind["sound"].interval or (0, 0)
+    assert first - 1000 <= truth <= last + 1000

@@ -97,7 +97,18 @@ def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
             "length": 2000,
             "matched": 4,
         },
+        {
+            "kind": "audio",
+            "unit": "ms",
+            "score": 0.8,
+            "offset": 40_000,
+            "length": 5000,
+            "matched": 30,
+            "interval": [20_000, 40_000],
+            "places": [20_000, 30_000, 40_000],
+        },
     ]
+    evidence = [{"part": "video", "weight": 0.77, "figure": 0.9}]
     result = {
         "iscc": {
             "iscc": "ISCC:EAA",
@@ -109,12 +120,16 @@ def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
         },
         "exact": [],
         "similar": {"threshold": 10, "matches": []},
-        "snippets": [{"declaration": _declaration(), "score": 0.9, "kinds": kinds}],
+        "snippets": [
+            {"declaration": _declaration(), "score": 0.9, "evidence": evidence, "kinds": kinds}
+        ],
     }
     html = _render_result(result)
     assert "An excerpt of a declared work." in html
     assert "12.3 s to 15.3 s" in html and "characters 100 to 2,100" in html
-    assert "Excerpt: 90 % of the file" in html and "ISCC:MAIGMD2JJHYEQAAA" in html
+    assert "somewhere from 20.0 s to 45.0 s (3 places fit equally)" in html
+    assert "Excerpt: evidence 90 %" in html and 'title="video 77 %"' in html
+    assert "ISCC:MAIGMD2JJHYEQAAA" in html
     assert "<script>" not in html
     result["snippets"] = []
     html = _render_result(result)

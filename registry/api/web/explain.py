@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import iscc_lib
 
 from registry.chain.events import unit_type
+from registry.iscc.codec import unit_type_name
 
 __all__ = ["ExplainedUnit", "UnitComparison", "compare_codes", "explain_code", "unit_title"]
 
@@ -85,7 +86,7 @@ def explain_code(code: str) -> list[ExplainedUnit]:
 
 def unit_title(unit_type: str) -> str:
     """The one name the pages use for a unit type: "Image-Code" for CONTENT-IMAGE."""
-    return _MEANING.get(unit_type, (unit_type.title(), ""))[0]
+    return unit_type_name(unit_type)
 
 
 @dataclass(frozen=True)
