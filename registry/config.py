@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,10 +49,48 @@ class Settings(BaseSettings):
     """Key file whose account pays for relayed requests in `serve`; on the devnet (chain 31337)
     a built-in funded account is used when unset."""
 
-    relay_per_declarer_per_min: float = 30
-    relay_per_client_per_min: float = 120
-    max_upload_mb: int = 2048
+    relay_per_declarer_per_min: float = Field(30, gt=0)
+    """Relayed requests per declarer (or owner) and minute, charged once its signature verified."""
+    relay_per_client_per_min: float = Field(120, gt=0)
+    """Relay attempts per client address and minute, valid or not (each costs node calls)."""
+    relay_access: Literal["auto", "open", "tokens", "closed"] = "auto"
+    """Who may have the relayer pay: `open` anyone, `tokens` holders of a relay token,
+    `closed` nobody; `auto` is open on the devnet (chain 31337) and `tokens` elsewhere."""
+    relay_tokens: list[str] = []
+    """Sponsorship tokens (sent as `Authorization: Bearer <token>`); each has its own gas
+    budget. A JSON list in the environment: ISCC_REGISTRY_RELAY_TOKENS='["..."]'."""
+    relay_gas_per_hour: int = Field(200_000_000, gt=0)
+    """Gas the relayer spends per hour at most, over everyone."""
+    relay_gas_per_declarer_per_hour: int = Field(2_000_000, gt=0)
+    """Gas the relayer spends per hour at most for one declarer (or owner)."""
+    relay_gas_per_token_per_hour: int = Field(20_000_000, gt=0)
+    """Gas the relayer spends per hour at most for one relay token's holder."""
+    relay_waits_per_client: int = Field(8, ge=0)
+    """Requests of one client address that may wait for a relay job at once; more are answered
+    at once with the job's current state."""
+
+    answer_cache: int = Field(50_000, ge=0)
+    """ISCC-ID answers the service keeps in memory per process (0: none)."""
+
+    max_upload_mb: int = Field(2048, ge=1)
     """Largest file the match endpoint accepts."""
+    max_body_kb: int = Field(512, ge=1)
+    """Largest request body of every other route (JSON), refused while it streams in."""
+    max_header_kb: int = Field(16, ge=1)
+    """Largest request line plus header block."""
+    header_timeout_s: float = Field(10, gt=0)
+    """Time a client has to send its request line and headers."""
+    body_timeout_s: float = Field(30, gt=0)
+    """Longest pause while a request body streams in (the whole body, for JSON routes)."""
+    keep_alive_s: float = Field(5, gt=0)
+    """Idle time after which a kept-alive connection is closed."""
+    max_connections: int | None = Field(1000, ge=1)
+    """Open connections and tasks at once; above it the server answers 503."""
+    trusted_proxies: str = ""
+    """Addresses or networks (comma-separated) whose X-Forwarded-For / X-Forwarded-Proto are
+    believed; empty: none, the client address is the connection's peer."""
+    cors_origins: list[str] = []
+    """Origins browsers may call the API from (JSON list; ["*"] for any); empty: no CORS."""
 
     networks_file: Path | None = None
     """TOML file of networks to add to or override the built-in table (registry.chain.networks);

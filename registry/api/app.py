@@ -12,13 +12,17 @@ from fastapi.responses import JSONResponse
 
 from registry import __version__
 from registry.api import conflicts, declare, health, metadata, relay, resolve, search
+from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
-from registry.api.relay import RelayLimits
+from registry.api.limits import BodyLimit
+from registry.api.methods import AllowedMethods, install_cors
+from registry.api.relay import RelayPolicy
 from registry.api.state import AppState
 from registry.api.web import install_pages
 from registry.config import Settings, get_settings
 from registry.errors import RegistryError
+from registry.metadata import MAX_FEATURE_DOCUMENT_BYTES
 from registry.store.store import Store
 
 __all__ = ["app_from_env", "create_app"]
@@ -107,21 +111,38 @@ def create_app(
             "find similar content and relay signed declarations."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.registry = state
     app.state.metrics = Metrics()
-    app.state.relay_limits = RelayLimits(
-        settings.relay_per_declarer_per_min, settings.relay_per_client_per_min
+    app.state.health_threads = None
+    app.state.relay_policy = RelayPolicy(
+        settings, state.deployment.chain_id if state.deployment else None
     )
     app.state.metrics.install(app)
+    app.add_middleware(AllowedMethods, router_app=app)
+    app.add_middleware(
+        BodyLimit,
+        max_body=settings.max_body_kb * 1024,
+        max_upload=settings.max_upload_mb * 1024 * 1024,
+        # The web page's upload runs the match endpoint: a file, streamed, too.
+        streamed=(search.MATCH_PATH, "/upload"),
+        timeout=settings.body_timeout_s,
+        # A metadata document with granular features may be 12 MiB canonical; as posted, with
+        # whitespace and escapes, allow twice that.
+        larger={"/v1/metadata": 2 * MAX_FEATURE_DOCUMENT_BYTES},
+    )
+    # Outermost, so its answers (and preflights) carry CORS headers too.
+    install_cors(app, settings.cors_origins)
     install_error_handlers(app)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
+        # Neither the exception's text nor its type: both tell an attacker about the code.
         return JSONResponse(
-            status_code=500,
-            content={"error": "internal", "message": f"internal error ({type(exc).__name__})"},
+            status_code=500, content={"error": "internal", "message": "internal error"}
         )
 
     app.include_router(resolve.router)
@@ -132,6 +153,7 @@ def create_app(
     app.include_router(declare.router)
     app.include_router(health.router)
     install_pages(app)
+    install_docs(app)
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from registry.api.errors import ERROR_RESPONSES
+from registry.api.formats import ADDRESS, ISCC_ID, documented
 from registry.api.models import ConflictList
 from registry.api.state import store_of
 from registry.ledger.conflicts import Status, list_conflicts
@@ -20,10 +21,20 @@ MAX_LIMIT = 500
 def conflicts(
     request: Request,
     iscc_id: Annotated[
-        str | None, Query(max_length=128, description="Only conflicts of this ISCC-ID")
+        str | None,
+        Query(
+            max_length=128,
+            description="Only conflicts of this ISCC-ID",
+            json_schema_extra=documented(ISCC_ID),
+        ),
     ] = None,
     declarer: Annotated[
-        str | None, Query(max_length=64, description="Only conflicts of this declarer address")
+        str | None,
+        Query(
+            max_length=64,
+            description="Only conflicts of this declarer address",
+            json_schema_extra=documented(ADDRESS),
+        ),
     ] = None,
     status: Annotated[
         Status, Query(description="open: neither side revoked; resolved: one side revoked")

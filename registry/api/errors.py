@@ -20,9 +20,13 @@ from registry.errors import (
 
 __all__ = [
     "ERROR_RESPONSES",
+    "BodyTimeout",
     "ErrorBody",
     "NotFound",
+    "RateLimited",
     "RelayConflict",
+    "RelayForbidden",
+    "RelayUnauthorized",
     "UploadTooLarge",
     "install_error_handlers",
 ]
@@ -37,6 +41,10 @@ class UploadTooLarge(InputError):
         super().__init__(f"the upload is larger than this service accepts ({limit_bytes} bytes)")
 
 
+class BodyTimeout(InputError):
+    """The client sent its request body too slowly."""
+
+
 class RelayConflict(InvalidDeclaration):
     """The chain already consumed a signature's nonce: declared before, or invalidated."""
 
@@ -44,6 +52,22 @@ class RelayConflict(InvalidDeclaration):
 class StaleAction(RelayConflict):
     """An owner action signed for an earlier state of the declaration (its action count moved
     on since): it can never be accepted, and must be signed again."""
+
+
+class RateLimited(RegistryError):
+    """A rate limit or gas budget is spent for now; `retry_after` tells when to come back."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RelayUnauthorized(RegistryError):
+    """This relay pays only for holders of a relay token, and none (or an unknown one) came."""
+
+
+class RelayForbidden(RegistryError):
+    """This service does not relay for anyone."""
 
 
 class ErrorBody(BaseModel):
@@ -61,6 +85,10 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
     (UploadTooLarge, 413, "too-large"),
+    (BodyTimeout, 408, "timeout"),
+    (RateLimited, 429, "rate-limited"),
+    (RelayUnauthorized, 401, "relay-token-required"),
+    (RelayForbidden, 403, "relay-closed"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
     (UnsupportedMedia, 415, "unsupported-media"),
@@ -76,8 +104,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _json(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": kind, "message": message})
+def _json(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": kind, "message": message}, headers=headers
+    )
+
+
+def _headers(exc: RegistryError) -> dict[str, str] | None:
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    if isinstance(exc, RelayUnauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="relay"'}
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -85,7 +125,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
         for cls, status, kind in _STATUS:
             if isinstance(exc, cls):
-                return _json(status, kind, str(exc))
+                return _json(status, kind, str(exc), _headers(exc))
         return _json(400, "error", str(exc))
 
     @app.exception_handler(RequestValidationError)
@@ -99,4 +139,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not-found" if exc.status_code == 404 else f"http-{exc.status_code}"
-        return _json(exc.status_code, kind, str(exc.detail))
+        # The router's own headers stay: a 405 must say what is allowed (Allow).
+        return _json(exc.status_code, kind, str(exc.detail), exc.headers)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from registry.api.errors import ERROR_RESPONSES, NotFound
+from registry.api.formats import DIGEST, documented
 from registry.api.state import store_of
 from registry.errors import InputError, InvalidCode
 from registry.iscc.codec import multihash_to_digest
@@ -22,7 +23,10 @@ class Stored(BaseModel):
     created: bool = Field(description="False if the document was stored before")
 
 
-MetahashPath = Annotated[str, Path(max_length=80, description="1e20 + 64 hex digits")]
+MetahashPath = Annotated[
+    str,
+    Path(max_length=80, description="1e20 + 64 hex digits", json_schema_extra=documented(DIGEST)),
+]
 
 
 def _digest(metahash: str) -> bytes:
@@ -44,7 +48,11 @@ def put_metadata(
     document: Annotated[dict[str, Any], Body(description="iscc-schema style JSON object")],
     expect: Annotated[
         str | None,
-        Query(max_length=80, description="Refuse unless the document hashes to this metahash"),
+        Query(
+            max_length=80,
+            description="Refuse unless the document hashes to this metahash",
+            json_schema_extra=documented(DIGEST),
+        ),
     ] = None,
 ) -> Any:
     """Canonicalise (JCS) and hash the document; anyone may store one, it is only ever served

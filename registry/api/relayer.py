@@ -10,10 +10,13 @@ and they finish when the transactions are confirmed (or are reported lost).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,7 +44,7 @@ BATCH_WINDOW_S = 0.2
 MAX_JOBS = 100_000
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     key: str
     kind: str
@@ -53,11 +56,52 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     done: threading.Event = field(default_factory=threading.Event)
+    settle: Callable[[int], None] | None = None
+    """Told the gas this job really cost once mined (the relay policy's budgets)."""
+    _wakers: list[Callable[[], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def finish(self, result: dict[str, Any] | None = None, error: str | None = None) -> None:
-        self.result, self.error = result, error
-        self.state = "failed" if error else "done"
-        self.done.set()
+    def finish(
+        self, result: dict[str, Any] | None = None, error: str | None = None, gas: int | None = None
+    ) -> None:
+        with self._lock:
+            self.result, self.error = result, error
+            self.state = "failed" if error else "done"
+            self.done.set()
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+        if gas is not None and self.settle is not None:
+            try:
+                self.settle(gas)
+            except Exception:  # bookkeeping must never fail the worker
+                log.exception("settling a relay job's gas failed")
+
+    async def wait(self, timeout: float) -> None:
+        """Wait up to `timeout` s for the outcome on the event loop, holding no thread: a
+        waiting client costs a future, not one of the server's worker threads."""
+        if timeout <= 0 or self.done.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake() -> None:
+            # The relayer's thread finishes jobs; the future belongs to the loop's thread. A
+            # loop that already closed (server shutting down) has nobody left to wake.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: woken.done() or woken.set_result(None))
+
+        with self._lock:
+            if self.done.is_set():
+                return
+            self._wakers.append(wake)
+        try:
+            await asyncio.wait_for(woken, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._wakers.remove(wake)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,12 +176,13 @@ class RelayQueue:
 
     # --- intake ---------------------------------------------------------------------------
 
-    def submit_declaration(self, signed: SignedDeclaration) -> tuple[Job, bool]:
-        """Queue a signed declaration after the checks the chain would make; returns the job
-        and whether it is new (False: the same declaration was submitted before)."""
+    def check_declaration(self, signed: SignedDeclaration) -> Job:
+        """A job for a signed declaration after the checks the chain would make (blocking: it
+        asks the node); the known job if the same declaration was submitted before. Nothing is
+        queued: `enqueue` does that, once the caller has charged its limits."""
         key = declaration_key(signed)
         if (known := self._jobs.get(key)) is not None:
-            return known, False
+            return known
         self._check_domain(signed.domain)
         d = signed.declaration
         self._check_deadline(d.deadline)
@@ -152,13 +197,13 @@ class RelayQueue:
                 f"nonce {d.nonce} of {signed.declarer} is already used: declared before, or "
                 "invalidated"
             )
-        return self._enqueue(Job(key, "declare", signed.declarer, signed))
+        return Job(key, "declare", signed.declarer, signed)
 
-    def submit_action(self, signed: SignedAction) -> tuple[Job, bool]:
-        """Queue a signed revoke/update/transfer after checking domain, deadline, signer."""
+    def check_action(self, signed: SignedAction) -> Job:
+        """Like `check_declaration`, for an owner's signed revoke/update/transfer."""
         key = action_key(signed)
         if (known := self._jobs.get(key)) is not None:
-            return known, False
+            return known
         self._check_domain(signed.domain)
         self._check_deadline(signed.action.deadline)
         self._check_signer(signed.owner, signed.recover)
@@ -168,9 +213,18 @@ class RelayQueue:
                 f"the action was signed for action count {signed.action.actions} of the "
                 f"declaration, which is at {current} now: sign it again"
             )
-        return self._enqueue(Job(key, signed.kind, signed.owner, signed))
+        return Job(key, signed.kind, signed.owner, signed)
 
-    def _enqueue(self, job: Job) -> tuple[Job, bool]:
+    def submit_declaration(self, signed: SignedDeclaration) -> tuple[Job, bool]:
+        """Check and queue a signed declaration; returns the job and whether it is new (False:
+        the same declaration was submitted before)."""
+        return self.enqueue(self.check_declaration(signed))
+
+    def submit_action(self, signed: SignedAction) -> tuple[Job, bool]:
+        return self.enqueue(self.check_action(signed))
+
+    def enqueue(self, job: Job) -> tuple[Job, bool]:
+        """Queue a checked job, unless an equal one is known (then that one, False)."""
         with self._lock:
             if (known := self._jobs.get(job.key)) is not None:
                 return known, False
@@ -295,9 +349,16 @@ class RelayQueue:
                 for job in declarations:
                     job.finish(error=f"relay failed: {type(exc).__name__}")
             else:
+                # A batch's receipt tells the gas of the whole transaction: each declaration
+                # in it is charged an equal share.
+                per_tx: dict[str, int] = {}
+                for result in results:
+                    if result.receipt is not None:
+                        per_tx[result.receipt.tx_hash] = per_tx.get(result.receipt.tx_hash, 0) + 1
                 for job, result in zip(declarations, results, strict=True):
                     if result.receipt is not None:
-                        job.finish(result=result.receipt.to_dict())
+                        share = result.receipt.gas_used // per_tx[result.receipt.tx_hash]
+                        job.finish(result=result.receipt.to_dict(), gas=share)
                     else:
                         job.finish(error=result.error)
         for job in actions:
@@ -309,4 +370,4 @@ class RelayQueue:
                 log.exception("relaying an owner action failed")
                 job.finish(error=f"relay failed: {type(exc).__name__}")
             else:
-                job.finish(result=receipt.to_dict())
+                job.finish(result=receipt.to_dict(), gas=receipt.gas_used)

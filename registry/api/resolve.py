@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from registry.api.errors import ERROR_RESPONSES, NotFound
+from registry.api.formats import ADDRESS, DIGEST, ISCC, ISCC_ID, documented
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import state_of, store_of
 from registry.ledger.conflicts import list_conflicts
@@ -19,7 +21,14 @@ router = APIRouter(tags=["resolve"], responses=ERROR_RESPONSES)
 # The ISCC-ID answer shows this many conflicts; /v1/conflicts pages through all of them.
 ISCC_ID_CONFLICTS = 100
 
-QueryText = Annotated[str, Query(description=search.ACCEPTED_FORMS, max_length=512)]
+QueryText = Annotated[
+    str,
+    Query(
+        description=search.ACCEPTED_FORMS,
+        max_length=512,
+        json_schema_extra=documented(f"{ISCC}|{DIGEST}|{ADDRESS}"),
+    ),
+]
 
 
 def _resolve(request: Request, query: str) -> search.Resolution:
@@ -41,13 +50,27 @@ def resolve(request: Request, q: QueryText) -> dict[str, object]:
     summary="Resolve an ISCC-ID (browsers are redirected to its gateway)",
     responses={307: {"description": "Redirect to the declaration's gateway (HTML clients)"}},
 )
-def iscc_id(
+async def iscc_id(
     request: Request,
-    iscc_id: Annotated[str, Path(max_length=128, examples=["ISCC:MAIGBISBQHSAAAAA"])],
+    iscc_id: Annotated[
+        str,
+        Path(
+            max_length=128,
+            examples=["ISCC:MAIGBISBQHSAAAAA"],
+            json_schema_extra=documented(ISCC_ID),
+        ),
+    ],
 ) -> Response | dict[str, object]:
     """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
     state = state_of(request)
-    answer = state.cached(f"iscc-id:{iscc_id}", lambda: _iscc_id_answer(request, iscc_id))
+    key = f"iscc-id:{iscc_id}"
+    # A cached answer is served on the event loop: no hop to a worker thread for the most
+    # frequent request. Anything that reads the store runs in a thread.
+    answer = state.peek(key)
+    if answer is None:
+        answer = await anyio.to_thread.run_sync(
+            state.cached, key, lambda: _iscc_id_answer(request, iscc_id)
+        )
     target = answer["gateway_url"]
     if _wants_html(request) and target:
         return RedirectResponse(target, status_code=307)

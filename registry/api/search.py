@@ -12,10 +12,11 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from registry.api.errors import ERROR_RESPONSES, UploadTooLarge
+from registry.api.errors import ERROR_RESPONSES
+from registry.api.formats import ISCC, documented
 from registry.api.models import Declaration
 from registry.api.state import state_of
-from registry.errors import InputError
+from registry.errors import InputError, RegistryError
 from registry.search.similarity import DEFAULT_THRESHOLD, match_file, query_units, similar
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -108,7 +109,14 @@ Revoked = Annotated[bool, Query(description="Include revoked declarations")]
 @router.get("/search", response_model=SearchResult, summary="Find similar declarations")
 def search(
     request: Request,
-    iscc: Annotated[str, Query(max_length=256, description="An ISCC-CODE or a single ISCC-UNIT")],
+    iscc: Annotated[
+        str,
+        Query(
+            max_length=256,
+            description="An ISCC-CODE or a single ISCC-UNIT",
+            json_schema_extra=documented(ISCC),
+        ),
+    ],
     threshold: Threshold = DEFAULT_THRESHOLD,
     limit: Limit = 20,
     include_revoked: Revoked = False,
@@ -121,6 +129,15 @@ def search(
 
 
 _SAFE_NAME = re.compile(r"[^\w.\- ]+")
+MATCH_PATH = "/v1/match"  # streamed: its body is a file, not JSON
+
+
+def safe_name(filename: str) -> str:
+    """A plain file name in the upload folder for whatever the client called its file: only
+    word characters, dots, dashes and spaces, never a name of dots alone ("..", which is the
+    folder's parent), and the extension kept, since the ISCC's media type depends on it."""
+    name = _SAFE_NAME.sub("_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    return "upload" + name if not name.strip(".") else name
 
 
 @router.post(
@@ -154,32 +171,32 @@ async def match(
 ) -> dict[str, Any]:
     """The request body is the file itself, streamed to disk (never held in memory)."""
     state = state_of(request)
-    limit_bytes = state.settings.max_upload_mb * 1024 * 1024
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit_bytes:
-        raise UploadTooLarge(limit_bytes)
-    name = _SAFE_NAME.sub("_", Path(filename).name).strip() or "upload"
+    name = safe_name(filename)
     folder = Path(tempfile.mkdtemp(prefix="iscc-match-"))
     try:
         path = folder / name
         size = 0
+        # The body's size and pace are bounded while it streams (registry.api.limits).
         with path.open("wb") as sink:
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit_bytes:
-                    raise UploadTooLarge(limit_bytes)
                 await anyio.to_thread.run_sync(sink.write, chunk)
         if size == 0:
             raise InputError("the upload is empty")
-        return await anyio.to_thread.run_sync(
-            match_file,
-            state.store,
-            state.similarity(),
-            path,
-            threshold,
-            limit,
-            include_revoked,
-            state.snippets(),
-        )
+        try:
+            return await anyio.to_thread.run_sync(
+                match_file,
+                state.store,
+                state.similarity(),
+                path,
+                threshold,
+                limit,
+                include_revoked,
+                state.snippets(),
+            )
+        except RegistryError as exc:
+            # Messages name the file by its path; the client knows it by its own name only.
+            exc.args = (str(exc).replace(str(path), filename).replace(str(folder), ""),)
+            raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -27,7 +27,7 @@ from registry.search.similarity import SimilarityIndex
 from registry.search.snippets import SnippetIndex
 from registry.store.store import Store
 
-__all__ = ["AppState", "state_of", "store_of"]
+__all__ = ["DEVNET_CHAIN_ID", "AppState", "client_of", "state_of", "store_of"]
 
 DEVNET_CHAIN_ID = 31337
 
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 HEAD_CACHE_S = 2.0
 GENERATION_CHECK_S = 0.5
-MAX_CACHED_ANSWERS = 50_000
 
 
 @dataclass
@@ -54,6 +53,8 @@ class AppState:
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
     _balance: tuple[float, tuple[str, int | None] | None] = (0.0, None)
+    declarations_counted: tuple[float, int | None] = (0.0, None)
+    """When /health last counted the declarations, and how many there were."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -97,9 +98,22 @@ class AppState:
         answer = compute()
         with self._cache_lock:
             self._answers[key] = answer
-            while len(self._answers) > MAX_CACHED_ANSWERS:
+            while len(self._answers) > self.settings.answer_cache:
                 self._answers.popitem(last=False)
         return answer
+
+    def peek(self, key: str) -> Any | None:
+        """The cached answer for `key` if there is one and the store's generation was checked
+        recently enough; never touches the store, so the event loop may call it (None: ask
+        `cached` from a thread)."""
+        seen, _generation = self._generation
+        if time.monotonic() - seen > GENERATION_CHECK_S:
+            return None
+        with self._cache_lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+            return answer
 
     def similarity(self) -> SimilarityIndex:
         """The similarity index over the store, loaded on first use."""
@@ -197,6 +211,12 @@ class AppState:
             head, problem = None, f"chain node failed: {type(exc).__name__}"
         self._head = (time.monotonic(), head, problem)
         return head, problem
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the connection's peer, or what a trusted proxy forwarded (uvicorn
+    rewrites the peer only for the proxies in the `trusted_proxies` setting)."""
+    return request.client.host if request.client else "unknown"
 
 
 def state_of(request: Request) -> AppState:

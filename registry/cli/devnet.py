@@ -125,7 +125,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="API processes (with --no-index only)")] = 1,
 ) -> None:
     """Run the HTTP API (resolve, search, match, metadata, relay) on the local store."""
-    import uvicorn
+    from registry.api import server
 
     if workers < 1:
         raise InputError("--workers must be at least 1")
@@ -136,18 +136,11 @@ def serve(
     open_store(settings).close()  # fail here, with one line, if the store cannot be opened
     err.print(f"serving on http://{host}:{port} (OpenAPI at /docs)")
     if workers > 1:
-        uvicorn.run(
-            "registry.api.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
+        server.run(settings, "registry.api.app:app_from_env", host, port, workers)
         return
     from registry.api import create_app
 
-    uvicorn.run(create_app(settings, follow=index), host=host, port=port, log_level="warning")
+    server.run(settings, create_app(settings, follow=index), host, port)
 
 
 @app.command()

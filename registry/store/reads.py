@@ -23,10 +23,12 @@ from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multih
 from registry.store.bulk import among, chunks
 from registry.store.connection import Connections
 from registry.store.schema import (
+    NAMED_DOCUMENTS_KEY,
     checkpoints,
     conflicts,
     declarations,
     events,
+    meta,
     metadata_docs,
     segment_sources,
     segments,
@@ -164,8 +166,9 @@ class Reads(Connections):
 
     def generation(self) -> tuple[Any, ...]:
         """Changes whenever what the store answers may have changed: every applied range or
-        rollback moves a checkpoint, every stored document or conflict adds a row. Readers that
-        cache answers compare it instead of re-running their queries."""
+        rollback moves a checkpoint, every stored document a declaration names and every
+        conflict counts. Readers that cache answers compare it instead of re-running their
+        queries."""
         with self._read() as conn:
             marks = conn.execute(
                 select(
@@ -175,10 +178,14 @@ class Reads(Connections):
                     checkpoints.c.block_hash,
                 ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
             ).all()
-            documents = conn.execute(select(func.count()).select_from(metadata_docs)).scalar()
+            # Only documents some declaration names change answers; anyone may post others,
+            # and counting those let anonymous posts flush every reader's cache.
+            named = conn.execute(
+                select(meta.c.value).where(meta.c.key == NAMED_DOCUMENTS_KEY)
+            ).scalar()
             # Conflict detection commits after the batch that moved the checkpoint.
             found = conn.execute(select(func.max(conflicts.c.id))).scalar()
-        return (*(tuple(m) for m in marks), documents, found)
+        return (*(tuple(m) for m in marks), named, found)
 
     def get_metadata(self, digest: bytes) -> bytes | None:
         with self._read() as conn:

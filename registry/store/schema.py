@@ -23,6 +23,7 @@ from sqlalchemy import (
 __all__ = [
     "HOT_CHILDREN",
     "LOOKUP_INDEXES",
+    "NAMED_DOCUMENTS_KEY",
     "blocks",
     "checkpoints",
     "conflict_queue",
@@ -83,6 +84,9 @@ meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Key in `meta`: how many stored metadata documents some declaration names (Reads.generation).
+NAMED_DOCUMENTS_KEY = "named_documents"
 
 declarations = Table(
     "declarations",

@@ -11,13 +11,17 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
+    String,
+    cast,
     delete,
     insert,
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from registry.chain.events import DECLARED, UPDATED, ChangeEvent, RegistryEvent
 from registry.errors import StoreError
@@ -32,11 +36,13 @@ from registry.store.rows import (
     state_changes,
 )
 from registry.store.schema import (
+    NAMED_DOCUMENTS_KEY,
     blocks,
     checkpoints,
     conflict_queue,
     declarations,
     events,
+    meta,
     metadata_docs,
     segment_sources,
     units,
@@ -194,6 +200,9 @@ class Writes(Maintenance):
                         metahash=digest, document=document, stored_at=int(time.time())
                     )
                 )
+                named = select(declarations.c.id).where(declarations.c.metahash == digest)
+                if conn.execute(named.limit(1)).first() is not None:
+                    _count_named_document(conn)
             # Also when it was known: declarations indexed before this store had segments
             # (schema v4) get them when their document is posted again.
             source = segment_sources.c.declaration_id
@@ -204,6 +213,23 @@ class Writes(Maintenance):
             ).scalars()
             index_segments(conn, [(declaration_id, digest) for declaration_id in waiting])
             return not known
+
+
+def _count_named_document(conn: Connection) -> None:
+    """One more stored document that a declaration names: a mark in `meta` that `generation`
+    reads (an UPDATE of one row; the first one inserts it, once, whichever writer wins)."""
+    bump = (
+        update(meta)
+        .where(meta.c.key == NAMED_DOCUMENTS_KEY)
+        .values(value=cast(cast(meta.c.value, BigInteger) + 1, String))
+    )
+    if conn.execute(bump).rowcount:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(meta).values(key=NAMED_DOCUMENTS_KEY, value="1"))
+    except IntegrityError:
+        conn.execute(bump)
 
 
 def _describe(block: tuple[int, bytes] | None) -> str:

@@ -222,9 +222,10 @@ def test_unknown_job_and_no_relay_without_chain(client: TestClient, tmp_path: Pa
         assert answer.status_code == 422
         signed_like = {
             "declaration": {
-                "iscc_code": "ISCC:X",
-                "datahash": "0x",
-                "metahash": "0x",
+                # Well-formed (the schema's patterns), so the missing chain is what is refused.
+                "iscc_code": "ISCC:" + "A" * 16,
+                "datahash": "0x" + "00" * 32,
+                "metahash": "0x" + "00" * 32,
                 "gateway": "",
                 "nonce": "0",
                 "deadline": 1,

@@ -1,0 +1,638 @@
+"""Hostile clients (issue 18): every finding reproduced against the service as it runs."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+
+from registry.api import create_app
+from registry.api import resolve as resolve_routes
+from registry.chain.contract import Registry
+from registry.chain.deployment import Deployment
+from registry.chain.devnet import dev_account, free_port
+from registry.chain.submit import declare_direct, prepare
+from registry.config import Settings
+from registry.index.follower import Follower
+from registry.iscc.generate import generate
+from registry.metadata import canonicalize
+from registry.store.store import Store
+
+CLI = str(Path(sys.executable).parent / "iscc-registry")
+
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+
+
+# --- a real `iscc-registry serve` process --------------------------------------------------
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/health", timeout=30) as response:
+            return json.loads(response.read())
+
+
+def _serve(home: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+    port = free_port()
+    environ = {**os.environ, "ISCC_REGISTRY_HOME": str(home), **(env or {})}
+    proc = subprocess.Popen(
+        [CLI, "serve", "--port", str(port), *args],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    served = Served(proc, port)
+    for _ in range(300):
+        try:
+            served.health()
+            return served
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("serve did not answer /health")
+
+
+@pytest.fixture
+def serve(home: Path, deployment: Deployment) -> Iterator[Any]:
+    """Starts `iscc-registry serve` (indexer and relayer on the devnet) with settings from the
+    environment; every process started is killed at the end."""
+    deployment.save(home / "deployment.json")
+    started: list[Served] = []
+
+    def start(**env: str) -> Served:
+        started.append(_serve(home, env={f"ISCC_REGISTRY_{k.upper()}": v for k, v in env.items()}))
+        return started[-1]
+
+    yield start
+    for served in started:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+
+
+@pytest.fixture
+def served(serve: Any) -> Served:
+    return serve()
+
+
+def _connect(served: Served, timeout: float = 30) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", served.port), timeout=timeout)
+
+
+def _status_line(sock: socket.socket) -> bytes:
+    """The first line the server answers (b"" if it closed without a word)."""
+    answer = b""
+    while b"\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+# --- finding 1: one deep JSON body killed the process ----------------------------------------
+
+ENTRY_MODULES = [
+    "registry.cli",
+    "registry.api.app",
+    "registry.index.follower",
+    "registry.index.logreader",
+    "registry.chain.relayer",
+    "eth_account",
+    "web3",
+    "py_ecc",
+]
+
+
+@pytest.mark.parametrize("module", ENTRY_MODULES)
+def test_no_entry_module_raises_the_recursion_limit(module: str) -> None:
+    # A fresh interpreter per module: once imported, a module cannot show its import's effect.
+    # eth_account and web3 are imported after `registry` (which every process of the project
+    # imports first, the log reader workers too, as `python -m registry.index.logreader`).
+    code = (
+        "import sys; before = sys.getrecursionlimit(); import registry; "
+        f"import {module}; print(before, sys.getrecursionlimit())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out[0] == out[1], f"{module} moved the recursion limit from {out[0]} to {out[1]}"
+
+
+def test_recursion_limit_is_lowered_when_py_ecc_came_first() -> None:
+    code = (
+        "import sys; before = sys.getrecursionlimit(); import eth_account, registry; "
+        "print(before, sys.getrecursionlimit())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out[0] == out[1]
+
+
+@pytest.mark.chain
+@pytest.mark.parametrize("path", ["/v1/relay/declarations", "/v1/metadata"])
+def test_deeply_nested_json_is_refused_and_the_server_lives(served: Served, path: str) -> None:
+    status, _headers, body = served.request(
+        "POST", path, DEEP_JSON, {"content-type": "application/json"}
+    )
+    assert 400 <= status < 500, body[:200]
+    assert "message" in json.loads(body)
+    assert served.proc.poll() is None
+    assert served.health()["status"] in ("ok", "degraded")
+
+
+# --- an in-process server, for tests that need to look inside while it runs -----------------
+
+
+class _Counting:
+    """ASGI wrapper: counts requests per path as they arrive, and shrinks the worker thread
+    pool, so a few requests show what 40 would do to the default pool."""
+
+    def __init__(self, app: Any, threads: int) -> None:
+        self.app = app
+        self.threads = threads
+        self.arrived: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+        elif scope["type"] == "http":
+            self.arrived[scope["path"]] = self.arrived.get(scope["path"], 0) + 1
+        await self.app(scope, receive, send)
+
+
+class InProcess:
+    def __init__(self, app: Any, threads: int = 40) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.app = _Counting(app, threads)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> InProcess:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                pytest.fail("the server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            conn.request(
+                method,
+                path,
+                body=data,
+                headers={"content-type": "application/json", **(headers or {})},
+            )
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Any:
+    path = tmp_path / "work.txt"
+    path.write_text("Relays are paid by somebody; this text is declared through one. " * 10)
+    return generate(path)
+
+
+# --- finding 2: anyone could lock out any declarer ------------------------------------------
+
+
+@pytest.mark.chain
+def test_forged_declarations_do_not_spend_the_declarers_limit(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    bob = Account.create()
+    limited = settings.model_copy(update={"relay_per_declarer_per_min": 2})
+    with TestClient(create_app(limited, store=store)) as client:
+        for _ in range(5):
+            forged = prepare(registry, Account.create(), work.iscc, work.datahash, None, "")
+            body = forged.to_json() | {"declarer": bob.address}
+            answer = client.post("/v1/relay/declarations", json=body)
+            assert answer.status_code == 400, answer.text
+        own = prepare(registry, bob, work.iscc, work.datahash, None, "")
+        answer = client.post("/v1/relay/declarations", json=own.to_json())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["declarer"] == bob.address
+        # The limit itself still holds for Bob's own, valid requests.
+        for i in range(2):
+            more = prepare(registry, bob, work.iscc, work.datahash, None, f"https://e.x/{i}")
+            last = client.post("/v1/relay/declarations", json=more.to_json())
+        assert last.status_code == 429 and "declarer" in last.json()["message"]
+        assert int(last.headers["retry-after"]) >= 1
+
+
+# --- finding 3: waiting clients starved the server ------------------------------------------
+
+
+@contextmanager
+def _no_mining(registry: Registry) -> Iterator[None]:
+    """The devnet stops mining, so a relayed transaction stays pending as on a slow chain."""
+    registry.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        registry.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+        registry.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+@pytest.mark.chain
+def test_waiting_clients_hold_no_threads_and_are_bounded(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    waits, bound = 8, 3
+    app = create_app(settings.model_copy(update={"relay_waits_per_client": bound}), store=store)
+    with InProcess(app, threads=4) as server, _no_mining(registry):
+        signed = prepare(registry, Account.create(), work.iscc, work.datahash, None, "")
+        status, job = server.request("POST", "/v1/relay/declarations?wait=0", signed.to_json())
+        assert status == 202 and job["state"] == "pending"
+        path = f"/v1/relay/jobs/{job['job']}"
+        answers: list[tuple[int, Any]] = []
+
+        def wait_for_job() -> None:
+            answers.append(server.request("GET", path + "?wait=20"))
+
+        waiters = [threading.Thread(target=wait_for_job) for _ in range(waits)]
+        for t in waiters:
+            t.start()
+        while server.app.arrived.get(path, 0) < waits:
+            time.sleep(0.02)
+        status, _health = server.request("GET", "/health")
+        answered = len(answers)
+        assert status == 200
+        # /health was answered while the waits within the bound still held: they took no
+        # thread from it (before, it queued behind them until they timed out).
+        assert answered <= waits - bound, f"/health came after {answered} of {waits} waits"
+    for t in waiters:
+        t.join(timeout=120)
+    assert sorted(s for s, _ in answers) == [200] * bound + [202] * (waits - bound)
+
+
+# --- finding 5: bodies were read whole before any size check --------------------------------
+
+
+@pytest.mark.chain
+@pytest.mark.parametrize("path", ["/v1/metadata", "/v1/relay/declarations", "/v1/relay/actions"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_oversized_bodies_are_refused_while_they_stream(
+    served: Served, path: str, chunked: bool
+) -> None:
+    announced = 100 * 2**20
+    with _connect(served) as sock:
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {announced}"
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"{framing}\r\n\r\n".encode()
+        )
+        piece = b"[" + b"0," * 32_767 + b"0"
+        # Up to 40 MiB, beyond every JSON limit (metadata documents with features: 24 MiB) and
+        # far short of what was announced: the answer must come before 100 MiB were read.
+        for _ in range(640):
+            data = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        assert _status_line(sock).startswith(b"HTTP/1.1 413")
+    assert served.health()["declarations"] == 0
+
+
+# --- finding 9: slow heads and bodies, huge heads -------------------------------------------
+
+
+@pytest.mark.chain
+def test_slow_heads_slow_bodies_and_huge_heads_are_cut(serve: Any) -> None:
+    served = serve(header_timeout_s="1", body_timeout_s="1", max_header_kb="16")
+    with _connect(served) as slow_head:
+        slow_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        assert _status_line(slow_head).startswith(b"HTTP/1.1 408")
+    with _connect(served) as slow_body:
+        slow_body.sendall(
+            b"POST /v1/metadata HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"a":'
+        )
+        assert _status_line(slow_body).startswith(b"HTTP/1.1 408")
+    with _connect(served) as huge_head:
+        filler = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+        with suppress(BrokenPipeError, ConnectionResetError):
+            huge_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + filler * 256 + b"\r\n")
+        assert _status_line(huge_head).startswith(b"HTTP/1.1 431")
+    # A kept-alive connection is not cut between requests for the head timeout alone, and
+    # honest requests on it still work.
+    kept = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    try:
+        for _ in range(2):
+            kept.request("GET", "/health")
+            response = kept.getresponse()
+            assert response.status == 200 and json.loads(response.read())["status"]
+    finally:
+        kept.close()
+
+
+# --- finding 4: a forwarded header chose the client address ---------------------------------
+
+
+def _garbled_declaration(registry: Registry, work: Any) -> dict[str, Any]:
+    body = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+    body["signature"] = "0x" + "ab" * 65
+    return body
+
+
+@pytest.mark.chain
+def test_forwarded_headers_are_not_trusted_by_default(
+    serve: Any, registry: Registry, work: Any
+) -> None:
+    served = serve(relay_per_client_per_min="3")
+    statuses = []
+    for i in range(5):
+        status, _headers, _body = served.request(
+            "POST",
+            "/v1/relay/declarations",
+            json.dumps(_garbled_declaration(registry, work)).encode(),
+            {"content-type": "application/json", "x-forwarded-for": f"203.0.113.{i}"},
+        )
+        statuses.append(status)
+    assert statuses == [400, 400, 400, 429, 429]
+
+
+@pytest.mark.chain
+def test_forwarded_headers_of_a_configured_proxy_are(
+    serve: Any, registry: Registry, work: Any
+) -> None:
+    served = serve(relay_per_client_per_min="1", trusted_proxies="127.0.0.1")
+    statuses = []
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.1"]:
+        status, _headers, _body = served.request(
+            "POST",
+            "/v1/relay/declarations",
+            json.dumps(_garbled_declaration(registry, work)).encode(),
+            {"content-type": "application/json", "x-forwarded-for": client},
+        )
+        statuses.append(status)
+    assert statuses == [400, 400, 429]
+
+
+# --- findings 7 and 8: a directory as upload name, internals in error messages --------------
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Iterator[TestClient]:
+    """The API over an empty store with no chain: enough for uploads."""
+    app = create_app(Settings(home=tmp_path / "offline"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("filename", ["..", "a/..", "a\\..", ".", "...", "\u202e.txt", "\u202e"])
+def test_upload_names_neither_escape_nor_leak_paths(offline: TestClient, filename: str) -> None:
+    answer = offline.post(
+        "/v1/match", params={"filename": filename}, content=b"some bytes of a file " * 20
+    )
+    assert answer.status_code < 500, answer.text
+    assert tempfile.gettempdir() not in answer.text and "iscc-match" not in answer.text
+
+
+def test_unexpected_errors_name_no_exception(tmp_path: Path) -> None:
+    app = create_app(Settings(home=tmp_path / "offline"))
+
+    def broken() -> None:
+        raise IsADirectoryError(21, "Is a directory", "/tmp/secret/place")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal", "message": "internal error"}
+
+
+@pytest.mark.chain
+def test_malformed_signatures_are_refused_without_parser_text(
+    client: TestClient, registry: Registry, work: Any
+) -> None:
+    signed = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+    for signature in ["0xnothex", "0x123", "no prefix"]:
+        answer = client.post("/v1/relay/declarations", json=signed | {"signature": signature})
+        assert 400 <= answer.status_code < 500, answer.text
+        message = answer.json()["message"]
+        assert "signature" in message
+        assert "Error(" not in message and "non-hexadecimal" not in message, message
+
+
+# --- finding 6: anonymous writes flushed the resolve cache ----------------------------------
+
+
+@pytest.mark.chain
+def test_only_documents_a_declaration_names_invalidate_cached_answers(
+    client: TestClient, registry: Registry, store: Store, tmp_path: Path, monkeypatch: Any
+) -> None:
+    document = {"name": "A letter", "creator": "Alice"}
+    metahash = canonicalize(document).metahash
+    path = tmp_path / "letter.txt"
+    path.write_text("Dear cache, please keep what you hold. " * 20)
+    work = generate(path)
+    receipt = declare_direct(registry, dev_account(1), work.iscc, work.datahash, metahash, "")
+    Follower(registry, store).sync()
+    computed: list[str] = []
+    compute = resolve_routes._iscc_id_answer
+
+    def counted(request: Any, iscc_id: str) -> Any:
+        computed.append(iscc_id)
+        return compute(request, iscc_id)
+
+    monkeypatch.setattr(resolve_routes, "_iscc_id_answer", counted)
+    state = client.app.state.registry  # type: ignore[attr-defined]
+    url = f"/iscc-id/{receipt.iscc_id}"
+
+    def resolve_now() -> Any:
+        # The cache compares the store's generation every GENERATION_CHECK_S; due now.
+        state._generation = (0.0, state._generation[1])
+        return client.get(url).json()
+
+    assert resolve_now()["metadata"] is None
+    for i in range(5):  # anybody's documents, named by no declaration
+        assert client.post("/v1/metadata", json={"name": f"spam {i}"}).status_code == 201
+        assert resolve_now()["metadata"] is None
+    assert len(computed) == 1
+    # The document the declaration names changes its answer: that one invalidates.
+    assert client.post("/v1/metadata", json=document).status_code == 201
+    assert resolve_now()["metadata"] == document
+    assert len(computed) == 2
+
+
+# --- finding 9: methods, CORS, offline docs, formats ----------------------------------------
+
+
+def test_options_and_unknown_methods_say_what_is_allowed(offline: TestClient) -> None:
+    options = offline.options("/v1/resolve")
+    assert options.status_code == 204
+    assert set(options.headers["allow"].split(", ")) >= {"GET", "OPTIONS"}
+    trace = offline.request("TRACE", "/health")
+    assert trace.status_code == 405 and "GET" in trace.headers["allow"]
+    assert offline.options("/no/such/path").status_code == 404
+
+
+def test_cors_only_when_configured(offline: TestClient, tmp_path: Path) -> None:
+    origin = {"origin": "https://app.example"}
+    assert "access-control-allow-origin" not in offline.get("/health", headers=origin).headers
+    settings = Settings(home=tmp_path / "cors", cors_origins=["https://app.example"])
+    with TestClient(create_app(settings)) as client:
+        allowed = client.get("/health", headers=origin)
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        other = client.get("/health", headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = client.options(
+            "/v1/relay/declarations",
+            headers=origin | {"access-control-request-method": "POST"},
+        )
+        assert preflight.status_code == 200
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_nothing_from_elsewhere(offline: TestClient, page: str) -> None:
+    html = offline.get(page).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets, html
+    for asset in assets:
+        assert asset.startswith("/"), f"{page} loads {asset}"
+        served = offline.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    assert "fonts.googleapis" not in html and "cdn.jsdelivr" not in html
+
+
+def test_schema_describes_identifier_formats(offline: TestClient) -> None:
+    schema = offline.get("/openapi.json").json()
+
+    def parameter(path: str, name: str) -> dict[str, Any]:
+        (found,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+        return found["schema"]
+
+    assert re.fullmatch(
+        parameter("/iscc-id/{iscc_id}", "iscc_id")["pattern"], "ISCC:MAIGBISBQHSAAAAA"
+    )
+    assert re.fullmatch(
+        parameter("/v1/metadata/{metahash}", "metahash")["pattern"], "1e20" + "a" * 64
+    )
+    assert re.fullmatch(parameter("/v1/search", "iscc")["pattern"], "ISCC:AAAWKLHFPV6OPKDG")
+    declaration = schema["components"]["schemas"]["SignedDeclarationIn"]["properties"]
+    assert re.fullmatch(declaration["declarer"]["pattern"], "0x" + "ab" * 20)
+    assert not re.fullmatch(declaration["signature"]["pattern"], "0xnothex")
+
+
+# --- finding 4 (continued): fresh keys draining the relayer ---------------------------------
+
+
+def _relay_with(settings: Settings, store: Store, **update: Any) -> TestClient:
+    return TestClient(create_app(settings.model_copy(update=update), store=store))
+
+
+@pytest.mark.chain
+def test_relay_tokens_and_closed_relay(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    def signed() -> dict[str, Any]:
+        return prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+
+    with _relay_with(settings, store, relay_access="tokens", relay_tokens=["s3cret"]) as client:
+        missing = client.post("/v1/relay/declarations", json=signed())
+        assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith(
+            "Bearer"
+        )
+        wrong = client.post(
+            "/v1/relay/declarations", json=signed(), headers={"authorization": "Bearer guess"}
+        )
+        assert wrong.status_code == 401
+        sponsored = client.post(
+            "/v1/relay/declarations", json=signed(), headers={"authorization": "Bearer s3cret"}
+        )
+        assert sponsored.status_code == 200, sponsored.text
+    with _relay_with(settings, store, relay_access="closed") as client:
+        assert client.post("/v1/relay/declarations", json=signed()).status_code == 403
+
+
+@pytest.mark.chain
+def test_gas_budgets_bound_fresh_keys_and_each_declarer(
+    settings: Settings, store: Store, registry: Registry, work: Any
+) -> None:
+    alice = Account.create()
+    with _relay_with(settings, store, relay_gas_per_declarer_per_hour=100_000) as client:
+        first = prepare(registry, alice, work.iscc, work.datahash, None, "a")
+        assert client.post("/v1/relay/declarations", json=first.to_json()).status_code == 200
+        second = prepare(registry, alice, work.iscc, work.datahash, None, "b")
+        refused = client.post("/v1/relay/declarations", json=second.to_json())
+        assert (
+            refused.status_code == 429
+            and "declarer's gas budget is spent" in refused.json()["message"]
+        )
+    # Fresh keys each have a budget of their own; the relayer's total bounds them all.
+    with _relay_with(settings, store, relay_gas_per_hour=150_000) as client:
+        answers = [
+            client.post(
+                "/v1/relay/declarations",
+                json=prepare(
+                    registry, Account.create(), work.iscc, work.datahash, None, ""
+                ).to_json(),
+            )
+            for _ in range(4)
+        ]
+        statuses = [a.status_code for a in answers]
+        assert statuses[0] == 200 and statuses[-1] == 429, statuses
+        assert "relayer's gas budget is spent" in answers[-1].json()["message"]
