@@ -110,9 +110,10 @@ def test_a_reverted_batch_is_simulated_again_and_retried(
     original_transact = Registry.transact
     sent: list[int] = []
 
-    def cut_once(reg: Registry, call, sender, gas_limit=None) -> dict:
+    def cut_once(reg: Registry, call, sender, gas_limit=None, payload=None) -> dict:
         sent.append(gas_limit or 0)
-        return original_transact(reg, call, sender, 60_000 if len(sent) == 1 else gas_limit)
+        limit = 60_000 if len(sent) == 1 else gas_limit
+        return original_transact(reg, call, sender, limit, payload)
 
     monkeypatch.setattr(Registry, "transact", cut_once)
     results = relay_batch(registry, batch, payer)

@@ -117,11 +117,11 @@ def test_wallet_switched_after_the_estimate_does_not_sink_the_relayers_batch(
     original = Registry.transact
     switched: list[bool] = []
 
-    def front_run(self: Registry, call, sender, gas_limit=None) -> dict:
+    def front_run(self: Registry, call, sender, gas_limit=None, payload=None) -> dict:
         if call.fn_name == "declareBatch" and not switched:
             switched.append(True)
             _set_mode(self, wallet, BURN_GAS)
-        return original(self, call, sender, gas_limit)
+        return original(self, call, sender, gas_limit, payload)
 
     monkeypatch.setattr(Registry, "transact", front_run)
     results = relay_batch(registry, [hostile, *honest], payer)
