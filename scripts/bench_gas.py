@@ -5,15 +5,15 @@ Usage: .venv/bin/python scripts/bench_gas.py [--n 16] [--rounds 4] [--quick]
 Both contracts get the same payload: a 4-unit ISCC-CODE (Meta, Text, Data, Instance: 34 bytes),
 datahash, metahash and a 42-character gateway; EAS through a schema of the same four fields,
 deployed by this script from the npm package @ethereum-attestation-service/eas-contracts.
-Figures are receipts' `gasUsed` per declaration (batches: the transaction's gas divided by its size; sealed batches: commitment and
-reveal together). A declarer's nonces take one storage slot per four, so a "fresh" signer is one
-whose declaration opens a slot (its first, fifth, ... nonce) and a "repeat" signer one whose
-slot exists (nonces 1-3 of the slot); EAS's delegated nonce counter is fresh on an attester's
-first attestation. The two are separate rows, never averaged. "floor" is what the design cannot
-avoid: the Declared event (log base, topics, data bytes as emitted) plus the storage writes
-(the nonce lane: 22,100 fresh, 5,000 repeat; `lastTimestamp`: 5,000 per transaction; a sealed
-commitment's slot 22,100 and Committed event per commitment), without the 21,000 transaction
-base and calldata.
+Figures are receipts' `gasUsed` per declaration (batches: the transaction's gas divided by its
+size; sealed batches: commitment and reveal together). A declarer's nonces take one storage slot
+per four, so a "fresh" signer is one whose declaration opens a slot (its first, fifth, ...
+nonce) and a "repeat" signer one whose slot exists (nonces 1-3 of the slot); EAS's delegated
+nonce counter is fresh on an attester's first attestation. The two are separate rows, never
+averaged. "floor" is what the design cannot avoid: the Declared event (log base, topics, data
+bytes as emitted) plus the storage writes (the nonce lane: 22,100 fresh, 5,000 repeat;
+`lastTimestamp`: 5,000 per transaction; a sealed commitment's slot 22,100 and Committed event
+per commitment), without the 21,000 transaction base and calldata.
 """
 
 from __future__ import annotations
