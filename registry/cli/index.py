@@ -92,7 +92,8 @@ def _index(
 ) -> None:
     from registry.chain.deployment import Deployment
     from registry.chain.networks import index_confirmations
-    from registry.index.follower import SyncReport, open_when_reachable
+    from registry.index.report import SyncReport
+    from registry.index.waiting import open_when_reachable
     from registry.ledger.indexer import Indexer
 
     stop = threading.Event()

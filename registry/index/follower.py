@@ -8,26 +8,26 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
 
 from web3 import HTTPProvider
 
 from registry.chain.contract import Registry
-from registry.chain.deployment import Deployment
 from registry.defaults import DEFER_LOOKUPS_AFTER
 from registry.errors import ChainUnavailable
 from registry.index.backoff import MAX_DELAY_S, Backoff
 from registry.index.events import EventDecoder
 from registry.index.node import Node, RangeTooLarge, RateLimited, endpoint_of
 from registry.index.ranges import READ_AHEAD, Range, RangeReader, Reorg
+from registry.index.reorg import common_ancestor
+from registry.index.report import AfterSync, Progress, SyncReport
+from registry.index.waiting import pause
 from registry.store.store import CheckpointMoved, Store
 
-__all__ = ["AfterSync", "Follower", "SyncReport", "open_when_reachable"]
+__all__ = ["Follower"]
 
 log = logging.getLogger(__name__)
 
@@ -42,71 +42,8 @@ DETECT_EVERY_S = 60.0
 # detection queries the new rows: autovacuum analyses a table only a minute or more after it grew,
 # and a planner that still believes `declarations` is empty scans it for every lookup.
 ANALYZE_AFTER = 10_000
-# While waiting for a new head, how often `stop` is looked at.
-WAKE_CHECK_S = 0.2
 # A reorg seen this many times in a row without anything to roll back is the node's problem.
 MAX_STALLS = 3
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What one sync did: the block range it indexed, the events it stored, the reorgs it undid."""
-
-    from_block: int
-    to_block: int
-    head: int
-    events_seen: int
-    events_new: int
-    events_rolled_back: int
-    seconds: float
-    # Part of `seconds` spent in conflict detection (registry.ledger.conflicts).
-    detect_seconds: float = 0.0
-    # Part of `seconds` spent building the lookup indexes a catch-up had deferred.
-    index_seconds: float = 0.0
-
-    @property
-    def blocks(self) -> int:
-        return max(0, self.to_block - self.from_block + 1)
-
-    @property
-    def lag(self) -> int:
-        """Blocks between the chain head and what is indexed (confirmations included)."""
-        return max(0, self.head - self.to_block)
-
-    @property
-    def events_per_second(self) -> float:
-        """Events stored per second of indexing (conflict detection's time left out)."""
-        indexing = self.seconds - self.detect_seconds
-        return self.events_new / indexing if indexing > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "from_block": self.from_block,
-            "to_block": self.to_block,
-            "head": self.head,
-            "lag": self.lag,
-            "blocks": self.blocks,
-            "events_seen": self.events_seen,
-            "events_new": self.events_new,
-            "events_rolled_back": self.events_rolled_back,
-            "seconds": round(self.seconds, 3),
-            "detect_seconds": round(self.detect_seconds, 3),
-            "index_seconds": round(self.index_seconds, 3),
-            "events_per_second": round(self.events_per_second, 1),
-        }
-
-
-Progress = Callable[[SyncReport], None]
-
-
-class AfterSync(Protocol):
-    """Work that follows the store: run after the ranges a sync stored (at most every
-    DETECT_EVERY_S seconds during a long catch-up), reset after a rollback. The ledger's
-    conflict detection is one (registry.ledger.indexer)."""
-
-    def run(self) -> None: ...
-
-    def reset(self) -> None: ...
 
 
 def _discard(reads: deque[tuple[int, Future[Range]]]) -> None:
@@ -355,43 +292,13 @@ class Follower:
         log.warning("chain reorganised: rolled back to %s, %d events undone", where, removed)
         return ancestor, removed
 
-    def _on_chain(self, block: tuple[int, bytes], head: int) -> bool:
-        header = self.node.header(block[0]) if block[0] <= head else None
-        return header is not None and header.hash == block[1]
-
     def _common_ancestor(self, head: int) -> tuple[int, bytes] | None:
-        """The newest recorded block that is still on the chain (None: none is), in O(log n)
-        node calls.
-
-        "Nothing is recorded at or below x, or the newest recorded block there is on the chain"
-        holds for every x below the fork point and for none above it (a block's hash commits
-        to all its ancestors), so galloping down from the newest record and then bisecting
-        finds the fork point.
-        """
-        at_or_below = partial(self.store.block_at_or_below, self.chain_id, self.contract)
-
-        def before_fork(x: int) -> bool:
-            block = at_or_below(x)
-            return block is None or self._on_chain(block, head)
-
-        top = at_or_below(head)
-        if top is None or self._on_chain(top, head):
-            return top
-        # Nothing is recorded below the deployment block.
-        floor = self.registry.deployment.block - 1
-        high, step = top[0], 1
-        while True:
-            low = max(high - step, floor)
-            if low == floor or before_fork(low):
-                break
-            high, step = low, step * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            if before_fork(middle):
-                low = middle
-            else:
-                high = middle
-        return at_or_below(low)
+        return common_ancestor(
+            partial(self.store.block_at_or_below, self.chain_id, self.contract),
+            self.node,
+            head,
+            floor=self.registry.deployment.block - 1,
+        )
 
     def follow(
         self,
@@ -421,40 +328,4 @@ class Follower:
                 stop.wait(delay)
                 continue
             backoff.reset()
-            _pause(stop, wake, poll_interval)
-
-
-def _pause(stop: threading.Event, wake: threading.Event | None, seconds: float) -> None:
-    """Wait `seconds`, or until `stop` or `wake` is set."""
-    if wake is None:
-        stop.wait(seconds)
-        return
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and not wake.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        # `stop` is looked at every WAKE_CHECK_S: one thread cannot block on two events.
-        wake.wait(min(left, WAKE_CHECK_S))
-    wake.clear()
-
-
-def open_when_reachable(
-    deployment: Deployment,
-    rpc_url: str | None,
-    stop: threading.Event,
-    on_wait: Callable[[str, float], None] | None = None,
-) -> Registry | None:
-    """Open the registry, waiting with capped, jittered backoff while its node does not answer
-    (or does not have the contract yet); None if `stop` is set first. An indexer started before
-    its node needs no supervisor to start it again."""
-    backoff = Backoff(first=0.2, cap=MAX_BACKOFF_S)
-    while not stop.is_set():
-        try:
-            return Registry.open(deployment, rpc_url)
-        except ChainUnavailable as exc:
-            delay = backoff.next()
-            if on_wait is not None:
-                on_wait(str(exc), delay)
-            stop.wait(delay)
-    return None
+            pause(stop, wake, poll_interval)

@@ -20,7 +20,8 @@ from registry.chain.iscc_id import IsccId
 from registry.errors import ChainUnavailable
 from registry.index import follower as follower_module
 from registry.index import ranges as ranges_module
-from registry.index.follower import Follower, SyncReport
+from registry.index.follower import Follower
+from registry.index.report import SyncReport
 from registry.ledger.indexer import Indexer
 from registry.store.schema import conflict_queue, declarations
 from registry.store.store import Store

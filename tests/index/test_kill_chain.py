@@ -40,7 +40,7 @@ from sqlalchemy import inspect
 from registry.chain.contract import Registry
 from registry.chain.devnet import free_port
 from registry.cli import main
-from registry.index.follower import SyncReport
+from registry.index.report import SyncReport
 from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
