@@ -336,7 +336,8 @@ def main() -> None:
         "--quick", action="store_true", help="every scenario once (checks the script works)"
     )
     args = parser.parse_args()
-    n, rounds = (2, 1) if args.quick else (args.n, args.rounds)
+    # Two rounds: a fresh and a repeat nonce for every row.
+    n, rounds = (4, 2) if args.quick else (args.n, args.rounds)
     with tempfile.TemporaryDirectory() as home:
         devnet = Devnet(Path(home), free_port(), PROJECT_ROOT)
         try:

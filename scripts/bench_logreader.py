@@ -87,7 +87,8 @@ def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 "blockNumber": hex(block),
                 "blockTimestamp": hex(1_700_000_000 + block),
                 "address": contract,
-                "data": "0x" + abi_encode(data_types, [raw, metahash, gateway]).hex(),
+                # Contract v2: the record handle (here the nonce) and no commitment (plain).
+                "data": "0x" + abi_encode(data_types, [raw, metahash, gateway, n, 0]).hex(),
                 "topics": [
                     topic0,
                     "0x" + body.to_bytes(32, "big").hex(),

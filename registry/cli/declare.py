@@ -204,7 +204,9 @@ def declare(
             gateway=gateway,
             publish=_publisher(settings, None),
         )
-        _print_declared(declared.to_dict(), declared.receipt.declarer, json_out)
+        _print_declared(
+            declared.to_dict(), declared.receipt.declarer, json_out, registry.deployment.chain_id
+        )
         return
     declared = declare_file(
         registry,

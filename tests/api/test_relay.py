@@ -139,12 +139,14 @@ def test_a_deadline_at_the_latest_blocks_time_is_refused(
     and the relay refuses it up front."""
     creator = Account.create()
     latest = registry.w3.eth.get_block("latest")["timestamp"]
-    declaration = Declaration.create(work.iscc, work.datahash, None, "", nonce=0, deadline=latest)
+    declaration = Declaration.create(
+        creator.address, work.iscc, work.datahash, None, "", nonce=0, deadline=latest
+    )
     answer = _post(client, sign(declaration, domain_of(registry), creator).to_json(), wait=0)
     assert answer.status_code == 400, answer.text
     assert f"deadline {latest} has passed" in answer.json()["message"]
 
-    revoke = make_action("revoke", 1 << 12, nonce=1, deadline=latest)
+    revoke = make_action("revoke", 1 << 12, actions=0, deadline=latest)
     signed = sign_action(revoke, domain_of(registry), creator)
     refused = client.post("/v1/relay/actions", json=signed.to_json(), params={"wait": 0})
     assert refused.status_code == 400, refused.text
