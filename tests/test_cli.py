@@ -311,3 +311,18 @@ def test_a_video_without_frames_is_explained(home: Path, tmp_path: Path) -> None
     )  # fmt: skip
     proc = run(home, "gen", str(empty))
     assert_clean_error(proc, "empty.mkv", "empty or cut short")
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run(home, "serve", "--port", str(port))
+    assert_clean_error(proc, f"cannot listen on 127.0.0.1:{port}")
+    assert "serving" not in proc.stderr + proc.stdout
+    out_of_range = run(home, "serve", "--port", "99999")
+    assert out_of_range.returncode != 0 and "65535" in out_of_range.stderr
+    assert "serving" not in out_of_range.stderr

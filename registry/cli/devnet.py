@@ -113,7 +113,7 @@ def serve(
     host: Annotated[
         str, typer.Option(metavar="ADDRESS", help="Address to listen on")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     index: Annotated[
         bool,
         typer.Option(
@@ -134,6 +134,7 @@ def serve(
         raise InputError("--workers > 1 needs --no-index (run `iscc-registry index --follow`)")
     settings = get_settings()
     open_store(settings).close()  # fail here, with one line, if the store cannot be opened
+    _check_address(host, port)
     err.print(f"serving on http://{host}:{port} (OpenAPI at /docs)")
     if workers > 1:
         server.run(settings, "registry.api.app:app_from_env", host, port, workers)
@@ -141,6 +142,25 @@ def serve(
     from registry.api import create_app
 
     server.run(settings, create_app(settings, follow=index), host, port)
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on (taken, or not this
+    machine's), before saying it serves there; uvicorn would report it after start-up only."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: an address in TIME_WAIT is free, one a server listens on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()
