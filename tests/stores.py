@@ -24,14 +24,20 @@ BACKENDS = ["sqlite", "postgresql"]
 PG_URL_VAR = "ISCC_REGISTRY_TEST_PG_URL"
 
 
-def pg_server_url() -> str:
-    url = os.environ.get(PG_URL_VAR)
-    if url:
-        return url
-    message = f"{PG_URL_VAR} is unset: run scripts/test.sh, which starts a PostgreSQL server"
+def required_env(variable: str, why: str) -> str:
+    """An environment variable scripts/test.sh sets: without it the test fails in CI and is
+    skipped, with that reason, only when CI is unset."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    message = f"{variable} is unset: {why}"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(f"not in CI (CI unset) and {message}")
+
+
+def pg_server_url() -> str:
+    return required_env(PG_URL_VAR, "run scripts/test.sh, which starts a PostgreSQL server")
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stores import required_env
 
 from registry.config import PROJECT_ROOT
 
@@ -28,16 +29,6 @@ NEEDS_POSTGRESQL = {"bench_conflicts.py", "bench_index.py"}
 NEEDS_SDK = {"bench_iscc.py"}
 
 
-def _required(variable: str, why: str) -> str:
-    value = os.environ.get(variable)
-    if value:
-        return value
-    message = f"{variable} is unset: {why}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(f"not in CI (CI unset) and {message}")
-
-
 def test_every_benchmark_script_is_run_here() -> None:
     assert SCRIPTS and all((PROJECT_ROOT / "scripts" / name).is_file() for name in SCRIPTS)
 
@@ -47,11 +38,14 @@ def test_quick_mode_runs(script: str, tmp_path: Path) -> None:
     args = [sys.executable, str(PROJECT_ROOT / "scripts" / script), "--quick"]
     env = {**os.environ}
     if script in NEEDS_POSTGRESQL:
-        env["ISCC_REGISTRY_TEST_PG_URL"] = _required(
+        env["ISCC_REGISTRY_TEST_PG_URL"] = required_env(
             "ISCC_REGISTRY_TEST_PG_URL", "scripts/test.sh starts a PostgreSQL server"
         )
     if script in NEEDS_SDK:
-        args += ["--sdk", _required("ISCC_SDK_PYTHON", "scripts/test.sh builds the iscc-sdk venv")]
+        args += [
+            "--sdk",
+            required_env("ISCC_SDK_PYTHON", "scripts/test.sh builds the iscc-sdk venv"),
+        ]
     run = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, f"{script} --quick failed:\n{run.stderr[-3000:]}"
     assert "Traceback" not in run.stderr
