@@ -40,3 +40,11 @@ class TransactionLost(RegistryError):
 
 class InsufficientFunds(RegistryError):
     """The account that must pay for a transaction has too little ether."""
+
+
+class NotFound(RegistryError):
+    """Nothing is known under the identifier asked for (a case, a subscription, a declaration)."""
+
+
+class Forbidden(RegistryError):
+    """The caller may not do this: a wrong secret, or a limit on what one party may hold."""

@@ -10,9 +10,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
     ChainUnavailable,
+    Forbidden,
     InputError,
     InvalidCode,
     InvalidDeclaration,
+    NotFound,
     RegistryError,
     StoreError,
     UnsupportedMedia,
@@ -30,10 +32,6 @@ __all__ = [
     "UploadTooLarge",
     "install_error_handlers",
 ]
-
-
-class NotFound(RegistryError):
-    """The thing asked for is not in the index."""
 
 
 class UploadTooLarge(InputError):
@@ -89,6 +87,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (RateLimited, 429, "rate-limited"),
     (RelayUnauthorized, 401, "relay-token-required"),
     (RelayForbidden, 403, "relay-closed"),
+    (Forbidden, 403, "forbidden"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
     (UnsupportedMedia, 415, "unsupported-media"),

@@ -11,11 +11,14 @@ from registry.store.schema import (
     HOT_CHILDREN,
     conflict_queue,
     conflicts,
+    deliveries,
     meta,
     metadata,
     metadata_docs,
+    notices,
     segment_sources,
     segments,
+    subscriptions,
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "stored_version"]
@@ -123,6 +126,12 @@ def _v8_contract_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE declarations ADD COLUMN committed_at BIGINT"))
 
 
+def _v10_notifications(conn: Connection) -> None:
+    """v10 -> v11: webhook subscriptions, the notices of case changes and their outbox."""
+    for table in (notices, subscriptions, deliveries):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_ownership,
     _v2_metadata,
@@ -132,6 +141,7 @@ MIGRATIONS: list[Migration] = [
     _v6_unchecked_children,
     _v7_events_by_position,
     _v8_contract_v2,
+    _v10_notifications,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"
