@@ -40,3 +40,13 @@ class TransactionLost(RegistryError):
 
 class InsufficientFunds(RegistryError):
     """The account that must pay for a transaction has too little ether."""
+
+
+class InvalidTerms(InputError):
+    """Licence terms (territories, uses, conditions, a term, a DDEX deal) that cannot be used:
+    an unknown code or name, an end before the start, or a deal our vocabulary cannot say."""
+
+
+class InvalidNote(RegistryError):
+    """A signed note (usage report, case response) is malformed or its signature does not
+    verify for the domain it is checked against."""
