@@ -48,3 +48,13 @@ class NotFound(RegistryError):
 
 class Forbidden(RegistryError):
     """The caller may not do this: a wrong secret, or a limit on what one party may hold."""
+
+
+class InvalidTerms(InputError):
+    """Licence terms (territories, uses, conditions, a term, a DDEX deal) that cannot be used:
+    an unknown code or name, an end before the start, or a deal our vocabulary cannot say."""
+
+
+class InvalidNote(RegistryError):
+    """A signed note (usage report, case response) is malformed or its signature does not
+    verify for the domain it is checked against."""
