@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     """Origins browsers may call the API from (JSON list; ["*"] for any); empty: no CORS."""
 
+    notes_per_client_per_min: float = Field(60, gt=0)
+    """Signed notes (usage reports, case responses) one client address may post per minute,
+    valid or not (each costs a signature check)."""
+    notes_per_signer_per_min: float = Field(30, gt=0)
+    """Signed notes accepted per signer and minute, charged once the signature verified."""
     webhook_allow_private: bool = False
     """Whether webhook URLs may point at loopback, private, link-local or other non-public
     addresses; off, so a subscriber cannot make the service probe its own network."""

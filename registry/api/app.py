@@ -15,6 +15,7 @@ from registry.api import (
     conflicts,
     declare,
     health,
+    ledger,
     metadata,
     notifications,
     relay,
@@ -144,6 +145,9 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.health_threads = None
     app.state.event_feed = feed
+    app.state.note_policy = ledger.NotePolicy(
+        settings.notes_per_client_per_min, settings.notes_per_signer_per_min
+    )
     app.state.relay_policy = RelayPolicy(
         settings, state.deployment.chain_id if state.deployment else None
     )
@@ -178,6 +182,7 @@ def create_app(
     app.include_router(metadata.router)
     app.include_router(relay.router)
     app.include_router(declare.router)
+    app.include_router(ledger.router)
     app.include_router(notifications.router)
     app.include_router(health.router)
     install_pages(app)

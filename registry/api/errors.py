@@ -19,6 +19,7 @@ from registry.errors import (
     StoreError,
     UnsupportedMedia,
 )
+from registry.ledger.cases import CaseNotFound, IllegalTransition, NotAParty, ReplayedResponse
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -80,6 +81,10 @@ class ErrorBody(BaseModel):
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
+    (CaseNotFound, 404, "not-found"),
+    (NotAParty, 403, "not-a-party"),
+    (IllegalTransition, 409, "illegal-transition"),
+    (ReplayedResponse, 409, "replayed"),
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
     (UploadTooLarge, 413, "too-large"),

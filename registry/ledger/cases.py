@@ -229,9 +229,7 @@ def _step(
     signed: SignedBy | None,
 ) -> str:
     """Take one step of a case, checked; returns the new state."""
-    row = conn.execute(
-        select(cases.c.state).where(cases.c.id == case_id).with_for_update()
-    ).first()
+    row = conn.execute(select(cases.c.state).where(cases.c.id == case_id).with_for_update()).first()
     if row is None:
         raise CaseNotFound(f"no case {case_id}")
     actor = REGISTRY

@@ -186,7 +186,8 @@ def collect(store: Store) -> int:
                 kind=case["kind"],
                 works=works,
                 parties=parties,
-                case=case,
+                # The case as this step left it, not as it is by the time of collecting.
+                case={**case, "state": event.state},
                 event={
                     "seq": int(event.seq),
                     "at": int(event.at),

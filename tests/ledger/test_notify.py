@@ -4,6 +4,7 @@ delivery loop, the outbox's leases, and the defences against a hostile subscribe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -13,12 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import ledger_data
 import pytest
 from sqlalchemy import select
 
 from registry.config import Settings
 from registry.errors import Forbidden, InputError, NotFound
-from registry.ledger import notify, webhooks
+from registry.ledger import cases, notify, webhooks
 from registry.ledger.notify import Deliverer, DeliveryPolicy
 from registry.store.schema import deliveries
 from registry.store.store import Store
@@ -50,7 +52,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.arrived.append(Arrival(self.path, dict(self.headers.items()), body))
                 if receiver.delay_s:
@@ -63,10 +65,9 @@ class Receiver:
                 payload = b"receiver says no " + receiver.extra
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                try:
+                # The sender may stop reading early, as it should.
+                with contextlib.suppress(OSError):
                     self.wfile.write(payload)
-                except OSError:
-                    pass  # the sender stopped reading, as it should
 
             def log_message(self, *_args: Any) -> None:
                 pass
@@ -401,3 +402,35 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"not within {seconds:.0f} s")
         time.sleep(0.05)
+
+
+def test_opened_and_answered_cases_reach_subscribers_of_their_work(
+    store: Store, settings: Settings, receiver: Callable[..., Receiver]
+) -> None:
+    """From the cases' own event log: the case of a detected conflict opens, a party disputes
+    it; both steps are announced once, to the subscribers whose filters match."""
+    hook, elsewhere = receiver(), receiver()
+    notify.subscribe(store, settings, hook.url, "10.0.0.7", work=ledger_data.WORK)
+    notify.subscribe(store, settings, elsewhere.url, "10.0.0.7", work=ledger_data.OTHER_WORK)
+    clash = ledger_data.exclusive_clash(store)
+    assert notify.collect(store) == 1
+    assert notify.collect(store) == 0
+    signed = cases.SignedBy(
+        ledger_data.RIVAL, ledger_data.JAN_2025 + 60, b"\x01" * 65, b"\x02" * 32
+    )
+    cases.dispute(
+        store, clash.case_id, signed, "my licence came first", now=ledger_data.JAN_2025 + 60
+    )
+    assert notify.collect(store) == 1
+    Deliverer(store, POLICY).deliver_due()
+    opened, disputed = (json.loads(a.body) for a in hook.arrived)
+    assert opened["type"] == "case.opened" and disputed["type"] == "case.changed"
+    assert opened["case"]["id"] == disputed["case"]["id"] == clash.case_id
+    assert opened["case"]["state"] == "open" and disputed["case"]["state"] == "disputed"
+    assert disputed["event"]["actor"] == ledger_data.RIVAL
+    assert disputed["event"]["note"] == "my licence came first"
+    assert opened["case"]["works"] == [ledger_data.WORK]
+    assert ledger_data.LICENSEE in opened["case"]["parties"]
+    assert [n["id"] for n in notify.notices_after(store, 0)] == [opened["id"], disputed["id"]]
+    assert notify.notices_after(store, opened["id"]) == [disputed]
+    assert elsewhere.arrived == []

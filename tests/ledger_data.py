@@ -1,0 +1,148 @@
+"""Licence ledger rows for interface tests (API, CLI, pages, notifications): grants written
+through the store's own event path, and a licence conflict with its case opened by the cases
+module, so the interfaces read exactly what the indexer would have written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from sqlalchemy import insert
+
+from registry.chain.iscc_id import IsccId
+from registry.chain.licence_events import GrantedEvent, TerminatedEvent
+from registry.ledger import cases
+from registry.ledger.terms import Use
+from registry.store.licences import apply_licence_events
+from registry.store.schema import licence_conflicts
+from registry.store.store import Store
+
+CHAIN = 31337
+CONTRACT = "0x" + "12" * 20
+GRANTOR = to_checksum_address("0x" + "a1" * 20)
+RIVAL = to_checksum_address("0x" + "b0" * 20)
+LICENSEE = to_checksum_address("0x" + "c2" * 20)
+STRANGER = to_checksum_address("0x" + "d3" * 20)
+WORK = str(IsccId((1_700_000_000_000_000 << 12) | 7, 0))
+OTHER_WORK = str(IsccId((1_700_000_100_000_000 << 12) | 7, 0))
+JAN_2025 = 1_735_689_600
+JAN_2026 = 1_767_225_600
+
+
+def grant_id(grantor: str, nonce: int) -> str:
+    return "0x" + keccak(bytes.fromhex(grantor[2:]).rjust(32, b"\0") + nonce.to_bytes(32)).hex()
+
+
+def granted(
+    grantor: str,
+    nonce: int,
+    *,
+    work: str = WORK,
+    licensee: str | None = None,
+    territories: tuple[str, ...] = ("AT", "DE"),
+    worldwide: bool = False,
+    uses: int = int(Use.SVOD),
+    start: int = JAN_2025,
+    end: int = JAN_2026,
+    exclusive: bool = False,
+    sublicensable: bool = False,
+    block: int = 10,
+) -> GrantedEvent:
+    return GrantedEvent(
+        block,
+        hashlib.sha256(f"block {block}".encode()).digest(),
+        hashlib.sha256(f"tx {grantor} {nonce}".encode()).digest(),
+        nonce % 100,
+        JAN_2025 - 86_400,
+        grant_id=grant_id(grantor, nonce),
+        iscc_id=IsccId.parse(work),
+        grantor=grantor,
+        licensee=licensee,
+        parent=None,
+        territories=territories,
+        worldwide=worldwide,
+        uses=uses,
+        conditions=1,
+        start=start,
+        end=end,
+        exclusive=exclusive,
+        sublicensable=sublicensable,
+        terms_url="https://example.org/terms",
+        terms_hash="0x" + "ee" * 32,
+        nonce=nonce,
+    )
+
+
+def terminated(grant: GrantedEvent, by: str, block: int = 20) -> TerminatedEvent:
+    return TerminatedEvent(
+        block,
+        hashlib.sha256(f"block {block}".encode()).digest(),
+        hashlib.sha256(f"end {grant.grant_id}".encode()).digest(),
+        0,
+        JAN_2025 + 86_400,
+        grant_id=grant.grant_id,
+        by=by,
+    )
+
+
+def store_events(store: Store, *events: Any) -> None:
+    with store._write() as conn:
+        apply_licence_events(conn, CHAIN, CONTRACT, list(events))
+
+
+@dataclass(frozen=True)
+class Ledger:
+    exclusive: GrantedEvent
+    rival: GrantedEvent
+    case_id: str
+    conflict_id: int
+
+
+def exclusive_clash(store: Store, now: int = JAN_2025) -> Ledger:
+    """An exclusive SVOD licence in DE and AT for 2025 to LICENSEE by GRANTOR, a public
+    worldwide SVOD and AVOD licence by RIVAL, and the exclusive_overlap conflict between them
+    with its case (parties: both grantors and the licensee)."""
+    exclusive = granted(GRANTOR, 1, licensee=LICENSEE, exclusive=True, sublicensable=True)
+    rival = granted(
+        RIVAL, 2, territories=(), worldwide=True, uses=int(Use.SVOD | Use.AVOD), end=0, block=11
+    )
+    store_events(store, exclusive, rival)
+    overlap = {
+        "territories": {"worldwide": False, "codes": ["AT", "DE"]},
+        "uses": ["svod"],
+        "period": {"start": JAN_2025, "end": JAN_2026},
+        "text": "SVOD in AT, DE, 2025-01-01 to 2026-01-01",
+    }
+    with store._write() as conn:
+        conflict_id = conn.execute(
+            insert(licence_conflicts)
+            .values(
+                chain_id=CHAIN,
+                contract=CONTRACT,
+                kind="exclusive_overlap",
+                key=f"exclusive_overlap|{exclusive.grant_id}|{rival.grant_id}",
+                grant_id=exclusive.grant_id,
+                other_grant_id=rival.grant_id,
+                iscc_id=WORK,
+                other_iscc_id=WORK,
+                overlap=json.dumps(overlap),
+                evidence=json.dumps({"exclusive": exclusive.grant_id}),
+                ends_at=JAN_2026,
+                found_block=11,
+                found_at=now,
+            )
+            .returning(licence_conflicts.c.id)
+        ).scalar_one()
+        case_id = cases.open_case(
+            conn,
+            chain_id=CHAIN,
+            contract=CONTRACT,
+            conflict_id=conflict_id,
+            kind="exclusive_overlap",
+            parties=[(GRANTOR, "grantor"), (RIVAL, "grantor"), (LICENSEE, "licensee")],
+            now=now,
+        )
+    return Ledger(exclusive, rival, case_id, int(conflict_id))
