@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ STRANGER = to_checksum_address("0x" + "d3" * 20)
 WORK = str(IsccId((1_700_000_000_000_000 << 12) | 7, 0))
 OTHER_WORK = str(IsccId((1_700_000_100_000_000 << 12) | 7, 0))
 JAN_2025 = 1_735_689_600
-JAN_2026 = 1_767_225_600
+JAN_2030 = 1_893_456_000
 
 
 def grant_id(grantor: str, nonce: int) -> str:
@@ -46,7 +47,7 @@ def granted(
     worldwide: bool = False,
     uses: int = int(Use.SVOD),
     start: int = JAN_2025,
-    end: int = JAN_2026,
+    end: int = JAN_2030,
     exclusive: bool = False,
     sublicensable: bool = False,
     block: int = 10,
@@ -101,10 +102,11 @@ class Ledger:
     conflict_id: int
 
 
-def exclusive_clash(store: Store, now: int = JAN_2025) -> Ledger:
-    """An exclusive SVOD licence in DE and AT for 2025 to LICENSEE by GRANTOR, a public
+def exclusive_clash(store: Store, now: int | None = None) -> Ledger:
+    """An exclusive SVOD licence in DE and AT for 2025 to 2029 to LICENSEE by GRANTOR, a public
     worldwide SVOD and AVOD licence by RIVAL, and the exclusive_overlap conflict between them
-    with its case (parties: both grantors and the licensee)."""
+    with its case (parties: both grantors and the licensee), opened `now` (default: now)."""
+    now = int(time.time()) if now is None else now
     exclusive = granted(GRANTOR, 1, licensee=LICENSEE, exclusive=True, sublicensable=True)
     rival = granted(
         RIVAL, 2, territories=(), worldwide=True, uses=int(Use.SVOD | Use.AVOD), end=0, block=11
@@ -113,8 +115,8 @@ def exclusive_clash(store: Store, now: int = JAN_2025) -> Ledger:
     overlap = {
         "territories": {"worldwide": False, "codes": ["AT", "DE"]},
         "uses": ["svod"],
-        "period": {"start": JAN_2025, "end": JAN_2026},
-        "text": "SVOD in AT, DE, 2025-01-01 to 2026-01-01",
+        "period": {"start": JAN_2025, "end": JAN_2030},
+        "text": "SVOD in AT, DE, 2025-01-01 to 2030-01-01",
     }
     with store._write() as conn:
         conflict_id = conn.execute(
@@ -130,7 +132,7 @@ def exclusive_clash(store: Store, now: int = JAN_2025) -> Ledger:
                 other_iscc_id=WORK,
                 overlap=json.dumps(overlap),
                 evidence=json.dumps({"exclusive": exclusive.grant_id}),
-                ends_at=JAN_2026,
+                ends_at=JAN_2030,
                 found_block=11,
                 found_at=now,
             )

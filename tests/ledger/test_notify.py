@@ -418,9 +418,7 @@ def test_opened_and_answered_cases_reach_subscribers_of_their_work(
     signed = cases.SignedBy(
         ledger_data.RIVAL, ledger_data.JAN_2025 + 60, b"\x01" * 65, b"\x02" * 32
     )
-    cases.dispute(
-        store, clash.case_id, signed, "my licence came first", now=ledger_data.JAN_2025 + 60
-    )
+    cases.dispute(store, clash.case_id, signed, "my licence came first")
     assert notify.collect(store) == 1
     Deliverer(store, POLICY).deliver_due()
     opened, disputed = (json.loads(a.body) for a in hook.arrived)
