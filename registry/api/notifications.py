@@ -241,29 +241,44 @@ def _frame(notice: dict[str, Any]) -> bytes:
 
 async def _stream(
     feed: EventFeed,
-    client: str,
     last_id: int,
     case_id: str | None,
     work: str | None,
     kind: str | None,
 ) -> AsyncIterator[bytes]:
-    try:
-        # How long a browser's EventSource waits before it reconnects (with Last-Event-ID).
-        yield b"retry: 3000\n\n"
-        while not feed.closing:
-            found = await anyio.to_thread.run_sync(notify.notices_after, feed.store, last_id, BATCH)
-            for notice in found:
-                last_id = notice["id"]
-                if _matches(notice, case_id, work, kind):
-                    yield _frame(notice)
-            if len(found) == BATCH:
-                continue
-            if not await feed.wait_beyond(last_id, KEEPALIVE_S):
-                # A comment line: keeps proxies from closing an idle stream, and a write is
-                # how a client that went away is noticed.
-                yield b": keepalive\n\n"
-    finally:
-        feed.leave(client)
+    # How long a browser's EventSource waits before it reconnects (with Last-Event-ID).
+    yield b"retry: 3000\n\n"
+    while not feed.closing:
+        found = await anyio.to_thread.run_sync(notify.notices_after, feed.store, last_id, BATCH)
+        for notice in found:
+            last_id = notice["id"]
+            if _matches(notice, case_id, work, kind):
+                yield _frame(notice)
+        if len(found) == BATCH:
+            continue
+        if not await feed.wait_beyond(last_id, KEEPALIVE_S):
+            # A comment line keeps proxies from closing an idle stream.
+            yield b": keepalive\n\n"
+
+
+class _EventStream(StreamingResponse):
+    """A stream that gives its place back however it ends: finished, failed, or cancelled
+    when the client goes away (the generator may never see that itself)."""
+
+    def __init__(self, feed: EventFeed, client: str, content: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.feed = feed
+        self.client = client
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.feed.leave(self.client)
 
 
 def feed_of(request: Request) -> EventFeed:
@@ -324,8 +339,4 @@ async def events(
     except BaseException:
         feed.leave(client)
         raise
-    return StreamingResponse(
-        _stream(feed, client, start, case_id, work, kind),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _EventStream(feed, client, _stream(feed, start, case_id, work, kind))
