@@ -58,3 +58,9 @@ class InvalidTerms(InputError):
 class InvalidNote(RegistryError):
     """A signed note (usage report, case response) is malformed or its signature does not
     verify for the domain it is checked against."""
+
+
+class InvalidGrant(RegistryError):
+    """A licence grant or termination the licence ledger refuses (or would refuse): a bad
+    signature, a spent nonce, a passed deadline, a grant already terminated, a stranger
+    terminating, malformed terms."""

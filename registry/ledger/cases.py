@@ -59,7 +59,9 @@ __all__ = [
     "acknowledge",
     "case_id_of",
     "close_for_conflict",
+    "conflict_dict",
     "dispute",
+    "expire_cases",
     "expire_due",
     "get_case",
     "list_cases",
@@ -294,7 +296,8 @@ def close_for_conflict(
     return _step(conn, row.id, action, now, reason, None)
 
 
-def _expire(conn: Connection, now: int) -> int:
+def expire_cases(conn: Connection, now: int) -> int:
+    """Expire the open cases past their deadline inside the caller's transaction."""
     due = conn.execute(
         select(cases.c.id).where(cases.c.state == OPEN, cases.c.deadline <= now).with_for_update()
     ).scalars()
@@ -311,7 +314,7 @@ def _expire(conn: Connection, now: int) -> int:
 def expire_due(store: Store, now: int | None = None) -> int:
     """Expire every open case past its deadline; returns how many."""
     with store._write() as conn:
-        return _expire(conn, _now(now))
+        return expire_cases(conn, _now(now))
 
 
 def _party_step(
@@ -321,7 +324,7 @@ def _party_step(
     case_id = _case_id(case_id)
     with store._write() as conn:
         # A deadline passed before this answer arrived: the case expired first.
-        _expire(conn, when)
+        expire_cases(conn, when)
         return _step(conn, case_id, action, when, note, signed)
 
 
@@ -424,7 +427,7 @@ def get_case(store: Store, case_id: str, now: int | None = None) -> dict[str, An
     case past its deadline is expired first."""
     case_id = _case_id(case_id)
     with store._write() as conn:
-        _expire(conn, _now(now))
+        expire_cases(conn, _now(now))
     with store._read() as conn:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if row is None:
@@ -473,6 +476,6 @@ def list_cases(
     if state is not None:
         query = query.where(cases.c.state == state)
     with store._write() as conn:
-        _expire(conn, _now(now))
+        expire_cases(conn, _now(now))
     with store._read() as conn:
         return [_case_dict(conn, row, with_events=False) for row in conn.execute(query)]

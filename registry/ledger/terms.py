@@ -26,8 +26,12 @@ from eth_utils import is_address, to_checksum_address
 from registry.errors import InvalidTerms
 
 __all__ = [
+    "ALL_CONDITIONS",
+    "ALL_USES",
     "COUNTRIES",
     "MAX_TERRITORIES",
+    "NO_CONDITIONS",
+    "NO_USES",
     "USE_INFO",
     "Conditions",
     "GrantFields",
@@ -113,6 +117,7 @@ USE_INFO: dict[Use, str] = {
 """The readable label of each use, for tables and pages."""
 
 ALL_USES = Use(sum(Use.__members__.values()))
+NO_USES = Use(0)
 
 
 class Conditions(IntFlag):
