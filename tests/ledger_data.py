@@ -10,11 +10,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from index_helpers import FULL_ABI, content, make_log
 from sqlalchemy import insert
 
+from registry.chain.events import DeclaredEvent
 from registry.chain.iscc_id import IsccId
 from registry.chain.licence_events import GrantedEvent, TerminatedEvent
+from registry.index.events import EventDecoder
 from registry.ledger import cases
 from registry.ledger.terms import Use
 from registry.store.licences import apply_licence_events
@@ -23,10 +27,15 @@ from registry.store.store import Store
 
 CHAIN = 31337
 CONTRACT = "0x" + "12" * 20
-GRANTOR = to_checksum_address("0x" + "a1" * 20)
-RIVAL = to_checksum_address("0x" + "b0" * 20)
-LICENSEE = to_checksum_address("0x" + "c2" * 20)
-STRANGER = to_checksum_address("0x" + "d3" * 20)
+# Real keys, so tests can sign notes as each party.
+KEYS = {name: Account.from_key(keccak(text=name)) for name in ("grantor", "rival", "licensee")}
+KEYS["stranger"] = Account.from_key(keccak(text="stranger"))
+GRANTOR = KEYS["grantor"].address
+RIVAL = KEYS["rival"].address
+LICENSEE = KEYS["licensee"].address
+STRANGER = KEYS["stranger"].address
+LICENCES = to_checksum_address("0x" + "1c" * 20)
+"""The LicenceRegistry address of the tests' notes domain."""
 WORK = str(IsccId((1_700_000_000_000_000 << 12) | 7, 0))
 OTHER_WORK = str(IsccId((1_700_000_100_000_000 << 12) | 7, 0))
 JAN_2025 = 1_735_689_600
@@ -148,3 +157,22 @@ def exclusive_clash(store: Store, now: int | None = None) -> Ledger:
             now=now,
         )
     return Ledger(exclusive, rival, case_id, int(conflict_id))
+
+
+def declare_work(store: Store, data: bytes, declarer: str, block: int = 1) -> tuple[str, dict]:
+    """A declaration of `data` by `declarer` applied to the store as the indexer applies it;
+    returns its ISCC-ID and the content (ISCC-CODE, datahash)."""
+    item = content(data)
+    log = make_log(
+        item["raw"],
+        item["digest"],
+        iscc_id_body=(1_700_000_000_000_000 + block * 1000) << 12,
+        declarer=declarer,
+        block_number=block,
+        log_index=0,
+    )
+    event = EventDecoder(0, FULL_ABI).decode(log)
+    assert isinstance(event, DeclaredEvent)
+    parent = store.checkpoint_block(CHAIN, CONTRACT)
+    store.apply(CHAIN, CONTRACT, [event], parent, block, event.block_hash)
+    return str(event.iscc_id), item

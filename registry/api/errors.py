@@ -14,12 +14,14 @@ from registry.errors import (
     InputError,
     InvalidCode,
     InvalidDeclaration,
+    InvalidNote,
     NotFound,
     RegistryError,
     StoreError,
     UnsupportedMedia,
 )
 from registry.ledger.cases import CaseNotFound, IllegalTransition, NotAParty, ReplayedResponse
+from registry.ledger.licence_conflicts import UsageReplayed
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -85,6 +87,8 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotAParty, 403, "not-a-party"),
     (IllegalTransition, 409, "illegal-transition"),
     (ReplayedResponse, 409, "replayed"),
+    (UsageReplayed, 409, "replayed"),
+    (InvalidNote, 400, "invalid-note"),
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
     (UploadTooLarge, 413, "too-large"),

@@ -239,3 +239,21 @@ class Case(BaseModel):
 
 class CaseList(BaseModel):
     cases: list[Case] = Field(description="Newest first")
+
+
+class UsageAnswer(BaseModel):
+    """A stored usage report, the work it was matched to, and whether a valid grant covers it."""
+
+    report: dict[str, Any] = Field(description="The report as stored, with its signature")
+    work: str | None = Field(description="The declared work's ISCC-ID; None: no work matched")
+    match: dict[str, Any] | None = Field(description="How: by datahash, or by content distance")
+    licensed: bool | None = Field(
+        description="True: a valid grant covers the use; False: none does (an unlicensed_use "
+        "case follows); None: no declared work, nothing to license"
+    )
+    works: list[str] = Field(description="The matched work and the works it copies or contains")
+    covering_grants: list[str]
+    grants_considered: list[str]
+    invalid_grants: list[str] = Field(
+        [], description="Grants over these works whose grantor had no right to grant"
+    )
