@@ -5,17 +5,25 @@ CLI table and the work's page all show this one list, so they never disagree."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
 
 from registry.chain.iscc_id import IsccId
-from registry.ledger.terms import USE_INFO, Conditions, Period, Territories, Use, condition_names
+from registry.ledger.terms import USE_INFO, Conditions, Territories, Use, condition_names
 from registry.store.licences import GrantRecord
 from registry.store.schema import cases, licence_conflicts
 from registry.store.store import Store
 
-__all__ = ["STATUSES", "grant_status", "licence_view", "work_licences"]
+__all__ = [
+    "STATUSES",
+    "grant_status",
+    "licence_view",
+    "moment_text",
+    "term_text",
+    "work_licences",
+]
 
 STATUSES = ("active", "pending", "ended", "terminated")
 """active: in its term now; pending: its term has not begun; ended: its term is over;
@@ -32,6 +40,22 @@ def grant_status(grant: GrantRecord, now: int) -> str:
     return "active"
 
 
+def moment_text(seconds: int) -> str:
+    """A licence term's moment for reading: a date when it is midnight UTC (terms mostly
+    are), else date and time to the minute."""
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    if moment.hour == moment.minute == moment.second == 0:
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def term_text(start: int, end: int | None) -> str:
+    """ "2025-01-01 to 2026-01-01", or "from 2025-01-01" for a term without end."""
+    if end is None:
+        return f"from {moment_text(start)}"
+    return f"{moment_text(start)} to {moment_text(end)}"
+
+
 def _uses(uses: int) -> list[str]:
     return [USE_INFO[u] for u in Use if u in Use(uses)]
 
@@ -41,7 +65,6 @@ def licence_view(
 ) -> dict[str, Any]:
     """One grant for reading: the raw record's fields plus the words for each column."""
     territories = Territories.from_raw(grant.territories, grant.worldwide)
-    period = Period.from_raw(grant.starts_at, grant.ends_at or 0)
     view = grant.to_dict()
     view.update(
         {
@@ -49,7 +72,7 @@ def licence_view(
             "where": str(territories),
             "what": _uses(grant.uses),
             "use_names": [u.name.lower() for u in Use if u in Use(grant.uses) and u.name],
-            "when": str(period),
+            "when": term_text(grant.starts_at, grant.ends_at),
             "condition_names": condition_names(Conditions(grant.conditions)),
             "status": grant_status(grant, now),
             "sublicence": grant.parent is not None,
