@@ -28,7 +28,8 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from registry.chain.iscc_id import IsccId
 from registry.defaults import CASE_RESPONSE_DAYS
-from registry.errors import InputError, InvalidCode
+from registry.errors import InputError, InvalidCode, InvalidNote
+from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote
 from registry.store.schema import case_events, case_parties, cases, licence_conflicts
 from registry.store.store import Store
 
@@ -67,6 +68,7 @@ __all__ = [
     "list_cases",
     "open_case",
     "resolve",
+    "respond",
     "withdraw",
 ]
 
@@ -354,6 +356,29 @@ def withdraw(
 ) -> str:
     """A party withdraws an open, acknowledged or disputed case (gives up its side)."""
     return _party_step(store, case_id, WITHDRAW, signed, note, now)
+
+
+_BY_ACTION = {
+    Action.ACKNOWLEDGE: ACKNOWLEDGE,
+    Action.DISPUTE: DISPUTE,
+    Action.RESOLVE: RESOLVE,
+    Action.WITHDRAW: WITHDRAW,
+}
+
+
+def respond(store: Store, signed: SignedNote, domain: NotesDomain, now: int | None = None) -> str:
+    """Take a party's signed CaseResponse (registry.ledger.notes): its signature is checked for
+    this registry's notes domain first, then the signer must be a party of the case, the
+    response new for it (its EIP-712 digest), and the action allowed in the case's state.
+    Returns the case's new state; raises InvalidNote, CaseNotFound, NotAParty,
+    ReplayedResponse or IllegalTransition."""
+    note = signed.note
+    if not isinstance(note, CaseResponse):
+        raise InvalidNote(f"a case takes CaseResponse notes, not {note.TYPE}")
+    signed.verify(domain)
+    by = SignedBy(note.party, note.signed_at, signed.signature, signed.digest())
+    case_id = "0x" + note.case_id.hex()
+    return _party_step(store, case_id, _BY_ACTION[note.action], by, note.note, now)
 
 
 # --- reads ---------------------------------------------------------------------------------------

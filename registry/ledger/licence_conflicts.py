@@ -68,10 +68,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from registry.chain.deployment import Deployment
 from registry.chain.events import DECLARED, REVOKED, TRANSFERRED
 from registry.chain.iscc_id import IsccId
 from registry.defaults import CASE_RESPONSE_DAYS
-from registry.errors import InputError, StoreError
+from registry.errors import InputError, InvalidNote, StoreError
 from registry.iscc.codec import code_from_bytes
 from registry.ledger.cases import (
     RESOLVE,
@@ -81,7 +82,9 @@ from registry.ledger.cases import (
     expire_cases,
     open_case,
 )
-from registry.ledger.terms import GrantTerms, Period, Territories, Use, overlap, use_names
+from registry.ledger.notes import NotesDomain, SignedNote, UsageReport
+from registry.ledger.rules import Usage, exclusive_clash, sublicence_excess, unlicensed
+from registry.ledger.terms import GrantTerms, Period, Territories, Use, use_names
 from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, query_units
 from registry.store.bulk import among, chunks
 from registry.store.licences import (
@@ -123,6 +126,7 @@ __all__ = [
     "LicenceDetector",
     "UsageReplayed",
     "list_licence_conflicts",
+    "report_usage",
     "store_usage_report",
     "terms_of",
 ]
@@ -362,6 +366,13 @@ def _ancestors(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connecti
     return found
 
 
+def _relation_name(relation: _Relation) -> str:
+    """How two works relate, in the words of rules.exclusive_clash."""
+    if relation.kind in _SAME_CONTENT:
+        return "copy"
+    return "excerpt" if relation.kind == "segment" else relation.kind
+
+
 def _exclusive_overlaps(
     conn: Connection,
     grant: GrantRecord,
@@ -376,26 +387,22 @@ def _exclusive_overlaps(
         if other.grant_id == grant.grant_id or other.terminated:
             continue
         if not (grant.exclusive or other.exclusive):
-            continue
-        if grant.licensee is not None and grant.licensee == other.licensee:
-            continue
-        if other.grant_id in my_line or grant.grant_id in _ancestors(other, known, conn):
-            continue
-        shared = overlap(mine, terms_of(other))
-        if shared is None or _ended(shared.period, now):
+            continue  # no terms to compare, and no ancestors to read
+        lineal = other.grant_id in my_line or grant.grant_id in _ancestors(other, known, conn)
+        clash = exclusive_clash(
+            mine,
+            terms_of(other),
+            relation=None if relation is None else _relation_name(relation),
+            lineal=lineal,
+        )
+        if clash is None or _ended(clash.overlap.period, now):
             continue
         later, earlier = (grant, other) if other.order < grant.order else (other, grant)
         evidence: dict[str, Any] = {
-            "exclusive": [g.grant_id for g in (earlier, later) if g.exclusive],
+            **clash.to_json(),
             "relation": "same work"
             if relation is None
-            else {
-                "kind": relation.kind,
-                "strength": relation.strength,
-                **relation.detail,
-            },
-            "earlier": terms_of(earlier).to_json(),
-            "later": terms_of(later).to_json(),
+            else {"kind": relation.kind, "strength": relation.strength, **relation.detail},
         }
         found.append(
             Finding(
@@ -405,9 +412,9 @@ def _exclusive_overlaps(
                 other_iscc_id=earlier.iscc_id,
                 grant_id=later.grant_id,
                 other_grant_id=earlier.grant_id,
-                overlap=shared.to_json(),
+                overlap=clash.overlap.to_json(),
                 evidence=evidence,
-                ends_at=shared.period.end,
+                ends_at=clash.overlap.period.end,
                 parties=_parties(
                     (earlier.grantor, "grantor"),
                     (later.grantor, "grantor"),
@@ -510,40 +517,28 @@ def _priority(
     return found
 
 
-def _sublicence(grant: GrantRecord, parent: GrantRecord | None, now: int) -> Finding | None:
+def _sublicence(grant: GrantRecord, parent: GrantRecord | None) -> Finding | None:
     if grant.parent is None:
         return None
-    reasons: list[str] = []
-    excess: dict[str, Any] = {}
     child = terms_of(grant)
     if parent is None:
-        reasons.append("the parent grant is not on this chain")
+        # The contract refuses an unknown parent; here only through a store that started late.
+        overlap_json: dict[str, Any] = _whole(child)
+        evidence: dict[str, Any] = {"reasons": ["the parent grant is not in this store"]}
     else:
-        if not parent.sublicensable:
-            reasons.append("the parent grant is not sublicensable")
-        if parent.licensee is not None and parent.licensee != grant.grantor:
-            reasons.append("the grantor is not the parent grant's licensee")
-        mother = terms_of(parent, parent.terminated_time)
-        territories = child.territories.subtract(mother.territories)
-        if not territories.is_empty():
-            excess["territories"] = territories.to_json()
-        uses = Use(int(child.uses) & ~int(mother.uses))
-        if uses:
-            excess["uses"] = use_names(uses)
-        outside = [
-            p.to_json()
-            for p in (
-                child.period.before(mother.period.start),
-                child.period.after(mother.period.end),
-            )
-            if p is not None
-        ]
-        if outside:
-            excess["period"] = outside
-        if excess:
-            reasons.append("the sublicence reaches outside its parent")
-    if not reasons:
-        return None
+        excess = sublicence_excess(child, terms_of(parent), parent_ended_at=parent.terminated_time)
+        if excess is None:
+            return None
+        described = excess.to_json()
+        # The exact part of the sublicence outside its parent: where, which uses, when.
+        overlap_json = {
+            name: described[name]
+            for name in ("territories", "uses", "before", "after", "conditions")
+            if described[name]
+        }
+        if not overlap_json:
+            overlap_json = _whole(child)  # wrong grantor or parent: all of it is in question
+        evidence = {**described, "reasons": excess.reasons()}
     return Finding(
         kind=SUBLICENCE_EXCEEDS,
         key=f"{SUBLICENCE_EXCEEDS}:{grant.grant_id}",
@@ -551,34 +546,14 @@ def _sublicence(grant: GrantRecord, parent: GrantRecord | None, now: int) -> Fin
         grant_id=grant.grant_id,
         other_grant_id=grant.parent,
         other_iscc_id=None if parent is None else parent.iscc_id,
-        overlap=excess or _whole(child),
-        evidence={
-            "reasons": reasons,
-            "parent": None if parent is None else terms_of(parent).to_json(),
-            "parent_terminated_time": None if parent is None else parent.terminated_time,
-            "sublicence": child.to_json(),
-        },
+        overlap=overlap_json,
+        evidence=evidence,
         ends_at=child.period.end,
         parties=_parties(
             (grant.grantor, "sublicensor"),
             (None if parent is None else parent.grantor, "licensor"),
             (grant.licensee, "licensee"),
         ),
-    )
-
-
-def _covers(grant: GrantRecord, usage: UsageRecord) -> bool:
-    """Whether a grant licenses the reported use: its licensee (or everyone), the territory,
-    every use bit, and the moment, before any termination."""
-    if grant.licensee is not None and grant.licensee != usage.reporter:
-        return False
-    if grant.terminated_time is not None and grant.terminated_time <= usage.used_at:
-        return False
-    terms = terms_of(grant)
-    return (
-        terms.territories.contains(usage.territory)
-        and int(terms.uses) & usage.use == usage.use
-        and terms.period.contains(usage.used_at)
     )
 
 
@@ -719,7 +694,7 @@ class LicenceDetector:
                 *_exclusive_overlaps(conn, grant, candidates, known, now),
                 _ownership(grant, work),
                 *_priority(grant, work, rel, others),
-                _sublicence(grant, parents.get(grant.parent or ""), now),
+                _sublicence(grant, parents.get(grant.parent or "")),
             ]
             for f in found:
                 if f is not None and (f.ends_at is None or f.ends_at > now):
@@ -751,10 +726,12 @@ class LicenceDetector:
             if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
         ]
         invalid = _invalid_grants(conn, [g.grant_id for g in grants_found], findings)
-        covering = [g for g in grants_found if g.grant_id not in invalid and _covers(g, usage)]
-        if covering:
+        valid = [g for g in grants_found if g.grant_id not in invalid]
+        use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
+        ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
+        uncovered = unlicensed(use, [terms_of(g) for g in valid], ended=ended)
+        if uncovered is None:
             return None
-        use = Use(usage.use)
         return Finding(
             kind=UNLICENSED_USE,
             key=f"{UNLICENSED_USE}:{usage.id}",
@@ -762,14 +739,14 @@ class LicenceDetector:
             usage_id=usage.id,
             overlap={
                 "territories": Territories.of(usage.territory).to_json(),
-                "uses": use_names(use),
+                "uses": use_names(use.use),
                 "used_at": usage.used_at,
-                "text": f"{', '.join(use_names(use))} in {usage.territory} at {usage.used_at}",
+                "text": str(use),
             },
             evidence={
+                **uncovered.to_json(),
                 "match": None if usage.match is None else json.loads(usage.match),
                 "works": sorted(candidates),
-                "grants_considered": [g.grant_id for g in grants_found],
                 "invalid_grants": sorted(invalid & {g.grant_id for g in grants_found}),
             },
             parties=_parties((usage.reporter, "user"), (work.owner, "owner")),
@@ -1119,6 +1096,40 @@ def store_usage_report(
     record = store.usage_report(report_id)
     assert record is not None
     return record
+
+
+def report_usage(
+    store: Store,
+    deployment: Deployment,
+    signed: SignedNote,
+    similarity: SimilarityIndex | None = None,
+    now: int | None = None,
+) -> UsageRecord:
+    """Verify a signed UsageReport for this deployment's notes domain (its LicenceRegistry),
+    store it matched to the declared work it is about and queue it for detection (the next
+    after-sync judges it). Raises InvalidNote, UsageReplayed or InvalidTerms."""
+    note = signed.note
+    if not isinstance(note, UsageReport):
+        raise InvalidNote(f"a usage report is a UsageReport note, not {note.TYPE}")
+    if not deployment.licences:
+        raise InvalidNote("this deployment has no licence ledger: usage reports need one")
+    signed.verify(NotesDomain(deployment.chain_id, deployment.licences))
+    return store_usage_report(
+        store,
+        chain_id=deployment.chain_id,
+        contract=deployment.address,
+        reporter=note.reporter,
+        iscc_code_raw=note.iscc_code,
+        datahash=note.datahash,
+        territory=note.territory,
+        use=int(note.use),
+        used_at=note.used_at,
+        nonce=note.nonce,
+        signature=signed.signature,
+        digest=signed.digest(),
+        similarity=similarity,
+        now=now,
+    )
 
 
 # --- listing -----------------------------------------------------------------------------------

@@ -267,11 +267,17 @@ def apply_licence_events(
     """Write a range's licence events in chain order (a grant and its termination may share a
     range) and queue every grant they touch."""
     touched: list[str] = []
+    pending: list[dict[str, Any]] = []
     for e in events:
         touched.append(e.grant_id)
         if isinstance(e, GrantedEvent):
-            conn.execute(grants.insert().values(grant_row(chain_id, contract, e)))
+            pending.append(grant_row(chain_id, contract, e))
             continue
+        # A run of grants goes in as one executemany (a catch-up holds thousands); a
+        # termination waits for the grants before it, which it may end.
+        if pending:
+            conn.execute(grants.insert(), pending)
+            pending = []
         done = conn.execute(
             update(grants)
             .where(
@@ -291,6 +297,8 @@ def apply_licence_events(
         if not done.rowcount:
             # As with declarations: the store may have started after the grant.
             log.warning("termination of grant %s, which this store does not hold", e.grant_id)
+    if pending:
+        conn.execute(grants.insert(), pending)
     queue_licences(conn, chain_id, contract, GRANT, touched)
 
 

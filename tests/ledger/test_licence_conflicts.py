@@ -259,9 +259,10 @@ def test_sublicence_outside_its_parent(store: Store) -> None:
     excess = found[outside.grant_id]["overlap"]
     assert excess["territories"] == {"worldwide": False, "codes": ["FR"]}
     assert [u.lower() for u in excess["uses"]] == ["avod"]
-    assert excess["period"] == [{"start": T0 + 100 * DAY, "end": T0 + 200 * DAY}]
+    assert excess["after"] == {"start": T0 + 100 * DAY, "end": T0 + 200 * DAY}
+    assert "before" not in excess
     assert found[stranger.grant_id]["evidence"]["reasons"] == [
-        "the grantor is not the parent grant's licensee"
+        f"the grantor {CAROL} is not the parent's licensee {BOB}"
     ]
     # Terminating the parent early makes the sublicence inside it outlive it.
     ledger.apply(6, terminated(parent, ALICE, 6))

@@ -21,9 +21,10 @@ from registry.chain.contract import Registry
 from registry.chain.devnet import fund
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declaration_receipt, prepare, submit_signed
+from registry.errors import InvalidNote
 from registry.iscc.generate import generate
 from registry.ledger import cases as case_steps
-from registry.ledger.cases import SignedBy, get_case
+from registry.ledger.cases import SignedBy, get_case, respond
 from registry.ledger.indexer import Indexer
 from registry.ledger.licence_conflicts import (
     EXCLUSIVE_OVERLAP,
@@ -31,9 +32,11 @@ from registry.ledger.licence_conflicts import (
     NOT_PRIORITY,
     SUBLICENCE_EXCEEDS,
     UNLICENSED_USE,
+    UsageReplayed,
     list_licence_conflicts,
-    store_usage_report,
+    report_usage,
 )
+from registry.ledger.notes import CaseResponse, NotesDomain, SignedNote, UsageReport, sign
 from registry.ledger.terms import Use
 from registry.metadata import canonicalize
 from registry.store.store import Store
@@ -116,17 +119,19 @@ def test_every_rule_on_the_devnet_with_its_overlap(
     assert found[NOT_PRIORITY, on_copy]["other_iscc_id"] == work
     assert found[NOT_OWNER, not_his]["evidence"]["owner_at_grant"] == alice.address
     assert found[SUBLICENCE_EXCEEDS, sub]["evidence"]["reasons"] == [
-        "the parent grant is not sublicensable"
+        "the parent grant may not be sublicensed"
     ]
     # A usage by Dave in FR: the only grant that names FR there is Bob's, over Alice's work,
     # which he had no right to give.
     deployment = registry.deployment
-    report = store_usage_report(
-        store, chain_id=deployment.chain_id, contract=deployment.address,
-        reporter=dave.address, iscc_code_raw=item["raw"], datahash=item["digest"],
-        territory="FR", use=1, used_at=T0 + 40 * DAY, nonce=1, signature=b"\x01" * 65,
-        digest=keccak(b"usage 1"),
-    )  # fmt: skip
+    domain = NotesDomain(deployment.chain_id, deployment.licences)
+    usage = UsageReport.create(
+        dave.address, item["iscc"], item["datahash"], "FR", "theatrical", T0 + 40 * DAY, 1
+    )
+    signed = sign(usage, domain, dave)
+    report = report_usage(store, deployment, signed)
+    with pytest.raises(UsageReplayed):
+        report_usage(store, deployment, signed)
     Indexer(registry, store).sync()
     (unlicensed,) = list_licence_conflicts(store, kind=UNLICENSED_USE)
     assert unlicensed["usage_id"] == report.id and unlicensed["iscc_id"] == work
@@ -189,16 +194,30 @@ def test_case_steps_and_automatic_resolution_by_termination_revocation_and_trans
     }
     assert {get_case(store, c, now=now)["state"] for c in cases.values()} == {"open"}
 
-    # A party answers: acknowledged, then resolved; steps out of order are refused.
+    # A party answers with signed notes: acknowledged, then resolved; a replayed note, a
+    # stranger's, one signed for another registry and steps out of order are refused.
     answered = cases["answered"]
-    assert case_steps.acknowledge(store, answered, _signed(alice, "ack", now), now=now) == (
-        "acknowledged"
-    )
+    domain = NotesDomain(registry.deployment.chain_id, registry.deployment.licences)
+
+    def note(key: LocalAccount, action: str, text: str = "") -> SignedNote:
+        return sign(CaseResponse.create(key.address, answered, action, text, now), domain, key)
+
+    acknowledged = note(alice, "acknowledge", "we will sort it out")
+    assert respond(store, acknowledged, domain, now=now) == "acknowledged"
+    with pytest.raises(case_steps.ReplayedResponse):
+        respond(store, acknowledged, domain, now=now)
     with pytest.raises(case_steps.IllegalTransition):
-        case_steps.acknowledge(store, answered, _signed(bob, "again", now), now=now)
+        respond(store, note(bob, "dispute"), domain, now=now)
     with pytest.raises(case_steps.NotAParty):
-        case_steps.resolve(store, answered, _signed(dave, "stranger", now), now=now)
-    assert case_steps.resolve(store, answered, _signed(bob, "done", now), now=now) == "resolved"
+        respond(store, note(dave, "resolve"), domain, now=now)
+    elsewhere = NotesDomain(registry.deployment.chain_id, registry.deployment.address)
+    foreign = sign(CaseResponse.create(bob.address, answered, "resolve", "", now), elsewhere, bob)
+    with pytest.raises(InvalidNote):
+        respond(store, foreign, domain, now=now)
+    forged = SignedNote(note(bob, "resolve").note, note(dave, "resolve").signature, domain)
+    with pytest.raises(InvalidNote):
+        respond(store, forged, domain, now=now)
+    assert respond(store, note(bob, "resolve", "settled"), domain, now=now) == "resolved"
 
     # The licensee gives the licence up; Alice revokes one work and hands another to Bob.
     terminate_on_chain(registry, carol, grants["terminated"])
