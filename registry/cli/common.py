@@ -62,8 +62,14 @@ devnet_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
+license_app = typer.Typer(
+    help="Grant licences over declarations on the licence ledger, and terminate them.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(license_app, name="license")
 
 # Piped output goes to programs and to grep: identifiers are never wrapped there. On a terminal
 # long lines wrap where the terminal wraps them (soft_wrap), not inside a hash.
