@@ -13,6 +13,7 @@ from registry.errors import (
     InputError,
     InvalidCode,
     InvalidDeclaration,
+    InvalidGrant,
     RegistryError,
     StoreError,
     UnsupportedMedia,
@@ -22,6 +23,7 @@ __all__ = [
     "ERROR_RESPONSES",
     "BodyTimeout",
     "ErrorBody",
+    "GrantConflict",
     "NotFound",
     "RateLimited",
     "RelayConflict",
@@ -54,6 +56,11 @@ class StaleAction(RelayConflict):
     on since): it can never be accepted, and must be signed again."""
 
 
+class GrantConflict(InvalidGrant):
+    """The ledger's state refuses a licence request for good: the grantor's nonce is spent
+    (granted before, or invalidated), or the grant is terminated already."""
+
+
 class RateLimited(RegistryError):
     """A rate limit or gas budget is spent for now; `retry_after` tells when to come back."""
 
@@ -84,6 +91,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
+    (GrantConflict, 409, "grant-conflict"),
     (UploadTooLarge, 413, "too-large"),
     (BodyTimeout, 408, "timeout"),
     (RateLimited, 429, "rate-limited"),
@@ -91,6 +99,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (RelayForbidden, 403, "relay-closed"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
+    (InvalidGrant, 400, "invalid-grant"),
     (UnsupportedMedia, 415, "unsupported-media"),
     (InputError, 400, "bad-input"),
     (ChainUnavailable, 503, "chain-unavailable"),
