@@ -507,6 +507,43 @@ class GrantTerms:
         )
 
     @classmethod
+    def create(
+        cls,
+        *,
+        territories: str,
+        uses: str,
+        start: str | int,
+        end: str | int | None = None,
+        conditions: str = "",
+        exclusive: bool = False,
+        sublicensable: bool = False,
+        licensee: str | None = None,
+        parent: str | None = None,
+        terms_url: str = "",
+        terms_hash: str | bytes | None = None,
+    ) -> GrantTerms:
+        """From the strings users type (CLI options, API fields), held to ISO and to the
+        vocabulary: territories "DE,AT" or "world except US", uses "svod,avod", dates,
+        conditions "commercial,attribution"; licensee None or "" for a public licence."""
+        if isinstance(terms_hash, str):
+            try:
+                terms_hash = bytes.fromhex(terms_hash.removeprefix("0x"))
+            except ValueError:
+                raise InvalidTerms(f"terms hash is not hex: {terms_hash!r}") from None
+        return cls(
+            territories=parse_territories(territories),
+            uses=parse_uses(uses),
+            period=parse_period(start, end),
+            conditions=parse_conditions(conditions),
+            exclusive=exclusive,
+            sublicensable=sublicensable,
+            licensee=licensee or None,
+            parent=parent or None,
+            terms_url=terms_url,
+            terms_hash=terms_hash or None,
+        )
+
+    @classmethod
     def from_event(cls, event: GrantFields) -> GrantTerms:
         """From a granted event (registry.chain.licences.GrantedEvent) or a store row with
         the same field names."""

@@ -307,3 +307,34 @@ def test_a_grant_the_contract_accepted_always_reads() -> None:
     with pytest.raises(InvalidTerms, match="unknown use 'bit20'"):
         parse_uses("bit20")
     assert terms().unknown_terms() == []
+
+
+def test_create_from_what_users_type() -> None:
+    grant = GrantTerms.create(
+        territories="world except US",
+        uses="svod,avod",
+        start="2025-01-01",
+        end="2026-01-01",
+        conditions="commercial",
+        exclusive=True,
+        licensee="0x" + "ab" * 20,
+        terms_url="https://example.org/t.pdf",
+        terms_hash="0x" + "cd" * 32,
+    )
+    assert grant.territories == Territories.world_except("US")
+    assert grant.uses == Use.SVOD | Use.AVOD and grant.conditions == Conditions.COMMERCIAL
+    assert grant.period == Period(Y2025, Y2026) and grant.exclusive
+    assert grant.terms_hash == bytes.fromhex("cd" * 32)
+    public = GrantTerms.create(territories="DE", uses="tdm", start="2025-01-01", licensee="")
+    assert public.public and public.period.end is None
+    for kw, message in [
+        ({"territories": "DE,XX"}, "unknown territory 'XX'"),
+        ({"uses": "svod,bit20"}, "unknown use 'bit20'"),
+        ({"end": "2024-01-01"}, "end 2024-01-01 is not after start 2025-01-01"),
+        ({"conditions": "free"}, "unknown condition 'free'"),
+        ({"terms_hash": "zz"}, "terms hash is not hex"),
+        ({"terms_hash": "0x1234"}, "32 bytes"),
+    ]:
+        fields: dict[str, object] = {"territories": "DE", "uses": "svod", "start": "2025-01-01"}
+        with pytest.raises(InvalidTerms, match=message):
+            GrantTerms.create(**(fields | kw))  # type: ignore[arg-type]
