@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import IntFlag
+from functools import lru_cache
 from typing import Any, Protocol
 
 import pycountry
@@ -442,9 +443,7 @@ class GrantTerms:
         for name in ("licensee", "grantor"):
             value = getattr(self, name)
             if value is not None:
-                if not is_address(value):
-                    raise InvalidTerms(f"{name} is not an address: {value!r}")
-                object.__setattr__(self, name, to_checksum_address(value))
+                object.__setattr__(self, name, _checksum(name, value))
         for name in ("parent", "grant_id"):
             value = getattr(self, name)
             if value is not None:
@@ -613,6 +612,20 @@ class GrantTerms:
             parts.append("conditions: " + ", ".join(condition_names(self.conditions)))
         parts.append(f"to {self.licensee}" if self.licensee else "public")
         return ", ".join(parts)
+
+
+@lru_cache(maxsize=1 << 16)
+def _checksum_of(value: str) -> str | None:
+    return to_checksum_address(value) if is_address(value) else None
+
+
+def _checksum(name: str, value: str) -> str:
+    """The checksummed address; cached, since the indexer reads the same parties' grants over
+    and over and checksumming (a keccak through eth_utils) is most of a GrantTerms' cost."""
+    checked = _checksum_of(value) if isinstance(value, str) else None
+    if checked is None:
+        raise InvalidTerms(f"{name} is not an address: {value!r}")
+    return checked
 
 
 def _hash_hex(name: str, value: str | bytes) -> str:
