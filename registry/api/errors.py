@@ -14,6 +14,7 @@ from registry.errors import (
     InputError,
     InvalidCode,
     InvalidDeclaration,
+    InvalidGrant,
     InvalidNote,
     NotFound,
     RegistryError,
@@ -27,6 +28,7 @@ __all__ = [
     "ERROR_RESPONSES",
     "BodyTimeout",
     "ErrorBody",
+    "GrantConflict",
     "NotFound",
     "RateLimited",
     "RelayConflict",
@@ -53,6 +55,11 @@ class RelayConflict(InvalidDeclaration):
 class StaleAction(RelayConflict):
     """An owner action signed for an earlier state of the declaration (its action count moved
     on since): it can never be accepted, and must be signed again."""
+
+
+class GrantConflict(InvalidGrant):
+    """The ledger's state refuses a licence request for good: the grantor's nonce is spent
+    (granted before, or invalidated), or the grant is terminated already."""
 
 
 class RateLimited(RegistryError):
@@ -91,6 +98,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (InvalidNote, 400, "invalid-note"),
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
+    (GrantConflict, 409, "grant-conflict"),
     (UploadTooLarge, 413, "too-large"),
     (BodyTimeout, 408, "timeout"),
     (RateLimited, 429, "rate-limited"),
@@ -99,6 +107,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (Forbidden, 403, "forbidden"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
+    (InvalidGrant, 400, "invalid-grant"),
     (UnsupportedMedia, 415, "unsupported-media"),
     (InputError, 400, "bad-input"),
     (ChainUnavailable, 503, "chain-unavailable"),

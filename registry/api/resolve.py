@@ -79,19 +79,28 @@ async def iscc_id(
 
 
 def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
-    resolution = _resolve(request, iscc_id)
-    if resolution.kind != "iscc-id":
+    kind, normalized = search.classify(iscc_id)
+    if kind != "iscc-id":
         raise NotFound(f"{iscc_id!r} is not an ISCC-ID; use /v1/resolve?q= for other identifiers")
-    current = resolution.records[-1]
     store = store_of(request)
-    document = store.get_metadata(current.metahash) if current.metahash else None
+    view = store.iscc_id_view(normalized)
+    if not view.records:
+        raise NotFound(f"no declaration indexed for {kind} {normalized}")
+    current = view.records[-1]
+    resolution = search.Resolution(kind=kind, query=normalized, records=view.records)
     body = resolution.to_dict() | {
-        "history": store.history(resolution.query),
-        "metadata": json.loads(document) if document else None,
-        "conflicts": list_conflicts(store, iscc_id=resolution.query, limit=ISCC_ID_CONFLICTS),
+        "history": view.history,
+        "metadata": json.loads(view.document) if view.document else None,
+        # Most declarations are in no conflict: listing them is the expensive part, so the
+        # view's cheap flag decides whether to list at all.
+        "conflicts": (
+            list_conflicts(store, iscc_id=normalized, limit=ISCC_ID_CONFLICTS)
+            if view.in_conflict
+            else []
+        ),
     }
     return {
-        "gateway_url": gateway_url(current.gateway, resolution.query),
+        "gateway_url": gateway_url(current.gateway, normalized),
         "body": json.dumps(body, separators=(",", ":")).encode(),
     }
 
