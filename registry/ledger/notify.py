@@ -416,7 +416,8 @@ class Deliverer:
         with self.store._write() as conn:
             rows = conn.execute(
                 select(
-                    deliveries.c.id,
+                    # Labelled: the notice's own `id` is read from the same row.
+                    deliveries.c.id.label("delivery_id"),
                     deliveries.c.subscription_id,
                     deliveries.c.attempts,
                     deliveries.c.next_attempt,
@@ -436,7 +437,7 @@ class Deliverer:
                     update(deliveries)
                     .where(
                         and_(
-                            deliveries.c.id == row.id,
+                            deliveries.c.id == row.delivery_id,
                             deliveries.c.next_attempt == row.next_attempt,
                             deliveries.c.status == "pending",
                         )
@@ -446,7 +447,7 @@ class Deliverer:
                 if taken:
                     claimed.append(
                         _Due(
-                            int(row.id),
+                            int(row.delivery_id),
                             row.subscription_id,
                             row.url,
                             row.secret,
