@@ -17,7 +17,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "latest_notice",
     "notice_body",
     "notices_after",
+    "outbox_counts",
     "record_notice",
     "subscribe",
     "subscription",
@@ -522,10 +523,12 @@ class Deliverer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def pending(store: Store, notice_ids: Iterable[int] | None = None) -> int:
-    """Outbox rows not delivered and not given up (of `notice_ids`, or all)."""
-    query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
-    if notice_ids is not None:
-        query = query.where(deliveries.c.notice_id.in_(list(notice_ids)))
+def outbox_counts(store: Store) -> dict[str, int]:
+    """Outbox rows by status (pending, delivered, failed), for the service's metrics."""
     with store._read() as conn:
-        return int(conn.execute(query).scalar_one())
+        found = dict(
+            conn.execute(
+                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+            ).all()
+        )
+    return {status: int(found.get(status, 0)) for status in ("pending", "delivered", "failed")}
