@@ -52,6 +52,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -98,6 +99,7 @@ from registry.store.licences import (
     grants_by_ids,
     grants_over,
     queue_licences,
+    select_grants,
     usage_record_of,
 )
 from registry.store.schema import (
@@ -180,9 +182,11 @@ class Finding:
     ends_at: int | None = None
 
 
+@lru_cache(maxsize=1 << 16)
 def terms_of(grant: GrantRecord, end: int | None = None) -> GrantTerms:
     """The meaning of a stored grant (registry.ledger.terms); `end` cuts its term short (a
-    termination)."""
+    termination). Cached: validating terms checksums addresses (a keccak each), and one run
+    compares each grant with every grant of its related works."""
     ends = grant.ends_at
     if end is not None:
         ends = end if ends is None else min(ends, end)
@@ -346,7 +350,8 @@ def _related(conn: Connection, works: dict[str, _Work]) -> dict[str, list[_Relat
 
 
 def _parties(*pairs: tuple[str | None, str]) -> tuple[tuple[str, str], ...]:
-    return tuple((to_checksum_address(a), role) for a, role in pairs if a)
+    """(address, role) of the parties named; the store's addresses are checksummed already."""
+    return tuple((a, role) for a, role in pairs if a)
 
 
 def _ended(period: Period, now: int) -> bool:
@@ -654,7 +659,7 @@ class LicenceDetector:
         # A grant changed: its sublicences are judged against it again.
         for chunk in chunks(sorted(grant_ids)):
             children = conn.execute(
-                select(grants).where(*scope, among(conn, grants.c.parent, chunk))
+                select_grants().where(*scope, among(conn, grants.c.parent, chunk))
             ).all()
             for row in children:
                 g = grant_record_of(row)
@@ -700,57 +705,69 @@ class LicenceDetector:
                 if f is not None and (f.ends_at is None or f.ends_at > now):
                     findings[f.key] = f
         # Usage reports, after the grants' own conflicts (which may invalidate a grant).
-        for usage in _usages(conn, usage_ids):
-            responsible.append(("usage", str(usage.id)))
-            f = self._unlicensed(conn, usage, findings)
-            if f is not None:
-                findings[f.key] = f
+        usages = _usages(conn, usage_ids)
+        responsible += [("usage", str(u.id)) for u in usages]
+        for f in _unlicensed(conn, usages, findings):
+            findings[f.key] = f
         return _reconcile(
             conn, chain_id, contract, responsible, findings, now, self.response_days, known
         )
 
-    def _unlicensed(
-        self, conn: Connection, usage: UsageRecord, findings: dict[str, Finding]
-    ) -> Finding | None:
-        if usage.iscc_id is None:
-            return None  # no declared work: nothing anybody claims
-        works = _works(conn, [usage.iscc_id])
-        work = works.get(usage.iscc_id)
+
+def _unlicensed(
+    conn: Connection, usages: Sequence[UsageRecord], findings: dict[str, Finding]
+) -> list[Finding]:
+    """The usage reports no valid grant covers, judged together: their works, the works
+    related to them and the grants over those are read once for the whole batch."""
+    matched = [u for u in usages if u.iscc_id is not None]  # no declared work: nobody claims
+    works = _works(conn, {u.iscc_id for u in matched if u.iscc_id})
+    relations = _related(conn, works)
+    candidates = {
+        iscc_id: {iscc_id} | {r.other for r in relations.get(iscc_id, [])} for iscc_id in works
+    }
+    over: dict[str, list[GrantRecord]] = defaultdict(list)
+    for g in grants_over(conn, sorted({i for c in candidates.values() for i in c})):
+        over[g.iscc_id].append(g)
+    invalid = _invalid_grants(conn, [g.grant_id for gs in over.values() for g in gs], findings)
+    found = []
+    for usage in matched:
+        work = works.get(usage.iscc_id or "")
         if work is None or work.revoked:
-            return None
-        relations = _related(conn, works).get(usage.iscc_id, [])
-        candidates = {usage.iscc_id} | {r.other for r in relations}
-        grants_found = [
+            continue
+        considered = [
             g
-            for g in grants_over(conn, sorted(candidates))
+            for iscc_id in sorted(candidates[work.iscc_id])
+            for g in over.get(iscc_id, [])
             if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
         ]
-        invalid = _invalid_grants(conn, [g.grant_id for g in grants_found], findings)
-        valid = [g for g in grants_found if g.grant_id not in invalid]
+        valid = [g for g in considered if g.grant_id not in invalid]
         use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
         ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
         uncovered = unlicensed(use, [terms_of(g) for g in valid], ended=ended)
         if uncovered is None:
-            return None
-        return Finding(
-            kind=UNLICENSED_USE,
-            key=f"{UNLICENSED_USE}:{usage.id}",
-            iscc_id=usage.iscc_id,
-            usage_id=usage.id,
-            overlap={
-                "territories": Territories.of(usage.territory).to_json(),
-                "uses": use_names(use.use),
-                "used_at": usage.used_at,
-                "text": str(use),
-            },
-            evidence={
-                **uncovered.to_json(),
-                "match": None if usage.match is None else json.loads(usage.match),
-                "works": sorted(candidates),
-                "invalid_grants": sorted(invalid & {g.grant_id for g in grants_found}),
-            },
-            parties=_parties((usage.reporter, "user"), (work.owner, "owner")),
+            continue
+        found.append(
+            Finding(
+                kind=UNLICENSED_USE,
+                key=f"{UNLICENSED_USE}:{usage.id}",
+                iscc_id=work.iscc_id,
+                usage_id=usage.id,
+                overlap={
+                    "territories": Territories.of(usage.territory).to_json(),
+                    "uses": use_names(use.use),
+                    "used_at": usage.used_at,
+                    "text": str(use),
+                },
+                evidence={
+                    **uncovered.to_json(),
+                    "match": None if usage.match is None else json.loads(usage.match),
+                    "works": sorted(candidates[work.iscc_id]),
+                    "invalid_grants": sorted(invalid & {g.grant_id for g in considered}),
+                },
+                parties=_parties((usage.reporter, "user"), (work.owner, "owner")),
+            )
         )
+    return found
 
 
 def _usage_of(conn: Connection, iscc_ids: Iterable[str], only_open: bool = False) -> set[int]:
