@@ -385,7 +385,6 @@ def _exclusive_overlaps(
     known: dict[str, GrantRecord],
     now: int,
 ) -> list[Finding]:
-    mine = terms_of(grant)
     found = []
     my_line = _ancestors(grant, known, conn)
     for other, relation in candidates:
@@ -395,7 +394,7 @@ def _exclusive_overlaps(
             continue  # no terms to compare, and no ancestors to read
         lineal = other.grant_id in my_line or grant.grant_id in _ancestors(other, known, conn)
         clash = exclusive_clash(
-            mine,
+            terms_of(grant),
             terms_of(other),
             relation=None if relation is None else _relation_name(relation),
             lineal=lineal,
