@@ -260,6 +260,59 @@ def test_lookups_and_to_dict(store: Store) -> None:
         store.by_iscc_code("ISCC:NOTACODE")
 
 
+def test_iscc_id_view_matches_the_separate_reads(store: Store) -> None:
+    metahash = bytes(range(32))
+    a = _event(b"alpha" * 50, 5, declarer=ALICE)
+    b = _event(b"beta" * 50, 6, declarer=BOB)
+    lone = _event(b"gamma" * 50, 6, 1, declarer=CAROL)
+    update = _change(
+        "Updated", 7, isccId=a.iscc_id_body, owner=ALICE, metahash=metahash, gateway="ipfs://x"
+    )
+    store.apply(CHAIN, CONTRACT, [a, b, lone, update], None, 7, _hash(7))
+    store.put_metadata(metahash, b'{"name":"alpha"}')
+    with store.engine.begin() as conn:
+        query = select(schema.declarations.c.iscc_id, schema.declarations.c.id)
+        ids = {row.iscc_id: row.id for row in conn.execute(query)}
+        conn.execute(
+            schema.conflicts.insert().values(
+                earlier_id=ids[a.iscc_id],
+                later_id=ids[b.iscc_id],
+                kind="same",
+                strength=1.0,
+                detail="{}",
+            )
+        )
+
+    view = store.iscc_id_view(a.iscc_id.lower().removeprefix("iscc:"))
+    assert view.records == store.by_iscc_id(a.iscc_id)
+    assert view.history == store.history(a.iscc_id) and len(view.history) == 2
+    assert view.document == store.get_metadata(metahash) == b'{"name":"alpha"}'
+    # Both ends of a conflict know it; a declaration in none does not.
+    assert view.in_conflict and store.iscc_id_view(b.iscc_id).in_conflict
+    quiet = store.iscc_id_view(lone.iscc_id)
+    assert not quiet.in_conflict and quiet.document is None and len(quiet.records) == 1
+    unknown = _event(b"delta" * 50, 9)
+    assert store.iscc_id_view(unknown.iscc_id).records == []
+
+
+def test_declarer_pages_and_counts_come_from_the_database(store: Store) -> None:
+    mine = [_event(b"item%d" % i * 40, 5 + i, declarer=ALICE) for i in range(5)]
+    other = _event(b"other" * 50, 5, 1, declarer=BOB)
+    revoke = _change("Revoked", 20, isccId=mine[1].iscc_id_body, owner=ALICE)
+    store.apply(CHAIN, CONTRACT, [*mine, other, revoke], None, 20, _hash(20))
+    everything = [r.iscc_id for r in store.by_declarer(ALICE)]
+    assert everything == [e.iscc_id for e in mine]
+    pages = [[r.iscc_id for r in store.by_declarer(ALICE, 2, start)] for start in (0, 2, 4, 6)]
+    assert pages == [everything[0:2], everything[2:4], everything[4:], []]
+    assert store.declarer_counts(ALICE.upper().replace("0X", "0x")) == (5, 1)
+    assert store.declarer_counts(CAROL) == (0, 0)
+    assert len(store.by_iscc_code(mine[0].iscc_code, limit=1)) == 1
+    with pytest.raises(InvalidCode):
+        store.declarer_counts("0x1234")
+    with pytest.raises(ValueError, match="offset needs a limit"):
+        store.by_declarer(ALICE, offset=2)
+
+
 def test_invalid_code_is_stored_without_units(store: Store) -> None:
     log = make_log(bytes.fromhex("5f00") + bytes(16), b"\x02" * 32, block_number=3)
     event = DECODER.decode(log)
