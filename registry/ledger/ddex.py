@@ -208,6 +208,10 @@ def deals_to_terms(deals: Sequence[Deal], **grant: Any) -> GrantTerms:
 
 def deals_from_terms(terms: GrantTerms) -> list[Deal]:
     """The fewest Deals (by commercial model) whose pairs are exactly the grant's uses."""
+    unknown = terms.unknown_terms()
+    if unknown:
+        # Written anyway, a deal would drop the bit or carry a code DDEX refuses.
+        raise InvalidTerms(f"no DDEX deal says this: {'; '.join(unknown)}")
     by_model: dict[str | None, set[ErnUse]] = {}
     for use in Use:
         if use in terms.uses:

@@ -118,7 +118,8 @@ def exclusive_clash(
 
     The grants are on the same work, or on works the caller found related (`relation`: the
     later is a copy or an excerpt of the other, ...); grants on two different works that are
-    not said to be related never clash. No clash either between a grant and a sublicence
+    not said to be related never clash. Terms without an ISCC-ID (not yet granted: "would
+    this clash?") count as on the same work. No clash either between a grant and a sublicence
     under it (`lineal`: one descends from the other; a direct parent is seen from the ids; a
     sublicence beyond its parent is `sublicence_excess`'s case), or between two grants to the
     same licensee (a licensee's exclusivity is not hurt by another licence to itself).

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import IntFlag
+from functools import lru_cache
 from typing import Any, Protocol
 
 import pycountry
@@ -28,6 +29,7 @@ from registry.errors import InvalidTerms
 __all__ = [
     "ALL_CONDITIONS",
     "ALL_USES",
+    "CODE_SPACE",
     "COUNTRIES",
     "MAX_TERRITORIES",
     "NO_CONDITIONS",
@@ -48,13 +50,23 @@ __all__ = [
     "parse_territories",
     "parse_time",
     "parse_uses",
+    "unknown_uses",
     "use_names",
+    "uses_from_names",
 ]
 
 # pycountry carries the ISO 3166-1 table as ISO publishes it (the Debian iso-codes data), so a
 # newly assigned or withdrawn code arrives with a package update instead of a hand edit here.
 COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
-"""Every ISO 3166-1 alpha-2 country code: the territories a grant can name."""
+"""Every ISO 3166-1 alpha-2 country code: the territories users can name."""
+
+CODE_SPACE: frozenset[str] = frozenset(
+    a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+"""Every code the contract accepts (two letters A-Z): what "the world" ranges over. A grant
+read from the chain may name a code ISO has not assigned (yet): the contract cannot tell, and
+the indexer must read every grant the contract accepted, so such a code is kept and matches
+only itself; a worldwide grant covers it unless it excludes it."""
 
 MAX_TERRITORIES = 250
 """Most codes one grant lists (the contract's limit; there are 249 countries)."""
@@ -136,8 +148,20 @@ NO_CONDITIONS = Conditions(0)
 
 
 def use_names(uses: Use | int) -> list[str]:
-    """The vocabulary names of the bits set, in bit order: ["svod", "avod"]."""
-    return [u.name.lower() for u in Use if u in Use(uses) and u.name]
+    """The vocabulary names of the bits set, in bit order: ["svod", "avod"]; a bit the
+    vocabulary does not know (a grant from the chain may set one) is "bit13"."""
+    value = int(uses)
+    return [_bit_name(1 << i) for i in range(value.bit_length()) if value >> i & 1]
+
+
+def _bit_name(bit: int) -> str:
+    name = Use(bit).name if bit & int(ALL_USES) else None
+    return name.lower() if name else f"bit{bit.bit_length() - 1}"
+
+
+def unknown_uses(uses: Use | int) -> Use:
+    """The bits of `uses` the vocabulary does not know."""
+    return Use(int(uses) & ~int(ALL_USES))
 
 
 def condition_names(conditions: Conditions | int) -> list[str]:
@@ -145,16 +169,19 @@ def condition_names(conditions: Conditions | int) -> list[str]:
 
 
 def _uses_text(uses: Use) -> str:
-    return ", ".join(USE_INFO[u] for u in Use if u in uses) or "no use"
+    value = int(uses)
+    labels = [
+        USE_INFO.get(Use(1 << i), f"use bit {i}")
+        for i in range(value.bit_length())
+        if value >> i & 1
+    ]
+    return ", ".join(labels) or "no use"
 
 
 def _check_uses(uses: int) -> Use:
-    if not isinstance(uses, int) or uses < 0 or uses & ~int(ALL_USES):
-        raise InvalidTerms(
-            f"uses 0x{uses:x} has bits outside the vocabulary (known: 0x{int(ALL_USES):x})"
-            if isinstance(uses, int) and uses >= 0
-            else f"uses must be a non-negative integer, not {uses!r}"
-        )
+    """The contract's bound (uint32); bits beyond the vocabulary are kept (see CODE_SPACE)."""
+    if not isinstance(uses, int) or not 0 <= uses < 2**32:
+        raise InvalidTerms(f"uses must be a 32-bit mask, not {uses!r}")
     return Use(uses)
 
 
@@ -170,12 +197,11 @@ class Territories:
     worldwide: bool = False
 
     def __post_init__(self) -> None:
-        bad = sorted(c for c in self.codes if c not in COUNTRIES)
+        # Only the contract's rule: users' input is checked against ISO where it is parsed
+        # (`of`, `world_except`, `parse_territories`); see CODE_SPACE for why.
+        bad = sorted(c for c in self.codes if c not in CODE_SPACE)
         if bad:
-            raise InvalidTerms(
-                f"unknown territory {bad[0]!r}: territories are ISO 3166-1 alpha-2 country "
-                "codes (DE, AT, US, ...)"
-            )
+            raise InvalidTerms(f"not a territory code: {bad[0]!r} (two letters A-Z)")
 
     @classmethod
     def of(cls, *codes: str) -> Territories:
@@ -202,17 +228,22 @@ class Territories:
         return cls(frozenset(codes), worldwide=bool(worldwide))
 
     def expand(self) -> frozenset[str]:
-        """The countries meant, as a set."""
-        return COUNTRIES - self.codes if self.worldwide else self.codes
+        """The codes meant, as a set (the world is every code of CODE_SPACE)."""
+        return CODE_SPACE - self.codes if self.worldwide else self.codes
+
+    def unknown(self) -> list[str]:
+        """The codes named that are not ISO 3166-1 countries (only a grant read from the
+        chain can have any)."""
+        return sorted(self.codes - COUNTRIES)
 
     def same_as(self, other: Territories) -> bool:
         return self.expand() == other.expand()
 
     def contains(self, code: str) -> bool:
-        """Whether the country `code` (any case) is meant; a code that is no country is not."""
+        """Whether the territory `code` (any case) is meant."""
         code = code.upper()
         if self.worldwide:
-            return code in COUNTRIES and code not in self.codes
+            return code in CODE_SPACE and code not in self.codes
         return code in self.codes
 
     def __contains__(self, code: object) -> bool:
@@ -396,6 +427,8 @@ class GrantTerms:
     terms_hash: bytes | None = None
 
     def __post_init__(self) -> None:
+        # What the contract guarantees of every grant it accepted, so reading any grant from
+        # the chain succeeds; the vocabulary itself is checked where users' input is parsed.
         object.__setattr__(self, "uses", _check_uses(int(self.uses)))
         conditions = int(self.conditions)
         if conditions < 0 or conditions & ~int(ALL_CONDITIONS):
@@ -410,9 +443,7 @@ class GrantTerms:
         for name in ("licensee", "grantor"):
             value = getattr(self, name)
             if value is not None:
-                if not is_address(value):
-                    raise InvalidTerms(f"{name} is not an address: {value!r}")
-                object.__setattr__(self, name, to_checksum_address(value))
+                object.__setattr__(self, name, _checksum(name, value))
         for name in ("parent", "grant_id"):
             value = getattr(self, name)
             if value is not None:
@@ -425,6 +456,13 @@ class GrantTerms:
     @property
     def public(self) -> bool:
         return self.licensee is None
+
+    def unknown_terms(self) -> list[str]:
+        """What the vocabulary does not know in these terms (codes ISO has not assigned, use
+        bits without a name): empty for every grant made through our parsers."""
+        found = [f"territory {c} is not an ISO 3166-1 country" for c in self.territories.unknown()]
+        found += [f"use {n} is not in the vocabulary" for n in use_names(unknown_uses(self.uses))]
+        return found
 
     @classmethod
     def from_fields(
@@ -465,6 +503,43 @@ class GrantTerms:
             grant_id=None if grant_id is None else _hash_hex("grant id", grant_id),
             terms_url=terms_url,
             terms_hash=None if not terms_hash or terms_hash == ZERO_HASH else terms_hash,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        territories: str,
+        uses: str,
+        start: str | int,
+        end: str | int | None = None,
+        conditions: str = "",
+        exclusive: bool = False,
+        sublicensable: bool = False,
+        licensee: str | None = None,
+        parent: str | None = None,
+        terms_url: str = "",
+        terms_hash: str | bytes | None = None,
+    ) -> GrantTerms:
+        """From the strings users type (CLI options, API fields), held to ISO and to the
+        vocabulary: territories "DE,AT" or "world except US", uses "svod,avod", dates,
+        conditions "commercial,attribution"; licensee None or "" for a public licence."""
+        if isinstance(terms_hash, str):
+            try:
+                terms_hash = bytes.fromhex(terms_hash.removeprefix("0x"))
+            except ValueError:
+                raise InvalidTerms(f"terms hash is not hex: {terms_hash!r}") from None
+        return cls(
+            territories=parse_territories(territories),
+            uses=parse_uses(uses),
+            period=parse_period(start, end),
+            conditions=parse_conditions(conditions),
+            exclusive=exclusive,
+            sublicensable=sublicensable,
+            licensee=licensee or None,
+            parent=parent or None,
+            terms_url=terms_url,
+            terms_hash=terms_hash or None,
         )
 
     @classmethod
@@ -539,6 +614,20 @@ class GrantTerms:
         return ", ".join(parts)
 
 
+@lru_cache(maxsize=1 << 16)
+def _checksum_of(value: str) -> str | None:
+    return to_checksum_address(value) if is_address(value) else None
+
+
+def _checksum(name: str, value: str) -> str:
+    """The checksummed address; cached, since the indexer reads the same parties' grants over
+    and over and checksumming (a keccak through eth_utils) is most of a GrantTerms' cost."""
+    checked = _checksum_of(value) if isinstance(value, str) else None
+    if checked is None:
+        raise InvalidTerms(f"{name} is not an address: {value!r}")
+    return checked
+
+
 def _hash_hex(name: str, value: str | bytes) -> str:
     raw = bytes(value) if isinstance(value, bytes | bytearray) else None
     if raw is None:
@@ -571,7 +660,7 @@ class Overlap:
     def from_json(cls, data: dict[str, Any]) -> Overlap:
         return cls(
             Territories.from_json(data["territories"]),
-            parse_uses(",".join(data["uses"])),
+            uses_from_names(data["uses"]),
             Period.from_json(data["period"]),
         )
 
@@ -615,6 +704,20 @@ def parse_uses(text: str) -> Use:
             raise InvalidTerms(f"unknown use {token!r}; allowed: {allowed}")
         uses |= Use[name]
     return uses
+
+
+def uses_from_names(names: Iterable[str]) -> Use:
+    """The inverse of `use_names` (vocabulary names and "bitN"), for stored evidence."""
+    uses = 0
+    for name in names:
+        m = re.fullmatch(r"bit(\d+)", name)
+        if m and int(m.group(1)) < 32:
+            uses |= 1 << int(m.group(1))
+        elif name.upper() in Use.__members__:
+            uses |= int(Use[name.upper()])
+        else:
+            raise InvalidTerms(f"unknown use {name!r}")
+    return Use(uses)
 
 
 def parse_conditions(text: str) -> Conditions:

@@ -311,6 +311,13 @@ def test_a_term_past_year_9999_is_refused() -> None:
         terms_to_ddex(grant)
 
 
+def test_a_grant_with_terms_outside_the_vocabulary_has_no_deal() -> None:
+    for territories, uses in ((("XX",), int(Use.SVOD)), (("DE",), int(Use.SVOD) | 1 << 20)):
+        grant = GrantTerms.from_fields(territories=territories, worldwide=False, uses=uses, start=0)
+        with pytest.raises(InvalidTerms, match="no DDEX deal says this"):
+            terms_to_ddex(grant)
+
+
 def test_deals_of_one_grant_must_share_territory_and_term() -> None:
     period = Period(parse_time("2025-01-01"))
     svod = deals_from_terms(GrantTerms(Territories.of("DE"), Use.SVOD, period))

@@ -12,6 +12,7 @@ from registry.ledger.terms import (
     COUNTRIES,
     Conditions,
     GrantTerms,
+    Overlap,
     Period,
     Territories,
     Use,
@@ -113,7 +114,9 @@ def test_territory_algebra() -> None:
     world_but_us = Territories.world_except("US")
     assert world_but_us.contains("DE") and not world_but_us.contains("US")
     assert "de" in Territories.of("DE")
-    assert not Territories.world().contains("XX") and "EU" not in Territories.world()
+    # The world is every code the contract accepts, so it covers a code ISO assigns later.
+    assert Territories.world().contains("XX") and "X1" not in Territories.world()
+    assert not Territories.world().contains("DEU")
     assert world_but_us.intersect(Territories.of("US")).is_empty()
     assert world_but_us.intersect(Territories.of("US", "DE")) == Territories.of("DE")
     assert world_but_us.intersect(Territories.world_except("CA")) == Territories.world_except(
@@ -124,8 +127,13 @@ def test_territory_algebra() -> None:
     assert Territories.world().subtract(world_but_us) == Territories.of("US")
     assert world_but_us.subtract(Territories.of("DE")) == Territories.world_except("US", "DE")
     everything = Territories.of(*COUNTRIES)
-    assert everything != Territories.world() and everything.same_as(Territories.world())
-    assert Territories.world_except(*COUNTRIES).is_empty()
+    assert everything.same_as(Territories.of(*sorted(COUNTRIES)))
+    assert not everything.same_as(Territories.world())  # the world has room for new countries
+    assert (
+        Territories.world_except(*COUNTRIES).expand()
+        == {a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+        - COUNTRIES
+    )
 
 
 def test_raw_territories_round_trip() -> None:
@@ -133,7 +141,7 @@ def test_raw_territories_round_trip() -> None:
     assert t.to_raw() == b"ATDEUS"
     assert Territories.from_raw(b"ATDEUS", False) == t
     assert Territories.from_raw(("AT", "DE", "US"), False) == t
-    with pytest.raises(InvalidTerms, match="unknown territory"):
+    with pytest.raises(InvalidTerms, match="not a territory code"):
         Territories.from_raw(b"AT\x00\x01", False)
     with pytest.raises(InvalidTerms, match="2 bytes"):
         Territories.from_raw(b"ATD", False)
@@ -181,8 +189,8 @@ def terms(**kw: object) -> GrantTerms:
 def test_grant_terms_validate() -> None:
     with pytest.raises(InvalidTerms, match="at least one use"):
         terms(uses=Use(0))
-    with pytest.raises(InvalidTerms, match="outside the vocabulary"):
-        terms(uses=1 << 30)
+    with pytest.raises(InvalidTerms, match="32-bit mask"):
+        terms(uses=1 << 32)
     with pytest.raises(InvalidTerms, match="at least one territory"):
         terms(territories=Territories(frozenset()))
     with pytest.raises(InvalidTerms, match="licensee is not an address"):
@@ -191,9 +199,8 @@ def test_grant_terms_validate() -> None:
         terms(conditions=8)
     with pytest.raises(InvalidTerms, match="parent must be 32 bytes"):
         terms(parent="0x1234")
-    # The world minus every country is allowed as terms (it means nowhere, which overlaps
-    # nothing) only because the contract cannot tell either; a grant of nowhere is harmless.
-    assert terms(territories=Territories.world_except(*COUNTRIES)).territories.is_empty()
+    with pytest.raises(InvalidTerms, match="not a territory code"):
+        terms(territories=Territories(frozenset({"de"})))
 
 
 def test_to_raw_and_back_from_event_fields() -> None:
@@ -270,3 +277,64 @@ def test_overlap_is_exact() -> None:
     assert overlap(a, terms(territories=Territories.of("US"))) is None
     assert overlap(a, terms(uses=Use.TVOD)) is None
     assert overlap(a, terms(period=Period(Y2026))) is None  # touching terms
+
+
+def test_a_grant_the_contract_accepted_always_reads() -> None:
+    # The contract takes any two letters and any non-zero uint32: an unassigned code and a use
+    # bit the vocabulary does not know yet must not stop the indexer reading the grant.
+    grant = GrantTerms.from_fields(
+        territories=("DE", "XX"),
+        worldwide=False,
+        uses=int(Use.SVOD) | 1 << 20,
+        start=Y2025,
+    )
+    assert grant.unknown_terms() == [
+        "territory XX is not an ISO 3166-1 country",
+        "use bit20 is not in the vocabulary",
+    ]
+    assert use_names(grant.uses) == ["svod", "bit20"]
+    assert "SVOD, use bit 20 in DE, XX" in grant.describe()
+    assert grant.to_raw()["territories"] == b"DEXX" and grant.to_raw()["uses"] == 8 | 1 << 20
+    # The maths stays exact: it meets another grant naming XX or the world, in XX only.
+    world = terms(territories=Territories.world_except("DE"), uses=Use(1 << 20))
+    got = overlap(grant, world)
+    assert got is not None and got.territories == Territories.from_raw(b"XX", False)
+    assert got.uses == Use(1 << 20)
+    assert Overlap.from_json(got.to_json()) == got
+    # What users type is still held to ISO and to the vocabulary.
+    with pytest.raises(InvalidTerms, match="unknown territory 'XX'"):
+        Territories.of("XX")
+    with pytest.raises(InvalidTerms, match="unknown use 'bit20'"):
+        parse_uses("bit20")
+    assert terms().unknown_terms() == []
+
+
+def test_create_from_what_users_type() -> None:
+    grant = GrantTerms.create(
+        territories="world except US",
+        uses="svod,avod",
+        start="2025-01-01",
+        end="2026-01-01",
+        conditions="commercial",
+        exclusive=True,
+        licensee="0x" + "ab" * 20,
+        terms_url="https://example.org/t.pdf",
+        terms_hash="0x" + "cd" * 32,
+    )
+    assert grant.territories == Territories.world_except("US")
+    assert grant.uses == Use.SVOD | Use.AVOD and grant.conditions == Conditions.COMMERCIAL
+    assert grant.period == Period(Y2025, Y2026) and grant.exclusive
+    assert grant.terms_hash == bytes.fromhex("cd" * 32)
+    public = GrantTerms.create(territories="DE", uses="tdm", start="2025-01-01", licensee="")
+    assert public.public and public.period.end is None
+    for kw, message in [
+        ({"territories": "DE,XX"}, "unknown territory 'XX'"),
+        ({"uses": "svod,bit20"}, "unknown use 'bit20'"),
+        ({"end": "2024-01-01"}, "end 2024-01-01 is not after start 2025-01-01"),
+        ({"conditions": "free"}, "unknown condition 'free'"),
+        ({"terms_hash": "zz"}, "terms hash is not hex"),
+        ({"terms_hash": "0x1234"}, "32 bytes"),
+    ]:
+        fields: dict[str, object] = {"territories": "DE", "uses": "svod", "start": "2025-01-01"}
+        with pytest.raises(InvalidTerms, match=message):
+            GrantTerms.create(**(fields | kw))  # type: ignore[arg-type]
