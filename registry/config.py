@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registry.defaults import DEFER_LOOKUPS_AFTER
+from registry.defaults import CASE_RESPONSE_DAYS, DEFER_LOOKUPS_AFTER
 
 # The repository root holds package.json and hardhat.config.js when the package runs from a
 # checkout (editable install), which is the only way the devnet is started.
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     defer_lookups_after: int = Field(DEFER_LOOKUPS_AFTER, ge=0)
     """Events a catch-up must expect before the indexer drops the lookup indexes until its end
     (0: never). Meanwhile lookups by ISCC-CODE, datahash and declarer scan the store."""
+
+    case_response_days: int = Field(CASE_RESPONSE_DAYS, ge=1)
+    """Days the parties of a licence case have to answer before an open case expires."""
 
     relayer_key: Path | None = None
     """Key file whose account pays for relayed requests in `serve`; on the devnet (chain 31337)

@@ -81,7 +81,7 @@ class BatchRows:
     licences: list[LicenceEvent] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.events) + len(self.licences)
 
 
 def rows_of(batch: Sequence[RegistryEvent | LicenceEvent]) -> BatchRows:
