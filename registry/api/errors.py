@@ -10,14 +10,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
     ChainUnavailable,
+    Forbidden,
     InputError,
     InvalidCode,
     InvalidDeclaration,
     InvalidGrant,
+    InvalidNote,
+    NotFound,
     RegistryError,
     StoreError,
     UnsupportedMedia,
 )
+from registry.ledger.cases import CaseNotFound, IllegalTransition, NotAParty, ReplayedResponse
+from registry.ledger.licence_conflicts import UsageReplayed
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -32,10 +37,6 @@ __all__ = [
     "UploadTooLarge",
     "install_error_handlers",
 ]
-
-
-class NotFound(RegistryError):
-    """The thing asked for is not in the index."""
 
 
 class UploadTooLarge(InputError):
@@ -89,6 +90,12 @@ class ErrorBody(BaseModel):
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
+    (CaseNotFound, 404, "not-found"),
+    (NotAParty, 403, "not-a-party"),
+    (IllegalTransition, 409, "illegal-transition"),
+    (ReplayedResponse, 409, "replayed"),
+    (UsageReplayed, 409, "replayed"),
+    (InvalidNote, 400, "invalid-note"),
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
     (GrantConflict, 409, "grant-conflict"),
@@ -97,6 +104,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (RateLimited, 429, "rate-limited"),
     (RelayUnauthorized, 401, "relay-token-required"),
     (RelayForbidden, 403, "relay-closed"),
+    (Forbidden, 403, "forbidden"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
     (InvalidGrant, 400, "invalid-grant"),

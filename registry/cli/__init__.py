@@ -12,7 +12,7 @@ import sys
 
 # Importing a command module registers its commands; this order is the order of `--help`.
 # isort: off
-from registry.cli import gen, declare, licence, index, lookup, keys, deploy, devnet  # noqa: F401
+from registry.cli import gen, declare, licence, index, lookup, ledger, keys, deploy, devnet  # noqa: F401
 
 # isort: on
 from registry.cli.common import app, err

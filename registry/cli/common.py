@@ -70,6 +70,18 @@ license_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(license_app, name="license")
+usage_app = typer.Typer(
+    help="Report uses of declared works (signed usage reports).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+cases_app = typer.Typer(
+    help="Cases of licence conflicts: list them, show one, answer one.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(usage_app, name="usage")
+app.add_typer(cases_app, name="cases")
 
 # Piped output goes to programs and to grep: identifiers are never wrapped there. On a terminal
 # long lines wrap where the terminal wraps them (soft_wrap), not inside a hash.
