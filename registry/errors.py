@@ -42,6 +42,14 @@ class InsufficientFunds(RegistryError):
     """The account that must pay for a transaction has too little ether."""
 
 
+class NotFound(RegistryError):
+    """Nothing is known under the identifier asked for (a case, a subscription, a declaration)."""
+
+
+class Forbidden(RegistryError):
+    """The caller may not do this: a wrong secret, or a limit on what one party may hold."""
+
+
 class InvalidTerms(InputError):
     """Licence terms (territories, uses, conditions, a term, a DDEX deal) that cannot be used:
     an unknown code or name, an end before the start, or a deal our vocabulary cannot say."""

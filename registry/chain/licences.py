@@ -58,6 +58,7 @@ __all__ = [
     "TerminationReceipt",
     "grant_direct",
     "grant_id_of",
+    "grant_outcomes",
     "licence_domain",
     "prepare_grant",
     "prepare_termination",
@@ -684,9 +685,10 @@ def terminate_direct(
 
 
 def submit_termination(
-    registry: Registry, signed: SignedTermination, payer: LocalAccount
+    registry: Registry, signed: SignedTermination, payer: LocalAccount, tag: str | None = None
 ) -> TerminationReceipt:
-    """Relay a signed termination; `payer` pays the gas."""
+    """Relay a signed termination; `payer` pays the gas. `tag` goes into the sender's journal
+    with the transaction (see relay_grants)."""
     _check_domain(registry, signed.domain, "termination")
     wallet = _has_code(registry, signed.termination.by)
     if not wallet:
@@ -811,11 +813,14 @@ def relay_grants(
     batch: Sequence[SignedGrant],
     payer: LocalAccount,
     gas_budget: int = DEFAULT_BATCH_GAS,
+    tags: Sequence[str] | None = None,
 ) -> list[GrantResult]:
     """Record all of `batch` with grantBatch in as few transactions as fit; one result per
     entry, in order. Entries signed for another ledger, EOA entries whose signature is not the
     grantor's, and entries the simulation rejects are reported without spending gas on them;
-    the contract skips (GrantFailed) whatever still fails when mined, and the rest count."""
+    the contract skips (GrantFailed) whatever still fails when mined, and the rest count.
+    `tags` (one per entry) go into the sender's journal with each transaction, so a relayer
+    restarted mid-flight knows whose grants it carried (`grant_outcomes`)."""
     domain = licence_domain(registry)
     results: dict[int, GrantResult] = {}
     pending: list[int] = []
@@ -842,14 +847,22 @@ def relay_grants(
     for chunk in _chunks(registry, [batch[i] for i in pending], payer.address, gas_budget):
         indices = pending[position : position + len(chunk)]
         position += len(chunk)
+        journal = {
+            "kind": "grant",
+            "entries": [
+                {"tag": tags[i] if tags is not None else None, "grantor": batch[i].grantor}
+                for i in indices
+            ],
+        }
         try:
             limit = min(_gas_limit(registry, chunk, payer.address), TX_GAS_CAP)
-            receipt = _transact(registry, _batch_call(registry, chunk), payer, gas_limit=limit)
+            call = _batch_call(registry, chunk)
+            receipt = _transact(registry, call, payer, gas_limit=limit, payload=journal)
         except InvalidGrant as exc:
             for i in indices:
                 results[i] = GrantResult(batch[i], error=str(exc))
             continue
-        for i, outcome in zip(indices, _batch_outcomes(registry, len(chunk), receipt), strict=True):
+        for i, outcome in zip(indices, grant_outcomes(registry, len(chunk), receipt), strict=True):
             if isinstance(outcome, str):
                 results[i] = GrantResult(batch[i], error=outcome)
             else:
@@ -857,7 +870,7 @@ def relay_grants(
     return [results[i] for i in range(len(batch))]
 
 
-def _batch_outcomes(registry: Registry, entries: int, receipt: dict) -> list[GrantReceipt | str]:
+def grant_outcomes(registry: Registry, entries: int, receipt: dict) -> list[GrantReceipt | str]:
     """Per entry of a mined grantBatch: its receipt, or the contract's reason for skipping it."""
     events = registry.licences.events
     failed = {

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_utils import is_address, keccak, to_checksum_address
 from eth_utils.exceptions import ValidationError
 
@@ -370,7 +371,9 @@ class SignedNote:
             return Account.recover_message(
                 _signable(self.note, self.domain), signature=self.signature
             )
-        except (ValueError, TypeError, ValidationError) as exc:
+        # eth-keys raises its own BadSignature (no ValueError) for a signature that matches no
+        # key at all, e.g. all zeros.
+        except (ValueError, TypeError, ValidationError, BadSignature) as exc:
             raise InvalidNote(f"malformed signature: {exc}") from None
 
     def verify(self, expected: NotesDomain) -> None:

@@ -14,14 +14,17 @@ from registry.store.schema import (
     cases,
     conflict_queue,
     conflicts,
+    deliveries,
     grants,
     licence_conflicts,
     licence_queue,
     meta,
     metadata,
     metadata_docs,
+    notices,
     segment_sources,
     segments,
+    subscriptions,
     usage_reports,
 )
 
@@ -150,6 +153,12 @@ def _v9_licences(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v10_notifications(conn: Connection) -> None:
+    """v10 -> v11: webhook subscriptions, the notices of case changes and their outbox."""
+    for table in (notices, subscriptions, deliveries):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_ownership,
     _v2_metadata,
@@ -160,6 +169,7 @@ MIGRATIONS: list[Migration] = [
     _v7_events_by_position,
     _v8_contract_v2,
     _v9_licences,
+    _v10_notifications,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"

@@ -33,6 +33,7 @@ __all__ = [
     "conflict_queue",
     "conflicts",
     "declarations",
+    "deliveries",
     "events",
     "grants",
     "licence_conflicts",
@@ -40,8 +41,10 @@ __all__ = [
     "meta",
     "metadata",
     "metadata_docs",
+    "notices",
     "segment_sources",
     "segments",
+    "subscriptions",
     "units",
     "usage_reports",
 ]
@@ -456,4 +459,66 @@ case_events = Table(
     Column("digest", _Hash),
     PrimaryKeyConstraint("case_id", "seq"),
     UniqueConstraint("case_id", "digest", name="uq_case_events_digest"),
+)
+
+
+# Notifications (registry.ledger.notify). `notices` is the service's feed of case changes: one
+# row per case event, numbered by the store (the SSE feed's event ids, so a client resumes with
+# Last-Event-ID). SQLite's AUTOINCREMENT keeps a number from ever coming back.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("type", String(32), nullable=False),
+    Column("case_id", String(80), nullable=False),
+    Column("case_seq", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("works", Text, nullable=False),
+    Column("parties", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    # A case event is announced once, however often the collector runs.
+    UniqueConstraint("case_id", "case_seq", name="uq_notices_case_event"),
+    sqlite_autoincrement=True,
+)
+
+# Webhook subscriptions: where to POST notices, the HMAC secret, and which notices (all filters
+# that are set must match; none set: every notice). A subscription gets the notices recorded
+# after it was made.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("case_id", String(80)),
+    Column("work", String(32)),
+    Column("kind", String(32)),
+    Column("creator", String(64), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Index("ix_subscriptions_creator", "creator"),
+)
+
+# The outbox: one row per notice and subscription, written in the transaction that records the
+# notice, so a delivery survives a restart. `next_attempt` (unix seconds) is also the lease: a
+# sender moves it into the future before it posts, so two senders never post the same row at once.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column(
+        "subscription_id",
+        String(40),
+        ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("notice_id", _Id, ForeignKey("notices.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", Float, nullable=False),
+    Column("last_error", Text),
+    Column("last_status", Integer),
+    Column("delivered", BigInteger),
+    UniqueConstraint("subscription_id", "notice_id", name="uq_deliveries_pair"),
+    Index("ix_deliveries_due", "status", "next_attempt"),
 )
