@@ -13,16 +13,11 @@ from typing import Any
 
 from registry.errors import ChainUnavailable, InvalidNote
 from registry.ledger import cases
-from registry.ledger.licence_conflicts import (
-    _covers,
-    _invalid_grants,
-    _related,
-    _works,
-    store_usage_report,
-)
+from registry.ledger.licence_conflicts import store_usage_report
+from registry.ledger.licence_findings import usage_coverage
 from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote, UsageReport
 from registry.search.similarity import SimilarityIndex
-from registry.store.licences import UsageRecord, grants_over
+from registry.store.licences import UsageRecord
 from registry.store.store import Store
 
 __all__ = ["coverage", "notes_domain", "parse_note", "respond", "take_usage_report"]
@@ -56,28 +51,10 @@ def parse_note(data: Any, kind: type[UsageReport] | type[CaseResponse]) -> Signe
 def coverage(store: Store, usage: UsageRecord) -> dict[str, Any]:
     """Whether a valid grant covers a stored usage report now: the works considered (the
     matched one and those it copies or contains), the grants over them, which are invalid
-    (their grantor had no right) and which cover the use."""
-    if usage.iscc_id is None:
-        return {"licensed": None, "works": [], "covering_grants": [], "grants_considered": []}
+    (their grantor had no right) and which cover the use (detection's own rules:
+    registry.ledger.licence_findings.usage_coverage)."""
     with store._read() as conn:
-        works = _works(conn, [usage.iscc_id])
-        candidates = {usage.iscc_id} | {
-            r.other for r in _related(conn, works).get(usage.iscc_id, [])
-        }
-        grants = [
-            g
-            for g in grants_over(conn, sorted(candidates))
-            if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
-        ]
-        invalid = _invalid_grants(conn, [g.grant_id for g in grants], {})
-    covering = [g.grant_id for g in grants if g.grant_id not in invalid and _covers(g, usage)]
-    return {
-        "licensed": bool(covering),
-        "works": sorted(candidates),
-        "covering_grants": covering,
-        "grants_considered": [g.grant_id for g in grants],
-        "invalid_grants": sorted(invalid & {g.grant_id for g in grants}),
-    }
+        return usage_coverage(conn, usage)
 
 
 def take_usage_report(
