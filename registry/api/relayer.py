@@ -174,6 +174,8 @@ class RelayQueue:
         self.sender = registry.sender(payer)
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}
+        # Queued grants by grant id: a sublicence may name a parent that is not mined yet.
+        self._grant_jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relayer", daemon=True)
@@ -319,13 +321,8 @@ class RelayQueue:
         right after its parent, before the parent is mined; the batch keeps their order)."""
         if int(self.registry.licences.functions.grantorOf(parent).call(), 16):
             return True
-        wanted = "0x" + parent.hex()
-        return any(
-            isinstance(j.payload, SignedGrant)
-            and j.state != "failed"
-            and j.payload.request.grant_id == wanted
-            for j in list(self._jobs.values())
-        )
+        queued = self._grant_jobs.get("0x" + parent.hex())
+        return queued is not None and queued.state != "failed"
 
     def _check_licence_signer(
         self, account: str, digest: bytes, signature: bytes, recover: Any
@@ -367,13 +364,17 @@ class RelayQueue:
             if len(self._jobs) >= MAX_JOBS:
                 self._forget_finished()
             self._jobs[job.key] = job
+            if isinstance(job.payload, SignedGrant):
+                self._grant_jobs[job.payload.request.grant_id] = job
         self._queue.put(job)
         return job, True
 
     def _forget_finished(self) -> None:
         finished = [k for k, j in self._jobs.items() if j.state != "pending"]
         for key in finished[: len(finished) // 2 + 1]:
-            del self._jobs[key]
+            job = self._jobs.pop(key)
+            if isinstance(job.payload, SignedGrant):
+                self._grant_jobs.pop(job.payload.request.grant_id, None)
 
     def _check_domain(self, domain: Any) -> None:
         if domain != self.domain:

@@ -51,7 +51,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -69,7 +68,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from registry.chain.deployment import Deployment
-from registry.chain.events import DECLARED, REVOKED, TRANSFERRED
 from registry.chain.iscc_id import IsccId
 from registry.defaults import CASE_RESPONSE_DAYS
 from registry.errors import InputError, InvalidNote, StoreError
@@ -82,9 +80,25 @@ from registry.ledger.cases import (
     expire_cases,
     open_case,
 )
+from registry.ledger.licence_findings import (
+    CONTAINS_EARLIER,
+    EXCLUSIVE_OVERLAP,
+    KINDS,
+    NOT_OWNER,
+    NOT_PRIORITY,
+    SUBLICENCE_EXCEEDS,
+    UNLICENSED_USE,
+    Finding,
+    exclusive_overlaps,
+    ownership,
+    priority,
+    sublicence,
+    terms_of,
+    unlicensed_uses,
+)
+from registry.ledger.licence_works import Relation, related_works, works_of
 from registry.ledger.notes import NotesDomain, SignedNote, UsageReport
-from registry.ledger.rules import Usage, exclusive_clash, sublicence_excess, unlicensed
-from registry.ledger.terms import GrantTerms, Period, Territories, Use, use_names
+from registry.ledger.terms import Territories
 from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, query_units
 from registry.store.bulk import among, chunks
 from registry.store.licences import (
@@ -98,6 +112,7 @@ from registry.store.licences import (
     grants_by_ids,
     grants_over,
     queue_licences,
+    select_grants,
     usage_record_of,
 )
 from registry.store.schema import (
@@ -105,7 +120,6 @@ from registry.store.schema import (
     checkpoints,
     conflicts,
     declarations,
-    events,
     grants,
     licence_conflicts,
     licence_queue,
@@ -133,428 +147,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EXCLUSIVE_OVERLAP = "exclusive_overlap"
-NOT_OWNER = "grantor_not_owner"
-NOT_PRIORITY = "grantor_not_priority"
-CONTAINS_EARLIER = "work_contains_earlier"
-SUBLICENCE_EXCEEDS = "sublicence_exceeds"
-UNLICENSED_USE = "unlicensed_use"
-KINDS = (
-    EXCLUSIVE_OVERLAP,
-    NOT_OWNER,
-    NOT_PRIORITY,
-    CONTAINS_EARLIER,
-    SUBLICENCE_EXCEEDS,
-    UNLICENSED_USE,
-)
-# Kinds judged with a grant as their subject (`grant_id`); exclusive_overlap also with the
-# grant on the other side.
-_GRANT_KINDS = (NOT_OWNER, NOT_PRIORITY, CONTAINS_EARLIER, SUBLICENCE_EXCEEDS)
-# A grant with an open conflict of these kinds licenses nothing (unlicensed_use).
-_INVALIDATING = (NOT_OWNER, NOT_PRIORITY)
-_SAME_CONTENT = ("datahash", "content")
 BATCH = 1000
-# Ancestors followed up a sublicence chain (the contract allows any depth; a chain this long
-# is an attack, and a grant deeper down is simply not exempted from its ancestors' exclusivity).
-_MAX_DEPTH = 32
 
 
 class UsageReplayed(InputError):
     """A usage report with a (reporter, nonce) pair stored before."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A rule that holds now: what a conflict row is made of."""
-
-    kind: str
-    key: str
-    iscc_id: str
-    overlap: dict[str, Any]
-    evidence: dict[str, Any]
-    parties: tuple[tuple[str, str], ...]
-    grant_id: str | None = None
-    other_grant_id: str | None = None
-    usage_id: int | None = None
-    other_iscc_id: str | None = None
-    ends_at: int | None = None
-
-
-def terms_of(grant: GrantRecord, end: int | None = None) -> GrantTerms:
-    """The meaning of a stored grant (registry.ledger.terms); `end` cuts its term short (a
-    termination)."""
-    ends = grant.ends_at
-    if end is not None:
-        ends = end if ends is None else min(ends, end)
-    return GrantTerms.from_fields(
-        territories=grant.territories,
-        worldwide=grant.worldwide,
-        uses=grant.uses,
-        conditions=grant.conditions,
-        start=grant.starts_at,
-        end=max(ends, grant.starts_at + 1) if ends is not None else 0,
-        exclusive=grant.exclusive,
-        sublicensable=grant.sublicensable,
-        licensee=grant.licensee,
-        parent=grant.parent,
-        grantor=grant.grantor,
-        iscc_id=grant.iscc_id,
-        grant_id=grant.grant_id,
-        terms_url=grant.terms_url,
-        terms_hash=grant.terms_hash,
-    )
-
-
-# --- what the store says about works ----------------------------------------------------------
-
-
-@dataclass
-class _Work:
-    """The current declaration of an ISCC-ID and its history (for ownership at a position)."""
-
-    iscc_id: str
-    row_id: int
-    declarer: str
-    owner: str
-    revoked: bool
-    valid: bool
-    history: list[tuple[int, int, str, dict[str, Any]]] = field(default_factory=list)
-
-    def owner_at(self, position: tuple[int, int]) -> tuple[str | None, str]:
-        """(owner, how) at a chain position: None if not declared yet or revoked by then."""
-        owner: str | None = None
-        how = "not declared before the grant"
-        for block, index, name, args in self.history:
-            if (block, index) >= position:
-                break
-            if name == DECLARED:
-                owner, how = args["declarer"], "declared"
-            elif name == TRANSFERRED:
-                owner, how = args["to"], "transferred"
-            elif name == REVOKED:
-                owner, how = None, "revoked before the grant"
-        return owner, how
-
-
-def _works(conn: Connection, iscc_ids: Iterable[str]) -> dict[str, _Work]:
-    found: dict[str, _Work] = {}
-    wanted = sorted(set(iscc_ids))
-    for chunk in chunks(wanted):
-        query = (
-            select(
-                declarations.c.id,
-                declarations.c.iscc_id,
-                declarations.c.declarer,
-                declarations.c.owner,
-                declarations.c.revoked,
-                declarations.c.valid,
-            )
-            .where(among(conn, declarations.c.iscc_id, chunk))
-            .order_by(declarations.c.block_number, declarations.c.log_index)
-        )
-        for row in conn.execute(query):
-            # The first valid declaration of an ISCC-ID is the work (the contract mints each
-            # ISCC-ID once; another registry's is another chain's).
-            if row.iscc_id not in found or (row.valid and not found[row.iscc_id].valid):
-                found[row.iscc_id] = _Work(
-                    row.iscc_id, row.id, row.declarer, row.owner, row.revoked, row.valid
-                )
-        history = (
-            select(events.c.iscc_id, events.c.block_number, events.c.log_index, events.c.name)
-            .add_columns(events.c.payload)
-            .where(among(conn, events.c.iscc_id, chunk))
-            .order_by(events.c.block_number, events.c.log_index)
-        )
-        for row in conn.execute(history):
-            work = found.get(row.iscc_id)
-            if work is not None:
-                args = json.loads(row.payload)
-                work.history.append((row.block_number, row.log_index, row.name, args))
-    return found
-
-
-@dataclass(frozen=True)
-class _Relation:
-    """Two works whose content overlaps, with the content conflict (or datahash) behind it."""
-
-    other: str
-    kind: str
-    strength: float
-    earlier: bool
-    """Whether `other` is the earlier declaration of the pair."""
-    detail: dict[str, Any]
-
-
-def _related(conn: Connection, works: dict[str, _Work]) -> dict[str, list[_Relation]]:
-    """Per work, the works related to it: content conflicts either way and declarations of the
-    very same bytes (by any declarer), read by the conflicts' and datahash indexes."""
-    by_row = {w.row_id: w.iscc_id for w in works.values()}
-    found: dict[str, list[_Relation]] = defaultdict(list)
-    rows: list[tuple[int, int, str, float, str]] = []
-    ids = sorted(by_row)
-    for chunk in chunks(ids):
-        for mine, theirs in (
-            (conflicts.c.later_id, conflicts.c.earlier_id),
-            (conflicts.c.earlier_id, conflicts.c.later_id),
-        ):
-            query = select(
-                mine, theirs, conflicts.c.kind, conflicts.c.strength, conflicts.c.detail
-            ).where(among(conn, mine, chunk))
-            rows += [(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(query)]
-    other_ids = sorted({r[1] for r in rows})
-    names: dict[int, tuple[str, int, int]] = {}
-    for chunk in chunks(other_ids):
-        query = select(
-            declarations.c.id,
-            declarations.c.iscc_id,
-            declarations.c.block_number,
-            declarations.c.log_index,
-        ).where(among(conn, declarations.c.id, chunk))
-        names.update({r.id: (r.iscc_id, r.block_number, r.log_index) for r in conn.execute(query)})
-    positions: dict[int, tuple[int, int]] = {}
-    for chunk in chunks(ids):
-        query = select(
-            declarations.c.id, declarations.c.block_number, declarations.c.log_index
-        ).where(among(conn, declarations.c.id, chunk))
-        positions.update({r.id: (r.block_number, r.log_index) for r in conn.execute(query)})
-    for mine, theirs, kind, strength, detail in rows:
-        if theirs not in names or mine not in by_row:
-            continue
-        other, block, index = names[theirs]
-        earlier = (block, index) < positions.get(mine, (block, index))
-        found[by_row[mine]].append(_Relation(other, kind, strength, earlier, json.loads(detail)))
-    # The same bytes declared by the same declarer make no content conflict, but are one work.
-    mine_alias, other_alias = declarations.alias("mine"), declarations.alias("other")
-    for chunk in chunks(ids):
-        query = (
-            select(mine_alias.c.id, other_alias.c.iscc_id)
-            .join(
-                other_alias,
-                (other_alias.c.datahash == mine_alias.c.datahash)
-                & (other_alias.c.id != mine_alias.c.id),
-            )
-            .where(among(conn, mine_alias.c.id, chunk))
-        )
-        for mine, other in conn.execute(query):
-            known = {r.other for r in found[by_row[mine]]}
-            if other not in known:
-                found[by_row[mine]].append(_Relation(other, "datahash", 1.0, False, {}))
-    return found
-
-
-# --- the rules ---------------------------------------------------------------------------------
-
-
-def _parties(*pairs: tuple[str | None, str]) -> tuple[tuple[str, str], ...]:
-    return tuple((to_checksum_address(a), role) for a, role in pairs if a)
-
-
-def _ended(period: Period, now: int) -> bool:
-    return period.end is not None and period.end <= now
-
-
-def _ancestors(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection) -> set[str]:
-    found: set[str] = set()
-    current: GrantRecord | None = grant
-    for _ in range(_MAX_DEPTH):
-        if current is None or current.parent is None or current.parent in found:
-            break
-        found.add(current.parent)
-        if current.parent not in known:
-            known.update(grants_by_ids(conn, [current.parent]))
-        current = known.get(current.parent)
-    return found
-
-
-def _relation_name(relation: _Relation) -> str:
-    """How two works relate, in the words of rules.exclusive_clash."""
-    if relation.kind in _SAME_CONTENT:
-        return "copy"
-    return "excerpt" if relation.kind == "segment" else relation.kind
-
-
-def _exclusive_overlaps(
-    conn: Connection,
-    grant: GrantRecord,
-    candidates: Iterable[tuple[GrantRecord, _Relation | None]],
-    known: dict[str, GrantRecord],
-    now: int,
-) -> list[Finding]:
-    mine = terms_of(grant)
-    found = []
-    my_line = _ancestors(grant, known, conn)
-    for other, relation in candidates:
-        if other.grant_id == grant.grant_id or other.terminated:
-            continue
-        if not (grant.exclusive or other.exclusive):
-            continue  # no terms to compare, and no ancestors to read
-        lineal = other.grant_id in my_line or grant.grant_id in _ancestors(other, known, conn)
-        clash = exclusive_clash(
-            mine,
-            terms_of(other),
-            relation=None if relation is None else _relation_name(relation),
-            lineal=lineal,
-        )
-        if clash is None or _ended(clash.overlap.period, now):
-            continue
-        later, earlier = (grant, other) if other.order < grant.order else (other, grant)
-        evidence: dict[str, Any] = {
-            **clash.to_json(),
-            "relation": "same work"
-            if relation is None
-            else {"kind": relation.kind, "strength": relation.strength, **relation.detail},
-        }
-        found.append(
-            Finding(
-                kind=EXCLUSIVE_OVERLAP,
-                key=f"{EXCLUSIVE_OVERLAP}:{earlier.grant_id}:{later.grant_id}",
-                iscc_id=later.iscc_id,
-                other_iscc_id=earlier.iscc_id,
-                grant_id=later.grant_id,
-                other_grant_id=earlier.grant_id,
-                overlap=clash.overlap.to_json(),
-                evidence=evidence,
-                ends_at=clash.overlap.period.end,
-                parties=_parties(
-                    (earlier.grantor, "grantor"),
-                    (later.grantor, "grantor"),
-                    (earlier.licensee, "licensee"),
-                    (later.licensee, "licensee"),
-                ),
-            )
-        )
-    return found
-
-
-def _whole(terms: GrantTerms) -> dict[str, Any]:
-    return {
-        "territories": terms.territories.to_json(),
-        "uses": use_names(terms.uses),
-        "period": terms.period.to_json(),
-        "text": f"{terms.describe()}",
-    }
-
-
-def _ownership(grant: GrantRecord, work: _Work | None) -> Finding | None:
-    if grant.parent is not None:
-        return None  # a sublicence's right comes from its parent (sublicence_exceeds)
-    if work is not None and work.owner == grant.grantor and not work.revoked:
-        return None  # owner now: owned then, or ratified by a transfer since
-    if work is not None and work.revoked:
-        return None  # a revoked work licenses nothing and is claimed by nobody
-    owner, how = (None, "not declared") if work is None else work.owner_at(grant.order)
-    if owner == grant.grantor:
-        return None
-    terms = terms_of(grant)
-    return Finding(
-        kind=NOT_OWNER,
-        key=f"{NOT_OWNER}:{grant.grant_id}",
-        iscc_id=grant.iscc_id,
-        grant_id=grant.grant_id,
-        overlap=_whole(terms),
-        evidence={
-            "grantor": grant.grantor,
-            "owner_at_grant": owner,
-            "how": how,
-            "owner_now": None if work is None else work.owner,
-            "grant_block": grant.block_number,
-            "grant_log_index": grant.log_index,
-        },
-        ends_at=terms.period.end,
-        parties=_parties(
-            (grant.grantor, "grantor"),
-            (owner, "owner"),
-            (None if work is None else work.owner, "owner"),
-            (grant.licensee, "licensee"),
-        ),
-    )
-
-
-def _priority(
-    grant: GrantRecord, work: _Work | None, relations: list[_Relation], others: dict[str, _Work]
-) -> list[Finding]:
-    if grant.parent is not None or work is None or work.revoked:
-        return []
-    by_other: dict[str, list[_Relation]] = defaultdict(list)
-    for r in relations:
-        if r.earlier and r.kind in (*_SAME_CONTENT, "segment"):
-            by_other[r.other].append(r)
-    found = []
-    terms = terms_of(grant)
-    for other_id, evidence in sorted(by_other.items()):
-        earlier = others.get(other_id)
-        if earlier is None or earlier.revoked or not earlier.valid:
-            continue
-        if earlier.owner == grant.grantor:
-            continue  # the grantor holds the earlier work too
-        same = any(r.kind in _SAME_CONTENT for r in evidence)
-        inside = [r for r in evidence if r.kind == "segment" and r.detail.get("offset", 0) < 0]
-        kind = CONTAINS_EARLIER if not same and inside else NOT_PRIORITY
-        found.append(
-            Finding(
-                kind=kind,
-                key=f"{kind}:{grant.grant_id}:{other_id}",
-                iscc_id=grant.iscc_id,
-                other_iscc_id=other_id,
-                grant_id=grant.grant_id,
-                overlap=_whole(terms),
-                evidence={
-                    "earlier": other_id,
-                    "earlier_declarer": earlier.declarer,
-                    "earlier_owner": earlier.owner,
-                    "content_conflicts": [
-                        {"kind": r.kind, "strength": r.strength, **r.detail} for r in evidence
-                    ],
-                },
-                ends_at=terms.period.end,
-                parties=_parties(
-                    (grant.grantor, "grantor"),
-                    (earlier.owner, "earlier owner"),
-                    (grant.licensee, "licensee"),
-                ),
-            )
-        )
-    return found
-
-
-def _sublicence(grant: GrantRecord, parent: GrantRecord | None) -> Finding | None:
-    if grant.parent is None:
-        return None
-    child = terms_of(grant)
-    if parent is None:
-        # The contract refuses an unknown parent; here only through a store that started late.
-        overlap_json: dict[str, Any] = _whole(child)
-        evidence: dict[str, Any] = {"reasons": ["the parent grant is not in this store"]}
-    else:
-        excess = sublicence_excess(child, terms_of(parent), parent_ended_at=parent.terminated_time)
-        if excess is None:
-            return None
-        described = excess.to_json()
-        # The exact part of the sublicence outside its parent: where, which uses, when.
-        overlap_json = {
-            name: described[name]
-            for name in ("territories", "uses", "before", "after", "conditions")
-            if described[name]
-        }
-        if not overlap_json:
-            overlap_json = _whole(child)  # wrong grantor or parent: all of it is in question
-        evidence = {**described, "reasons": excess.reasons()}
-    return Finding(
-        kind=SUBLICENCE_EXCEEDS,
-        key=f"{SUBLICENCE_EXCEEDS}:{grant.grant_id}",
-        iscc_id=grant.iscc_id,
-        grant_id=grant.grant_id,
-        other_grant_id=grant.parent,
-        other_iscc_id=None if parent is None else parent.iscc_id,
-        overlap=overlap_json,
-        evidence=evidence,
-        ends_at=child.period.end,
-        parties=_parties(
-            (grant.grantor, "sublicensor"),
-            (None if parent is None else parent.grantor, "licensor"),
-            (grant.licensee, "licensee"),
-        ),
-    )
 
 
 # --- the detector ------------------------------------------------------------------------------
@@ -643,8 +240,8 @@ class LicenceDetector:
         known = grants_by_ids(conn, sorted(grant_ids))
         # A work changed: the grants over it and over the works related to it.
         if work_ids:
-            changed_works = _works(conn, work_ids)
-            related = _related(conn, changed_works)
+            changed_works = works_of(conn, work_ids)
+            related = related_works(conn, changed_works)
             touched = set(work_ids) | {r.other for rs in related.values() for r in rs}
             for g in grants_over(conn, sorted(touched)):
                 if (g.chain_id, g.contract) == (chain_id, contract):
@@ -654,17 +251,17 @@ class LicenceDetector:
         # A grant changed: its sublicences are judged against it again.
         for chunk in chunks(sorted(grant_ids)):
             children = conn.execute(
-                select(grants).where(*scope, among(conn, grants.c.parent, chunk))
+                select_grants().where(*scope, among(conn, grants.c.parent, chunk))
             ).all()
             for row in children:
                 g = grant_record_of(row)
                 known[g.grant_id] = g
                 grant_ids.add(g.grant_id)
         live = [known[g] for g in sorted(grant_ids) if g in known]
-        works = _works(conn, {g.iscc_id for g in live})
-        relations = _related(conn, works)
+        works = works_of(conn, {g.iscc_id for g in live})
+        relations = related_works(conn, works)
         neighbours = set(works) | {r.other for rs in relations.values() for r in rs}
-        others = _works(conn, neighbours - set(works))
+        others = works_of(conn, neighbours - set(works))
         others.update(works)
         over: dict[str, list[GrantRecord]] = defaultdict(list)
         for g in grants_over(conn, sorted(neighbours)):
@@ -683,7 +280,7 @@ class LicenceDetector:
             if grant.terminated or (work is not None and work.revoked):
                 continue
             rel = relations.get(grant.iscc_id, [])
-            candidates: list[tuple[GrantRecord, _Relation | None]] = [
+            candidates: list[tuple[GrantRecord, Relation | None]] = [
                 (g, None) for g in over.get(grant.iscc_id, [])
             ]
             for r in rel:
@@ -691,65 +288,21 @@ class LicenceDetector:
                     continue
                 candidates += [(g, r) for g in over.get(r.other, [])]
             found = [
-                *_exclusive_overlaps(conn, grant, candidates, known, now),
-                _ownership(grant, work),
-                *_priority(grant, work, rel, others),
-                _sublicence(grant, parents.get(grant.parent or "")),
+                *exclusive_overlaps(conn, grant, candidates, known, now),
+                ownership(grant, work),
+                *priority(grant, work, rel, others),
+                sublicence(grant, parents.get(grant.parent or "")),
             ]
             for f in found:
                 if f is not None and (f.ends_at is None or f.ends_at > now):
                     findings[f.key] = f
         # Usage reports, after the grants' own conflicts (which may invalidate a grant).
-        for usage in _usages(conn, usage_ids):
-            responsible.append(("usage", str(usage.id)))
-            f = self._unlicensed(conn, usage, findings)
-            if f is not None:
-                findings[f.key] = f
+        usages = _usages(conn, usage_ids)
+        responsible += [("usage", str(u.id)) for u in usages]
+        for f in unlicensed_uses(conn, usages, findings):
+            findings[f.key] = f
         return _reconcile(
             conn, chain_id, contract, responsible, findings, now, self.response_days, known
-        )
-
-    def _unlicensed(
-        self, conn: Connection, usage: UsageRecord, findings: dict[str, Finding]
-    ) -> Finding | None:
-        if usage.iscc_id is None:
-            return None  # no declared work: nothing anybody claims
-        works = _works(conn, [usage.iscc_id])
-        work = works.get(usage.iscc_id)
-        if work is None or work.revoked:
-            return None
-        relations = _related(conn, works).get(usage.iscc_id, [])
-        candidates = {usage.iscc_id} | {r.other for r in relations}
-        grants_found = [
-            g
-            for g in grants_over(conn, sorted(candidates))
-            if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
-        ]
-        invalid = _invalid_grants(conn, [g.grant_id for g in grants_found], findings)
-        valid = [g for g in grants_found if g.grant_id not in invalid]
-        use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
-        ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
-        uncovered = unlicensed(use, [terms_of(g) for g in valid], ended=ended)
-        if uncovered is None:
-            return None
-        return Finding(
-            kind=UNLICENSED_USE,
-            key=f"{UNLICENSED_USE}:{usage.id}",
-            iscc_id=usage.iscc_id,
-            usage_id=usage.id,
-            overlap={
-                "territories": Territories.of(usage.territory).to_json(),
-                "uses": use_names(use.use),
-                "used_at": usage.used_at,
-                "text": str(use),
-            },
-            evidence={
-                **uncovered.to_json(),
-                "match": None if usage.match is None else json.loads(usage.match),
-                "works": sorted(candidates),
-                "invalid_grants": sorted(invalid & {g.grant_id for g in grants_found}),
-            },
-            parties=_parties((usage.reporter, "user"), (work.owner, "owner")),
         )
 
 
@@ -776,26 +329,6 @@ def _usages(conn: Connection, ids: Iterable[int]) -> list[UsageRecord]:
         query = select(usage_reports).where(among(conn, usage_reports.c.id, chunk))
         found.extend(usage_record_of(row) for row in conn.execute(query))
     return found
-
-
-def _invalid_grants(
-    conn: Connection, grant_ids: Sequence[str], findings: dict[str, Finding]
-) -> set[str]:
-    """Grants with a grantor_not_owner or grantor_not_priority conflict: found in this run, or
-    open in the store and not judged in this run."""
-    judged = {f.grant_id for f in findings.values() if f.kind in _INVALIDATING}
-    stored: set[str] = set()
-    for chunk in chunks(sorted(set(grant_ids))):
-        stored.update(
-            conn.execute(
-                select(licence_conflicts.c.grant_id).where(
-                    among(conn, licence_conflicts.c.grant_id, chunk),
-                    licence_conflicts.c.kind.in_(_INVALIDATING),
-                    licence_conflicts.c.resolved_at.is_(None),
-                )
-            ).scalars()
-        )
-    return judged | stored
 
 
 def _reconcile(
@@ -903,7 +436,7 @@ def _why_gone(conn: Connection, row: Any, known: dict[str, GrantRecord], now: in
                 f"terminated: grant {grant_id} was terminated by {grant.terminated_by} "
                 f"in block {grant.terminated_block}"
             )
-    works = _works(conn, [i for i in (row.iscc_id, row.other_iscc_id) if i])
+    works = works_of(conn, [i for i in (row.iscc_id, row.other_iscc_id) if i])
     for iscc_id, work in sorted(works.items()):
         if work.revoked:
             return f"revoked: {iscc_id} was revoked by its owner"

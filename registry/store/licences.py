@@ -50,6 +50,7 @@ from registry.store.schema import (
 __all__ = [
     "CONTENT_CONFLICTS_SEEN_KEY",
     "GRANT",
+    "GRANT_COLUMNS",
     "USAGE",
     "WORK",
     "GrantRecord",
@@ -64,6 +65,7 @@ __all__ = [
     "queue_licences",
     "queue_work_changes",
     "rollback_licences",
+    "select_grants",
     "usage_record_of",
 ]
 
@@ -210,15 +212,23 @@ class UsageRecord:
         }
 
 
+# Selected in GrantRecord's field order, so a row is a record with one field decoded: building
+# records through row mappings cost ~40 % of judging a backlog (grants of related works).
+GRANT_COLUMNS = [grants.c[name] for name in GrantRecord.__dataclass_fields__]
+_TERRITORIES = GRANT_COLUMNS.index(grants.c.territories)
+
+
+def select_grants() -> Any:
+    """select() of `grants` in GrantRecord's column order (turn rows into records with
+    grant_record_of)."""
+    return select(*GRANT_COLUMNS)
+
+
 def _grant_record(row: Any) -> GrantRecord:
-    values = dict(row._mapping)
-    values.pop("id", None)
-    values.pop("iscc_id_body", None)
-    values["territories"] = tuple(json.loads(values["territories"]))
-    for name in ("block_hash", "tx_hash", "terms_hash", "terminated_tx"):
-        if values[name] is not None:
-            values[name] = bytes(values[name])
-    return GrantRecord(**values)
+    values = list(row)
+    codes = values[_TERRITORIES]
+    values[_TERRITORIES] = tuple(codes.split(",")) if codes else ()
+    return GrantRecord(*values)
 
 
 def _usage_record(row: Any) -> UsageRecord:
@@ -242,7 +252,7 @@ def grant_row(chain_id: int, contract: str, e: GrantedEvent) -> dict[str, Any]:
         "grantor": e.grantor,
         "licensee": e.licensee,
         "parent": e.parent,
-        "territories": json.dumps(sorted(e.territories)),
+        "territories": ",".join(sorted(e.territories)),
         "worldwide": e.worldwide,
         "uses": e.uses,
         "conditions": e.conditions,
@@ -423,7 +433,7 @@ class LicenceReads(Connections):
     def grant(self, grant_id: str) -> GrantRecord | None:
         """One grant by its id (0x hex), or None."""
         with self._read() as conn:
-            row = conn.execute(select(grants).where(grants.c.grant_id == _grant_id(grant_id)))
+            row = conn.execute(select_grants().where(grants.c.grant_id == _grant_id(grant_id)))
             found = row.first()
         return None if found is None else _grant_record(found)
 
@@ -442,7 +452,7 @@ class LicenceReads(Connections):
         return self._grants(grants.c.parent == _grant_id(grant_id))
 
     def _grants(self, where: Any) -> list[GrantRecord]:
-        query = select(grants).where(where).order_by(grants.c.block_number, grants.c.log_index)
+        query = select_grants().where(where).order_by(grants.c.block_number, grants.c.log_index)
         with self._read() as conn:
             return [_grant_record(row) for row in conn.execute(query)]
 
@@ -469,7 +479,7 @@ def grants_by_ids(conn: Connection, grant_ids: Sequence[str]) -> dict[str, Grant
     """Grants by grant id, inside a transaction; missing ones are absent."""
     found: dict[str, GrantRecord] = {}
     for chunk in chunks(sorted(set(grant_ids))):
-        for row in conn.execute(select(grants).where(among(conn, grants.c.grant_id, chunk))):
+        for row in conn.execute(select_grants().where(among(conn, grants.c.grant_id, chunk))):
             record = _grant_record(row)
             found[record.grant_id] = record
     return found
@@ -479,13 +489,13 @@ def grants_over(conn: Connection, iscc_ids: Sequence[str]) -> list[GrantRecord]:
     """The grants over these works (index by ISCC-ID), inside a transaction."""
     found: list[GrantRecord] = []
     for chunk in chunks(sorted(set(iscc_ids))):
-        query = select(grants).where(among(conn, grants.c.iscc_id, chunk))
+        query = select_grants().where(among(conn, grants.c.iscc_id, chunk))
         found.extend(_grant_record(row) for row in conn.execute(query))
     return found
 
 
 def grant_record_of(row: Any) -> GrantRecord:
-    """A GrantRecord from a `grants` row (select(grants))."""
+    """A GrantRecord from a `grants` row (select_grants())."""
     return _grant_record(row)
 
 

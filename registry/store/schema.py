@@ -285,7 +285,8 @@ grants = Table(
     Column("licensee", _Address),
     # The parent grant's id for a sublicence, NULL for a grant by the work's owner.
     Column("parent", String(66)),
-    # ISO 3166-1 alpha-2 codes, sorted, as one JSON array: with `worldwide` the exclusions.
+    # ISO 3166-1 alpha-2 codes, sorted, comma-separated ("AT,DE"; "" for none): with
+    # `worldwide` the exclusions.
     Column("territories", Text, nullable=False),
     Column("worldwide", Boolean, nullable=False),
     Column("uses", BigInteger, nullable=False),
