@@ -96,7 +96,13 @@ from registry.ledger.licence_findings import (
     terms_of,
     unlicensed_uses,
 )
-from registry.ledger.licence_works import Relation, related_works, works_of
+from registry.ledger.licence_works import (
+    Relation,
+    WorkMatcher,
+    merge_relations,
+    related_works,
+    works_of,
+)
 from registry.ledger.notes import NotesDomain, SignedNote, UsageReport
 from registry.ledger.terms import Territories
 from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, query_units
@@ -171,8 +177,12 @@ class LicenceDetector:
         response_days: int = CASE_RESPONSE_DAYS,
         clock: Callable[[], float] = time.time,
         batch: int = BATCH,
+        matcher: WorkMatcher | None = None,
     ) -> None:
+        """`matcher` relates a work to the same declarer's copies and excerpts (without it,
+        only content conflicts and the same bytes relate works)."""
         self.store = store
+        self.matcher = matcher
         self.response_days = response_days
         self.clock = clock
         self.batch = batch
@@ -260,6 +270,8 @@ class LicenceDetector:
         live = [known[g] for g in sorted(grant_ids) if g in known]
         works = works_of(conn, {g.iscc_id for g in live})
         relations = related_works(conn, works)
+        if self.matcher is not None:
+            relations = merge_relations(relations, self.matcher(conn, works))
         neighbours = set(works) | {r.other for rs in relations.values() for r in rs}
         others = works_of(conn, neighbours - set(works))
         others.update(works)
