@@ -154,6 +154,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+# Built once: a catch-up stores thousands of conflicts.
+_INSERT_CONFLICT = insert(licence_conflicts).returning(licence_conflicts.c.id)
 
 
 class UsageReplayed(InputError):
@@ -390,24 +392,23 @@ def _reconcile(
         if key in open_rows:
             continue
         conflict_id = conn.execute(
-            insert(licence_conflicts)
-            .values(
-                chain_id=chain_id,
-                contract=contract,
-                kind=f.kind,
-                key=f.key,
-                grant_id=f.grant_id,
-                other_grant_id=f.other_grant_id,
-                usage_id=f.usage_id,
-                iscc_id=f.iscc_id,
-                other_iscc_id=f.other_iscc_id,
-                overlap=json.dumps(f.overlap, sort_keys=True),
-                evidence=json.dumps(f.evidence, sort_keys=True),
-                ends_at=f.ends_at,
-                found_block=found_block or 0,
-                found_at=now,
-            )
-            .returning(licence_conflicts.c.id)
+            _INSERT_CONFLICT,
+            {
+                "chain_id": chain_id,
+                "contract": contract,
+                "kind": f.kind,
+                "key": f.key,
+                "grant_id": f.grant_id,
+                "other_grant_id": f.other_grant_id,
+                "usage_id": f.usage_id,
+                "iscc_id": f.iscc_id,
+                "other_iscc_id": f.other_iscc_id,
+                "overlap": json.dumps(f.overlap, sort_keys=True),
+                "evidence": json.dumps(f.evidence, sort_keys=True),
+                "ends_at": f.ends_at,
+                "found_block": found_block or 0,
+                "found_at": now,
+            },
         ).scalar_one()
         open_case(
             conn,
