@@ -449,7 +449,12 @@ def _why_gone(conn: Connection, row: Any, known: dict[str, GrantRecord], now: in
                 f"terminated: grant {grant_id} was terminated by {grant.terminated_by} "
                 f"in block {grant.terminated_block}"
             )
-    works = works_of(conn, [i for i in (row.iscc_id, row.other_iscc_id) if i])
+    named = [i for i in (row.iscc_id, row.other_iscc_id) if i]
+    works = works_of(conn, named)
+    for iscc_id in named:
+        # A grant over an undeclared work was a conflict of its own (grantor_not_owner).
+        if iscc_id not in works and not (row.kind == NOT_OWNER and iscc_id == row.iscc_id):
+            return f"reorg: {iscc_id} is no longer on the chain"
     for iscc_id, work in sorted(works.items()):
         if work.revoked:
             return f"revoked: {iscc_id} was revoked by its owner"
