@@ -209,9 +209,7 @@ def report_usage(request: Request, body: SignedUsageIn) -> dict[str, Any]:
     policy.charge(signed.signer)
     state = state_of(request)
     assert state.deployment is not None
-    return take_usage_report(
-        state.store, signed, state.deployment.chain_id, state.deployment.address, state.similarity()
-    )
+    return take_usage_report(state.store, signed, state.deployment, state.similarity())
 
 
 @router.post(
@@ -235,4 +233,4 @@ def respond_to_case(request: Request, case_id: CaseId, body: SignedCaseResponseI
     signed = parse_note(body.model_dump(), CaseResponse)
     signed.verify(domain)
     policy.charge(signed.signer)
-    return respond(store_of(request), case_id, signed)
+    return respond(store_of(request), case_id, signed, domain)

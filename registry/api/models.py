@@ -260,3 +260,6 @@ class UsageAnswer(BaseModel):
     invalid_grants: list[str] = Field(
         [], description="Grants over these works whose grantor had no right to grant"
     )
+    misses: list[dict[str, Any]] = Field(
+        [], description="When not licensed: each valid grant and why it does not cover the use"
+    )

@@ -63,7 +63,7 @@ devnet_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 license_app = typer.Typer(
-    help="Grant licences over declarations on the licence ledger, and terminate them.",
+    help="Grant licences over declarations on the licence ledger, list them, terminate them.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )

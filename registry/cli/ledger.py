@@ -172,11 +172,8 @@ def usage_report(
         from registry.ledger.usage import take_usage_report
         from registry.search.similarity import SimilarityIndex
 
-        signed.verify(domain)
         with open_store(settings) as store:
-            answer = take_usage_report(
-                store, signed, deployment.chain_id, deployment.address, SimilarityIndex(store)
-            )
+            answer = take_usage_report(store, signed, deployment, SimilarityIndex(store))
     if json_out:
         print_json(answer)
         return
@@ -372,9 +369,8 @@ def cases_respond(
     else:
         from registry.ledger.usage import respond
 
-        signed.verify(domain)
         with open_store(settings, create=False) as store:
-            case = respond(store, named, signed)
+            case = respond(store, named, signed, domain)
     if json_out:
         print_json(case)
         return

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.chain.deployment import Deployment
 from registry.errors import ChainUnavailable, InvalidNote
 from registry.ledger import cases
-from registry.ledger.licence_conflicts import store_usage_report
-from registry.ledger.licence_findings import usage_coverage
-from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote, UsageReport
+from registry.ledger.licence_conflicts import report_usage
+from registry.ledger.licence_findings import terms_of, usage_coverage
+from registry.ledger.notes import CaseResponse, NotesDomain, SignedNote, UsageReport
+from registry.ledger.rules import Usage, unlicensed
+from registry.ledger.terms import Use
 from registry.search.similarity import SimilarityIndex
 from registry.store.licences import UsageRecord
 from registry.store.store import Store
 
 __all__ = ["coverage", "notes_domain", "parse_note", "respond", "take_usage_report"]
-
-_STEPS = {
-    Action.ACKNOWLEDGE: cases.acknowledge,
-    Action.DISPUTE: cases.dispute,
-    Action.RESOLVE: cases.resolve,
-    Action.WITHDRAW: cases.withdraw,
-}
 
 
 def notes_domain(chain_id: int | None, licences: str | None) -> NotesDomain:
@@ -49,40 +45,38 @@ def parse_note(data: Any, kind: type[UsageReport] | type[CaseResponse]) -> Signe
 
 
 def coverage(store: Store, usage: UsageRecord) -> dict[str, Any]:
-    """Whether a valid grant covers a stored usage report now: the works considered (the
-    matched one and those it copies or contains), the grants over them, which are invalid
-    (their grantor had no right) and which cover the use (detection's own rules:
-    registry.ledger.licence_findings.usage_coverage)."""
+    """Whether a valid grant covers a stored usage report now, by detection's own rules
+    (registry.ledger.licence_findings.usage_coverage: the works considered, the grants over
+    them, which are invalid and which cover the use), and, when none does, why each valid
+    grant falls short (registry.ledger.rules.unlicensed)."""
     with store._read() as conn:
-        return usage_coverage(conn, usage)
+        answer = usage_coverage(conn, usage)
+    answer["misses"] = []
+    if answer["licensed"] is False:
+        invalid = set(answer["invalid_grants"])
+        valid = [
+            grant
+            for grant_id in answer["grants_considered"]
+            if grant_id not in invalid and (grant := store.grant(grant_id)) is not None
+        ]
+        use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
+        ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
+        uncovered = unlicensed(use, [terms_of(g) for g in valid], ended=ended)
+        if uncovered is not None:
+            answer["misses"] = uncovered.to_json()["grants"]
+    return answer
 
 
 def take_usage_report(
     store: Store,
     signed: SignedNote,
-    chain_id: int,
-    contract: str,
+    deployment: Deployment,
     similarity: SimilarityIndex | None,
 ) -> dict[str, Any]:
-    """Store a verified usage report (the caller checked its signature) and answer with the
-    work it is about and whether it is licensed; UsageReplayed for a nonce used before."""
-    report = signed.note
-    assert isinstance(report, UsageReport)
-    record = store_usage_report(
-        store,
-        chain_id=chain_id,
-        contract=contract,
-        reporter=report.reporter,
-        iscc_code_raw=report.iscc_code,
-        datahash=report.datahash,
-        territory=report.territory,
-        use=int(report.use),
-        used_at=report.used_at,
-        nonce=report.nonce,
-        signature=signed.signature,
-        digest=signed.digest(),
-        similarity=similarity,
-    )
+    """Verify and store a usage report (registry.ledger.licence_conflicts.report_usage) and
+    answer with the work it is about and whether it is licensed; UsageReplayed for a nonce
+    used before."""
+    record = report_usage(store, deployment, signed, similarity)
     answer = record.to_dict()
     return {
         "report": answer,
@@ -92,14 +86,15 @@ def take_usage_report(
     }
 
 
-def respond(store: Store, case_id: str, signed: SignedNote) -> dict[str, Any]:
-    """Take a party's verified response to case `case_id` (the one the note names) and
-    answer with the case as it is now."""
+def respond(store: Store, case_id: str, signed: SignedNote, domain: NotesDomain) -> dict[str, Any]:
+    """Take a party's response to case `case_id`, which must be the case the note is signed
+    for (registry.ledger.cases.respond checks the rest), and answer with the case as it is
+    now."""
     response = signed.note
-    assert isinstance(response, CaseResponse)
+    if not isinstance(response, CaseResponse):
+        raise InvalidNote(f"a case takes CaseResponse notes, not {response.TYPE}")
     named = "0x" + response.case_id.hex()
     if named != case_id.lower():
         raise InvalidNote(f"the response is signed for case {named}, not for {case_id}")
-    by = cases.SignedBy(response.party, response.signed_at, signed.signature, signed.digest())
-    _STEPS[response.action](store, named, by, response.note)
+    cases.respond(store, signed, domain)
     return cases.get_case(store, named)

@@ -99,6 +99,8 @@ def test_a_use_no_grant_covers_is_reported_unlicensed_then_licensed(
     # ... but not in France.
     abroad = api.post("/v1/usage", json=usage_note(platform, item, 3, territory="FR")).json()
     assert abroad["licensed"] is False and abroad["grants_considered"] == [grant.grant_id]
+    (miss,) = abroad["misses"]
+    assert miss["grant"]["grant_id"] == grant.grant_id and miss["reasons"]
 
 
 def test_a_file_nobody_declared_matches_no_work(api: TestClient) -> None:

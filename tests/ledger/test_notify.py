@@ -16,13 +16,14 @@ from typing import Any
 
 import ledger_data
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 
 from registry.config import Settings
 from registry.errors import Forbidden, InputError, NotFound
 from registry.ledger import cases, notify, webhooks
 from registry.ledger.notify import Deliverer, DeliveryPolicy
-from registry.store.schema import deliveries
+from registry.store import migrations
+from registry.store.schema import deliveries, meta, notices, subscriptions
 from registry.store.store import Store
 
 WORK = "ISCC:MAIGBISBQHSAAAAA"
@@ -432,3 +433,40 @@ def test_opened_and_answered_cases_reach_subscribers_of_their_work(
     assert [n["id"] for n in notify.notices_after(store, 0)] == [opened["id"], disputed["id"]]
     assert notify.notices_after(store, opened["id"]) == [disputed]
     assert elsewhere.arrived == []
+
+
+def test_a_version_10_store_gains_the_notification_tables(
+    db_url: str, settings: Settings, receiver: Callable[..., Receiver]
+) -> None:
+    with Store.open(db_url) as store, store.engine.begin() as conn:
+        for table in (deliveries, subscriptions, notices):
+            table.drop(conn)
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="10"))
+    with Store.open(db_url) as store:
+        with store.engine.connect() as conn:
+            assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION == 11
+            assert all(
+                inspect(conn).has_table(t.name) for t in (notices, subscriptions, deliveries)
+            )
+        hook = receiver()
+        notify.subscribe(store, settings, hook.url, "10.0.0.7")
+        announce(store)
+        assert Deliverer(store, POLICY).deliver_due() == 1
+        assert len(hook.arrived) == 1
+
+
+def test_every_subscriber_gets_the_notice_under_its_own_number(
+    store: Store, settings: Settings, receiver: Callable[..., Receiver]
+) -> None:
+    """Outbox rows and notices are numbered apart: a body carries the notice's number, and
+    each delivery its own."""
+    hooks = [receiver() for _ in range(3)]
+    for hook in hooks:
+        notify.subscribe(store, settings, hook.url, "10.0.0.7")
+    first = announce(store, seq=0)
+    second = announce(store, seq=1)
+    Deliverer(store, POLICY).deliver_due()
+    for hook in hooks:
+        assert [json.loads(a.body)["id"] for a in hook.arrived] == [first, second]
+    deliveries_seen = {a.headers["X-Registry-Delivery"] for h in hooks for a in h.arrived}
+    assert len(deliveries_seen) == 6
