@@ -169,7 +169,12 @@ def exclusive_overlaps(
             **clash.to_json(),
             "relation": "same work"
             if relation is None
-            else {"kind": relation.kind, "strength": relation.strength, **relation.detail},
+            else {
+                "kind": relation.kind,
+                "strength": relation.strength,
+                "source": relation.source,
+                **relation.detail,
+            },
         }
         found.append(
             Finding(
@@ -244,7 +249,8 @@ def priority(
         return []
     by_other: dict[str, list[Relation]] = defaultdict(list)
     for r in relations:
-        if r.earlier and r.kind in (*SAME_CONTENT, "segment"):
+        # Priority is the content conflicts' word (two declarers), not a search's.
+        if r.earlier and r.source == "conflict" and r.kind in (*SAME_CONTENT, "segment"):
             by_other[r.other].append(r)
     found = []
     terms = terms_of(grant)
