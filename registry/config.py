@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registry.defaults import DEFER_LOOKUPS_AFTER
+from registry.defaults import CASE_RESPONSE_DAYS, DEFER_LOOKUPS_AFTER
 
 # The repository root holds package.json and hardhat.config.js when the package runs from a
 # checkout (editable install), which is the only way the devnet is started.
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     defer_lookups_after: int = Field(DEFER_LOOKUPS_AFTER, ge=0)
     """Events a catch-up must expect before the indexer drops the lookup indexes until its end
     (0: never). Meanwhile lookups by ISCC-CODE, datahash and declarer scan the store."""
+
+    case_response_days: int = Field(CASE_RESPONSE_DAYS, ge=1)
+    """Days the parties of a licence case have to answer before an open case expires."""
 
     relayer_key: Path | None = None
     """Key file whose account pays for relayed requests in `serve`; on the devnet (chain 31337)
@@ -91,6 +94,29 @@ class Settings(BaseSettings):
     believed; empty: none, the client address is the connection's peer."""
     cors_origins: list[str] = []
     """Origins browsers may call the API from (JSON list; ["*"] for any); empty: no CORS."""
+
+    notes_per_client_per_min: float = Field(60, gt=0)
+    """Signed notes (usage reports, case responses) one client address may post per minute,
+    valid or not (each costs a signature check)."""
+    notes_per_signer_per_min: float = Field(30, gt=0)
+    """Signed notes accepted per signer and minute, charged once the signature verified."""
+    webhook_allow_private: bool = False
+    """Whether webhook URLs may point at loopback, private, link-local or other non-public
+    addresses; off, so a subscriber cannot make the service probe its own network."""
+    webhook_timeout_s: float = Field(10, gt=0)
+    """Longest time one webhook delivery may take, connection to last byte read."""
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    """Attempts per delivery before it is given up as failed."""
+    webhook_backoff_s: float = Field(30, gt=0)
+    """Wait before the second attempt; doubled after each failure up to the cap."""
+    webhook_backoff_cap_s: float = Field(6 * 3600, gt=0)
+    """Longest wait between two attempts."""
+    subscriptions_per_creator: int = Field(20, ge=1)
+    """Live subscriptions one client address may hold."""
+    max_event_streams: int = Field(200, ge=0)
+    """Server-sent-event clients served at once (GET /v1/events); more get 503."""
+    event_streams_per_client: int = Field(4, ge=0)
+    """Server-sent-event streams one client address may hold open at once."""
 
     networks_file: Path | None = None
     """TOML file of networks to add to or override the built-in table (registry.chain.networks);

@@ -7,3 +7,6 @@ from __future__ import annotations
 # reaches its target (registry.index.follower), if the store holds fewer declarations than that
 # already: building the indexes again takes time in proportion to every row, not just the new ones.
 DEFER_LOOKUPS_AFTER = 50_000
+
+# Days a party has to answer a licence case before it expires (registry.ledger.cases).
+CASE_RESPONSE_DAYS = 14

@@ -1,11 +1,15 @@
-"""The end-to-end demo: a fresh devnet, two declarers, the bundled samples, index and resolve."""
+"""The end-to-end demo: a fresh devnet, two declarers, the bundled samples, index and resolve;
+then the licence ledger: an exclusive licence, an overlapping one, the conflict's case, and the
+case resolving itself when the overlapping grant is terminated."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
@@ -13,10 +17,15 @@ from registry.chain.contract import Registry
 from registry.chain.devnet import Devnet, dev_account, free_port, fund
 from registry.chain.flows import PaidBy, declare_file, submit_declaration
 from registry.chain.keys import create_key_file
+from registry.chain.submit import DeclarationReceipt
 from registry.config import PROJECT_ROOT
 from registry.errors import InvalidDeclaration, RegistryError
 from registry.iscc import generate
+from registry.ledger.cases import list_cases
 from registry.ledger.indexer import Indexer
+from registry.ledger.licence_views import work_licences
+from registry.ledger.licensing import grant_licence, terminate_licence
+from registry.ledger.terms import GrantTerms
 from registry.samples import sample_files
 from registry.search.resolve import resolve
 from registry.store.store import Store
@@ -143,3 +152,115 @@ def _run(console: Console, home: Path, devnet: Devnet) -> None:
     for who, account in (("alice", alice), ("bob", bob)):
         ids = [rec.iscc_id for rec in resolve(store, account.address).records]
         console.print(f"{who} {account.address}: {', '.join(ids)}", soft_wrap=True)
+
+    _licences(
+        console,
+        home,
+        registry,
+        store,
+        follower,
+        relayer,
+        (alice, bob),
+        receipts[names[0]],
+        names_of,
+    )
+
+
+def _licences(
+    console: Console,
+    home: Path,
+    registry: Registry,
+    store: Store,
+    follower: Indexer,
+    relayer: PaidBy,
+    declarers: tuple[LocalAccount, LocalAccount],
+    work: DeclarationReceipt,
+    names_of: dict[str, str],
+) -> None:
+    """The licence ledger: an exclusive licence, an overlapping one by someone else, the
+    conflict and its case found by the indexer, and the case resolving itself when the
+    overlapping grant is terminated."""
+    alice, bob = declarers
+    carol = create_key_file(home / "keys" / "carol.key", None)
+    names_of = {**names_of, carol.address: "carol"}
+    today = datetime.now(tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = int(today.timestamp())
+    end = int(today.replace(year=today.year + 5).timestamp())
+
+    _step(
+        console,
+        f"Licensing {work.iscc_id}: alice grants carol an exclusive SVOD licence in Germany "
+        "and Austria for five years (signed by alice, relayed)",
+    )
+    exclusive = grant_licence(
+        registry,
+        alice,
+        work.iscc_id,
+        GrantTerms.create(
+            territories="DE,AT",
+            uses="svod",
+            start=start,
+            end=end,
+            exclusive=True,
+            licensee=carol.address,
+        ),
+        submitter=relayer,
+    )
+    console.print(
+        f"grant {exclusive.receipt.grant_id}: {exclusive.terms.describe()}", soft_wrap=True
+    )
+
+    _step(console, "bob, who does not own it, grants everyone SVOD and AVOD worldwide over it")
+    public = grant_licence(
+        registry,
+        bob,
+        work.iscc_id,
+        GrantTerms.create(territories="world", uses="svod,avod", start=start),
+    )
+    console.print(f"grant {public.receipt.grant_id}: {public.terms.describe()}", soft_wrap=True)
+
+    _step(console, "Indexing: the indexer finds the licence conflicts and opens their cases")
+    follower.sync()
+    _licence_table(console, store, str(work.iscc_id), names_of)
+    opened = list_cases(store, iscc_id=str(work.iscc_id))
+    _case_table(console, opened, names_of)
+    if not any(c["kind"] == "exclusive_overlap" and c["state"] == "open" for c in opened):
+        raise RegistryError("the exclusive licence's overlap was not found")
+
+    _step(console, "bob terminates his grant: the conflicts it caused resolve by themselves")
+    terminate_licence(registry, bob, public.receipt.grant_id)
+    follower.sync()
+    _licence_table(console, store, str(work.iscc_id), names_of)
+    closed = list_cases(store, iscc_id=str(work.iscc_id))
+    _case_table(console, closed, names_of)
+    for case in closed:
+        console.print(f"case {case['id']}: {case['closed_reason']}", soft_wrap=True)
+    if any(c["state"] != "resolved" for c in closed):
+        raise RegistryError("a case stayed open after the grant that caused it was terminated")
+
+
+def _licence_table(console: Console, store: Store, work: str, names: dict[str, str]) -> None:
+    table = Table("licensee", "territories", "uses", "period", "exclusive", "status")
+    for licence in work_licences(store, work):
+        who = licence["licensee"]
+        kinds = ", ".join(c["kind"] for c in licence["conflicts"])
+        table.add_row(
+            names.get(who, who) if who else "public",
+            licence["where"],
+            ", ".join(licence["what"]),
+            licence["when"],
+            "yes" if licence["exclusive"] else "no",
+            licence["status"] + (f"; in conflict: {kinds}" if kinds else ""),
+        )
+    console.print(table)
+
+
+def _case_table(console: Console, found: list[dict], names: dict[str, str]) -> None:
+    table = Table("case", "kind", "state", "parties")
+    table.columns[0].no_wrap = True
+    for case in found:
+        parties = ", ".join(
+            f"{names.get(p['address'], p['address'])} ({p['role']})" for p in case["parties"]
+        )
+        table.add_row(case["id"][:12] + "…", case["kind"], case["state"], parties)
+    console.print(table)

@@ -40,3 +40,27 @@ class TransactionLost(RegistryError):
 
 class InsufficientFunds(RegistryError):
     """The account that must pay for a transaction has too little ether."""
+
+
+class NotFound(RegistryError):
+    """Nothing is known under the identifier asked for (a case, a subscription, a declaration)."""
+
+
+class Forbidden(RegistryError):
+    """The caller may not do this: a wrong secret, or a limit on what one party may hold."""
+
+
+class InvalidTerms(InputError):
+    """Licence terms (territories, uses, conditions, a term, a DDEX deal) that cannot be used:
+    an unknown code or name, an end before the start, or a deal our vocabulary cannot say."""
+
+
+class InvalidNote(RegistryError):
+    """A signed note (usage report, case response) is malformed or its signature does not
+    verify for the domain it is checked against."""
+
+
+class InvalidGrant(RegistryError):
+    """A licence grant or termination the licence ledger refuses (or would refuse): a bad
+    signature, a spent nonce, a passed deadline, a grant already terminated, a stranger
+    terminating, malformed terms."""

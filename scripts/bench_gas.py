@@ -1,4 +1,5 @@
-"""Gas of IsccRegistry next to the Ethereum Attestation Service, on one fresh Hardhat devnet.
+"""Gas of IsccRegistry and its LicenceRegistry next to the Ethereum Attestation Service, on one
+fresh Hardhat devnet.
 
 Usage: .venv/bin/python scripts/bench_gas.py [--n 16] [--rounds 4] [--quick]
 
@@ -35,9 +36,22 @@ from rich.table import Table
 from web3 import Web3
 
 from registry.chain.actions import act_direct, act_relayed, make_action, sign_for
+from registry.chain.artifact import LICENCES_NAME
 from registry.chain.contract import Registry
 from registry.chain.declaration import Declaration, Domain, SignedDeclaration, sign
 from registry.chain.devnet import Devnet, dev_account, free_port
+from registry.chain.licences import (
+    GrantRequest,
+    SignedGrant,
+    grant_direct,
+    licence_domain,
+    prepare_termination,
+    random_nonce,
+    sign_grant,
+    submit_grant,
+    submit_termination,
+    terminate_direct,
+)
 from registry.chain.relayer import commit, entry, reveal
 from registry.chain.sealed import seal
 from registry.chain.submit import declare_direct, domain_of, submit_signed
@@ -65,6 +79,43 @@ EAS_ATTEST_TYPES = {
 }
 ZERO32 = bytes(32)
 ZERO_ADDRESS = "0x" + "00" * 20
+# A grant's terms as an EAS schema, for the reference beside LicenceRegistry (the attester is
+# the grantor, the recipient the licensee).
+EAS_GRANT_SCHEMA = (
+    "uint64 isccId,bytes32 parent,bytes territories,bool worldwide,uint32 uses,uint8 conditions,"
+    "uint64 start,uint64 end,bool exclusive,bool sublicensable,string termsUrl,bytes32 termsHash"
+)
+TERMS_URL = "https://rights.example.org/terms/2025-07.pdf"  # 44 characters
+SVOD_AVOD = (1 << 3) | (1 << 4)
+
+
+def grant_terms(licensee: str = ZERO_ADDRESS, parent: bytes = ZERO32) -> dict:
+    """The benchmark's grant: SVOD and AVOD in AT, CH, DE for 2025, exclusive, a terms URL and
+    hash; public unless `licensee` is given, a sublicence of `parent` if that is given."""
+    return {
+        "licensee": licensee,
+        "parent": parent,
+        "territories": b"ATCHDE",
+        "worldwide": False,
+        "uses": SVOD_AVOD,
+        "conditions": 0b101,
+        "start": 1_735_689_600,
+        "end": 1_767_225_600,
+        "exclusive": True,
+        "sublicensable": True,
+        "termsUrl": TERMS_URL,
+        "termsHash": b"\x5a" * 32,
+    }
+
+
+def grant_data() -> bytes:
+    t = grant_terms()
+    return abi_encode(
+        ["uint64", "bytes32", "bytes", "bool", "uint32", "uint8", "uint64", "uint64", "bool",
+         "bool", "string", "bytes32"],
+        [7 << 12, t["parent"], t["territories"], t["worldwide"], t["uses"], t["conditions"],
+         t["start"], t["end"], t["exclusive"], t["sublicensable"], t["termsUrl"], t["termsHash"]],
+    )  # fmt: skip
 
 
 def payload(i: int) -> dict[str, str]:
@@ -199,17 +250,98 @@ class Bench:
         return gas
 
 
+class Licences:
+    """LicenceRegistry beside the registry of `bench`: grants and terminations, measured."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.registry = bench.registry
+        self.domain = licence_domain(self.registry)
+
+    def signed(self, key: LocalAccount, **changes: object) -> SignedGrant:
+        request = GrantRequest.from_struct(
+            grant_terms(**changes),  # type: ignore[arg-type]
+            iscc_id=7 << 12,
+            grantor=key.address,
+            nonce=random_nonce(),
+            deadline=self.bench.deadline,
+        )
+        return sign_grant(request, self.domain, key)
+
+    def direct(self, n: int) -> list[int]:
+        grantor = self.bench.funded()
+        gas = []
+        for _ in range(n):
+            request = self.signed(grantor, licensee=Account.create().address).request
+            gas.append(grant_direct(self.registry, grantor, request).gas_used)
+        return gas
+
+    def relayed(self, n: int, addressed: bool, parented: bool) -> tuple[list[int], list[str]]:
+        """Signed by fresh EOAs, relayed one per transaction; the grant ids too."""
+        parent = ZERO32
+        if parented:
+            granted = submit_grant(self.registry, self.signed(Account.create()), self.bench.relayer)
+            parent = bytes.fromhex(granted.grant_id[2:])
+        gas, ids = [], []
+        for _ in range(n):
+            licensee = Account.create().address if addressed else ZERO_ADDRESS
+            signed = self.signed(Account.create(), licensee=licensee, parent=parent)
+            receipt = submit_grant(self.registry, signed, self.bench.relayer)
+            gas.append(receipt.gas_used)
+            ids.append(receipt.grant_id)
+        return gas, ids
+
+    def batch(self, size: int, rounds: int) -> list[float]:
+        """Per-grant gas of grantBatch of `size` addressed grants by strangers."""
+        per_item = []
+        for _ in range(rounds):
+            batch = [
+                self.signed(Account.create(), licensee=Account.create().address)
+                for _ in range(size)
+            ]
+            call = self.registry.licences.functions.grantBatch(
+                [(s.request.as_tuple(), s.signature) for s in batch]
+            )
+            receipt = self.registry.transact(call, self.bench.relayer, contract=LICENCES_NAME)
+            per_item.append(receipt["gasUsed"] / size)
+        return per_item
+
+    def terminations(self, n: int) -> tuple[list[int], list[int]]:
+        """terminate by the grantor itself, and terminateFor relayed with its signature."""
+        direct, relayed = [], []
+        grantor = self.bench.funded()
+        for k in range(2 * n):
+            request = self.signed(grantor, licensee=Account.create().address).request
+            grant_id = grant_direct(self.registry, grantor, request).grant_id
+            if k % 2 == 0:
+                direct.append(terminate_direct(self.registry, grantor, grant_id).gas_used)
+            else:
+                signed = prepare_termination(self.registry, grantor, grant_id)
+                receipt = submit_termination(self.registry, signed, self.bench.relayer)
+                relayed.append(receipt.gas_used)
+        return direct, relayed
+
+
 class Eas:
     """EAS 1.x deployed from the npm package's artifacts, with the declaration's schema."""
 
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
         w3, deployer = bench.w3, dev_account(0)
-        schemas = self._deploy("SchemaRegistry", [])
-        self.eas = self._deploy("EAS", [schemas.address])
-        self._send(schemas.functions.register(EAS_SCHEMA, ZERO_ADDRESS, True), deployer)
+        self.schemas = self._deploy("SchemaRegistry", [])
+        self.eas = self._deploy("EAS", [self.schemas.address])
+        self._send(self.schemas.functions.register(EAS_SCHEMA, ZERO_ADDRESS, True), deployer)
         self.schema = keccak(EAS_SCHEMA.encode() + bytes.fromhex(ZERO_ADDRESS[2:]) + b"\x01")
         self.domain = Domain(w3.eth.chain_id, self.eas.address)
+        self.encoded = self.declaration_data
+
+    def use_grant_schema(self) -> None:
+        """Attest licence grants from now on: a schema of the Grant's terms, same values."""
+        self._send(
+            self.schemas.functions.register(EAS_GRANT_SCHEMA, ZERO_ADDRESS, True), dev_account(0)
+        )
+        self.schema = keccak(EAS_GRANT_SCHEMA.encode() + bytes.fromhex(ZERO_ADDRESS[2:]) + b"\x01")
+        self.encoded = grant_data
 
     def _deploy(self, name: str, args: list):
         art = json.loads((EAS_ARTIFACTS / f"{name}.sol" / f"{name}.json").read_text())
@@ -220,9 +352,9 @@ class Eas:
     def _send(self, call, sender: LocalAccount) -> dict:
         return self.bench.registry.transact(call, sender)
 
-    def request_data(self) -> tuple:
+    def declaration_data(self) -> bytes:
         p = self.bench.fresh()
-        data = abi_encode(
+        return abi_encode(
             ["bytes", "bytes32", "bytes32", "string"],
             [
                 code_to_bytes(p["iscc"]),
@@ -231,7 +363,9 @@ class Eas:
                 GATEWAY,
             ],
         )
-        return (ZERO_ADDRESS, 0, True, ZERO32, data, 0)
+
+    def request_data(self) -> tuple:
+        return (ZERO_ADDRESS, 0, True, ZERO32, self.encoded(), 0)
 
     def delegated(self, attester: LocalAccount, nonce: int) -> tuple[tuple, tuple]:
         data = self.request_data()
@@ -359,6 +493,22 @@ def main() -> None:
             eas40_fresh, eas40_repeat = eas.multi_by_delegation(40, rounds)
             s100_fresh, s100_repeat = bench.sealed_batch(100, rounds)
             committed = bench.committed_log_gas
+            licences = Licences(bench)
+            grants = {
+                "grant (direct, addressed)": licences.direct(n),
+                "grantFor, public, no parent": licences.relayed(n, False, False)[0],
+                "grantFor, addressed, no parent": licences.relayed(n, True, False)[0],
+                "grantFor, public, with parent": licences.relayed(n, False, True)[0],
+                "grantFor, addressed, with parent": licences.relayed(n, True, True)[0],
+                "grantBatch of 10, addressed, per grant": licences.batch(10, rounds),
+            }
+            grants["terminate (direct)"], grants["terminateFor (relayed)"] = licences.terminations(
+                n
+            )
+            eas.use_grant_schema()
+            eas_grant, _ = eas.attest(n, attester)
+            eas_grant_fresh, eas_grant_repeat = eas.attest_by_delegation(n // rounds or 1, rounds)
+            eas_grant10, eas_grant10_more = eas.multi_by_delegation(10, rounds)
         finally:
             devnet.stop()
     declared = log_gas(single_receipts[0])
@@ -472,6 +622,38 @@ def main() -> None:
             f"{ratio:.1f}x",
         )
     Console(width=200).print(table)
+    eas_for = {
+        "grant (direct, addressed)": ("attest", eas_grant),
+        "grantFor, public, no parent": (
+            "attestByDelegation (fresh + repeat attesters)",
+            eas_grant_fresh + eas_grant_repeat,
+        ),
+        "grantBatch of 10, addressed, per grant": (
+            "multiAttestByDelegation of 10",
+            eas_grant10 + eas_grant10_more,
+        ),
+    }
+    licence_table = Table(
+        "LicenceRegistry",
+        "n",
+        "mean",
+        "worst",
+        "EAS 1.9.0, schema of the grant's terms",
+        "mean",
+        "worst",
+        "EAS / ours (mean)",
+        title="Gas per licence operation, same devnet (receipts' gasUsed)",
+    )
+    for name, ours in grants.items():
+        eas_name, theirs = eas_for.get(name, ("", None))
+        if not theirs:
+            licence_table.add_row(name, str(len(ours)), *stats(ours), "", "", "", "")
+            continue
+        ratio = statistics.mean(theirs) / statistics.mean(ours)
+        licence_table.add_row(
+            name, str(len(ours)), *stats(ours), eas_name, *stats(theirs), f"{ratio:.1f}x"
+        )
+    Console(width=200).print(licence_table)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS = ["IsccRegistry"]
+CONTRACTS = ["IsccRegistry", "LicenceRegistry"]
 
 # solc-js reads the standard JSON on stdin; node is the npm package `node` (>= 22).
 _SOLCJS = """

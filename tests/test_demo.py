@@ -1,6 +1,7 @@
 """The README's main job: `iscc-registry demo` runs the whole flow and says what happened, and
 scripts/demo.sh shows nothing else the second time."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,16 @@ def test_demo_runs_end_to_end() -> None:
     assert "refused: the registry rejects it: NonceAlreadyUsed" in out
     assert "3 declarations stored" in out
     assert "indexing again stores 0 more" in out
-    assert out.count(" yes ") == 9 and " NO " not in out
+    declarations, licences = out.split("==> Licensing")
+    assert declarations.count(" yes ") == 9 and " NO " not in declarations
+    # The licence ledger: the exclusive licence's conflict found, its case opened, and closed
+    # by itself once the overlapping grant is terminated.
+    found, ended = licences.split("bob terminates his grant")
+    assert "in conflict: exclusive_overlap" in found
+    assert re.search(r"exclusive_overlap\s*│\s*open", found)
+    assert re.search(r"exclusive_overlap\s*│\s*resolved", ended)
+    assert re.search(r"public .* terminated", ended)
+    assert "was terminated by" in ended
     assert "devnet stopped" in out
 
 

@@ -11,12 +11,23 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from registry import __version__
-from registry.api import conflicts, declare, health, metadata, relay, resolve, search
+from registry.api import (
+    conflicts,
+    declare,
+    health,
+    ledger,
+    metadata,
+    notifications,
+    relay,
+    resolve,
+    search,
+)
 from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
 from registry.api.limits import BodyLimit
 from registry.api.methods import AllowedMethods, install_cors
+from registry.api.ratelimit import RateLimiter
 from registry.api.relay import RelayPolicy
 from registry.api.state import AppState
 from registry.api.web import install_pages
@@ -65,6 +76,13 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
         stop.wait(RETRY_S)
 
 
+def _deliver(state: AppState, stop: threading.Event) -> None:
+    """Announce case changes and post webhooks until stopped (registry.ledger.notify)."""
+    from registry.ledger.notify import Deliverer, DeliveryPolicy
+
+    Deliverer(state.store, DeliveryPolicy.from_settings(state.settings)).run(stop)
+
+
 def _warm_up(state: AppState) -> None:
     try:
         state.similarity().refresh()
@@ -80,6 +98,9 @@ def create_app(
     settings = settings or get_settings()
     own_store = store is None
     state = AppState.load(settings, store or Store.open(settings.database_url))
+    feed = notifications.EventFeed(
+        state.store, settings.max_event_streams, settings.event_streams_per_client
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -93,12 +114,19 @@ def create_app(
                 target=_run_indexer, args=(state, stop), name="indexer", daemon=True
             )
             thread.start()
+        # Every process delivers: the outbox's leases keep two from posting one row at once.
+        deliverer = threading.Thread(
+            target=_deliver, args=(state, stop), name="notifications", daemon=True
+        )
+        deliverer.start()
         try:
             yield
         finally:
             stop.set()
+            await feed.close()
             if thread is not None:
                 thread.join(timeout=30)
+            deliverer.join(timeout=30)
             state.close()
             if own_store:
                 state.store.close()
@@ -117,6 +145,11 @@ def create_app(
     app.state.registry = state
     app.state.metrics = Metrics()
     app.state.health_threads = None
+    app.state.event_feed = feed
+    app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
+    app.state.note_policy = ledger.NotePolicy(
+        settings.notes_per_client_per_min, settings.notes_per_signer_per_min
+    )
     app.state.relay_policy = RelayPolicy(
         settings, state.deployment.chain_id if state.deployment else None
     )
@@ -151,6 +184,8 @@ def create_app(
     app.include_router(metadata.router)
     app.include_router(relay.router)
     app.include_router(declare.router)
+    app.include_router(ledger.router)
+    app.include_router(notifications.router)
     app.include_router(health.router)
     install_pages(app)
     install_docs(app)

@@ -15,6 +15,12 @@ from typing import Any, TypeVar
 from registry.chain.actions import ActionReceipt, SignedAction
 from registry.chain.declaration import SignedDeclaration
 from registry.chain.iscc_id import IsccId
+from registry.chain.licences import (
+    GrantReceipt,
+    SignedGrant,
+    SignedTermination,
+    TerminationReceipt,
+)
 from registry.chain.submit import DeclarationReceipt
 from registry.errors import ChainUnavailable, InputError
 from registry.metadata import CanonicalMetadata
@@ -24,6 +30,11 @@ __all__ = ["ServiceClient", "ServiceSubmitter"]
 R = TypeVar("R", DeclarationReceipt, ActionReceipt)
 
 TIMEOUT_S = 180
+_RELAY_PATHS = {
+    "declare": "/v1/relay/declarations",
+    "grant": "/v1/relay/grants",
+    "terminate": "/v1/relay/terminations",
+}
 
 
 class ServiceClient:
@@ -57,8 +68,9 @@ class ServiceClient:
             raise ChainUnavailable(f"no registry service at {self.base_url}: {exc}") from None
 
     def relay(self, kind: str, signed_json: dict[str, Any], wait: float = 120) -> dict[str, Any]:
-        """Post a signed declaration or action and wait for its outcome; raises on failure."""
-        path = "/v1/relay/declarations" if kind == "declare" else "/v1/relay/actions"
+        """Post a signed declaration, action, grant or termination and wait for its outcome;
+        raises on failure."""
+        path = _RELAY_PATHS.get(kind, "/v1/relay/actions")
         _status, job = self.request("POST", path, signed_json, {"wait": wait})
         while job["state"] == "pending":
             _status, job = self.request("GET", f"/v1/relay/jobs/{job['job']}", params={"wait": 30})
@@ -85,6 +97,28 @@ class ServiceSubmitter:
         if record is not None:
             raise InputError("a registry service finds the declaration's record itself: omit it")
         return _receipt(ActionReceipt, self.client.relay("act", signed.to_json()))
+
+    def grant(self, signed: SignedGrant) -> GrantReceipt:
+        result = self.client.relay("grant", signed.to_json())
+        return GrantReceipt(
+            grant_id=result["grant_id"],
+            iscc_id=IsccId.parse(result["iscc_id"]),
+            grantor=result["grantor"],
+            licensee=result["licensee"],
+            tx_hash=result["tx_hash"],
+            block_number=result["block_number"],
+            gas_used=result["gas_used"],
+        )
+
+    def terminate(self, signed: SignedTermination) -> TerminationReceipt:
+        result = self.client.relay("terminate", signed.to_json())
+        return TerminationReceipt(
+            grant_id=result["grant_id"],
+            by=result["terminated_by"],
+            tx_hash=result["tx_hash"],
+            block_number=result["block_number"],
+            gas_used=result["gas_used"],
+        )
 
 
 def _receipt(cls: type[R], result: dict[str, Any]) -> R:

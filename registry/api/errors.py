@@ -10,18 +10,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
     ChainUnavailable,
+    Forbidden,
     InputError,
     InvalidCode,
     InvalidDeclaration,
+    InvalidGrant,
+    InvalidNote,
+    NotFound,
     RegistryError,
     StoreError,
     UnsupportedMedia,
 )
+from registry.ledger.cases import CaseNotFound, IllegalTransition, NotAParty, ReplayedResponse
+from registry.ledger.licence_conflicts import UsageReplayed
 
 __all__ = [
     "ERROR_RESPONSES",
     "BodyTimeout",
     "ErrorBody",
+    "GrantConflict",
     "NotFound",
     "RateLimited",
     "RelayConflict",
@@ -30,10 +37,6 @@ __all__ = [
     "UploadTooLarge",
     "install_error_handlers",
 ]
-
-
-class NotFound(RegistryError):
-    """The thing asked for is not in the index."""
 
 
 class UploadTooLarge(InputError):
@@ -52,6 +55,11 @@ class RelayConflict(InvalidDeclaration):
 class StaleAction(RelayConflict):
     """An owner action signed for an earlier state of the declaration (its action count moved
     on since): it can never be accepted, and must be signed again."""
+
+
+class GrantConflict(InvalidGrant):
+    """The ledger's state refuses a licence request for good: the grantor's nonce is spent
+    (granted before, or invalidated), or the grant is terminated already."""
 
 
 class RateLimited(RegistryError):
@@ -82,15 +90,24 @@ class ErrorBody(BaseModel):
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (NotFound, 404, "not-found"),
+    (CaseNotFound, 404, "not-found"),
+    (NotAParty, 403, "not-a-party"),
+    (IllegalTransition, 409, "illegal-transition"),
+    (ReplayedResponse, 409, "replayed"),
+    (UsageReplayed, 409, "replayed"),
+    (InvalidNote, 400, "invalid-note"),
     (StaleAction, 409, "stale-action"),
     (RelayConflict, 409, "nonce-used"),
+    (GrantConflict, 409, "grant-conflict"),
     (UploadTooLarge, 413, "too-large"),
     (BodyTimeout, 408, "timeout"),
     (RateLimited, 429, "rate-limited"),
     (RelayUnauthorized, 401, "relay-token-required"),
     (RelayForbidden, 403, "relay-closed"),
+    (Forbidden, 403, "forbidden"),
     (InvalidCode, 400, "invalid-code"),
     (InvalidDeclaration, 400, "invalid-declaration"),
+    (InvalidGrant, 400, "invalid-grant"),
     (UnsupportedMedia, 415, "unsupported-media"),
     (InputError, 400, "bad-input"),
     (ChainUnavailable, 503, "chain-unavailable"),

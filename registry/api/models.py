@@ -154,3 +154,112 @@ class Health(BaseModel):
     network: NetworkOut | None = Field(None, description="The deployment's chain")
     relayer: RelayerState | None = Field(None, description="None when this service does not relay")
     problems: list[str]
+
+
+# --- the licence ledger ----------------------------------------------------------------------
+
+
+class LicenceConflictRef(BaseModel):
+    conflict: int = Field(description="The licence conflict's number")
+    kind: str = Field(examples=["exclusive_overlap", "sublicence_exceeds"])
+    case: str | None = Field(description="Its case id (GET /v1/cases/{id})")
+    case_state: str | None
+
+
+class Licence(BaseModel):
+    """One grant over a work, raw as the chain states it and in words."""
+
+    model_config = ConfigDict(extra="allow")
+
+    grant_id: str = Field(description="keccak256(grantor, nonce), 0x hex")
+    iscc_id: str
+    grantor: str
+    licensee: str | None = Field(description="None: a public licence, open to everyone")
+    who: str = Field(description="The licensee's address, or `public`")
+    where: str = Field(examples=["DE, AT", "World except US, CA"])
+    what: list[str] = Field(description="The uses allowed, as labels", examples=[["SVOD"]])
+    use_names: list[str] = Field(description="The uses' vocabulary names (docs/ledger.md)")
+    when: str = Field(examples=["2025-01-01 to 2026-01-01", "from 2025-01-01"])
+    territories: list[str] = Field(description="ISO 3166-1 codes (with `worldwide`: excluded)")
+    worldwide: bool
+    uses: int = Field(description="The raw bitmask")
+    conditions: int
+    condition_names: list[str]
+    start: int = Field(description="Unix seconds, inclusive")
+    end: int | None = Field(description="Unix seconds, exclusive; None: no end")
+    exclusive: bool
+    sublicensable: bool
+    sublicence: bool = Field(description="True when granted under a parent grant")
+    parent: str | None
+    terms_url: str
+    terms_hash: str | None
+    status: Literal["active", "pending", "ended", "terminated"]
+    terminated: dict[str, Any] | None = Field(description="Who ended it on chain, and where")
+    conflicts: list[LicenceConflictRef] = Field(description="Its open licence conflicts")
+    block_number: int
+    tx_hash: str
+
+
+class LicenceList(BaseModel):
+    iscc_id: str
+    licences: list[Licence] = Field(description="In chain order")
+
+
+class CaseParty(BaseModel):
+    address: str
+    role: str = Field(examples=["grantor", "licensee", "owner", "reporter"])
+
+
+class CaseEvent(BaseModel):
+    seq: int
+    at: int = Field(description="Unix seconds")
+    actor: str = Field(description="A party's address, or `registry` for its own steps")
+    action: str = Field(examples=["open", "acknowledge", "dispute", "resolve", "withdraw"])
+    state: str = Field(description="The case's state after this step")
+    note: str
+    signed_at: int | None
+    signature: str | None = Field(description="A party's EIP-712 signature, 0x hex")
+    digest: str | None
+
+
+class Case(BaseModel):
+    """The parties' side of one licence conflict."""
+
+    id: str = Field(description="bytes32 as 0x hex; what a signed CaseResponse names")
+    kind: str
+    state: Literal["open", "acknowledged", "disputed", "resolved", "withdrawn", "expired"]
+    opened_at: int
+    deadline: int = Field(description="An open case nobody answered by then expires")
+    updated_at: int
+    closed_reason: str | None
+    parties: list[CaseParty]
+    conflict: dict[str, Any] | None = Field(
+        description="The licence conflict: grants or usage report, works, exact overlap, "
+        "evidence, whether it still holds"
+    )
+    events: list[CaseEvent] | None = Field(None, description="Every step, oldest first")
+
+
+class CaseList(BaseModel):
+    cases: list[Case] = Field(description="Newest first")
+
+
+class UsageAnswer(BaseModel):
+    """A stored usage report, the work it was matched to, and whether a valid grant covers it."""
+
+    report: dict[str, Any] = Field(description="The report as stored, with its signature")
+    work: str | None = Field(description="The declared work's ISCC-ID; None: no work matched")
+    match: dict[str, Any] | None = Field(description="How: by datahash, or by content distance")
+    licensed: bool | None = Field(
+        description="True: a valid grant covers the use; False: none does (an unlicensed_use "
+        "case follows); None: no declared work, nothing to license"
+    )
+    works: list[str] = Field(description="The matched work and the works it copies or contains")
+    covering_grants: list[str]
+    grants_considered: list[str]
+    invalid_grants: list[str] = Field(
+        [], description="Grants over these works whose grantor had no right to grant"
+    )
+    misses: list[dict[str, Any]] = Field(
+        [], description="When not licensed: each valid grant and why it does not cover the use"
+    )

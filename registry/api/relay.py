@@ -23,10 +23,23 @@ from registry.api.errors import (
 )
 from registry.api.formats import ISCC, Address, Digest, HexBytes, Uint256
 from registry.api.ratelimit import RateLimiter
-from registry.api.relayer import Job, RelayQueue, action_key, declaration_key
+from registry.api.relayer import (
+    Job,
+    RelayQueue,
+    action_key,
+    declaration_key,
+    grant_key,
+    termination_key,
+)
 from registry.api.state import DEVNET_CHAIN_ID, client_of, state_of
 from registry.chain.actions import SignedAction
 from registry.chain.declaration import SignedDeclaration
+from registry.chain.licences import (
+    MAX_TERMS_URL_LENGTH,
+    MAX_TERRITORIES,
+    SignedGrant,
+    SignedTermination,
+)
 from registry.config import Settings
 
 router = APIRouter(prefix="/v1/relay", tags=["relay"], responses=ERROR_RESPONSES)
@@ -83,6 +96,67 @@ class SignedActionIn(BaseModel):
     domain: DomainIn
 
 
+class LicenceDomainIn(BaseModel):
+    name: Literal["LicenceRegistry"]
+    version: Literal["1"]
+    chainId: int = Field(ge=0, lt=2**256)
+    verifyingContract: Address
+
+
+Bytes32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "00" * 32])]
+
+
+class GrantIn(BaseModel):
+    """A licence grant as `registry.chain.licences.GrantRequest.to_json` writes it: the
+    contract's Grant struct, raw."""
+
+    iscc_id: str = Field(
+        max_length=64,
+        pattern=r"^((ISCC:)?MAI[A-Z2-7]{13,}|[0-9]{1,20})$",
+        description="ISCC-ID of the declaration licensed: ISCC:MAI... or the integer body",
+    )
+    grantor: Address
+    licensee: Address | None = Field(None, description="null or the zero address: public")
+    parent: Bytes32 | None = Field(None, description="Grant id of the parent grant, if any")
+    territories: str = Field(
+        max_length=2 * MAX_TERRITORIES,
+        pattern=r"^([A-Z]{2})*$",
+        description="ISO 3166-1 alpha-2 codes concatenated, sorted: 'ATDE'",
+        examples=["ATDE"],
+    )
+    worldwide: bool = Field(description="The world except `territories`")
+    uses: int = Field(ge=1, lt=2**32, description="Bitmask of registry.ledger.terms.Use")
+    conditions: int = Field(0, ge=0, le=7, description="Bitmask of Conditions")
+    start: int = Field(ge=0, lt=2**64, description="Unix seconds, inclusive")
+    end: int = Field(0, ge=0, lt=2**64, description="Unix seconds, exclusive; 0: no end")
+    exclusive: bool = False
+    sublicensable: bool = False
+    terms_url: str = Field("", max_length=MAX_TERMS_URL_LENGTH)
+    terms_hash: Bytes32 | None = Field(None, description="sha256 of the terms document")
+    nonce: Uint256
+    deadline: int = Field(ge=0, lt=2**64)
+
+
+class SignedGrantIn(BaseModel):
+    """What `registry.chain.licences.SignedGrant.to_json` writes."""
+
+    grant: GrantIn
+    signature: HexBytes = Field(description="0x-hex; ERC-1271 signatures may be long")
+    domain: LicenceDomainIn
+
+
+class TerminationIn(BaseModel):
+    grant_id: Bytes32
+    by: Address = Field(description="The grantor or the licensee, who signs")
+    deadline: int = Field(ge=0, lt=2**64)
+
+
+class SignedTerminationIn(BaseModel):
+    termination: TerminationIn
+    signature: HexBytes
+    domain: LicenceDomainIn
+
+
 class JobOut(BaseModel):
     job: str = Field(description="Id of this relay job; GET /v1/relay/jobs/{job} for its state")
     kind: str
@@ -96,7 +170,14 @@ class JobOut(BaseModel):
 
 # What a request is charged up front, before the chain tells its real cost (a relayed
 # declaration is ~56k gas alone and less in a batch: docs/benchmarks.md); settled when mined.
-ESTIMATED_GAS = {"declare": 70_000, "revoke": 50_000, "update": 60_000, "transfer": 50_000}
+ESTIMATED_GAS = {
+    "declare": 70_000,
+    "revoke": 50_000,
+    "update": 60_000,
+    "transfer": 50_000,
+    "grant": 100_000,
+    "terminate": 40_000,
+}
 
 
 def _digest(token: str) -> bytes:
@@ -281,6 +362,34 @@ async def relay_action(request: Request, body: SignedActionIn, wait: Wait = 30.0
     relay = await _relay(request)
     signed = SignedAction.from_json(body.model_dump())
     return await _submit(request, relay, action_key(signed), lambda r: r.check_action(signed), wait)
+
+
+_LICENCE_ANSWERS: dict[int | str, dict[str, Any]] = _ANSWERS | {
+    409: {"description": "The grantor's nonce is already used, or the grant is terminated already"},
+    429: {"description": "Rate limit or gas budget of this client, signer or token spent"},
+}
+
+
+@router.post("/grants", response_model=JobOut, responses=_LICENCE_ANSWERS)
+async def relay_grant(request: Request, body: SignedGrantIn, wait: Wait = 30.0) -> Any:
+    """Verify a grantor's signed licence grant and record it on the licence ledger in the next
+    batch (one bad entry never sinks the others); answer once mined. The signature (a smart
+    wallet's too, asked with a bounded call) is checked before the grantor's budget is
+    charged. Posting the same signed grant again returns the same job: safe to retry."""
+    relay = await _relay(request)
+    signed = SignedGrant.from_json(body.model_dump())
+    return await _submit(request, relay, grant_key(signed), lambda r: r.check_grant(signed), wait)
+
+
+@router.post("/terminations", response_model=JobOut, responses=_LICENCE_ANSWERS)
+async def relay_termination(request: Request, body: SignedTerminationIn, wait: Wait = 30.0) -> Any:
+    """Verify a signed termination by a grant's grantor or licensee and send it; safe to
+    retry (a grant is terminated once)."""
+    relay = await _relay(request)
+    signed = SignedTermination.from_json(body.model_dump())
+    return await _submit(
+        request, relay, termination_key(signed), lambda r: r.check_termination(signed), wait
+    )
 
 
 @router.get("/jobs/{job}", response_model=JobOut)

@@ -20,23 +20,41 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from registry.api.errors import RelayConflict, StaleAction
+from registry.api.errors import GrantConflict, RelayConflict, StaleAction
 from registry.chain.actions import SignedAction, act_relayed, actions_of, signable
 from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
+from registry.chain.licences import (
+    SignedGrant,
+    SignedTermination,
+    grant_outcomes,
+    licence_domain,
+    relay_grants,
+    submit_termination,
+)
 from registry.chain.relayer import relay_batch, results_of_receipt
 from registry.chain.sender import Sender, Sent
 from registry.chain.submit import domain_of
-from registry.errors import InvalidDeclaration, RegistryError
+from registry.errors import InvalidDeclaration, InvalidGrant, RegistryError
 
-__all__ = ["Job", "RelayQueue", "action_key", "declaration_key"]
+__all__ = [
+    "Job",
+    "RelayQueue",
+    "action_key",
+    "declaration_key",
+    "grant_key",
+    "termination_key",
+]
 
 log = logging.getLogger(__name__)
 
 JobState = Literal["pending", "done", "failed"]
+# The licence ledger's stipend for a wallet's isValidSignature, given to the same check here.
+WALLET_CHECK_GAS = 100_000
 MAX_BATCH = 100
 # How long the worker waits for more entries before sending a batch: latency for one request
 # against fewer, fuller transactions under load.
@@ -49,7 +67,7 @@ class Job:
     key: str
     kind: str
     submitter: str
-    payload: SignedDeclaration | SignedAction | None
+    payload: SignedDeclaration | SignedAction | SignedGrant | SignedTermination | None
     """None for a job recovered from the journal: it is only awaited, never sent again."""
     state: JobState = "pending"
     result: dict[str, Any] | None = None
@@ -125,6 +143,21 @@ def action_key(signed: SignedAction) -> str:
     return "0x" + keccak(struct_hash + signed.signature).hex()
 
 
+def _abi_bytes32_bytes(digest: bytes, signature: bytes) -> str:
+    """isValidSignature(bytes32, bytes) arguments, ABI-encoded, as hex."""
+    return abi_encode(["bytes32", "bytes"], [digest, signature]).hex()
+
+
+def grant_key(signed: SignedGrant) -> str:
+    struct_hash = signed.request.signable(signed.domain).body
+    return "0x" + keccak(struct_hash + signed.signature).hex()
+
+
+def termination_key(signed: SignedTermination) -> str:
+    struct_hash = signed.termination.signable(signed.domain).body
+    return "0x" + keccak(struct_hash + signed.signature).hex()
+
+
 class RelayQueue:
     """Checks signed requests up front, then batches and sends them from `payer`."""
 
@@ -134,11 +167,15 @@ class RelayQueue:
         self.registry = registry
         self.payer = payer
         self.domain = domain_of(registry)
+        # A deployment file from before the licence ledger relays no grants.
+        self.licence_domain = licence_domain(registry) if registry.deployment.licences else None
         if sender is not None:
             registry.use_sender(sender)
         self.sender = registry.sender(payer)
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}
+        # Queued grants by grant id: a sublicence may name a parent that is not mined yet.
+        self._grant_jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relayer", daemon=True)
@@ -154,7 +191,9 @@ class RelayQueue:
             jobs = []
             for entry in payload.get("entries", []):
                 if entry.get("tag"):
-                    submitter = entry.get("declarer") or entry.get("owner") or ""
+                    submitter = (
+                        entry.get("declarer") or entry.get("owner") or entry.get("grantor") or ""
+                    )
                     job = Job(entry["tag"], payload.get("kind", "declare"), submitter, None)
                     self._jobs[job.key] = job
                     jobs.append(job)
@@ -215,6 +254,100 @@ class RelayQueue:
             )
         return Job(key, signed.kind, signed.owner, signed)
 
+    def check_grant(self, signed: SignedGrant) -> Job:
+        """Like `check_declaration`, for a grantor's signed licence grant: domain, deadline,
+        signature (a smart wallet's asked on chain), nonce, and a parent that exists or is
+        queued here ahead of it."""
+        key = grant_key(signed)
+        if (known := self._jobs.get(key)) is not None:
+            return known
+        domain = self._licences_domain()
+        if signed.domain != domain:
+            raise InvalidGrant(
+                f"signed for chain {signed.domain.chain_id} ledger "
+                f"{signed.domain.verifying_contract}, but this relay serves chain "
+                f"{domain.chain_id} ledger {domain.verifying_contract}"
+            )
+        request = signed.request
+        self._check_deadline(request.deadline, InvalidGrant)
+        self._check_licence_signer(
+            request.grantor, request.digest(domain), signed.signature, signed.recover
+        )
+        ledger = self.registry.licences.functions
+        if ledger.isNonceUsed(request.grantor, request.nonce).call():
+            raise GrantConflict(
+                f"nonce {request.nonce} of {request.grantor} is already used: granted before, "
+                "or invalidated"
+            )
+        parent = request.parent
+        if any(parent) and not self._parent_known(parent):
+            raise InvalidGrant(f"the parent grant 0x{parent.hex()} is not on the ledger")
+        return Job(key, "grant", request.grantor, signed)
+
+    def check_termination(self, signed: SignedTermination) -> Job:
+        """A job for a signed termination: domain, deadline, a live grant whose grantor or
+        licensee `by` is, and `by`'s signature."""
+        key = termination_key(signed)
+        if (known := self._jobs.get(key)) is not None:
+            return known
+        domain = self._licences_domain()
+        if signed.domain != domain:
+            raise InvalidGrant(
+                f"signed for chain {signed.domain.chain_id} ledger "
+                f"{signed.domain.verifying_contract}, not the one this relay serves"
+            )
+        t = signed.termination
+        self._check_deadline(t.deadline, InvalidGrant)
+        self._check_licence_signer(t.by, t.digest(domain), signed.signature, signed.recover)
+        ledger = self.registry.licences.functions
+        grantor = ledger.grantorOf(t.grant_id).call()
+        if int(grantor, 16) == 0:
+            raise InvalidGrant(f"no grant 0x{t.grant_id.hex()} on the ledger")
+        if ledger.isTerminated(t.grant_id).call():
+            raise GrantConflict(f"grant 0x{t.grant_id.hex()} is terminated already")
+        if t.by not in (grantor, ledger.licenseeOf(t.grant_id).call()):
+            raise InvalidGrant(
+                f"{t.by} is neither the grantor nor the licensee of grant 0x{t.grant_id.hex()}"
+            )
+        return Job(key, "terminate", t.by, signed)
+
+    def _licences_domain(self) -> Any:
+        if self.licence_domain is None:
+            raise InvalidGrant("this service's deployment has no licence ledger")
+        return self.licence_domain
+
+    def _parent_known(self, parent: bytes) -> bool:
+        """On the ledger, or granted by a job this relay has queued (a sublicence may be sent
+        right after its parent, before the parent is mined; the batch keeps their order)."""
+        if int(self.registry.licences.functions.grantorOf(parent).call(), 16):
+            return True
+        queued = self._grant_jobs.get("0x" + parent.hex())
+        return queued is not None and queued.state != "failed"
+
+    def _check_licence_signer(
+        self, account: str, digest: bytes, signature: bytes, recover: Any
+    ) -> None:
+        """The signer's consent, checked before anything is charged to it. An EOA's by
+        recovery; a smart wallet's by asking the wallet (ERC-1271) in an eth_call with the
+        contract's stipend, so a stranger cannot spend a wallet's budget with a made-up
+        signature (a wallet that answers yes here and no on chain costs its own budget)."""
+        if not self.registry.w3.eth.get_code(account):
+            signer = recover()
+            if signer != account:
+                raise InvalidGrant(f"the signature is by {signer}, not by {account}")
+            return
+        call = {
+            "to": account,
+            "data": "0x1626ba7e" + _abi_bytes32_bytes(digest, signature),
+            "gas": WALLET_CHECK_GAS,
+        }
+        try:
+            answer = bytes(self.registry.w3.eth.call(call))  # type: ignore[arg-type]
+        except Exception:  # a revert, out of gas, a node that refuses: no valid answer
+            answer = b""
+        if answer[:4] != bytes.fromhex("1626ba7e"):
+            raise InvalidGrant(f"the wallet {account} does not accept the signature (ERC-1271)")
+
     def submit_declaration(self, signed: SignedDeclaration) -> tuple[Job, bool]:
         """Check and queue a signed declaration; returns the job and whether it is new (False:
         the same declaration was submitted before)."""
@@ -231,13 +364,17 @@ class RelayQueue:
             if len(self._jobs) >= MAX_JOBS:
                 self._forget_finished()
             self._jobs[job.key] = job
+            if isinstance(job.payload, SignedGrant):
+                self._grant_jobs[job.payload.request.grant_id] = job
         self._queue.put(job)
         return job, True
 
     def _forget_finished(self) -> None:
         finished = [k for k, j in self._jobs.items() if j.state != "pending"]
         for key in finished[: len(finished) // 2 + 1]:
-            del self._jobs[key]
+            job = self._jobs.pop(key)
+            if isinstance(job.payload, SignedGrant):
+                self._grant_jobs.pop(job.payload.request.grant_id, None)
 
     def _check_domain(self, domain: Any) -> None:
         if domain != self.domain:
@@ -247,10 +384,12 @@ class RelayQueue:
                 f"{self.domain.verifying_contract}"
             )
 
-    def _check_deadline(self, deadline: int) -> None:
+    def _check_deadline(
+        self, deadline: int, error: type[RegistryError] = InvalidDeclaration
+    ) -> None:
         now = self.registry.w3.eth.get_block("latest")["timestamp"]
         if deadline <= now:
-            raise InvalidDeclaration(f"the signature's deadline {deadline} has passed")
+            raise error(f"the signature's deadline {deadline} has passed")
 
     def _check_signer(self, account: str, recover: Any) -> None:
         # A smart wallet's (ERC-1271) signature can only be judged by the wallet, on chain.
@@ -285,6 +424,17 @@ class RelayQueue:
                     job.finish(
                         error=f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted"
                     )
+            elif payload.get("kind") == "grant":
+                entries = payload["entries"]
+                outcomes = grant_outcomes(self.registry, len(entries), receipt)
+                by_tag = {j.key: j for j in jobs}
+                for entry, outcome in zip(entries, outcomes, strict=True):
+                    if (job := by_tag.get(entry.get("tag"))) is None:
+                        continue
+                    if isinstance(outcome, str):
+                        job.finish(error=outcome)
+                    else:
+                        job.finish(result=outcome.to_dict())
             elif payload.get("kind") == "declare":
                 entries = payload["entries"]
                 outcomes = results_of_receipt(self.registry, len(entries), receipt)
@@ -332,7 +482,11 @@ class RelayQueue:
 
     def _send(self, batch: list[Job]) -> None:
         declarations = [j for j in batch if j.kind == "declare"]
-        actions = [j for j in batch if j.kind != "declare"]
+        grants = [j for j in batch if j.kind == "grant"]
+        terminations = [j for j in batch if j.kind == "terminate"]
+        actions = [j for j in batch if j.kind not in ("declare", "grant", "terminate")]
+        if grants:
+            self._send_grants(grants)
         if declarations:
             try:
                 results = relay_batch(
@@ -371,3 +525,43 @@ class RelayQueue:
                 job.finish(error=f"relay failed: {type(exc).__name__}")
             else:
                 job.finish(result=receipt.to_dict(), gas=receipt.gas_used)
+        # After the grants of the same batch: a termination may name one of them.
+        for job in terminations:
+            try:
+                ended = submit_termination(self.registry, job.payload, self.payer, tag=job.key)  # type: ignore[arg-type]
+            except RegistryError as exc:
+                job.finish(error=str(exc))
+            except Exception as exc:
+                log.exception("relaying a termination failed")
+                job.finish(error=f"relay failed: {type(exc).__name__}")
+            else:
+                job.finish(result=ended.to_dict(), gas=ended.gas_used)
+
+    def _send_grants(self, grants: list[Job]) -> None:
+        """Grants of many grantors in grantBatch transactions; each entry's own outcome."""
+        try:
+            results = relay_grants(
+                self.registry,
+                [j.payload for j in grants],  # type: ignore[misc]
+                self.payer,
+                tags=[j.key for j in grants],
+            )
+        except RegistryError as exc:
+            for job in grants:
+                job.finish(error=str(exc))
+            return
+        except Exception as exc:  # the worker must survive whatever the node does
+            log.exception("relaying grants failed")
+            for job in grants:
+                job.finish(error=f"relay failed: {type(exc).__name__}")
+            return
+        per_tx: dict[str, int] = {}
+        for result in results:
+            if result.receipt is not None:
+                per_tx[result.receipt.tx_hash] = per_tx.get(result.receipt.tx_hash, 0) + 1
+        for job, result in zip(grants, results, strict=True):
+            if result.receipt is not None:
+                share = result.receipt.gas_used // per_tx[result.receipt.tx_hash]
+                job.finish(result=result.receipt.to_dict(), gas=share)
+            else:
+                job.finish(error=result.error)

@@ -11,9 +11,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["CONTRACT_NAME", "artifact", "verification_material"]
+__all__ = ["CONTRACT_NAME", "LICENCES_NAME", "artifact", "verification_material"]
 
 CONTRACT_NAME = "IsccRegistry"
+# The companion ledger of licence grants over the registry's declarations.
+LICENCES_NAME = "LicenceRegistry"
 
 
 @cache

@@ -21,33 +21,36 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from registry.chain.artifact import artifact
+from registry.chain.artifact import CONTRACT_NAME, LICENCES_NAME, artifact
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
 from registry.chain.sender import NO_FUNDS, Sender, no_funds
-from registry.errors import ChainUnavailable, InvalidDeclaration
+from registry.errors import ChainUnavailable, InvalidDeclaration, InvalidGrant, RegistryError
 
 RPC_TIMEOUT_S = 30
 
 
 @cache
-def _error_abis() -> dict[bytes, dict[str, Any]]:
+def _error_abis(contract: str = CONTRACT_NAME) -> dict[bytes, dict[str, Any]]:
     errors = {}
-    for item in artifact()["abi"]:
+    for item in artifact(contract)["abi"]:
         if item["type"] == "error":
             types = ",".join(i["type"] for i in item["inputs"])
             errors[keccak(text=f"{item['name']}({types})")[:4]] = item
     return errors
 
 
-def decode_revert(data: str | bytes | None, realm: int | None = None) -> str:
-    """Turn revert data into "ErrorName(arg=value, ...)" using the contract's custom errors;
-    with the deployment's realm, ISCC-IDs read as ISCC:MA... rather than their integer body."""
+def decode_revert(
+    data: str | bytes | None, realm: int | None = None, contract: str = CONTRACT_NAME
+) -> str:
+    """Turn revert data into "ErrorName(arg=value, ...)" using the custom errors of `contract`
+    (the registry's, or LICENCES_NAME for the licence ledger's); with the deployment's realm,
+    ISCC-IDs read as ISCC:MA... rather than their integer body."""
     if isinstance(data, str):
         data = bytes.fromhex(data.removeprefix("0x"))
     if not data or len(data) < 4:
         return "reverted without a reason"
-    error = _error_abis().get(data[:4])
+    error = _error_abis(contract).get(data[:4])
     if error is None:
         return f"reverted with unknown error 0x{data.hex()}"
     types = [i["type"] for i in error["inputs"]]
@@ -85,6 +88,10 @@ def registry_contract(w3: Web3, address: str) -> Contract:
     return w3.eth.contract(address=to_checksum_address(address), abi=artifact()["abi"])
 
 
+def licence_contract(w3: Web3, address: str) -> Contract:
+    return w3.eth.contract(address=to_checksum_address(address), abi=artifact(LICENCES_NAME)["abi"])
+
+
 @dataclass(frozen=True)
 class Registry:
     """A deployed registry and the connection to reach it."""
@@ -96,6 +103,7 @@ class Registry:
     senders: dict[str, Sender] = field(default_factory=dict, compare=False, repr=False)
     confirmations: int | None = None
     """What the default Senders wait for; None: the built-in network table's."""
+    _licences: dict[str, Contract] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def open(
@@ -125,9 +133,27 @@ class Registry:
             confirmations=confirmations,
         )
 
-    def estimate_gas(self, call: Any, sender: str) -> int:
-        """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration."""
-        with rejections("estimating gas", self.deployment.realm):
+    @property
+    def licences(self) -> Contract:
+        """The deployment's licence ledger (LicenceRegistry); ChainUnavailable if the
+        deployment has none or it is not on this chain."""
+        address = self.deployment.licences
+        if not address:
+            raise ChainUnavailable(
+                "this deployment has no licence ledger (its file predates it): run "
+                "`iscc-registry devnet start` again on a devnet, or deploy anew"
+            )
+        found = self._licences.get(address)
+        if found is None:
+            if not self.w3.eth.get_code(to_checksum_address(address)):
+                raise ChainUnavailable(f"no licence ledger contract at {address}")
+            found = self._licences.setdefault(address, licence_contract(self.w3, address))
+        return found
+
+    def estimate_gas(self, call: Any, sender: str, contract: str = CONTRACT_NAME) -> int:
+        """Gas the call would use if sent now by `sender`; reverts raise InvalidDeclaration
+        (InvalidGrant for a call of the licence ledger, `contract` LICENCES_NAME)."""
+        with rejections("estimating gas", self.deployment.realm, contract=contract):
             return int(call.estimate_gas({"from": to_checksum_address(sender)}))
 
     def sender(self, account: LocalAccount) -> Sender:
@@ -153,15 +179,18 @@ class Registry:
         sender: LocalAccount,
         gas_limit: int | None = None,
         payload: dict[str, Any] | None = None,
+        contract: str = CONTRACT_NAME,
     ) -> dict:
         """Sign and send a contract call from `sender`, wait for it to be mined (and confirmed
         as the account's Sender asks), return the receipt.
 
-        Reverts are decoded from the contract's custom errors into InvalidDeclaration.
+        Reverts are decoded from the custom errors of `contract` (the registry, or the licence
+        ledger for LICENCES_NAME) into InvalidDeclaration (InvalidGrant for the ledger).
         """
+        realm = self.deployment.realm
 
         def build(nonce: int) -> dict[str, Any]:
-            with rejections("preparing the transaction", self.deployment.realm, sender.address):
+            with rejections("preparing the transaction", realm, sender.address, contract):
                 gas = gas_limit or int(call.estimate_gas({"from": sender.address}))
                 # With gas and fees given, web3 asks the node nothing; the fees are the
                 # Sender's, these are placeholders.
@@ -179,25 +208,33 @@ class Registry:
         receipt = self.sender(sender).send(build, payload)
         if receipt["status"] != 1:
             tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-            raise InvalidDeclaration(f"transaction {tx_hash} reverted")
+            raise _REFUSALS[contract][0](f"transaction {tx_hash} reverted")
         return dict(receipt)
 
 
+# Per contract: the error its refusals raise, and how messages name it.
+_REFUSALS: dict[str, tuple[type[RegistryError], str]] = {
+    CONTRACT_NAME: (InvalidDeclaration, "the registry"),
+    LICENCES_NAME: (InvalidGrant, "the licence ledger"),
+}
+
+
 @contextmanager
-def rejections(doing: str, realm: int, sender: str | None = None) -> Iterator[None]:
-    """Map what web3 raises for a reverting call to our errors, naming the custom error, and a
-    sender without ether to the one thing that helps."""
+def rejections(
+    doing: str, realm: int, sender: str | None = None, contract: str = CONTRACT_NAME
+) -> Iterator[None]:
+    """Map what web3 raises for a reverting call of `contract` to our errors, naming the
+    custom error, and a sender without ether to the one thing that helps."""
+    error, who = _REFUSALS[contract]
     try:
         yield
     except ContractCustomError as exc:
-        raise InvalidDeclaration(
-            f"the registry rejects it: {decode_revert(exc.data, realm)}"
-        ) from None
+        raise error(f"{who} rejects it: {decode_revert(exc.data, realm, contract)}") from None
     except Web3RPCError as exc:
         if sender is not None and NO_FUNDS.search(str(exc)):
             raise no_funds(sender) from None
         raise ChainUnavailable(f"the node refused {doing}: {exc.message or exc}") from None
     except ContractLogicError as exc:
-        raise InvalidDeclaration(f"the registry rejects it: {exc.message or exc}") from None
+        raise error(f"{who} rejects it: {exc.message or exc}") from None
     except (requests.RequestException, OSError) as exc:
         raise ChainUnavailable(f"RPC failed while {doing}: {exc}") from None

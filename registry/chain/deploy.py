@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from registry.chain.artifact import CONTRACT_NAME, artifact, verification_material
+from registry.chain.artifact import CONTRACT_NAME, LICENCES_NAME, artifact, verification_material
 from registry.chain.deployment import Deployment
 from registry.chain.networks import Network, network_for
 from registry.chain.sender import FeePolicy, Sender
@@ -86,6 +86,8 @@ class DeployResult:
     deterministic: bool
     constructor_args: str
     """ABI-encoded constructor arguments, hex: what an Etherscan-style verification asks for."""
+    licence_constructor_args: str = ""
+    """The same for the licence ledger (LicenceRegistry) deployed beside the registry."""
 
 
 def deploy(
@@ -100,7 +102,7 @@ def deploy(
     confirmations: int = 0,
     policy: FeePolicy | None = None,
 ) -> DeployResult:
-    """Deploy the registry from `deployer` and describe it.
+    """Deploy the registry and its licence ledger from `deployer` and describe them.
 
     `deterministic`: None uses the CREATE2 deployer where the chain has it; True insists on it;
     False deploys with a plain CREATE (the address then depends on the deployer's nonce).
@@ -112,7 +114,6 @@ def deploy(
     if len(salt) != 32:
         raise InputError("the salt must be 32 bytes")
     args = constructor_args({"realm": realm, "hub_id": hub_id})
-    code = init_code(args)
     chain_id = int(w3.eth.chain_id)
     available = has_create2_deployer(w3)
     if deterministic and not available:
@@ -122,6 +123,35 @@ def deploy(
         )
     use_create2 = available if deterministic is None else deterministic
     sender = Sender(w3, deployer, chain_id, confirmations=confirmations, policy=policy)
+    address, receipt = _deploy_one(w3, sender, CONTRACT_NAME, args, salt, use_create2)
+    # The licence ledger names the registry in its constructor, so at a CREATE2 address it is
+    # as deterministic as the registry's.
+    licence_args = constructor_args({"registry": address}, LICENCES_NAME)
+    licences, _ = _deploy_one(w3, sender, LICENCES_NAME, licence_args, salt, use_create2)
+    deployment = Deployment(
+        chain_id=chain_id,
+        address=address,
+        block=int(receipt["blockNumber"]),
+        rpc_url=rpc_url,
+        realm=realm,
+        hub_id=hub_id,
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        licences=licences,
+    )
+    return DeployResult(
+        deployment,
+        use_create2,
+        "0x" + _encoded_args(args, CONTRACT_NAME).hex(),
+        "0x" + _encoded_args(licence_args, LICENCES_NAME).hex(),
+    )
+
+
+def _deploy_one(
+    w3: Web3, sender: Sender, name: str, args: list[Any], salt: bytes, use_create2: bool
+) -> tuple[str, dict[str, Any]]:
+    """Deploy the shipped contract `name` through `sender`; its address and receipt."""
+    code = init_code(args, name)
+    chain_id = sender.chain_id
     expected = None
     if use_create2:
         expected = create2_address(salt, code)
@@ -133,6 +163,7 @@ def deploy(
         to, data = CREATE2_DEPLOYER, salt + code
     else:
         to, data = None, code
+    deployer = sender.account
 
     def build(nonce: int) -> dict[str, Any]:
         tx: dict[str, Any] = {"data": "0x" + data.hex(), "value": 0}
@@ -147,46 +178,53 @@ def deploy(
 
     receipt = sender.send(build)
     if receipt["status"] != 1:
-        raise ChainUnavailable("deploying the registry failed: the transaction reverted")
+        raise ChainUnavailable(f"deploying {name} failed: the transaction reverted")
     address = expected or receipt["contractAddress"]
     if not w3.eth.get_code(address):
         raise ChainUnavailable(f"the deployment was mined but there is no code at {address}")
-    deployment = Deployment(
-        chain_id=chain_id,
-        address=to_checksum_address(address),
-        block=int(receipt["blockNumber"]),
-        rpc_url=rpc_url,
-        realm=realm,
-        hub_id=hub_id,
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
-    )
-    return DeployResult(deployment, use_create2, "0x" + _encoded_args(args, CONTRACT_NAME).hex())
+    return to_checksum_address(address), receipt
 
 
 def write_verification(result: DeployResult, folder: Path) -> list[Path]:
-    """The standard JSON input, metadata and constructor arguments of the deployed contract,
-    as Sourcify and Etherscan-style explorers take them."""
+    """The standard JSON input, metadata and constructor arguments of the deployed registry,
+    as Sourcify and Etherscan-style explorers take them; the licence ledger's in the
+    subfolder LicenceRegistry/."""
+    written = _write_material(
+        folder, CONTRACT_NAME, result.deployment.address, result.deployment.chain_id,
+        result.constructor_args,
+    )  # fmt: skip
+    if result.deployment.licences:
+        written += _write_material(
+            folder / LICENCES_NAME, LICENCES_NAME, result.deployment.licences,
+            result.deployment.chain_id, result.licence_constructor_args,
+        )  # fmt: skip
+    return written
+
+
+def _write_material(
+    folder: Path, name: str, address: str, chain_id: int, constructor: str
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    material = verification_material()
+    material = verification_material(name)
     files = {
         "standard-input.json": json.dumps(material["input"], indent=1) + "\n",
         "metadata.json": material["metadata"] + "\n",
-        "constructor-args.txt": result.constructor_args + "\n",
+        "constructor-args.txt": constructor + "\n",
         "contract.json": json.dumps(
             {
-                "address": result.deployment.address,
-                "chain_id": result.deployment.chain_id,
+                "address": address,
+                "chain_id": chain_id,
                 "contract": material["fullyQualifiedName"],
                 "compiler": material["solcLongVersion"],
-                "constructor_args": result.constructor_args,
+                "constructor_args": constructor,
             },
             indent=1,
         )
         + "\n",
     }
     written = []
-    for name, text in files.items():
-        path = folder / name
+    for file_name, text in files.items():
+        path = folder / file_name
         path.write_text(text)
         written.append(path)
     return written

@@ -11,7 +11,9 @@ from registry.errors import ChainUnavailable
 
 @dataclass(frozen=True)
 class Deployment:
-    """One registry contract on one chain, as written by `devnet start` or a deploy."""
+    """One registry contract on one chain, as written by `devnet start` or a deploy, with the
+    licence ledger beside it (`licences`: its address; empty in a deployment file written
+    before the ledger existed, which then has no licences)."""
 
     chain_id: int
     address: str
@@ -20,6 +22,7 @@ class Deployment:
     realm: int
     hub_id: int
     tx_hash: str = ""
+    licences: str = ""
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 
+from registry.chain.artifact import CONTRACT_NAME, LICENCES_NAME
 from registry.chain.contract import artifact, connect, decode_revert
 from registry.chain.deployment import Deployment
 from registry.errors import ChainUnavailable, RegistryError
@@ -57,11 +58,29 @@ def fund(w3: Web3, address: str, wei: int) -> int:
 def deploy_registry(
     w3: Web3, deployer: LocalAccount, realm: int = TEST_REALM, hub_id: int = DEVNET_HUB_ID
 ) -> Deployment:
-    """Deploy a fresh IsccRegistry and describe it; tests deploy several to check domains."""
-    art = artifact()
+    """Deploy a fresh IsccRegistry and its LicenceRegistry and describe them; tests deploy
+    several to check domains."""
+    receipt, tx_hash = _deploy(w3, deployer, CONTRACT_NAME, realm, hub_id)
+    address = receipt["contractAddress"]
+    licences, _ = _deploy(w3, deployer, LICENCES_NAME, address)
+    return Deployment(
+        chain_id=w3.eth.chain_id,
+        address=address,
+        block=receipt["blockNumber"],
+        rpc_url=w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+        realm=realm,
+        hub_id=hub_id,
+        tx_hash=tx_hash,
+        licences=licences["contractAddress"],
+    )
+
+
+def _deploy(w3: Web3, deployer: LocalAccount, name: str, *args: object) -> tuple[dict, str]:
+    """Deploy the shipped contract `name`; its receipt and transaction hash."""
+    art = artifact(name)
     factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
     try:
-        tx = factory.constructor(realm, hub_id).build_transaction(
+        tx = factory.constructor(*args).build_transaction(
             {
                 "from": deployer.address,
                 "nonce": w3.eth.get_transaction_count(deployer.address, "pending"),
@@ -73,16 +92,8 @@ def deploy_registry(
     tx_hash = w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
     if receipt["status"] != 1:
-        raise ChainUnavailable("deploying IsccRegistry failed")
-    return Deployment(
-        chain_id=w3.eth.chain_id,
-        address=receipt["contractAddress"],
-        block=receipt["blockNumber"],
-        rpc_url=w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-        realm=realm,
-        hub_id=hub_id,
-        tx_hash="0x" + bytes(tx_hash).hex(),
-    )
+        raise ChainUnavailable(f"deploying {name} failed")
+    return dict(receipt), "0x" + bytes(tx_hash).hex()
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,8 @@ class Devnet:
             return False
 
     def start(self) -> Deployment:
-        """Start the node if needed and deploy the registry if absent; return the deployment."""
+        """Start the node if needed and deploy the registry and its licence ledger if absent;
+        return the deployment."""
         if self._pid() is None:
             if self._rpc_ready():
                 raise ChainUnavailable(
@@ -170,6 +182,15 @@ class Devnet:
                 and deployment.chain_id == w3.eth.chain_id
                 and w3.eth.get_code(Web3.to_checksum_address(deployment.address))
             ):
+                if deployment.licences and w3.eth.get_code(
+                    Web3.to_checksum_address(deployment.licences)
+                ):
+                    return deployment
+                # A deployment from before the licence ledger: the registry stays, its ledger
+                # joins it.
+                licences, _ = _deploy(w3, dev_account(0), LICENCES_NAME, deployment.address)
+                deployment = replace(deployment, licences=licences["contractAddress"])
+                deployment.save(self.deployment_path)
                 return deployment
         deployment = deploy_registry(w3, dev_account(0))
         deployment.save(self.deployment_path)

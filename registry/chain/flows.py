@@ -26,6 +26,14 @@ from registry.chain.contract import Registry
 from registry.chain.declaration import SignedDeclaration
 from registry.chain.gateway import check_gateway
 from registry.chain.iscc_id import IsccId
+from registry.chain.licences import (
+    GrantReceipt,
+    SignedGrant,
+    SignedTermination,
+    TerminationReceipt,
+    submit_grant,
+    submit_termination,
+)
 from registry.chain.submit import DeclarationReceipt, declare_direct, prepare, submit_signed
 from registry.errors import InputError, InvalidDeclaration
 from registry.metadata import CanonicalMetadata, canonicalize
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DeclaredFile",
+    "LicenceSubmitter",
     "PaidBy",
     "Publish",
     "Submitter",
@@ -60,6 +69,14 @@ class Submitter(Protocol):
     def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt: ...
 
 
+class LicenceSubmitter(Protocol):
+    """Puts a signed licence grant or termination on the licence ledger and pays for it."""
+
+    def grant(self, signed: SignedGrant) -> GrantReceipt: ...
+
+    def terminate(self, signed: SignedTermination) -> TerminationReceipt: ...
+
+
 @dataclass(frozen=True)
 class PaidBy:
     """Submits from a payer's account on chain (a relayer key; on the devnet a built-in one)."""
@@ -72,6 +89,12 @@ class PaidBy:
 
     def act(self, signed: SignedAction, record: int | None = None) -> ActionReceipt:
         return act_relayed(self.registry, signed, self.payer, record)
+
+    def grant(self, signed: SignedGrant) -> GrantReceipt:
+        return submit_grant(self.registry, signed, self.payer)
+
+    def terminate(self, signed: SignedTermination) -> TerminationReceipt:
+        return submit_termination(self.registry, signed, self.payer)
 
 
 @dataclass(frozen=True)
@@ -88,21 +111,34 @@ class DeclaredFile:
 
 
 def _content(
-    path: Path, gateway: str, publish: Publish | None, result: IsccResult | None
+    path: Path,
+    gateway: str,
+    publish: Publish | None,
+    result: IsccResult | None,
+    fields: dict[str, Any] | None = None,
 ) -> tuple[IsccResult, str | None]:
     """What a declaration of the file states: its ISCC (generated unless `result` has it) and
     the metahash to declare, after checking the gateway (before any work is done).
 
     The metahash is of the document with the file's granular features, published first so the
     declaration's segments are indexed whichever arrives first; files without features (or
-    declarations nobody publishes for) keep the Meta-Code's metahash.
+    declarations nobody publishes for) keep the Meta-Code's metahash. Metadata `fields`
+    (license, rights, ...) join the document, which then always exists: the licence
+    conflicts read them from it.
     """
     check_gateway(gateway)
+    if fields and publish is None:
+        raise InputError("metadata fields need a metadata store or service to publish them to")
     if result is None:
         from registry.iscc import generate
 
         result = generate(path)
     document = result.declaration_document() if publish is not None else None
+    if fields:
+        base: dict[str, Any] = {"name": result.name}
+        if result.description:
+            base["description"] = result.description
+        document = (document or base) | fields
     if document is None:
         return result, result.metahash
     canonical = canonicalize(document)
@@ -117,10 +153,11 @@ def sign_file(
     gateway: str = "",
     publish: Publish | None = None,
     result: IsccResult | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> tuple[IsccResult, SignedDeclaration]:
     """Generate a file's ISCC (unless `result` has it already) and sign its declaration for this
-    registry, to submit now or later (by anyone)."""
-    result, metahash = _content(path, gateway, publish, result)
+    registry, to submit now or later (by anyone); metadata `fields` join its document."""
+    result, metahash = _content(path, gateway, publish, result, fields)
     return result, prepare(registry, account, result.iscc, result.datahash, metahash, gateway)
 
 
@@ -133,14 +170,16 @@ def declare_file(
     submitter: Submitter | None = None,
     publish: Publish | None = None,
     result: IsccResult | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> DeclaredFile:
     """Declare a file (its ISCC generated unless `result` has it): signed by `account` and
-    submitted by `submitter`, or, without one, sent from `account` itself, which pays the gas."""
+    submitted by `submitter`, or, without one, sent from `account` itself, which pays the gas.
+    Metadata `fields` (license, rights, ...) join the document its metahash commits to."""
     if submitter is None:
-        result, metahash = _content(path, gateway, publish, result)
+        result, metahash = _content(path, gateway, publish, result, fields)
         receipt = declare_direct(registry, account, result.iscc, result.datahash, metahash, gateway)
         return DeclaredFile(path, result, receipt)
-    result, signed = sign_file(registry, account, path, gateway, publish, result)
+    result, signed = sign_file(registry, account, path, gateway, publish, result, fields)
     return DeclaredFile(path, result, submitter.declare(signed), signed)
 
 
@@ -153,13 +192,14 @@ def declare_file_sealed(
     gateway: str = "",
     publish: Publish | None = None,
     result: IsccResult | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> DeclaredFile:
     """Declare a file sealed: sign it as a SealedDeclaration, commit its salted leaf, and reveal
     it once the commitment is mined; `payer` pays both transactions. Its priority is the
     commitment's time (docs/protocol.md, Sealed declarations)."""
     from registry.chain.relayer import relay_sealed_batch
 
-    result, metahash = _content(path, gateway, publish, result)
+    result, metahash = _content(path, gateway, publish, result, fields)
     signed = prepare(
         registry, account, result.iscc, result.datahash, metahash, gateway, sealed=True
     )

@@ -62,8 +62,26 @@ devnet_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
+license_app = typer.Typer(
+    help="Grant licences over declarations on the licence ledger, list them, terminate them.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(license_app, name="license")
+usage_app = typer.Typer(
+    help="Report uses of declared works (signed usage reports).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+cases_app = typer.Typer(
+    help="Cases of licence conflicts: list them, show one, answer one.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(usage_app, name="usage")
+app.add_typer(cases_app, name="cases")
 
 # Piped output goes to programs and to grep: identifiers are never wrapped there. On a terminal
 # long lines wrap where the terminal wraps them (soft_wrap), not inside a hash.

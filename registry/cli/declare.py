@@ -161,13 +161,29 @@ def declare(
             "so a copy taken from the reveal cannot get ahead (two transactions, the payer's)",
         ),
     ] = False,
+    license_url: Annotated[
+        str | None,
+        typer.Option(
+            "--license", metavar="URL", help="URL of the licence the work is offered under"
+        ),
+    ] = None,
+    rights: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="Copyright notice / rights holder, e.g. '(c) 2025 ACME'"),
+    ] = None,
+    acquire: Annotated[
+        str | None, typer.Option(metavar="URL", help="URL where a licence can be acquired")
+    ] = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate the ISCC of FILE, sign it with --key and put the declaration on chain."""
+    """Generate the ISCC of FILE, sign it with --key and put the declaration on chain. The
+    licence and rights metadata (--license, --rights, --acquire) go into the document the
+    declaration's metahash commits to; licence conflicts compare them between declarers."""
     from registry.chain.flows import declare_file, declare_file_sealed, submit_declaration
 
     settings = get_settings()
+    fields = metadata_fields(license_url=license_url, rights=rights, acquire=acquire)
     if sealed and (direct or via or signed_file is not None):
         raise InputError(
             "--sealed signs, commits and reveals here with --key (and --payer): "
@@ -176,6 +192,11 @@ def declare(
     if signed_file is not None:
         if file is not None or key is not None:
             raise InputError("give either FILE with --key, or --signed FILE, not both")
+        if fields:
+            raise InputError(
+                "a signed declaration's metadata is fixed by its signature: give --license, "
+                "--rights and --acquire when signing, or declare FILE with them"
+            )
         from registry.chain.declaration import SignedDeclaration
 
         signed = SignedDeclaration.from_json(read_text(signed_file, "a signed declaration"))
@@ -203,6 +224,7 @@ def declare(
             paid_by,
             gateway=gateway,
             publish=_publisher(settings, None),
+            fields=fields,
         )
         _print_declared(
             declared.to_dict(), declared.receipt.declarer, json_out, registry.deployment.chain_id
@@ -215,10 +237,32 @@ def declare(
         gateway=gateway,
         submitter=None if direct else _submitter(settings, registry, payer, via, password_file),
         publish=_publisher(settings, via),
+        fields=fields,
     )
     _print_declared(
         declared.to_dict(), declared.receipt.declarer, json_out, registry.deployment.chain_id
     )
+
+
+def metadata_fields(
+    *, license_url: str | None, rights: str | None, acquire: str | None
+) -> dict[str, str]:
+    """The metadata fields given on the command line (iscc-schema names), checked."""
+    from urllib.parse import urlsplit
+
+    fields: dict[str, str] = {}
+    for name, url in (("license", license_url), ("acquire", acquire)):
+        if url is None:
+            continue
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InputError(f"--{name} must be an http(s) URL, not {url!r}")
+        fields[name] = url.strip()
+    if rights is not None:
+        if not rights.strip():
+            raise InputError("--rights is empty: name the rights holder")
+        fields["rights"] = rights.strip()
+    return fields
 
 
 def _print_declared(data: dict[str, Any], declarer: str, json_out: bool, chain_id: int) -> None:

@@ -68,8 +68,8 @@ def deploy(
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Deploy the registry to any EVM chain, write the deployment file and the material to
-    verify the contract on a block explorer."""
+    """Deploy the registry and its licence ledger to any EVM chain, write the deployment file
+    and the material to verify the contracts on a block explorer."""
     from registry.chain.deploy import deploy_to
     from registry.chain.sender import GWEI
 
@@ -113,6 +113,7 @@ def deploy(
     )
     if data["explorer"]:
         out.print(f"  {data['explorer']}", highlight=False, soft_wrap=True)
+    out.print(f"LicenceRegistry at [bold]{data['licences']}[/bold]", highlight=False)
     out.print(f"  deployment file {done.deployment_file}", highlight=False)
     out.print(
         f"  verification material {done.verification} ({len(done.files)} files)", highlight=False

@@ -12,7 +12,7 @@ import msgspec
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
-from registry.chain.artifact import artifact
+from registry.chain.artifact import LICENCES_NAME, artifact
 from registry.chain.events import (
     DECLARED,
     EVENT_FIELDS,
@@ -21,6 +21,13 @@ from registry.chain.events import (
     DeclaredEvent,
     RegistryEvent,
     validate_code,
+)
+from registry.chain.licence_events import (
+    GRANTED,
+    LICENCE_EVENT_FIELDS,
+    GrantedEvent,
+    LicenceEvent,
+    TerminatedEvent,
 )
 from registry.errors import RegistryError
 from registry.index.abi import (
@@ -33,10 +40,12 @@ from registry.index.abi import (
 )
 
 __all__ = [
+    "AnyEvent",
     "EventDecoder",
     "MalformedLog",
     "Positioned",
     "RawLog",
+    "canonical_type",
     "event_topic",
     "to_bytes",
     "to_int",
@@ -45,10 +54,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-# The event classes below are created once per log on the indexer's hot path: a frozen
+# An event of either contract the indexer follows: the registry's or the licence ledger's.
+AnyEvent = RegistryEvent | LicenceEvent
 # A log's position (block number, block hash, tx hash, log index, ISCC-ID body, realm) with,
-# for a Declared log without extra fields, its arguments, else its decoded event.
-Positioned = tuple[tuple[Any, ...], DeclaredArgs | RegistryEvent]
+# for a Declared log without extra fields, its arguments, else its decoded event (a licence
+# event's position has only the first four: it is not about one declaration's ID).
+Positioned = tuple[tuple[Any, ...], DeclaredArgs | AnyEvent]
 # The Declared event of the shipped contract: (name, type) of its topics and of its data.
 _SHIPPED_DECLARED = (
     (("isccId", "uint64"), ("declarer", "address"), ("datahash", "bytes32")),
@@ -78,9 +89,19 @@ class RawLog(msgspec.Struct, rename="camel"):
     removed: bool = False
 
 
+def canonical_type(item: Mapping[str, Any]) -> str:
+    """The canonical ABI type of an input: a struct (`tuple`, `tuple[]`) as its components'
+    types in parentheses, as event signatures and eth-abi spell it."""
+    abi_type = str(item["type"])
+    if abi_type.startswith("tuple"):
+        inner = ",".join(canonical_type(c) for c in item["components"])
+        return f"({inner}){abi_type[5:]}"
+    return abi_type
+
+
 def event_topic(entry: Mapping[str, Any]) -> bytes:
     """topic0 of an event ABI entry: keccak of its canonical signature."""
-    types = ",".join(i["type"] for i in entry["inputs"])
+    types = ",".join(canonical_type(i) for i in entry["inputs"])
     return keccak(text=f"{entry['name']}({types})")
 
 
@@ -109,22 +130,34 @@ class _EventAbi:
 
 
 class EventDecoder:
-    """Decodes the registry's logs by the ABI (the shipped artifact's by default).
+    """Decodes the logs of the registry and of its licence ledger by their ABIs (the shipped
+    artifacts' by default).
 
-    Only events named in EVENT_FIELDS are followed; every other event of the contract (nonce
-    invalidations, batch failures, ...) is not requested and, if met, skipped.
+    Only events named in EVENT_FIELDS and LICENCE_EVENT_FIELDS are followed; every other event
+    of the contracts (nonce invalidations, batch failures, ...) is not requested and, if met,
+    skipped. Both contracts' logs come from one eth_getLogs (an address list), so their events
+    form one stream in chain order.
     """
 
-    def __init__(self, realm: int, abi: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        realm: int,
+        abi: Sequence[Mapping[str, Any]] | None = None,
+        licence_abi: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         self.realm = realm
         self._events: dict[bytes, _EventAbi] = {}
         # topic0 in JSON-RPC form if Declared has the shipped layout, which has a short cut.
         self._shipped_declared: str | None = None
-        for entry in artifact()["abi"] if abi is None else abi:
-            if entry.get("type") != "event" or entry.get("name") not in EVENT_FIELDS:
+        registry_abi = artifact()["abi"] if abi is None else abi
+        licences_abi = artifact(LICENCES_NAME)["abi"] if licence_abi is None else licence_abi
+        followed = [(e, EVENT_FIELDS) for e in registry_abi]
+        followed += [(e, LICENCE_EVENT_FIELDS) for e in licences_abi]
+        for entry, fields in followed:
+            if entry.get("type") != "event" or entry.get("name") not in fields:
                 continue
             names = [i["name"] for i in entry["inputs"]]
-            missing = [f for f in EVENT_FIELDS[entry["name"]] if f not in names]
+            missing = [f for f in fields[entry["name"]] if f not in names]
             if missing or entry.get("anonymous"):
                 raise RegistryError(
                     f"the contract ABI's {entry['name']} event lacks {missing or 'a topic'}: "
@@ -138,7 +171,7 @@ class EventDecoder:
                     (i["name"], word_decoder(i["type"])) for i in entry["inputs"] if i["indexed"]
                 ),
                 data_names=tuple(i["name"] for i in data),
-                data_types=tuple(i["type"] for i in data),
+                data_types=tuple(canonical_type(i) for i in data),
             )
             self._events[spec.topic] = spec
             inputs = entry["inputs"]
@@ -160,7 +193,7 @@ class EventDecoder:
     def names(self) -> list[str]:
         return [spec.name for spec in self._events.values()]
 
-    def decode(self, raw_log: Mapping[str, Any]) -> RegistryEvent:
+    def decode(self, raw_log: Mapping[str, Any]) -> AnyEvent:
         """Decode one log (web3 AttributeDict or raw JSON-RPC dict); raise MalformedLog if it is
         not a followed event at all. Content problems do not raise: they make it invalid."""
         try:
@@ -174,14 +207,14 @@ class EventDecoder:
             )
         except (KeyError, TypeError) as exc:
             raise MalformedLog(f"undecodable log: {exc!r}") from None
-        return _event(spec, position, args)
+        return _event(spec, position, args, self.realm)
 
-    def decode_logs(self, raw_logs: Iterable[Mapping[str, Any]]) -> list[RegistryEvent]:
+    def decode_logs(self, raw_logs: Iterable[Mapping[str, Any]]) -> list[AnyEvent]:
         """Decode the logs of one range in chain order, skipping what is not a followed event.
 
         A log this contract cannot emit is logged and skipped rather than stopping the indexer.
         """
-        decoded: list[RegistryEvent] = []
+        decoded: list[AnyEvent] = []
         for raw_log in raw_logs:
             if raw_log.get("removed"):
                 continue
@@ -223,8 +256,11 @@ class EventDecoder:
                 declared = (args["declarer"], args["datahash"], args["isccCode"], args["metahash"])
                 tail = (args["gateway"], args["record"], args["committedAt"])
                 decoded.append((position, (*declared, *tail)))
-            else:
-                decoded.append((position, _event(spec, position, args)))
+                continue
+            try:
+                decoded.append((position, _event(spec, position, args, self.realm)))
+            except MalformedLog as exc:
+                _skipping(raw.transaction_hash, exc)
         decoded.sort(key=lambda p: (p[0][0], p[0][3]))
         return decoded
 
@@ -291,6 +327,14 @@ class EventDecoder:
                 args[name] = decoder(topic)
             values = decode_data(spec.data_types, to_bytes(data))
             args.update(zip(spec.data_names, values, strict=True))
+            if spec.name in LICENCE_EVENT_FIELDS:
+                licence_position = (
+                    to_int(block_number),
+                    to_bytes(block_hash),
+                    to_bytes(tx_hash),
+                    to_int(log_index),
+                )
+                return spec, licence_position, args
             body = int(args["isccId"])
             position = (
                 to_int(block_number),
@@ -313,14 +357,31 @@ def _skipping(tx_hash: Any, exc: MalformedLog) -> None:
     log.warning("skipping log %s: %s", tx_hash, exc)
 
 
-def _event(spec: _EventAbi, position: tuple[Any, ...], args: dict[str, Any]) -> RegistryEvent:
+def _event(
+    spec: _EventAbi, position: tuple[Any, ...], args: dict[str, Any], realm: int
+) -> AnyEvent:
     if spec.name == DECLARED:
         return _declared(position, args)
+    if spec.name in LICENCE_EVENT_FIELDS:
+        return _licence_event(spec.name, position, args, realm)
     return ChangeEvent(
         *position,
         name=spec.name,
         fields=tuple((k, json_value(v)) for k, v in args.items()),
     )
+
+
+def _licence_event(
+    name: str, position: tuple[Any, ...], args: dict[str, Any], realm: int
+) -> LicenceEvent:
+    """A licence event from its arguments (its ISCC-ID is of the registry's realm); a value
+    that does not fit (a foreign contract's log) raises MalformedLog."""
+    try:
+        if name == GRANTED:
+            return GrantedEvent.from_args(position, args, realm)
+        return TerminatedEvent.from_args(position, args)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedLog(f"undecodable {name} log: {exc!r}") from None
 
 
 def _declared(position: tuple[Any, ...], args: dict[str, Any]) -> DeclaredEvent:

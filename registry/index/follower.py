@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from functools import partial
 
-from web3 import HTTPProvider
+from web3 import HTTPProvider, Web3
 
 from registry.chain.contract import Registry
 from registry.defaults import DEFER_LOOKUPS_AFTER
@@ -108,9 +108,14 @@ class Follower:
         # (ISCC_REGISTRY_RPC_URL if set), never to a second node named in the deployment file.
         self.node = Node(registry.w3, endpoint_of(registry.w3, deployment.rpc_url))
         self._throttle = Backoff(cap=MAX_BACKOFF_S)
+        # The licence ledger's logs come with the registry's; the store keys both by the
+        # registry's address (one checkpoint, one rollback).
+        followed: list[str] = [self.contract]
+        if deployment.licences:
+            followed.append(Web3.to_checksum_address(deployment.licences))
         self.ranges = RangeReader(
             self.node,
-            self.contract,
+            followed if len(followed) > 1 else self.contract,
             self.decoder,
             max_range,
             http=isinstance(registry.w3.provider, HTTPProvider),

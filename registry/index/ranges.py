@@ -63,12 +63,14 @@ class RangeReader:
     def __init__(
         self,
         node: Node,
-        contract: str,
+        contract: str | list[str],
         decoder: EventDecoder,
         max_range: int,
         http: bool,
     ) -> None:
         self.node = node
+        # One address, or the registry and its licence ledger: one eth_getLogs for both keeps
+        # their events one stream in (block, log index) order.
         self.contract = contract
         self.decoder = decoder
         self.max_range = max_range

@@ -10,9 +10,10 @@ import numpy as np
 
 from registry.chain.events import declared_payload, units_by_layout, validate_code
 from registry.chain.iscc_id import IsccId
+from registry.chain.licence_events import GrantedEvent, TerminatedEvent
 from registry.index.events import EventDecoder, RawLog
 from registry.iscc.codec import code_to_bytes
-from registry.store.rows import BatchRows, add_declared, add_event, unit_row
+from registry.store.rows import BatchRows, add_declared, add_event, add_licence_event, unit_row
 
 __all__ = ["iscc_strings", "rows_of_logs"]
 
@@ -26,7 +27,11 @@ def rows_of_logs(decoder: EventDecoder, raw_logs: Iterable[RawLog]) -> BatchRows
     """
     positioned = decoder.decode_positioned(raw_logs)
     # Kept once per (tx hash, log index), in the first one's place, as rows_of does.
-    unique = list({(p[2], p[3]): (p, item) for p, item in positioned}.values())
+    everything = list({(p[2], p[3]): (p, item) for p, item in positioned}.values())
+    # Licence ledger events concern no single ISCC-ID position: the writer takes them as they
+    # are, in chain order like the rest.
+    licences = [item for _p, item in everything if isinstance(item, GrantedEvent | TerminatedEvent)]
+    unique = [(p, item) for p, item in everything if len(p) == 6]
     bodies = np.array([p[4] for p, _item in unique], np.uint64).astype(">u8")
     octets = np.empty((len(unique), 10), np.uint8)
     octets[:, :2] = np.frombuffer(code_to_bytes(str(IsccId(0, decoder.realm)))[:2], np.uint8)
@@ -36,6 +41,8 @@ def rows_of_logs(decoder: EventDecoder, raw_logs: Iterable[RawLog]) -> BatchRows
     # few others get theirs from validate_code below.
     codes = iter(iscc_strings([item[2] for _p, item in unique if type(item) is tuple]))
     rows = BatchRows([], [], [], [], {})
+    for licence in licences:
+        add_licence_event(rows, licence)
     for (p, item), iscc_id in zip(unique, iscc_ids, strict=True):
         position = (p[0], p[1], p[2], p[3], iscc_id)
         if type(item) is not tuple:

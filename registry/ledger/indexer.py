@@ -6,17 +6,37 @@ from __future__ import annotations
 from typing import Any
 
 from registry.chain.contract import Registry
+from registry.defaults import CASE_RESPONSE_DAYS
 from registry.index.follower import Follower
-from registry.ledger.conflicts import ConflictDetector
+from registry.ledger.conflicts import ConflictDetector, SegmentEvidence
+from registry.ledger.licence_conflicts import LicenceDetector
+from registry.ledger.licence_works import WorkMatcher
 from registry.search.similarity import SimilarityIndex
 from registry.store.store import Store
 
-__all__ = ["Indexer"]
+__all__ = ["Indexer", "Ledger"]
+
+
+class Ledger:
+    """The after-sync work of the registry's indexer: content conflicts first (they relate the
+    works licence detection reads), then licence conflicts and cases."""
+
+    def __init__(self, conflicts: ConflictDetector, licences: LicenceDetector) -> None:
+        self.conflicts = conflicts
+        self.licences = licences
+
+    def run(self) -> None:
+        self.conflicts.run()
+        self.licences.run()
+
+    def reset(self) -> None:
+        self.conflicts.reset()
+        self.licences.reset()
 
 
 class Indexer(Follower):
-    """A Follower whose after-sync work is conflict detection (`conflicts`): what `index`,
-    `serve` and the demo run."""
+    """A Follower whose after-sync work is conflict detection (`conflicts`, then `licences`):
+    what `index`, `serve` and the demo run."""
 
     def __init__(
         self,
@@ -24,9 +44,15 @@ class Indexer(Follower):
         store: Store,
         *,
         similarity: SimilarityIndex | None = None,
+        response_days: int = CASE_RESPONSE_DAYS,
         **options: Any,
     ) -> None:
-        """`options` are the Follower's (confirmations, max_range, defer_lookups_after)."""
+        """`options` are the Follower's (confirmations, max_range, defer_lookups_after);
+        `response_days` is a new licence case's deadline."""
         # Shares the API's similarity index when given (one copy in memory, reset on rollback).
         self.conflicts = ConflictDetector(store, similarity)
-        super().__init__(registry, store, after_sync=self.conflicts, **options)
+        snippets = next(s.index for s in self.conflicts.sources if isinstance(s, SegmentEvidence))
+        matcher = WorkMatcher(store, self.conflicts.index, snippets)
+        self.licences = LicenceDetector(store, response_days=response_days, matcher=matcher)
+        ledger = Ledger(self.conflicts, self.licences)
+        super().__init__(registry, store, after_sync=ledger, **options)

@@ -9,16 +9,26 @@ from sqlalchemy import Connection, inspect, select, text
 from registry.errors import StoreError
 from registry.store.schema import (
     HOT_CHILDREN,
+    case_events,
+    case_parties,
+    cases,
     conflict_queue,
     conflicts,
+    deliveries,
+    grants,
+    licence_conflicts,
+    licence_queue,
     meta,
     metadata,
     metadata_docs,
+    notices,
     segment_sources,
     segments,
+    subscriptions,
+    usage_reports,
 )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "stored_version"]
+__all__ = ["LICENCE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "migrate", "stored_version"]
 
 
 # MIGRATIONS[v - 1] upgrades a store from version v to v + 1. A fresh store is created from
@@ -123,6 +133,32 @@ def _v8_contract_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE declarations ADD COLUMN committed_at BIGINT"))
 
 
+LICENCE_TABLES = (
+    grants,
+    usage_reports,
+    licence_conflicts,
+    licence_queue,
+    cases,
+    case_parties,
+    case_events,
+)
+
+
+def _v9_licences(conn: Connection) -> None:
+    """v9 -> v10: the licence ledger: grants mirrored from the LicenceRegistry's events, signed
+    usage reports, licence conflicts, their queue, and cases with their history. A store
+    indexed before holds no licence events: the LicenceRegistry is a new contract, whose events
+    an indexer reads from its deployment block on (a deployment file without it has none)."""
+    for table in LICENCE_TABLES:
+        table.create(conn, checkfirst=True)
+
+
+def _v10_notifications(conn: Connection) -> None:
+    """v10 -> v11: webhook subscriptions, the notices of case changes and their outbox."""
+    for table in (notices, subscriptions, deliveries):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     _v1_ownership,
     _v2_metadata,
@@ -132,6 +168,8 @@ MIGRATIONS: list[Migration] = [
     _v6_unchecked_children,
     _v7_events_by_position,
     _v8_contract_v2,
+    _v9_licences,
+    _v10_notifications,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _VERSION_KEY = "schema_version"

@@ -18,7 +18,7 @@ psycopg's binary COPY takes both forms alike.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry.chain.events import (
@@ -31,6 +31,7 @@ from registry.chain.events import (
     RegistryEvent,
     unit_value,
 )
+from registry.chain.licence_events import GrantedEvent, LicenceEvent, TerminatedEvent
 from registry.store.int64 import to_signed64
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "BatchRows",
     "add_declared",
     "add_event",
+    "add_licence_event",
     "rows_of",
     "state_changes",
     "unit_row",
@@ -75,19 +77,30 @@ class BatchRows:
     blocks: dict[int, bytes]
     # A block that appeared with two hashes (logs from two forks): the writer refuses the batch.
     forked_block: int | None = None
+    # The licence ledger's events of the range, in chain order (their blocks are in `blocks`).
+    licences: list[LicenceEvent] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.events) + len(self.licences)
 
 
-def rows_of(batch: Sequence[RegistryEvent]) -> BatchRows:
+def rows_of(batch: Sequence[RegistryEvent | LicenceEvent]) -> BatchRows:
     """The rows of a batch; a log that appears twice is kept once (a node never returns one
     twice, but a duplicate must not fail the whole batch)."""
     unique = {e.key: e for e in batch}.values()
     rows = BatchRows([], [], [], [], {})
     for e in unique:
+        if isinstance(e, GrantedEvent | TerminatedEvent):
+            add_licence_event(rows, e)
+            continue
         add_event(rows, (e.block_number, e.block_hash, e.tx_hash, e.log_index, e.iscc_id), e)
     return rows
+
+
+def add_licence_event(rows: BatchRows, e: LicenceEvent) -> None:
+    """A licence ledger event, kept as it is for the writer, and the block it came from."""
+    _add_block(rows, e.block_number, e.block_hash)
+    rows.licences.append(e)
 
 
 def add_event(rows: BatchRows, position: tuple[Any, ...], e: RegistryEvent) -> None:

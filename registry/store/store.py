@@ -4,11 +4,12 @@ checkpoint in SQL, with its writes (writes.py), reads (reads.py) and index maint
 
 from __future__ import annotations
 
+from registry.store.licences import GrantRecord, LicenceReads, UsageRecord
 from registry.store.reads import DeclarationRecord, Reads
 from registry.store.writes import CheckpointMoved, Writes
 
-__all__ = ["CheckpointMoved", "DeclarationRecord", "Store"]
+__all__ = ["CheckpointMoved", "DeclarationRecord", "GrantRecord", "Store", "UsageRecord"]
 
 
-class Store(Writes, Reads):
-    """Declarations, events, blocks and checkpoints behind a SQLAlchemy engine."""
+class Store(Writes, Reads, LicenceReads):
+    """Declarations, events, grants, blocks and checkpoints behind a SQLAlchemy engine."""

@@ -26,6 +26,15 @@ from sqlalchemy.exc import IntegrityError
 from registry.chain.events import DECLARED, REVOKED, UPDATED, ChangeEvent, RegistryEvent
 from registry.errors import StoreError
 from registry.store.bulk import insert_rows, reserve_ids
+from registry.store.licences import (
+    WORK,
+    apply_licence_events,
+    lower_content_watermark,
+    queue_licences,
+    queue_open_licence_conflicts,
+    queue_work_changes,
+    rollback_licences,
+)
 from registry.store.maintenance import Maintenance
 from registry.store.queue import requeue
 from registry.store.rows import (
@@ -43,6 +52,8 @@ from registry.store.schema import (
     conflict_queue,
     declarations,
     events,
+    grants,
+    licence_queue,
     meta,
     metadata_docs,
     segment_sources,
@@ -83,9 +94,12 @@ class Writes(Maintenance):
             counts[declarations.name] = _delete_declarations(
                 conn, declarations.c.chain_id == chain_id, declarations.c.contract == contract
             )
-            for table in (events, blocks, checkpoints):
+            for table in (events, grants, licence_queue, blocks, checkpoints):
                 where = (table.c.chain_id == chain_id, table.c.contract == contract)
                 counts[table.name] = conn.execute(delete(table).where(*where)).rowcount
+            # Licence conflicts and cases are off-chain state and stay; their grants and usage
+            # reports are judged again, which resolves the conflicts as "reorg".
+            queue_open_licence_conflicts(conn, chain_id, contract)
         return counts["declarations"]
 
     def apply(
@@ -117,6 +131,9 @@ class Writes(Maintenance):
             _insert_rows(conn, chain_id, contract, rows)
             for e in rows.changes:
                 _apply_change(conn, chain_id, contract, e)
+            # After the declarations: a grant may license a work declared in the same range.
+            apply_licence_events(conn, chain_id, contract, rows.licences)
+            queue_work_changes(conn, chain_id, contract, rows.changes)
             updated = {e.iscc_id for e in rows.changes if e.name == UPDATED}
             _reindex_segments(conn, chain_id, contract, updated)
             _record_blocks(conn, chain_id, contract, rows, checkpoint_block, checkpoint_hash)
@@ -166,6 +183,9 @@ class Writes(Maintenance):
             removed = conn.execute(
                 delete(events).where(*scope, events.c.block_number > above)
             ).rowcount
+            removed += rollback_licences(conn, chain_id, contract, above)
+            # Transfers and revocations undone: the grants over those works are judged again.
+            queue_licences(conn, chain_id, contract, WORK, touched)
             _delete_declarations(
                 conn,
                 declarations.c.chain_id == chain_id,
@@ -179,6 +199,7 @@ class Writes(Maintenance):
                     blocks.c.number > above,
                 )
             )
+            lower_content_watermark(conn)
             for iscc_id in touched:
                 _rebuild_state(conn, chain_id, contract, iscc_id)
             # A rolled-back Updated event may have changed the metahash back.

@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from registry.chain.anvil import Anvil
+from registry.chain.artifact import LICENCES_NAME
 from registry.chain.contract import Registry, connect
 from registry.chain.deploy import constructor_args, create2_address, deploy, init_code
 from registry.chain.deployment import Deployment
@@ -71,10 +72,19 @@ def test_cli_deploys_at_the_create2_address_on_anvil(anvil: Anvil, tmp_path: Pat
     assert (deployment.address, deployment.realm, deployment.hub_id) == (expected, 1, 7)
     registry = Registry.open(deployment)
     assert registry.contract.functions.realm().call() == 1
+    # The licence ledger beside it, at the CREATE2 address its code (naming the registry) gives.
+    licences = create2_address(
+        bytes.fromhex(salt[2:]),
+        init_code(constructor_args({"registry": expected}, LICENCES_NAME), LICENCES_NAME),
+    )
+    assert deployment.licences == answer["licences"] == licences
+    assert registry.licences.functions.registry().call() == expected
     folder = Path(answer["verification"])
     material = json.loads((folder / "contract.json").read_text())
     assert material["address"] == expected
     assert (folder / "standard-input.json").exists() and (folder / "metadata.json").exists()
+    ledger = json.loads((folder / "LicenceRegistry" / "contract.json").read_text())
+    assert ledger["address"] == licences and ledger["contract"].endswith(":LicenceRegistry")
     # The same code and salt again: refused in one line, nothing overwritten.
     again = run_cli(
         home, "deploy", "--rpc", anvil.rpc_url, "--key", str(key_file(home, 2)),

@@ -44,7 +44,14 @@ def test_topics_match_the_shipped_abi() -> None:
     assert event_topic(abi) == keccak(text=signature)
     assert [i["indexed"] for i in abi["inputs"]] == [True, True, True] + [False] * 5
     decoder = EventDecoder(0)
-    assert sorted(decoder.names) == ["Declared", "Revoked", "Transferred", "Updated"]
+    assert sorted(decoder.names) == [
+        "Declared",
+        "LicenceGranted",
+        "LicenceTerminated",
+        "Revoked",
+        "Transferred",
+        "Updated",
+    ]
     assert "0x" + keccak(text=signature).hex() in decoder.topics
 
 
@@ -214,7 +221,8 @@ def test_updated_transferred_revoked_decode_by_the_abi() -> None:
     assert state_changes("Revoked", revoked.args()) == {"revoked": True}
     assert json.loads(transferred.payload()) == {"isccId": ISCC_ID_BODY, "from": ALICE, "to": BOB}
     assert (revoked.block_number, revoked.log_index) == (20, 2)
-    assert len(decoder.topics) == 4
+    # The four registry events and the licence ledger's two (granted, terminated).
+    assert len(decoder.topics) == 6
 
 
 def test_zero_metahash_in_an_update_clears_it() -> None:
@@ -260,7 +268,8 @@ def test_unknown_events_are_not_followed_and_skipped() -> None:
         "inputs": [_field("index", "uint256"), _field("reason", "bytes")],
     }
     decoder = EventDecoder(0, [DECLARED_ENTRY, nonce, failure])
-    assert decoder.names == ["Declared"]
+    # The licence ledger's GrantFailed and NoncesInvalidated are not followed either.
+    assert decoder.names == ["Declared", "LicenceGranted", "LicenceTerminated"]
     log = encode_log(failure, {"index": 3, "reason": b"\x01"})
     with pytest.raises(MalformedLog, match="not a followed event"):
         decoder.decode(log)

@@ -153,3 +153,38 @@ def test_a_sealed_declaration_shows_its_commitment_time_and_a_plain_one_does_not
     assert "Sealed" in sealed and "1700000000123" in sealed
     plain = str(_macros().card(_declaration(kind="plain", committed_at=None)))
     assert "Sealed" not in plain
+
+
+def test_case_notes_and_licence_values_are_escaped() -> None:
+    """A party's note and the case's reason are the parties' words: text, never markup."""
+    case = {
+        "id": "0x" + "ab" * 32,
+        "kind": "exclusive_overlap",
+        "state": "resolved",
+        "opened_at": 1_767_225_600,
+        "deadline": 1_768_435_200,
+        "updated_at": 1_767_225_700,
+        "closed_reason": HOSTILE,
+        "parties": [{"address": "0x" + "11" * 20, "role": "grantor"}],
+        "events": [
+            {
+                "seq": 0,
+                "at": 1_767_225_600,
+                "actor": "0x" + "11" * 20,
+                "action": "resolve",
+                "state": "resolved",
+                "note": HOSTILE,
+                "signed_at": 1_767_225_600,
+                "signature": "0x" + "01" * 65,
+                "digest": "0x" + "02" * 32,
+            }
+        ],
+    }
+    html = templates.env.get_template("case.html").render(
+        case=case, conflict={"overlap": {"text": HOSTILE}, "open": False,
+                             "resolved_reason": HOSTILE, "usage_id": None},
+        grants=[], works=["ISCC:MAIGMD2JJHYEQAAA"], query="",
+    )  # fmt: skip
+    assert "<script>" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4
+    assert "Resolved: &#34;&gt;&lt;script&gt;" in html

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +23,14 @@ from registry.api import search as search_api
 from registry.api.errors import NotFound
 from registry.api.resolve import ISCC_ID_CONFLICTS, gateway_url, web_url
 from registry.api.state import AppState, state_of
-from registry.api.web import views
+from registry.api.web import ledger_views, views
 from registry.api.web.explain import compare_codes, explain_code, unit_title
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidCode, RegistryError, UnsupportedMedia
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
+from registry.ledger import cases as ledger_cases
 from registry.ledger.conflicts import list_conflicts
+from registry.ledger.licence_views import licence_view, work_licences
 from registry.search import resolve as search
 from registry.search.similarity import DEFAULT_THRESHOLD, query_units
 from registry.search.similarity import similar as similar_declarations
@@ -39,6 +42,8 @@ PAGE_SIZE = 20
 # A declarer page finds its conflicted declarations among this many of the declarer's
 # conflicts; more are listed on the conflicts page.
 DECLARER_CONFLICTS = 500
+# A work's page lists this many of its licence cases, newest first.
+CASES_SHOWN = 50
 
 # Everything a page shows comes from this origin; declarer-written strings (gateway, metadata)
 # are escaped by Jinja, and this policy is the second wall should an escape ever be missed.
@@ -75,6 +80,11 @@ def _environment() -> Environment:
         thumbnail_url=views.thumbnail_url,
         gateway_url=gateway_url,
         web_url=web_url,
+        kind_text=ledger_views.kind_text,
+        licence_status_text=ledger_views.licence_status_text,
+        step_text=ledger_views.step_text,
+        from_unix=ledger_views.from_unix,
+        case_headline=ledger_views.case_headline,
     )
     env.filters["unit_titles"] = lambda unit_types: ", ".join(unit_title(t) for t in unit_types)
     return env
@@ -380,7 +390,32 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
         current=current,
         verdict=views.declaration_verdict(current),
         timeline=timeline,
+        licences=work_licences(state.store, resolution.query),
+        cases=ledger_cases.list_cases(state.store, iscc_id=resolution.query, limit=CASES_SHOWN),
+        cases_shown=CASES_SHOWN,
     )
+
+
+@router.get("/case/{case_id}", response_class=HTMLResponse)
+def case_page(request: Request, case_id: str) -> HTMLResponse:
+    """A licence case: what the conflict is, who the parties are, and its timeline."""
+    store = state_of(request).store
+    try:
+        case = ledger_cases.get_case(store, case_id)
+    except ledger_cases.CaseNotFound as exc:
+        return problem_page(request, 404, str(exc), case_id)
+    except RegistryError as exc:
+        return _problem(request, exc, case_id)
+    conflict = case["conflict"] or {}
+    grants = []
+    for grant_id in (conflict.get("grant_id"), conflict.get("other_grant_id")):
+        record = store.grant(grant_id) if grant_id else None
+        if record is not None:
+            grants.append(licence_view(record, int(time.time())))
+    works = list(
+        dict.fromkeys(w for w in (conflict.get("iscc_id"), conflict.get("other_iscc_id")) if w)
+    )
+    return _page(request, "case.html", case=case, conflict=conflict, grants=grants, works=works)
 
 
 @router.get("/declarer/{address}", response_class=HTMLResponse)

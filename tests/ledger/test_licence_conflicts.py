@@ -1,0 +1,461 @@
+"""Licence conflict detection and cases on SQLite and PostgreSQL, from decoded events applied to
+the store as the follower applies them: each rule with its exact overlap, terms that only touch,
+automatic resolution with its reason, rollbacks that remove and revive grants, case steps and
+expiry, usage reports and their replay."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak, to_checksum_address
+from index_helpers import CHANGE_ABI, content, encode_log
+from licence_helpers import DAY, T0, granted, terminated
+from sqlalchemy import func, inspect, select, text, update
+
+# Shared with the content conflict tests: decoded Declared and change events.
+from test_conflicts import CHAIN, CONTRACT, DECODER, Chain, _declared
+
+from registry.chain.events import ChangeEvent, DeclaredEvent
+from registry.chain.iscc_id import IsccId
+from registry.ledger import cases as case_steps
+from registry.ledger.cases import SignedBy, get_case, list_cases
+from registry.ledger.conflicts import ConflictDetector
+from registry.ledger.licence_conflicts import (
+    CONTAINS_EARLIER,
+    EXCLUSIVE_OVERLAP,
+    NOT_OWNER,
+    NOT_PRIORITY,
+    SUBLICENCE_EXCEEDS,
+    UNLICENSED_USE,
+    LicenceDetector,
+    UsageReplayed,
+    list_licence_conflicts,
+    store_usage_report,
+)
+from registry.ledger.terms import Use
+from registry.store import migrations
+from registry.store.migrations import LICENCE_TABLES
+from registry.store.schema import grants, licence_queue, meta
+from registry.store.store import Store
+
+ALICE = to_checksum_address("0x" + "a1" * 20)
+BOB = to_checksum_address("0x" + "b0" * 20)
+CAROL = to_checksum_address("0x" + "c0" * 20)
+DAVE = to_checksum_address("0x" + "d0" * 20)
+NOW = T0 + 30 * DAY
+SVOD, AVOD, EXCERPT = int(Use.SVOD), int(Use.AVOD), int(Use.EXCERPT)
+
+
+def _change(name: str, event: DeclaredEvent, block: int, **values: str) -> ChangeEvent:
+    entry = next(e for e in CHANGE_ABI if e["name"] == name)
+    decoded = DECODER.decode(
+        encode_log(entry, {"isccId": event.iscc_id_body, **values}, block_number=block)
+    )
+    assert isinstance(decoded, ChangeEvent)
+    return decoded
+
+
+class Ledger:
+    """Blocks applied one after the other, then both detectors, at a settable clock."""
+
+    def __init__(self, store: Store) -> None:
+        self.chain = Chain(store)
+        self.store = store
+        self.now = NOW
+        self.content = ConflictDetector(store)
+        self.licences = LicenceDetector(store, clock=lambda: self.now)
+
+    def apply(self, block: int, *events: object) -> None:
+        self.chain.apply(block, *events)
+
+    def detect(self) -> int:
+        self.content.run()
+        return self.licences.run()
+
+    def rollback(self, to_block: int) -> None:
+        self.chain.rollback(to_block)
+        self.content.reset()
+        self.licences.reset()
+
+
+def _open(store: Store, kind: str | None = None) -> list[dict]:
+    return list_licence_conflicts(store, kind=kind)
+
+
+def _work(seed: str, block: int, declarer: str) -> DeclaredEvent:
+    return _declared(content(f"{seed} ".encode() * 60), block, declarer)
+
+
+def test_exclusive_grant_overlapping_another_is_a_conflict_with_the_exact_overlap(
+    store: Store,
+) -> None:
+    ledger = Ledger(store)
+    film = _work("film", 1, ALICE)
+    ledger.apply(1, film)
+    exclusive = granted(
+        film.iscc_id, ALICE, 2, licensee=BOB, territories=("AT", "DE", "FR"), uses=SVOD | AVOD,
+        start=T0, end=T0 + 365 * DAY, exclusive=True,
+    )  # fmt: skip
+    # World except DE against AT, DE, FR: they meet in AT and FR only.
+    other = granted(
+        film.iscc_id, ALICE, 3, licensee=CAROL, worldwide=True, territories=("DE",),
+        uses=AVOD | EXCERPT, start=T0 + 100 * DAY,
+    )  # fmt: skip
+    ledger.apply(2, exclusive)
+    ledger.apply(3, other)
+    ledger.detect()
+    (found,) = _open(store)
+    assert found["kind"] == EXCLUSIVE_OVERLAP
+    assert (found["grant_id"], found["other_grant_id"]) == (other.grant_id, exclusive.grant_id)
+    assert found["overlap"]["territories"] == {"worldwide": False, "codes": ["AT", "FR"]}
+    assert found["overlap"]["uses"] == ["avod"] or found["overlap"]["uses"] == ["AVOD"]
+    assert found["overlap"]["period"] == {"start": T0 + 100 * DAY, "end": T0 + 365 * DAY}
+    assert found["ends_at"] == T0 + 365 * DAY
+    case = get_case(store, found["case"]["id"], now=NOW)
+    assert case["state"] == "open" and case["deadline"] == NOW + 14 * DAY
+    assert {p["address"] for p in case["parties"]} == {ALICE, BOB, CAROL}
+
+
+def test_touching_terms_and_a_single_excluded_country_are_no_conflict(store: Store) -> None:
+    ledger = Ledger(store)
+    film = _work("touching", 1, ALICE)
+    ledger.apply(1, film)
+    first = granted(
+        film.iscc_id, ALICE, 2, licensee=BOB, territories=("DE",), uses=SVOD,
+        start=T0, end=T0 + 100 * DAY, exclusive=True,
+    )  # fmt: skip
+    # Starts the second the first ends: half-open terms touch, they do not overlap.
+    renewal = granted(
+        film.iscc_id, ALICE, 3, licensee=CAROL, territories=("DE",), uses=SVOD,
+        start=T0 + 100 * DAY, exclusive=True,
+    )  # fmt: skip
+    # The world except DE, the one country of the exclusive grant.
+    elsewhere = granted(
+        film.iscc_id, ALICE, 4, licensee=DAVE, worldwide=True, territories=("DE",), uses=SVOD,
+    )  # fmt: skip
+    # Same country and time, another use.
+    other_use = granted(film.iscc_id, ALICE, 5, licensee=DAVE, territories=("DE",), uses=AVOD)
+    for block, event in ((2, first), (3, renewal), (4, elsewhere), (5, other_use)):
+        ledger.apply(block, event)
+    ledger.detect()
+    assert _open(store) == []
+    # One day more on the first grant's term would have overlapped: the test can fail.
+    longer = granted(
+        film.iscc_id, ALICE, 6, licensee=DAVE, territories=("DE",), uses=SVOD,
+        start=T0 + 99 * DAY, end=T0 + 101 * DAY,
+    )  # fmt: skip
+    ledger.apply(6, longer)
+    ledger.detect()
+    kinds = sorted((c["other_grant_id"], c["grant_id"]) for c in _open(store))
+    assert kinds == sorted([(first.grant_id, longer.grant_id), (renewal.grant_id, longer.grant_id)])
+
+
+def test_termination_resolves_the_conflict_and_its_case_with_the_reason(store: Store) -> None:
+    ledger = Ledger(store)
+    film = _work("terminated", 1, ALICE)
+    exclusive = granted(film.iscc_id, ALICE, 2, licensee=BOB, exclusive=True)
+    other = granted(film.iscc_id, ALICE, 3, licensee=CAROL)
+    ledger.apply(1, film)
+    ledger.apply(2, exclusive)
+    ledger.apply(3, other)
+    ledger.detect()
+    (found,) = _open(store)
+    ledger.apply(4, terminated(other, CAROL, 4))
+    ledger.detect()
+    assert _open(store) == []
+    (resolved,) = list_licence_conflicts(store, status="resolved")
+    assert resolved["resolved_reason"].startswith(f"terminated: grant {other.grant_id}")
+    case = get_case(store, found["case"]["id"], now=NOW)
+    assert case["state"] == "resolved" and case["closed_reason"].startswith("terminated")
+    assert [e["action"] for e in case["events"]] == ["open", "resolve"]
+    # The termination rolled back: the grant lives again, and so does a (new) conflict.
+    ledger.rollback(3)
+    ledger.detect()
+    (again,) = _open(store)
+    assert again["key"] == found["key"] and again["id"] != found["id"]
+
+
+def test_grantor_not_owner_and_a_transfer_that_ratifies_it(store: Store) -> None:
+    ledger = Ledger(store)
+    work = _work("owned", 1, ALICE)
+    ledger.apply(1, work)
+    by_bob = granted(work.iscc_id, BOB, 2, licensee=CAROL, uses=SVOD)
+    by_alice = granted(work.iscc_id, ALICE, 2, log_index=7, licensee=CAROL, uses=AVOD)
+    unknown = granted(str(IsccId(1_700_000_000_000_000 << 12, 0)), BOB, 3)
+    ledger.apply(2, by_bob, by_alice)
+    ledger.apply(3, unknown)
+    ledger.detect()
+    found = {c["grant_id"]: c for c in _open(store, NOT_OWNER)}
+    assert set(found) == {by_bob.grant_id, unknown.grant_id}
+    assert found[by_bob.grant_id]["evidence"]["owner_at_grant"] == ALICE
+    assert found[unknown.grant_id]["evidence"]["how"] == "not declared"
+    ledger.apply(4, _change("Transferred", work, 4, **{"from": ALICE, "to": BOB}))
+    ledger.detect()
+    assert [c["grant_id"] for c in _open(store, NOT_OWNER)] == [unknown.grant_id]
+    (resolved,) = list_licence_conflicts(store, status="resolved")
+    assert resolved["resolved_reason"].startswith("transferred:")
+    assert get_case(store, resolved["case"]["id"], now=NOW)["state"] == "resolved"
+
+
+def test_revocation_resolves_the_conflicts_of_grants_over_the_work(store: Store) -> None:
+    ledger = Ledger(store)
+    work = _work("revoked", 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2))
+    ledger.detect()
+    (found,) = _open(store)
+    ledger.apply(3, _change("Revoked", work, 3, owner=ALICE))
+    ledger.detect()
+    assert _open(store) == []
+    (resolved,) = list_licence_conflicts(store, status="resolved")
+    assert resolved["resolved_reason"] == f"revoked: {work.iscc_id} was revoked by its owner"
+    assert get_case(store, found["case"]["id"], now=NOW)["state"] == "resolved"
+
+
+def test_grantor_not_priority_for_a_copy_declared_later(store: Store) -> None:
+    ledger = Ledger(store)
+    item = content(b"priority " * 60)
+    original = _declared(item, 1, ALICE)
+    copy = _declared(item, 2, BOB)
+    ledger.apply(1, original)
+    ledger.apply(2, copy)
+    grant = granted(copy.iscc_id, BOB, 3, licensee=CAROL)
+    ledger.apply(3, grant)
+    ledger.detect()
+    (found,) = _open(store, NOT_PRIORITY)
+    assert found["other_iscc_id"] == original.iscc_id
+    assert found["evidence"]["content_conflicts"][0]["kind"] == "datahash"
+    # Alice's own grant over her original is fine.
+    ledger.apply(4, granted(original.iscc_id, ALICE, 4, licensee=DAVE))
+    ledger.detect()
+    assert [c["kind"] for c in _open(store)] == [NOT_PRIORITY]
+
+
+def test_sublicence_outside_its_parent(store: Store) -> None:
+    ledger = Ledger(store)
+    work = _work("sub", 1, ALICE)
+    ledger.apply(1, work)
+    parent = granted(
+        work.iscc_id, ALICE, 2, licensee=BOB, territories=("AT", "DE"), uses=SVOD,
+        start=T0, end=T0 + 100 * DAY, sublicensable=True,
+    )  # fmt: skip
+    inside = granted(
+        work.iscc_id, BOB, 3, licensee=CAROL, parent=parent.grant_id, territories=("DE",),
+        uses=SVOD, start=T0 + DAY, end=T0 + 100 * DAY,
+    )  # fmt: skip
+    outside = granted(
+        work.iscc_id, BOB, 4, licensee=DAVE, parent=parent.grant_id, territories=("DE", "FR"),
+        uses=SVOD | AVOD, start=T0 + DAY, end=T0 + 200 * DAY,
+    )  # fmt: skip
+    stranger = granted(
+        work.iscc_id, CAROL, 5, licensee=DAVE, parent=parent.grant_id, territories=("DE",),
+        uses=SVOD, start=T0 + DAY, end=T0 + 50 * DAY,
+    )  # fmt: skip
+    for block, event in ((2, parent), (3, inside), (4, outside), (5, stranger)):
+        ledger.apply(block, event)
+    ledger.detect()
+    found = {c["grant_id"]: c for c in _open(store, SUBLICENCE_EXCEEDS)}
+    assert set(found) == {outside.grant_id, stranger.grant_id}
+    excess = found[outside.grant_id]["overlap"]
+    assert excess["territories"] == {"worldwide": False, "codes": ["FR"]}
+    assert [u.lower() for u in excess["uses"]] == ["avod"]
+    assert excess["after"] == {"start": T0 + 100 * DAY, "end": T0 + 200 * DAY}
+    assert "before" not in excess
+    assert found[stranger.grant_id]["evidence"]["reasons"] == [
+        f"the grantor {CAROL} is not the parent's licensee {BOB}"
+    ]
+    # Terminating the parent early makes the sublicence inside it outlive it.
+    ledger.apply(6, terminated(parent, ALICE, 6))
+    ledger.now = NOW
+    ledger.detect()
+    assert inside.grant_id in {c["grant_id"] for c in _open(store, SUBLICENCE_EXCEEDS)}
+
+
+def _usage(store: Store, reporter: str, item: dict, nonce: int, **fields) -> int:
+    values = {"territory": "DE", "use": SVOD, "used_at": T0 + 10 * DAY, **fields}
+    record = store_usage_report(
+        store,
+        chain_id=CHAIN,
+        contract=CONTRACT,
+        reporter=reporter,
+        iscc_code_raw=item["raw"],
+        datahash=item["digest"],
+        nonce=nonce,
+        signature=b"\x01" * 65,
+        digest=keccak(f"{reporter}{nonce}".encode()),
+        now=NOW,
+        **values,
+    )
+    return record.id
+
+
+def test_unlicensed_use_and_a_grant_that_licenses_it(store: Store) -> None:
+    ledger = Ledger(store)
+    item = content(b"used work " * 60)
+    work = _declared(item, 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, ALICE, 2, licensee=BOB, territories=("AT",)))
+    covered = _usage(store, BOB, item, 1, territory="AT", use=1)
+    uncovered = _usage(store, BOB, item, 2, territory="DE", use=1)
+    unknown = _usage(store, BOB, content(b"nothing declared " * 40), 3)
+    ledger.detect()
+    (found,) = _open(store, UNLICENSED_USE)
+    assert found["usage_id"] == uncovered and found["iscc_id"] == work.iscc_id
+    assert found["evidence"]["match"] == {"by": "datahash"}
+    assert covered != unknown
+    with pytest.raises(UsageReplayed):
+        _usage(store, BOB, item, 2)
+    ledger.apply(3, granted(work.iscc_id, ALICE, 3, licensee=None, territories=("DE",)))
+    ledger.detect()
+    assert _open(store, UNLICENSED_USE) == []
+    (resolved,) = list_licence_conflicts(store, status="resolved")
+    assert resolved["resolved_reason"].startswith("licensed:")
+
+
+def _signed(party: str, tag: str) -> SignedBy:
+    return SignedBy(party, NOW, b"\x02" * 65, keccak(tag.encode()))
+
+
+def test_case_steps_and_illegal_ones(store: Store) -> None:
+    ledger = Ledger(store)
+    work = _work("cases", 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2, licensee=CAROL))
+    ledger.apply(3, granted(work.iscc_id, BOB, 3, licensee=DAVE))
+    ledger.detect()
+    first, second = (c["case"]["id"] for c in _open(store))
+    with pytest.raises(case_steps.NotAParty):
+        case_steps.acknowledge(store, first, _signed(Account.create().address, "x"), now=NOW)
+    assert case_steps.acknowledge(store, first, _signed(ALICE, "a"), "noted", now=NOW) == (
+        "acknowledged"
+    )
+    with pytest.raises(case_steps.IllegalTransition, match="acknowledged: it cannot be disputed"):
+        case_steps.dispute(store, first, _signed(BOB, "b"), now=NOW)
+    with pytest.raises(case_steps.ReplayedResponse):
+        case_steps.resolve(store, first, _signed(ALICE, "a"), now=NOW)
+    assert case_steps.resolve(store, first, _signed(BOB, "c"), "settled", now=NOW) == "resolved"
+    with pytest.raises(case_steps.IllegalTransition):
+        case_steps.withdraw(store, first, _signed(BOB, "d"), now=NOW)
+    assert case_steps.dispute(store, second, _signed(BOB, "e"), now=NOW) == "disputed"
+    assert case_steps.withdraw(store, second, _signed(CAROL, "f"), now=NOW) == "withdrawn"
+    with pytest.raises(case_steps.CaseNotFound):
+        get_case(store, "0x" + "00" * 32)
+    steps = get_case(store, first, now=NOW)["events"]
+    assert [(s["actor"], s["action"], s["state"]) for s in steps] == [
+        ("registry", "open", "open"),
+        (ALICE, "acknowledge", "acknowledged"),
+        (BOB, "resolve", "resolved"),
+    ]
+    assert [c["id"] for c in list_cases(store, party=CAROL, now=NOW)] == [second]
+
+
+def test_an_unanswered_case_expires_at_its_deadline(store: Store) -> None:
+    ledger = Ledger(store)
+    work = _work("expiry", 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2))
+    ledger.detect()
+    (found,) = _open(store)
+    deadline = NOW + 14 * DAY
+    assert get_case(store, found["case"]["id"], now=deadline - 1)["state"] == "open"
+    # The indexer's after-sync expires it too, without a read.
+    ledger.now = deadline
+    ledger.detect()
+    with store.engine.connect() as conn:
+        state = conn.execute(text("SELECT state FROM cases")).scalar_one()
+    assert state == "expired"
+    with pytest.raises(case_steps.IllegalTransition):
+        case_steps.acknowledge(store, found["case"]["id"], _signed(ALICE, "late"), now=deadline)
+
+
+def test_rollback_removes_a_grant_and_withdraws_its_case_as_reorg(store: Store) -> None:
+    ledger = Ledger(store)
+    work = _work("reorg", 1, ALICE)
+    ledger.apply(1, work)
+    kept = granted(work.iscc_id, BOB, 2)
+    ledger.apply(2, kept)
+    ledger.detect()
+    (found,) = _open(store)
+    # The replay of the same grant keeps the conflict and its case as they were.
+    ledger.rollback(1)
+    ledger.apply(2, kept)
+    ledger.detect()
+    assert [c["id"] for c in _open(store)] == [found["id"]]
+    # A branch without it: the conflict goes with the reason "reorg", its case is withdrawn.
+    ledger.rollback(1)
+    ledger.apply(3, granted(work.iscc_id, ALICE, 3))
+    ledger.detect()
+    assert _open(store) == []
+    (gone,) = list_licence_conflicts(store, status="resolved")
+    assert gone["resolved_reason"].startswith("reorg:")
+    case = get_case(store, found["case"]["id"], now=NOW)
+    assert case["state"] == "withdrawn" and case["closed_reason"].startswith("reorg")
+    assert store.grant(kept.grant_id) is None
+
+
+def test_a_version_9_store_gains_the_licence_tables(db_url: str) -> None:
+    work = _work("v9", 1, ALICE)
+    with Store.open(db_url) as store:
+        Chain(store).apply(1, work)
+        with store.engine.begin() as conn:
+            for table in reversed(LICENCE_TABLES):
+                conn.execute(text(f'DROP TABLE "{table.name}"'))
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="9"))
+    with Store.open(db_url) as store:
+        with store.engine.connect() as conn:
+            assert migrations.stored_version(conn) == migrations.SCHEMA_VERSION >= 10
+            assert all(inspect(conn).has_table(t.name) for t in LICENCE_TABLES)
+        chain = Chain(store)
+        chain.parent = (1, (1).to_bytes(32, "big"))
+        grant = granted(work.iscc_id, ALICE, 2)
+        chain.apply(2, grant)
+        assert store.grant(grant.grant_id).iscc_id == work.iscc_id
+        with store.engine.connect() as conn:
+            queued = conn.execute(select(func.count()).select_from(licence_queue)).scalar_one()
+            assert queued == 1
+            assert conn.execute(select(func.count()).select_from(grants)).scalar_one() == 1
+
+
+def test_work_containing_an_earlier_work_is_its_own_kind(store: Store) -> None:
+    """A segment conflict where the earlier work lies inside the granted one (negative offset)
+    is work_contains_earlier; the stored content conflict is what detection reads."""
+    from registry.store.schema import conflicts, declarations
+
+    ledger = Ledger(store)
+    excerpt = _work("excerpt alone", 1, ALICE)
+    compilation = _work("compilation", 2, BOB)
+    ledger.apply(1, excerpt)
+    ledger.apply(2, compilation)
+    with store.engine.begin() as conn:
+        ids = dict(conn.execute(select(declarations.c.iscc_id, declarations.c.id)).all())
+        conn.execute(
+            conflicts.insert().values(
+                earlier_id=ids[excerpt.iscc_id],
+                later_id=ids[compilation.iscc_id],
+                kind="segment",
+                strength=0.9,
+                detail='{"length": 5000, "matched": 10, "offset": -8000, "segment_kind": "video"}',
+            )
+        )
+    ledger.apply(3, granted(compilation.iscc_id, BOB, 3))
+    ledger.detect()
+    (found,) = _open(store, CONTAINS_EARLIER)
+    assert found["other_iscc_id"] == excerpt.iscc_id
+    assert found["evidence"]["content_conflicts"][0]["offset"] == -8000
+
+
+def test_forgetting_a_registry_withdraws_its_cases_as_reorg(store: Store) -> None:
+    ledger = Ledger(store)
+    item = content(b"forgotten " * 60)
+    work = _declared(item, 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2))
+    _usage(store, CAROL, item, 1)
+    ledger.detect()
+    assert {c["kind"] for c in _open(store)} == {NOT_OWNER, UNLICENSED_USE}
+    store.forget(CHAIN, CONTRACT)  # the devnet restarted: its chain is gone
+    ledger.detect()
+    assert _open(store) == []
+    gone = list_licence_conflicts(store, status="resolved")
+    assert sorted(c["resolved_reason"].split(":")[0] for c in gone) == ["reorg", "reorg"]
+    assert {c["case"]["state"] for c in gone} == {"withdrawn"}
