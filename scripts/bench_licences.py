@@ -45,7 +45,10 @@ from registry.ledger.licence_conflicts import (  # noqa: E402
     list_licence_conflicts,
     store_usage_report,
 )
+from registry.ledger.licence_works import WorkMatcher  # noqa: E402
 from registry.ledger.terms import Use  # noqa: E402
+from registry.search.similarity import SimilarityIndex  # noqa: E402
+from registry.search.snippets import SnippetIndex  # noqa: E402
 from registry.store.schema import licence_conflicts, licence_queue  # noqa: E402
 from registry.store.store import Store  # noqa: E402
 
@@ -131,12 +134,14 @@ def _apply(store: Store, events: list, parent: tuple[int, bytes] | None) -> tupl
     return parent
 
 
-def run(db_url: str, works: int, per_work: int, new: int) -> dict[str, float]:
+def run(db_url: str, works: int, per_work: int, new: int, match: bool) -> dict[str, float]:
     declared, granted = workload(works, per_work)
     rng = random.Random(7)
     figures: dict[str, float] = {}
     with Store.open(db_url) as store:
-        detector = LicenceDetector(store, clock=lambda: NOW, batch=1000)
+        # As the indexer runs it: with the search that relates a declarer's own copies.
+        matcher = WorkMatcher(store, SimilarityIndex(store), SnippetIndex(store)) if match else None
+        detector = LicenceDetector(store, clock=lambda: NOW, batch=1000, matcher=matcher)
         started = time.monotonic()
         parent = _apply(store, declared, None)
         parent = _apply(store, granted, parent)
@@ -221,6 +226,11 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("ISCC_REGISTRY_TEST_PG_URL"))
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="relate works by content conflicts only (no WorkMatcher, which the indexer runs)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a small run that checks the script works end to end (its figures mean nothing)",
@@ -243,12 +253,14 @@ def main() -> None:
                 else _pg_database(args.pg_url)
             )
             print(f"{backend}: load, backlog, new grants, usage reports", file=sys.stderr)
-            rows.append((backend, run(url, args.works, args.per_work, args.new)))
+            figures = run(url, args.works, args.per_work, args.new, not args.no_search)
+            rows.append((backend, figures))
     grants = args.works * args.per_work
     print(
         f"\n{grants:,} grants on {args.works:,} works, then {args.new:,} new grants (half of "
         f"them planted exclusive clashes, all found) and {args.new:,} usage reports, "
-        f"{os.cpu_count()} CPUs\n"
+        f"{os.cpu_count()} CPUs, {'without' if args.no_search else 'with'} the search for a "
+        "declarer's own copies\n"
     )
     print(
         "| store | load (grants/s) | backlog detection (grants/s) | conflicts in backlog | "

@@ -25,7 +25,7 @@ SCRIPTS = sorted(
     # bench_api.py gets its quick mode and test with the fix of its fill (issue 15).
     if path.name != "bench_api.py"
 )
-NEEDS_POSTGRESQL = {"bench_conflicts.py", "bench_index.py"}
+NEEDS_POSTGRESQL = {"bench_conflicts.py", "bench_index.py", "bench_licences.py"}
 NEEDS_SDK = {"bench_iscc.py"}
 
 

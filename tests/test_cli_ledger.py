@@ -8,13 +8,20 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ledger_data
 import pytest
 from ledger_data import CHAIN, CONTRACT, GRANTOR, KEYS, LICENCES, LICENSEE, RIVAL, WORK, Ledger
 
+from registry.api import create_app
 from registry.chain.deployment import Deployment
+from registry.chain.devnet import free_port
+from registry.config import Settings
 from registry.ledger import cases
 from registry.store.store import Store
 
@@ -202,3 +209,49 @@ def test_bad_responses_are_one_line(home: Home, args: list[str], words: str) -> 
 )
 def test_bad_case_commands_are_one_line(home: Home, args: list[str], words: str) -> None:
     assert_clean_error(home(*args), words)
+
+
+@contextmanager
+def _service(home: Home) -> Iterator[str]:
+    """The registry service on the home's store, in this process, as `--via` reaches it."""
+    import uvicorn
+
+    settings = Settings(home=home.path, db_url=home.db_url)
+    with Store.open(home.db_url) as store:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            assert thread.is_alive(), "the service did not start"
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=60)
+
+
+def test_usage_report_and_responses_via_a_service(home: Home, tmp_path: Path) -> None:
+    used = tmp_path / "used.bin"
+    used.write_bytes(b"a film for the command line " * 80)
+    with _service(home) as url:
+        args = ("--territory", "AT", "--use", "svod", "--key", "licensee", "--via", url)
+        report = home("usage", "report", str(used), *args, "--json")
+        assert report.returncode == 0, report.stderr
+        assert json.loads(report.stdout)["work"] == home.work
+        case_id = home.clash.case_id
+        answered = home(
+            "cases", "respond", case_id, "--acknowledge", "--key", "licensee", "--via", url
+        )
+        assert answered.returncode == 0, answered.stderr
+        assert "acknowledged" in answered.stdout
+        refused = home("cases", "respond", case_id, "--dispute", "--key", "stranger", "--via", url)
+        assert_clean_error(refused, "refused", "not a party")
+    with Store.open(home.db_url) as store:
+        assert cases.get_case(store, case_id)["state"] == "acknowledged"
+        assert len(store.usage_reports_of(iscc_id=home.work)) == 1

@@ -27,6 +27,7 @@ from registry.api.errors import install_error_handlers
 from registry.api.health import Metrics
 from registry.api.limits import BodyLimit
 from registry.api.methods import AllowedMethods, install_cors
+from registry.api.ratelimit import RateLimiter
 from registry.api.relay import RelayPolicy
 from registry.api.state import AppState
 from registry.api.web import install_pages
@@ -145,6 +146,7 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.health_threads = None
     app.state.event_feed = feed
+    app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
     app.state.note_policy = ledger.NotePolicy(
         settings.notes_per_client_per_min, settings.notes_per_signer_per_min
     )

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.api.models import Health, IndexerState, NetworkOut, RelayerState
 from registry.api.state import AppState, state_of
 from registry.chain.networks import network_for
+from registry.ledger.notify import outbox_counts
 
 router = APIRouter(tags=["service"])
 
@@ -119,6 +120,17 @@ class Metrics:
         self.declarations = Gauge(
             "iscc_registry_declarations", "Declarations in the store", registry=self.registry
         )
+        self.deliveries = Gauge(
+            "iscc_registry_webhook_deliveries",
+            "Webhook deliveries in the outbox by status (pending, delivered, failed)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.event_streams = Gauge(
+            "iscc_registry_event_streams",
+            "Server-sent-event streams open in this process",
+            registry=self.registry,
+        )
         self.relayer_balance = Gauge(
             "iscc_registry_relayer_balance_wei",
             "Balance of the account that pays for relayed requests",
@@ -177,6 +189,9 @@ def metrics(request: Request) -> Response:
         if indexer.indexed_block is not None:
             collectors.indexed.set(indexer.indexed_block)
     collectors.declarations.set(state.store.count())
+    for status, count in outbox_counts(state.store).items():
+        collectors.deliveries.labels(status).set(count)
+    collectors.event_streams.set(sum(request.app.state.event_feed.streams.values()))
     if (balance := state.relayer_balance()) is not None and balance[1] is not None:
         collectors.relayer_balance.set(balance[1])
     return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)

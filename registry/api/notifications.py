@@ -82,11 +82,7 @@ def _secret(authorization: str | None) -> str:
 
 
 def _subscribe_limit(request: Request) -> RateLimiter:
-    limiter = getattr(request.app.state, "subscribe_limit", None)
-    if limiter is None:
-        limiter = RateLimiter(SUBSCRIBE_PER_CLIENT_PER_MIN)
-        request.app.state.subscribe_limit = limiter
-    return limiter
+    return request.app.state.subscribe_limit
 
 
 _AUTH = {401: {"description": "No secret sent"}, 403: {"description": "Not its secret"}}

@@ -103,6 +103,9 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 """(state, action) -> the state after it; every other pair is an illegal transition."""
 
 DAY = 86_400
+# Built once: detection opens a case per conflict it finds, thousands in a catch-up.
+_INSERT_CASE = insert(cases)
+_INSERT_EVENT = insert(case_events)
 
 
 class CaseError(InputError):
@@ -172,23 +175,25 @@ def open_case(
     now: int,
     response_days: int = CASE_RESPONSE_DAYS,
 ) -> str:
-    """Open the case of a newly found conflict with its parties ((address, role) pairs; an
-    address named twice keeps its first role); returns the case id."""
+    """Open the case of a newly found conflict with its parties ((checksummed address, role)
+    pairs, as the store holds addresses; an address named twice keeps its first role);
+    returns the case id."""
     case_id = case_id_of(chain_id, contract, conflict_id)
     conn.execute(
-        insert(cases).values(
-            id=case_id,
-            conflict_id=conflict_id,
-            kind=kind,
-            state=OPEN,
-            opened_at=now,
-            deadline=now + response_days * DAY,
-            updated_at=now,
-        )
+        _INSERT_CASE,
+        {
+            "id": case_id,
+            "conflict_id": conflict_id,
+            "kind": kind,
+            "state": OPEN,
+            "opened_at": now,
+            "deadline": now + response_days * DAY,
+            "updated_at": now,
+        },
     )
     roles: dict[str, str] = {}
     for address, role in parties:
-        roles.setdefault(to_checksum_address(address), role)
+        roles.setdefault(address, role)
     conn.execute(
         insert(case_parties),
         [{"case_id": case_id, "party": p, "role": r} for p, r in roles.items()],
@@ -209,18 +214,19 @@ def _append(
     signed: SignedBy | None = None,
 ) -> None:
     conn.execute(
-        insert(case_events).values(
-            case_id=case_id,
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            state=state,
-            note=note,
-            signed_at=None if signed is None else signed.signed_at,
-            signature=None if signed is None else signed.signature,
-            digest=None if signed is None else signed.digest,
-        )
+        _INSERT_EVENT,
+        {
+            "case_id": case_id,
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "state": state,
+            "note": note,
+            "signed_at": None if signed is None else signed.signed_at,
+            "signature": None if signed is None else signed.signature,
+            "digest": None if signed is None else signed.digest,
+        },
     )
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from registry.chain.contract import Registry
 from registry.defaults import CASE_RESPONSE_DAYS
 from registry.index.follower import Follower
-from registry.ledger.conflicts import ConflictDetector
+from registry.ledger.conflicts import ConflictDetector, SegmentEvidence
 from registry.ledger.licence_conflicts import LicenceDetector
+from registry.ledger.licence_works import WorkMatcher
 from registry.search.similarity import SimilarityIndex
 from registry.store.store import Store
 
@@ -50,6 +51,8 @@ class Indexer(Follower):
         `response_days` is a new licence case's deadline."""
         # Shares the API's similarity index when given (one copy in memory, reset on rollback).
         self.conflicts = ConflictDetector(store, similarity)
-        self.licences = LicenceDetector(store, response_days=response_days)
+        snippets = next(s.index for s in self.conflicts.sources if isinstance(s, SegmentEvidence))
+        matcher = WorkMatcher(store, self.conflicts.index, snippets)
+        self.licences = LicenceDetector(store, response_days=response_days, matcher=matcher)
         ledger = Ledger(self.conflicts, self.licences)
         super().__init__(registry, store, after_sync=ledger, **options)

@@ -96,7 +96,13 @@ from registry.ledger.licence_findings import (
     terms_of,
     unlicensed_uses,
 )
-from registry.ledger.licence_works import Relation, related_works, works_of
+from registry.ledger.licence_works import (
+    Relation,
+    WorkMatcher,
+    merge_relations,
+    related_works,
+    works_of,
+)
 from registry.ledger.notes import NotesDomain, SignedNote, UsageReport
 from registry.ledger.terms import Territories
 from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, query_units
@@ -148,6 +154,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+# Built once: a catch-up stores thousands of conflicts.
+_INSERT_CONFLICT = insert(licence_conflicts).returning(licence_conflicts.c.id)
 
 
 class UsageReplayed(InputError):
@@ -171,8 +179,12 @@ class LicenceDetector:
         response_days: int = CASE_RESPONSE_DAYS,
         clock: Callable[[], float] = time.time,
         batch: int = BATCH,
+        matcher: WorkMatcher | None = None,
     ) -> None:
+        """`matcher` relates a work to the same declarer's copies and excerpts (without it,
+        only content conflicts and the same bytes relate works)."""
         self.store = store
+        self.matcher = matcher
         self.response_days = response_days
         self.clock = clock
         self.batch = batch
@@ -260,6 +272,8 @@ class LicenceDetector:
         live = [known[g] for g in sorted(grant_ids) if g in known]
         works = works_of(conn, {g.iscc_id for g in live})
         relations = related_works(conn, works)
+        if self.matcher is not None:
+            relations = merge_relations(relations, self.matcher(conn, works))
         neighbours = set(works) | {r.other for rs in relations.values() for r in rs}
         others = works_of(conn, neighbours - set(works))
         others.update(works)
@@ -378,24 +392,23 @@ def _reconcile(
         if key in open_rows:
             continue
         conflict_id = conn.execute(
-            insert(licence_conflicts)
-            .values(
-                chain_id=chain_id,
-                contract=contract,
-                kind=f.kind,
-                key=f.key,
-                grant_id=f.grant_id,
-                other_grant_id=f.other_grant_id,
-                usage_id=f.usage_id,
-                iscc_id=f.iscc_id,
-                other_iscc_id=f.other_iscc_id,
-                overlap=json.dumps(f.overlap, sort_keys=True),
-                evidence=json.dumps(f.evidence, sort_keys=True),
-                ends_at=f.ends_at,
-                found_block=found_block or 0,
-                found_at=now,
-            )
-            .returning(licence_conflicts.c.id)
+            _INSERT_CONFLICT,
+            {
+                "chain_id": chain_id,
+                "contract": contract,
+                "kind": f.kind,
+                "key": f.key,
+                "grant_id": f.grant_id,
+                "other_grant_id": f.other_grant_id,
+                "usage_id": f.usage_id,
+                "iscc_id": f.iscc_id,
+                "other_iscc_id": f.other_iscc_id,
+                "overlap": json.dumps(f.overlap, sort_keys=True),
+                "evidence": json.dumps(f.evidence, sort_keys=True),
+                "ends_at": f.ends_at,
+                "found_block": found_block or 0,
+                "found_at": now,
+            },
         ).scalar_one()
         open_case(
             conn,
@@ -436,7 +449,12 @@ def _why_gone(conn: Connection, row: Any, known: dict[str, GrantRecord], now: in
                 f"terminated: grant {grant_id} was terminated by {grant.terminated_by} "
                 f"in block {grant.terminated_block}"
             )
-    works = works_of(conn, [i for i in (row.iscc_id, row.other_iscc_id) if i])
+    named = [i for i in (row.iscc_id, row.other_iscc_id) if i]
+    works = works_of(conn, named)
+    for iscc_id in named:
+        # A grant over an undeclared work was a conflict of its own (grantor_not_owner).
+        if iscc_id not in works and not (row.kind == NOT_OWNER and iscc_id == row.iscc_id):
+            return f"reorg: {iscc_id} is no longer on the chain"
     for iscc_id, work in sorted(works.items()):
         if work.revoked:
             return f"revoked: {iscc_id} was revoked by its owner"

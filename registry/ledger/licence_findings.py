@@ -20,6 +20,7 @@ from registry.ledger.rules import (
     SUBLICENCE_EXCEEDS,
     UNLICENSED_USE,
     Usage,
+    covers,
     exclusive_clash,
     sublicence_excess,
     unlicensed,
@@ -45,6 +46,7 @@ __all__ = [
     "sublicence",
     "terms_of",
     "unlicensed_uses",
+    "usage_coverage",
 ]
 
 NOT_OWNER = "grantor_not_owner"
@@ -167,7 +169,12 @@ def exclusive_overlaps(
             **clash.to_json(),
             "relation": "same work"
             if relation is None
-            else {"kind": relation.kind, "strength": relation.strength, **relation.detail},
+            else {
+                "kind": relation.kind,
+                "strength": relation.strength,
+                "source": relation.source,
+                **relation.detail,
+            },
         }
         found.append(
             Finding(
@@ -242,7 +249,8 @@ def priority(
         return []
     by_other: dict[str, list[Relation]] = defaultdict(list)
     for r in relations:
-        if r.earlier and r.kind in (*SAME_CONTENT, "segment"):
+        # Priority is the content conflicts' word (two declarers), not a search's.
+        if r.earlier and r.source == "conflict" and r.kind in (*SAME_CONTENT, "segment"):
             by_other[r.other].append(r)
     found = []
     terms = terms_of(grant)
@@ -396,3 +404,41 @@ def invalid_grants(
             ).scalars()
         )
     return judged | stored
+
+
+def usage_coverage(conn: Connection, usage: UsageRecord) -> dict[str, Any]:
+    """Whether a valid grant covers a stored usage report now, by the rules detection applies:
+    the works considered (the matched one and those related to it), the grants over them,
+    which are invalid (an open grantor_not_owner or grantor_not_priority conflict) and which
+    cover the use. `licensed` is None for a report matched to no declared work."""
+    if usage.iscc_id is None:
+        return {
+            "licensed": None,
+            "works": [],
+            "covering_grants": [],
+            "grants_considered": [],
+            "invalid_grants": [],
+        }
+    works = works_of(conn, [usage.iscc_id])
+    candidates = {usage.iscc_id} | {
+        r.other for r in related_works(conn, works).get(usage.iscc_id, [])
+    }
+    considered = [
+        g
+        for g in grants_over(conn, sorted(candidates))
+        if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
+    ]
+    invalid = invalid_grants(conn, [g.grant_id for g in considered], {})
+    use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
+    covering = [
+        g.grant_id
+        for g in considered
+        if g.grant_id not in invalid and covers(terms_of(g), use, ended_at=g.terminated_time)
+    ]
+    return {
+        "licensed": bool(covering),
+        "works": sorted(candidates),
+        "covering_grants": covering,
+        "grants_considered": [g.grant_id for g in considered],
+        "invalid_grants": sorted(invalid & {g.grant_id for g in considered}),
+    }

@@ -6,17 +6,29 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from registry.chain.events import DECLARED, REVOKED, TRANSFERRED
+from registry.ledger.conflicts import CONTENT_THRESHOLDS
+from registry.search.similarity import SimilarityIndex
+from registry.search.snippets import SnippetIndex, overlaps
 from registry.store.bulk import among, chunks
-from registry.store.schema import conflicts, declarations, events
+from registry.store.schema import conflicts, declarations, events, segment_sources, units
+from registry.store.store import Store
 
-__all__ = ["SAME_CONTENT", "Relation", "Work", "related_works", "works_of"]
+__all__ = [
+    "SAME_CONTENT",
+    "Relation",
+    "Work",
+    "WorkMatcher",
+    "merge_relations",
+    "related_works",
+    "works_of",
+]
 
 SAME_CONTENT = ("datahash", "content")
 """Content conflict kinds that say the very same content (not an overlap)."""
@@ -97,6 +109,11 @@ class Relation:
     earlier: bool
     """Whether `other` is the earlier declaration of the pair."""
     detail: dict[str, Any]
+    """The evidence's figures; a segment's `offset` is where the later declaration's work
+    sits in the earlier one's, whichever side found it."""
+    source: str = "conflict"
+    """"conflict": a content conflict (two declarers) or the same bytes; "search": found by
+    WorkMatcher (the same declarer's copy or excerpt, which no content conflict records)."""
 
 
 def related_works(conn: Connection, works: dict[str, Work]) -> dict[str, list[Relation]]:
@@ -154,3 +171,117 @@ def related_works(conn: Connection, works: dict[str, Work]) -> dict[str, list[Re
             if other not in known:
                 found[by_row[mine]].append(Relation(other, "datahash", 1.0, False, {}))
     return found
+
+
+class WorkMatcher:
+    """Relations no content conflict records: a work and a copy or excerpt of it declared by
+    the same declarer (content conflicts are between declarers). Asked of the similarity and
+    snippet indexes the content conflict detector keeps, as it asks them about a new
+    declaration: Content-Code units within the conflict threshold, overlapping segments.
+    Only works with Content units or segments cost anything."""
+
+    def __init__(self, store: Store, similarity: SimilarityIndex, snippets: SnippetIndex) -> None:
+        self.store = store
+        self.similarity = similarity
+        self.snippets = snippets
+
+    def __call__(self, conn: Connection, works: dict[str, Work]) -> dict[str, list[Relation]]:
+        by_row = {w.row_id: w for w in works.values()}
+        found: dict[int, dict[int, tuple[str, float, dict[str, Any]]]] = defaultdict(dict)
+        ids = sorted(by_row)
+        own: dict[tuple[int, str], int] = {}
+        for chunk in chunks(ids):
+            query = select(units.c.declaration_id, units.c.unit_type, units.c.value).where(
+                among(conn, units.c.declaration_id, chunk),
+                units.c.unit_type.in_(sorted(CONTENT_THRESHOLDS)),
+            )
+            own.update({(i, t): v for i, t, v in conn.execute(query)})
+        if own:
+            self.similarity.refresh()
+        for unit_type, threshold in CONTENT_THRESHOLDS.items():
+            mine = [(i, v) for (i, t), v in own.items() if t == unit_type]
+            if not mine:
+                continue
+            position, other, distance = self.similarity.search_many(
+                unit_type, [v for _i, v in mine], threshold
+            )
+            for p, o, d in zip(position.tolist(), other.tolist(), distance.tolist(), strict=True):
+                if o != mine[p][0]:
+                    detail = {"unit_type": unit_type, "distance": d, "bits": 64}
+                    found[mine[p][0]][o] = ("content", round(1 - d / 64, 4), detail)
+        with_segments: list[int] = []
+        for chunk in chunks(ids):
+            query = select(segment_sources.c.declaration_id).where(
+                among(conn, segment_sources.c.declaration_id, chunk),
+                segment_sources.c.segments > 0,
+            )
+            with_segments += list(conn.execute(query).scalars())
+        if with_segments:
+            self.snippets.refresh()
+        for row_id in sorted(with_segments):
+            for o in overlaps(self.store, row_id, self.snippets):
+                detail = {
+                    "segment_kind": o.kind,
+                    "offset": o.offset,
+                    "length": o.length,
+                    "matched": o.matched,
+                }
+                found[row_id].setdefault(o.declaration_id, ("segment", o.score, detail))
+        others = sorted({o for per in found.values() for o in per})
+        named: dict[int, tuple[str, int, int, bool]] = {}
+        for chunk in chunks(others):
+            query = select(
+                declarations.c.id,
+                declarations.c.iscc_id,
+                declarations.c.block_number,
+                declarations.c.log_index,
+                declarations.c.valid,
+            ).where(among(conn, declarations.c.id, chunk))
+            named.update(
+                {
+                    r.id: (r.iscc_id, r.block_number, r.log_index, r.valid)
+                    for r in conn.execute(query)
+                }
+            )
+        positions = _positions(conn, ids)
+        relations: dict[str, list[Relation]] = defaultdict(list)
+        for row_id, per in found.items():
+            work = by_row[row_id]
+            for other_id, (kind, strength, detail) in sorted(per.items()):
+                if other_id not in named or not named[other_id][3]:
+                    continue  # rolled back since the index loaded it, or invalid
+                other, block, index, _valid = named[other_id]
+                earlier = (block, index) < positions.get(row_id, (block, index))
+                if not earlier and isinstance(detail.get("offset"), int):
+                    # Found from the earlier side; told, as content conflicts tell it, as
+                    # where the later declaration sits in the earlier one.
+                    detail = {**detail, "offset": -detail["offset"]}
+                relations[work.iscc_id].append(
+                    Relation(other, kind, strength, earlier, detail, source="search")
+                )
+        return relations
+
+
+def _positions(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    positions: dict[int, tuple[int, int]] = {}
+    for chunk in chunks(ids):
+        query = select(
+            declarations.c.id, declarations.c.block_number, declarations.c.log_index
+        ).where(among(conn, declarations.c.id, chunk))
+        positions.update({r.id: (r.block_number, r.log_index) for r in conn.execute(query)})
+    return positions
+
+
+def merge_relations(
+    *found: dict[str, list[Relation]],
+) -> dict[str, list[Relation]]:
+    """Relations from several sources, one per (work, other work): the first source's."""
+    merged: dict[str, list[Relation]] = defaultdict(list)
+    for relations in found:
+        for work, listed in relations.items():
+            known = {r.other for r in merged[work]}
+            for r in listed:
+                if r.other not in known and r.other != work:
+                    merged[work].append(r)
+                    known.add(r.other)
+    return merged

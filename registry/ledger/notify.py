@@ -17,7 +17,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "latest_notice",
     "notice_body",
     "notices_after",
+    "outbox_counts",
     "record_notice",
     "subscribe",
     "subscription",
@@ -416,7 +417,8 @@ class Deliverer:
         with self.store._write() as conn:
             rows = conn.execute(
                 select(
-                    deliveries.c.id,
+                    # Labelled: the notice's own `id` is read from the same row.
+                    deliveries.c.id.label("delivery_id"),
                     deliveries.c.subscription_id,
                     deliveries.c.attempts,
                     deliveries.c.next_attempt,
@@ -436,7 +438,7 @@ class Deliverer:
                     update(deliveries)
                     .where(
                         and_(
-                            deliveries.c.id == row.id,
+                            deliveries.c.id == row.delivery_id,
                             deliveries.c.next_attempt == row.next_attempt,
                             deliveries.c.status == "pending",
                         )
@@ -446,7 +448,7 @@ class Deliverer:
                 if taken:
                     claimed.append(
                         _Due(
-                            int(row.id),
+                            int(row.delivery_id),
                             row.subscription_id,
                             row.url,
                             row.secret,
@@ -521,10 +523,12 @@ class Deliverer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def pending(store: Store, notice_ids: Iterable[int] | None = None) -> int:
-    """Outbox rows not delivered and not given up (of `notice_ids`, or all)."""
-    query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
-    if notice_ids is not None:
-        query = query.where(deliveries.c.notice_id.in_(list(notice_ids)))
+def outbox_counts(store: Store) -> dict[str, int]:
+    """Outbox rows by status (pending, delivered, failed), for the service's metrics."""
     with store._read() as conn:
-        return int(conn.execute(query).scalar_one())
+        found = dict(
+            conn.execute(
+                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+            ).all()
+        )
+    return {status: int(found.get(status, 0)) for status in ("pending", "delivered", "failed")}

@@ -14,17 +14,13 @@ from typing import Any
 from registry.chain.deployment import Deployment
 from registry.errors import ChainUnavailable, InvalidNote
 from registry.ledger import cases
-
-# Detection's own readers of works, their relations and invalid grants, so this answer and
-# the indexer's judgement of the same report never disagree.
 from registry.ledger.licence_conflicts import report_usage
-from registry.ledger.licence_findings import invalid_grants, terms_of
-from registry.ledger.licence_works import related_works, works_of
+from registry.ledger.licence_findings import terms_of, usage_coverage
 from registry.ledger.notes import CaseResponse, NotesDomain, SignedNote, UsageReport
-from registry.ledger.rules import Usage, covers, unlicensed
+from registry.ledger.rules import Usage, unlicensed
 from registry.ledger.terms import Use
 from registry.search.similarity import SimilarityIndex
-from registry.store.licences import UsageRecord, grants_over
+from registry.store.licences import UsageRecord
 from registry.store.store import Store
 
 __all__ = ["coverage", "notes_domain", "parse_note", "respond", "take_usage_report"]
@@ -49,44 +45,26 @@ def parse_note(data: Any, kind: type[UsageReport] | type[CaseResponse]) -> Signe
 
 
 def coverage(store: Store, usage: UsageRecord) -> dict[str, Any]:
-    """Whether a valid grant covers a stored usage report now, by the rules detection uses
-    (registry.ledger.rules): the works considered (the matched one and those it copies or
-    contains), the grants over them, which are invalid (their grantor had no right), which
-    cover the use, and why each of the others does not."""
-    if usage.iscc_id is None:
-        return {
-            "licensed": None,
-            "works": [],
-            "covering_grants": [],
-            "grants_considered": [],
-            "invalid_grants": [],
-            "misses": [],
-        }
+    """Whether a valid grant covers a stored usage report now, by detection's own rules
+    (registry.ledger.licence_findings.usage_coverage: the works considered, the grants over
+    them, which are invalid and which cover the use), and, when none does, why each valid
+    grant falls short (registry.ledger.rules.unlicensed)."""
     with store._read() as conn:
-        works = works_of(conn, [usage.iscc_id])
-        related = related_works(conn, works).get(usage.iscc_id, [])
-        candidates = {usage.iscc_id} | {r.other for r in related}
-        grants = [
-            g
-            for g in grants_over(conn, sorted(candidates))
-            if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
+        answer = usage_coverage(conn, usage)
+    answer["misses"] = []
+    if answer["licensed"] is False:
+        invalid = set(answer["invalid_grants"])
+        valid = [
+            grant
+            for grant_id in answer["grants_considered"]
+            if grant_id not in invalid and (grant := store.grant(grant_id)) is not None
         ]
-        invalid = invalid_grants(conn, [g.grant_id for g in grants], {})
-    valid = [g for g in grants if g.grant_id not in invalid]
-    use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
-    ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
-    covering = [
-        g.grant_id for g in valid if covers(terms_of(g), use, ended_at=ended.get(g.grant_id))
-    ]
-    uncovered = None if covering else unlicensed(use, [terms_of(g) for g in valid], ended=ended)
-    return {
-        "licensed": bool(covering),
-        "works": sorted(candidates),
-        "covering_grants": covering,
-        "grants_considered": [g.grant_id for g in grants],
-        "invalid_grants": sorted(invalid & {g.grant_id for g in grants}),
-        "misses": [] if uncovered is None else uncovered.to_json()["grants"],
-    }
+        use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
+        ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
+        uncovered = unlicensed(use, [terms_of(g) for g in valid], ended=ended)
+        if uncovered is not None:
+            answer["misses"] = uncovered.to_json()["grants"]
+    return answer
 
 
 def take_usage_report(

@@ -213,7 +213,8 @@ def post(
         excerpt = answer.read(ANSWER_READ)
         status = answer.status
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        if expired.is_set():
+        # Whichever ran out first, the socket's wait or the whole exchange's deadline.
+        if expired.is_set() or isinstance(exc, TimeoutError):
             return Outcome(False, None, f"no answer within {timeout_s:g} s")
         return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:300])
     finally:

@@ -42,6 +42,7 @@ from registry.store.schema import (
     conflicts,
     declarations,
     grants,
+    licence_conflicts,
     licence_queue,
     meta,
     usage_reports,
@@ -63,6 +64,7 @@ __all__ = [
     "grants_over",
     "lower_content_watermark",
     "queue_licences",
+    "queue_open_licence_conflicts",
     "queue_work_changes",
     "rollback_licences",
     "select_grants",
@@ -340,6 +342,25 @@ def queue_licences(
                 for ref in chunk
             ],
         )
+
+
+def queue_open_licence_conflicts(conn: Connection, chain_id: int, contract: str) -> None:
+    """Queue the grants and usage reports of every open licence conflict of a registry (its
+    chain is gone: `forget`)."""
+    scope = (
+        licence_conflicts.c.chain_id == chain_id,
+        licence_conflicts.c.contract == contract,
+        licence_conflicts.c.resolved_at.is_(None),
+    )
+    rows = conn.execute(
+        select(
+            licence_conflicts.c.grant_id,
+            licence_conflicts.c.other_grant_id,
+            licence_conflicts.c.usage_id,
+        ).where(*scope)
+    ).all()
+    queue_licences(conn, chain_id, contract, GRANT, {g for r in rows for g in r[:2] if g})
+    queue_licences(conn, chain_id, contract, USAGE, {str(r[2]) for r in rows if r[2]})
 
 
 def rollback_licences(conn: Connection, chain_id: int, contract: str, above: int) -> int:

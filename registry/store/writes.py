@@ -31,6 +31,7 @@ from registry.store.licences import (
     apply_licence_events,
     lower_content_watermark,
     queue_licences,
+    queue_open_licence_conflicts,
     queue_work_changes,
     rollback_licences,
 )
@@ -96,6 +97,9 @@ class Writes(Maintenance):
             for table in (events, grants, licence_queue, blocks, checkpoints):
                 where = (table.c.chain_id == chain_id, table.c.contract == contract)
                 counts[table.name] = conn.execute(delete(table).where(*where)).rowcount
+            # Licence conflicts and cases are off-chain state and stay; their grants and usage
+            # reports are judged again, which resolves the conflicts as "reorg".
+            queue_open_licence_conflicts(conn, chain_id, contract)
         return counts["declarations"]
 
     def apply(

@@ -4,6 +4,7 @@ secret; bad input gets a 4xx with one line, never a 500."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,3 +253,18 @@ def test_the_service_announces_new_cases_by_itself(
         time.sleep(0.1)
     (notice,) = notify.notices_after(ledger_store, 0)
     assert notice["case"]["id"] == clash.case_id and notice["type"] == "case.opened"
+
+
+def test_metrics_count_the_outbox_by_status(
+    api: TestClient, ledger_store: Store, clash: Ledger
+) -> None:
+    api.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hook"})
+    with ledger_store._write() as conn:
+        notify.record_notice(
+            conn, case_id="0x" + "ee" * 32, case_seq=0, opened=True, kind="unlicensed_use",
+            works=[WORK], parties=[], case={}, event={},
+        )  # fmt: skip
+    text = api.get("/metrics").text
+    assert re.search(r'iscc_registry_webhook_deliveries\{status="(pending|failed)"\} 1\.0', text)
+    assert 'iscc_registry_webhook_deliveries{status="delivered"} 0.0' in text
+    assert "iscc_registry_event_streams 0.0" in text

@@ -442,3 +442,20 @@ def test_work_containing_an_earlier_work_is_its_own_kind(store: Store) -> None:
     (found,) = _open(store, CONTAINS_EARLIER)
     assert found["other_iscc_id"] == excerpt.iscc_id
     assert found["evidence"]["content_conflicts"][0]["offset"] == -8000
+
+
+def test_forgetting_a_registry_withdraws_its_cases_as_reorg(store: Store) -> None:
+    ledger = Ledger(store)
+    item = content(b"forgotten " * 60)
+    work = _declared(item, 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2))
+    _usage(store, CAROL, item, 1)
+    ledger.detect()
+    assert {c["kind"] for c in _open(store)} == {NOT_OWNER, UNLICENSED_USE}
+    store.forget(CHAIN, CONTRACT)  # the devnet restarted: its chain is gone
+    ledger.detect()
+    assert _open(store) == []
+    gone = list_licence_conflicts(store, status="resolved")
+    assert sorted(c["resolved_reason"].split(":")[0] for c in gone) == ["reorg", "reorg"]
+    assert {c["case"]["state"] for c in gone} == {"withdrawn"}

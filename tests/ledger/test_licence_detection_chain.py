@@ -170,6 +170,39 @@ def test_an_exclusive_grant_on_a_film_meets_an_open_grant_on_an_excerpt(
     assert (NOT_PRIORITY, on_excerpt) in found
 
 
+def test_the_same_declarers_trailer_is_related_to_the_film_by_search(
+    registry: Registry, payer: LocalAccount, store: Store, tmp_path: Path,
+    keys: dict[str, LocalAccount],
+) -> None:  # fmt: skip
+    """Alice declares a film and a trailer cut from it: no content conflict (one declarer),
+    yet her open grant on the trailer meets the exclusive grant on the film."""
+    alice = keys["alice"]
+    film = generate(make_video_work(tmp_path / "film.mp4", 72, 20))
+    trailer = generate(cut_clip(tmp_path / "film.mp4", tmp_path / "trailer.mp4", 4.2, 5))
+    ids = {}
+    for name, result in (("film", film), ("trailer", trailer)):
+        document = canonicalize(result.declaration_document())
+        store.put_metadata(document.digest, document.canonical)
+        signed = prepare(registry, alice, result.iscc, result.datahash, document.metahash)
+        ids[name] = str(submit_signed(registry, signed, payer).iscc_id)
+    on_film = grant_on_chain(
+        registry, alice, ids["film"], licensee=keys["carol"].address, territories=("DE",),
+        uses=SVOD, exclusive=True,
+    )  # fmt: skip
+    on_trailer = grant_on_chain(
+        registry, alice, ids["trailer"], territories=("AT", "DE"), uses=SVOD | AVOD
+    )
+    Indexer(registry, store).sync()
+    found = _conflicts(store)
+    assert set(found) == {(EXCLUSIVE_OVERLAP, on_trailer)}
+    clash = found[EXCLUSIVE_OVERLAP, on_trailer]
+    assert clash["other_grant_id"] == on_film
+    assert clash["overlap"]["territories"] == {"worldwide": False, "codes": ["DE"]}
+    relation = clash["evidence"]["relation"]
+    assert (relation["kind"], relation["source"]) == ("segment", "search")
+    assert abs(relation["offset"] / 1000 - 4.2) <= 1.0
+
+
 def _signed(party: LocalAccount, tag: str, now: int) -> SignedBy:
     return SignedBy(party.address, now, b"\x03" * 65, keccak(tag.encode()))
 

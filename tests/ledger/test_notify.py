@@ -453,3 +453,20 @@ def test_a_version_10_store_gains_the_notification_tables(
         announce(store)
         assert Deliverer(store, POLICY).deliver_due() == 1
         assert len(hook.arrived) == 1
+
+
+def test_every_subscriber_gets_the_notice_under_its_own_number(
+    store: Store, settings: Settings, receiver: Callable[..., Receiver]
+) -> None:
+    """Outbox rows and notices are numbered apart: a body carries the notice's number, and
+    each delivery its own."""
+    hooks = [receiver() for _ in range(3)]
+    for hook in hooks:
+        notify.subscribe(store, settings, hook.url, "10.0.0.7")
+    first = announce(store, seq=0)
+    second = announce(store, seq=1)
+    Deliverer(store, POLICY).deliver_due()
+    for hook in hooks:
+        assert [json.loads(a.body)["id"] for a in hook.arrived] == [first, second]
+    deliveries_seen = {a.headers["X-Registry-Delivery"] for h in hooks for a in h.arrived}
+    assert len(deliveries_seen) == 6
