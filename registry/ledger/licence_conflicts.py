@@ -269,7 +269,8 @@ class LicenceDetector:
                 g = grant_record_of(row)
                 known[g.grant_id] = g
                 grant_ids.add(g.grant_id)
-        live = [known[g] for g in sorted(grant_ids) if g in known]
+        # In chain order, so conflicts (and their cases) are stored in the order grants came.
+        live = sorted((known[g] for g in grant_ids if g in known), key=lambda g: g.order)
         works = works_of(conn, {g.iscc_id for g in live})
         relations = related_works(conn, works)
         if self.matcher is not None:

@@ -320,10 +320,13 @@ def test_case_steps_and_illegal_ones(store: Store) -> None:
     ledger = Ledger(store)
     work = _work("cases", 1, ALICE)
     ledger.apply(1, work)
-    ledger.apply(2, granted(work.iscc_id, BOB, 2, licensee=CAROL))
-    ledger.apply(3, granted(work.iscc_id, BOB, 3, licensee=DAVE))
+    to_dave = granted(work.iscc_id, BOB, 2, licensee=DAVE)
+    to_carol = granted(work.iscc_id, BOB, 3, licensee=CAROL)
+    ledger.apply(2, to_dave)
+    ledger.apply(3, to_carol)
     ledger.detect()
-    first, second = (c["case"]["id"] for c in _open(store))
+    (first,) = [c["case"]["id"] for c in list_licence_conflicts(store, grant_id=to_dave.grant_id)]
+    (second,) = [c["case"]["id"] for c in list_licence_conflicts(store, grant_id=to_carol.grant_id)]
     with pytest.raises(case_steps.NotAParty):
         case_steps.acknowledge(store, first, _signed(Account.create().address, "x"), now=NOW)
     assert case_steps.acknowledge(store, first, _signed(ALICE, "a"), "noted", now=NOW) == (
