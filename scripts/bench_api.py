@@ -312,20 +312,25 @@ def reference(workers: int) -> Server:
 # --- load ------------------------------------------------------------------------------------
 
 
+def wait_for_search(url: str, q: int, limit: int = 20) -> float:
+    """Seconds until similarity search answers are steady (20 in a row under 100 ms). Each
+    worker builds its similarity index at start-up, reading every unit from the store; figures
+    taken before that ends measure the loading, not the route."""
+    started = time.perf_counter()
+    steady = 0
+    while steady < 20:
+        query = urllib.parse.urlencode({"iscc": unit_code(q), "limit": limit})
+        t0 = time.perf_counter()
+        urllib.request.urlopen(f"{url}/v1/search?{query}", timeout=300).read()
+        steady = steady + 1 if time.perf_counter() - t0 < 0.1 else 0
+    return time.perf_counter() - started
+
+
 def bench_http_search(
     url: str, qs: list[int], content: np.ndarray, limit: int = 20
 ) -> tuple[float, float, float, float]:
     """p50, p99 (ms), recall of the answers against a scan, and seconds until steady."""
-    # Each worker builds its similarity index at start-up; wait until answers are steady
-    # (20 in a row under 100 ms) so the figures are about searching, not loading.
-    started = time.perf_counter()
-    steady = 0
-    while steady < 20:
-        query = urllib.parse.urlencode({"iscc": unit_code(qs[0]), "limit": limit})
-        t0 = time.perf_counter()
-        urllib.request.urlopen(f"{url}/v1/search?{query}", timeout=300).read()
-        steady = steady + 1 if time.perf_counter() - t0 < 0.1 else 0
-    ready_s = time.perf_counter() - started
+    ready_s = wait_for_search(url, qs[0], limit)
     samples, hits, expected = [], 0, 0
     for q in qs:
         query = urllib.parse.urlencode({"iscc": unit_code(q), "limit": limit})
@@ -531,6 +536,7 @@ def main() -> None:
             rss_after = ours.rss_mb()
         print("HTTP: resolve without an answer cache (cold)")
         with serve(db_url, home, args.workers, answer_cache="0") as cold:
+            wait_for_search(cold.url, qs[0])
             cold_rps = wrk(cold.url, cold_ids, args.seconds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

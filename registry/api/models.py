@@ -48,6 +48,9 @@ class Resolution(BaseModel):
     kind: Literal["iscc-id", "iscc-code", "datahash", "declarer"]
     query: str = Field(description="The query in normalized form")
     records: list[Declaration]
+    truncated: bool = Field(
+        False, description="More declarations match than were answered (see `limit`)"
+    )
 
 
 class HistoryEvent(BaseModel):

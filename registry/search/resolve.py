@@ -45,17 +45,20 @@ _DATAHASH = re.compile(r"(0x)?(1e20)?[0-9a-fA-F]{64}")
 
 @dataclass(frozen=True)
 class Resolution:
-    """What a query was taken for, its normalized form, and the declarations it found."""
+    """What a query was taken for, its normalized form, and the declarations it found;
+    `truncated` when there were more than the lookup's limit."""
 
     kind: Kind
     query: str
     records: list[DeclarationRecord]
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "query": self.query,
             "records": [r.to_dict() for r in self.records],
+            "truncated": self.truncated,
         }
 
 
@@ -89,15 +92,18 @@ def _classify(query: str, accepted: tuple[Kind, ...]) -> tuple[Kind, str]:
     return "iscc-code", code_from_bytes(code_to_bytes(text))
 
 
-def resolve(store: Store, query: str) -> Resolution:
-    """Classify `query` and run the matching exact lookup; records come in chain order."""
+def resolve(store: Store, query: str, limit: int | None = None) -> Resolution:
+    """Classify `query` and run the matching exact lookup; records come in chain order, the
+    first `limit` of them if given."""
     kind, normalized = classify(query)
+    fetch = None if limit is None else limit + 1
     if kind == "iscc-id":
-        records = store.by_iscc_id(normalized)
+        records = store.by_iscc_id(normalized, fetch)
     elif kind == "iscc-code":
-        records = store.by_iscc_code(normalized)
+        records = store.by_iscc_code(normalized, fetch)
     elif kind == "datahash":
-        records = store.by_datahash(multihash_to_digest(normalized))
+        records = store.by_datahash(multihash_to_digest(normalized), fetch)
     else:
-        records = store.by_declarer(normalized)
-    return Resolution(kind=kind, query=normalized, records=records)
+        records = store.by_declarer(normalized, fetch)
+    truncated = limit is not None and len(records) > limit
+    return Resolution(kind, normalized, records[:limit] if truncated else records, truncated)

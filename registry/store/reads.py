@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import (
-    ColumnElement,
     bindparam,
     case,
     func,
@@ -105,6 +104,19 @@ class IsccIdView:
     in_conflict: bool
 
 
+# Lookups by each indexed column, in chain order, built once: building the expression per call
+# cost more than the indexed read itself.
+_LOOKUPS = {
+    name: select(*_RECORD_COLUMNS)
+    .where(declarations.c[name] == bindparam("value"))
+    .order_by(declarations.c.block_number, declarations.c.log_index)
+    for name in ("iscc_id", "iscc_code", "datahash", "declarer")
+}
+_PAGED = {
+    name: query.limit(bindparam("limit")).offset(bindparam("offset"))
+    for name, query in _LOOKUPS.items()
+}
+
 # The statements of the ISCC-ID answer, built once: for a cold lookup, building SQLAlchemy
 # expressions per call cost more than the indexed reads themselves (profiled at 200k rows).
 _BY_ISCC_ID = (
@@ -138,6 +150,12 @@ _IN_CONFLICT = (
 )
 
 
+def _declarer(address: str) -> str:
+    if not is_address(address):
+        raise InvalidCode(f"not an Ethereum address: {address!r}")
+    return to_checksum_address(address)
+
+
 def _history_entry(row: Any) -> dict[str, Any]:
     return {
         "event": row.name,
@@ -151,29 +169,44 @@ def _history_entry(row: Any) -> dict[str, Any]:
 class Reads(Connections):
     """Every read of the store."""
 
-    def _records(self, where: ColumnElement[bool]) -> list[DeclarationRecord]:
-        query = (
-            select(*_RECORD_COLUMNS)
-            .where(where)
-            .order_by(declarations.c.block_number, declarations.c.log_index)
-        )
+    def _records(
+        self, column: str, value: object, limit: int | None = None, offset: int = 0
+    ) -> list[DeclarationRecord]:
+        if limit is None and offset:
+            raise ValueError("an offset needs a limit")
         with self._read() as conn:
-            return [DeclarationRecord(**row._mapping) for row in conn.execute(query)]
+            if limit is None:
+                rows = conn.execute(_LOOKUPS[column], {"value": value})
+            else:
+                # The database skips and stops: a declarer with a million declarations must
+                # not cost a million rows per page.
+                params = {"value": value, "limit": limit, "offset": offset}
+                rows = conn.execute(_PAGED[column], params)
+            return [DeclarationRecord(*row) for row in rows]
 
-    def by_iscc_id(self, iscc_id: str) -> list[DeclarationRecord]:
-        return self._records(declarations.c.iscc_id == str(IsccId.parse(iscc_id)))
+    def by_iscc_id(self, iscc_id: str, limit: int | None = None) -> list[DeclarationRecord]:
+        return self._records("iscc_id", str(IsccId.parse(iscc_id)), limit)
 
-    def by_iscc_code(self, iscc_code: str) -> list[DeclarationRecord]:
+    def by_iscc_code(self, iscc_code: str, limit: int | None = None) -> list[DeclarationRecord]:
         canonical = code_from_bytes(code_to_bytes(iscc_code))
-        return self._records(declarations.c.iscc_code == canonical)
+        return self._records("iscc_code", canonical, limit)
 
-    def by_datahash(self, datahash: bytes) -> list[DeclarationRecord]:
-        return self._records(declarations.c.datahash == bytes(datahash))
+    def by_datahash(self, datahash: bytes, limit: int | None = None) -> list[DeclarationRecord]:
+        return self._records("datahash", bytes(datahash), limit)
 
-    def by_declarer(self, address: str) -> list[DeclarationRecord]:
-        if not is_address(address):
-            raise InvalidCode(f"not an Ethereum address: {address!r}")
-        return self._records(declarations.c.declarer == to_checksum_address(address))
+    def by_declarer(
+        self, address: str, limit: int | None = None, offset: int = 0
+    ) -> list[DeclarationRecord]:
+        return self._records("declarer", _declarer(address), limit, offset)
+
+    def declarer_counts(self, address: str) -> tuple[int, int]:
+        """How many declarations a declarer made, and how many of them are revoked."""
+        query = select(func.count(), func.coalesce(func.sum(case((declarations.c.revoked, 1))), 0))
+        with self._read() as conn:
+            total, revoked = conn.execute(
+                query.where(declarations.c.declarer == _declarer(address))
+            ).one()
+        return int(total), int(revoked)
 
     def count(self) -> int:
         """Number of declarations in the store, valid or not."""

@@ -23,10 +23,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from registry.chain.events import DECLARED, UPDATED, ChangeEvent, RegistryEvent
+from registry.chain.events import DECLARED, REVOKED, UPDATED, ChangeEvent, RegistryEvent
 from registry.errors import StoreError
 from registry.store.bulk import insert_rows, reserve_ids
 from registry.store.maintenance import Maintenance
+from registry.store.queue import requeue
 from registry.store.rows import (
     DECLARATION_COLUMNS,
     EVENT_COLUMNS,
@@ -284,6 +285,16 @@ def _apply_change(conn: Connection, chain_id: int, contract: str, e: ChangeEvent
     done = conn.execute(
         update(declarations).where(*where).values(**state_changes(e.name, e.args()))
     )
+    if done.rowcount and e.name == REVOKED:
+        # While it stood, this declaration carried its declarer's claim to these bytes and the
+        # declarer's later copies started no conflict of their own: they are checked again.
+        gone = select(declarations.c.declarer, declarations.c.datahash).where(*where).subquery()
+        copies = select(declarations.c.id).where(
+            declarations.c.declarer == gone.c.declarer,
+            declarations.c.datahash == gone.c.datahash,
+            ~declarations.c.revoked,
+        )
+        requeue(conn, conn.execute(copies).scalars().all())
     if not done.rowcount:
         # Kept in the history all the same: the store may have been started after the
         # declaration, and the chain, not the store, decides what exists.

@@ -41,6 +41,21 @@ def test_resolve_by_each_kind(client: TestClient, declared: dict[str, Any]) -> N
     assert by_bob["records"][0]["iscc_code"] == declared["items"]["song"].iscc
 
 
+def test_resolve_answers_at_most_limit_records(
+    client: TestClient, declared: dict[str, Any]
+) -> None:
+    alice = declared["alice"].address
+    both = client.get("/v1/resolve", params={"q": alice}).json()
+    assert len(both["records"]) == 2 and both["truncated"] is False
+    first = client.get("/v1/resolve", params={"q": alice, "limit": 1}).json()
+    assert first["truncated"] is True and _ids(first) == _ids(both)[:1]
+    exact = client.get("/v1/resolve", params={"q": alice, "limit": 2}).json()
+    assert exact["truncated"] is False and _ids(exact) == _ids(both)
+    for bad in (0, 1001, "x"):
+        answer = client.get("/v1/resolve", params={"q": alice, "limit": bad})
+        assert answer.status_code == 422, answer.text
+
+
 def test_iscc_id_json_and_gateway_redirect(client: TestClient, declared: dict[str, Any]) -> None:
     alice = client.get("/v1/resolve", params={"q": declared["alice"].address}).json()
     poem_id, essay_id = _ids(alice)

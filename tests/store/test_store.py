@@ -295,6 +295,24 @@ def test_iscc_id_view_matches_the_separate_reads(store: Store) -> None:
     assert store.iscc_id_view(unknown.iscc_id).records == []
 
 
+def test_declarer_pages_and_counts_come_from_the_database(store: Store) -> None:
+    mine = [_event(b"item%d" % i * 40, 5 + i, declarer=ALICE) for i in range(5)]
+    other = _event(b"other" * 50, 5, 1, declarer=BOB)
+    revoke = _change("Revoked", 20, isccId=mine[1].iscc_id_body, owner=ALICE)
+    store.apply(CHAIN, CONTRACT, [*mine, other, revoke], None, 20, _hash(20))
+    everything = [r.iscc_id for r in store.by_declarer(ALICE)]
+    assert everything == [e.iscc_id for e in mine]
+    pages = [[r.iscc_id for r in store.by_declarer(ALICE, 2, start)] for start in (0, 2, 4, 6)]
+    assert pages == [everything[0:2], everything[2:4], everything[4:], []]
+    assert store.declarer_counts(ALICE.upper().replace("0X", "0x")) == (5, 1)
+    assert store.declarer_counts(CAROL) == (0, 0)
+    assert len(store.by_iscc_code(mine[0].iscc_code, limit=1)) == 1
+    with pytest.raises(InvalidCode):
+        store.declarer_counts("0x1234")
+    with pytest.raises(ValueError, match="offset needs a limit"):
+        store.by_declarer(ALICE, offset=2)
+
+
 def test_invalid_code_is_stored_without_units(store: Store) -> None:
     log = make_log(bytes.fromhex("5f00") + bytes(16), b"\x02" * 32, block_number=3)
     event = DECODER.decode(log)

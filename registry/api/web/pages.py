@@ -318,15 +318,15 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=512)] = "")
 _KIND_NAMES = {"iscc-id": "an ISCC-ID", "declarer": "an address (0x and 40 hex digits)"}
 
 
-def _resolve_as(request: Request, text: str, kind: search.Kind) -> search.Resolution:
-    """Resolve `text`, which the URL says is of `kind`; raises InvalidCode if it is not."""
+def _normalized_as(text: str, kind: search.Kind) -> str:
+    """`text` in normalized form, which the URL says is of `kind`; raises InvalidCode if not."""
     try:
-        found = search.classify(text)[0]
+        found, normalized = search.classify(text)
     except InvalidCode:
         found = None
     if found != kind:
         raise InvalidCode(f"“{text}” is not {_KIND_NAMES[kind]}")
-    return search.resolve(state_of(request).store, text)
+    return normalized
 
 
 # Block times of history events, read from the chain once (a block's time never changes
@@ -361,7 +361,7 @@ def _block_times(state: AppState, blocks: Iterable[int]) -> dict[int, datetime]:
 @router.get("/declaration/{iscc_id}", response_class=HTMLResponse)
 def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
     try:
-        resolution = _resolve_as(request, iscc_id, "iscc-id")
+        resolution = search.resolve(state_of(request).store, _normalized_as(iscc_id, "iscc-id"))
         if not resolution.records:
             raise NotFound(f"no declaration indexed for ISCC-ID {resolution.query}")
     except RegistryError as exc:
@@ -390,37 +390,43 @@ def declarer_page(
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
     conflicted: Annotated[bool, Query()] = False,
 ) -> HTMLResponse:
+    store = state_of(request).store
     try:
-        resolution = _resolve_as(request, address, "declarer")
+        declarer = _normalized_as(address, "declarer")
+        total, revoked = store.declarer_counts(declarer)
     except RegistryError as exc:
         return _problem(request, exc, address)
-    store = state_of(request).store
-    declarer = resolution.query
-    involved = set()
+    # The declarer's side of each open conflict, as the conflict listing has it already.
+    involved: dict[str, dict[str, Any]] = {}
     for c in list_conflicts(store, declarer=declarer, status="open", limit=DECLARER_CONFLICTS):
         for side in (c["earlier"], c["later"]):
             if side["declarer"] == declarer:
-                involved.add(side["iscc_id"])
-    records = resolution.records
-    revoked = sum(1 for r in records if r.revoked)
-    shown = [r for r in records if r.iscc_id in involved] if conflicted else records
-    pages = max(1, -(-len(shown) // PAGE_SIZE))
-    chosen = [r.to_dict() for r in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
+                involved[side["iscc_id"]] = side
+    first = (page - 1) * PAGE_SIZE
+    if conflicted:
+        shown_total = len(involved)
+        ordered = sorted(involved.values(), key=lambda r: (r["block_number"], r["log_index"]))
+        chosen = ordered[first : first + PAGE_SIZE]
+    else:
+        # Only this page is read: a declarer may hold millions of declarations.
+        shown_total = total
+        chosen = [r.to_dict() for r in store.by_declarer(declarer, PAGE_SIZE, first)]
+    pages = max(1, -(-shown_total // PAGE_SIZE))
     _prepare(store, chosen)
     return _page(
         request,
         "declarer.html",
-        status=200 if records else 404,
+        status=200 if total else 404,
         declarer=declarer,
-        total=len(records),
+        total=total,
         revoked=revoked,
         conflicted_count=len(involved),
         conflicted=conflicted,
         records=chosen,
-        shown_total=len(shown),
+        shown_total=shown_total,
         page=page,
         pages=pages,
-        first_index=(page - 1) * PAGE_SIZE,
+        first_index=first,
     )
 
 
