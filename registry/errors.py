@@ -9,6 +9,11 @@ class InputError(RegistryError):
     """A file, path or argument given by the user cannot be used."""
 
 
+class SoundTooShort(InputError):
+    """Audio too short for Chromaprint, so for an Audio-Code (about 3 s of sound are needed).
+    `match` still looks such a file up by its finer sound segments."""
+
+
 class UnsupportedMedia(RegistryError):
     """The file's media kind cannot (yet) be turned into an ISCC-CODE."""
 

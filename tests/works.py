@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from registry.iscc.ffmpeg import ffmpeg_exe
+from registry.iscc.granular import FeatureSet
+from registry.iscc.sound import SAMPLE_RATE, sound_features
 
 __all__ = [
     "cut_clip",
@@ -24,6 +26,7 @@ __all__ = [
     "make_text_work",
     "make_video_work",
     "make_zoom_work",
+    "melody_sound",
 ]
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
@@ -98,6 +101,33 @@ def _melody(seed: int, seconds: float) -> np.ndarray:
         pos += length
     out += rng.normal(0, 0.02, total).astype(np.float32)
     return (out / np.abs(out).max() * 20000).astype(np.int16)
+
+
+def melody_sound(seed: int, seconds: float) -> FeatureSet:
+    """The "sound" segments of a seeded melody made like `_melody`'s, synthesized straight at
+    the sound feature's sample rate (harmonics above its Nyquist frequency left out, as a
+    resampler's filter would) and never encoded: in the tens of milliseconds a work takes,
+    benchmark distractors get real sound features, not random bits."""
+    rate = SAMPLE_RATE
+    rng = np.random.default_rng(seed + 1_000_003)
+    total = int(seconds * rate)
+    out = np.zeros(total, dtype=np.float32)
+    pos = 0
+    while pos < total:
+        length = min(int(rng.uniform(0.1, 0.5) * rate), total - pos)
+        t = np.arange(length, dtype=np.float32) / rate
+        base = 110 * 2 ** (rng.integers(0, 48) / 12)
+        phases = rng.uniform(0, 6.3, size=4)
+        note = sum(
+            np.sin(2 * np.pi * base * k * t + phases[k - 1]) / k
+            for k in range(1, 5)
+            if base * k < rate / 2
+        )
+        out[pos : pos + length] = note * np.exp(-3 * t) * rng.uniform(0.3, 1.0)
+        pos += length
+    out += rng.normal(0, 0.02, total).astype(np.float32)
+    pcm = (out / np.abs(out).max() * 20000).astype("<i2").tobytes()
+    return sound_features(pcm)
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> Path:

@@ -67,7 +67,13 @@ class ExcerptPlace(BaseModel):
         "place the upload may start at (unit); null when `offset` is certain",
     )
     places: list[int] = Field(
-        default_factory=list, description="When ambiguous: every place that fits as well"
+        default_factory=list,
+        description="When ambiguous: the places that fit as well, in order (the first 100)",
+    )
+    place_count: int = Field(0, description="How many places fit as well (0 when certain)")
+    period: int | None = Field(
+        None,
+        description="When the places repeat at a regular step (a looped bar): that step (unit)",
     )
     located_by: str | None = Field(
         None, description="The other kind whose offset chose this one among equal places"

@@ -102,7 +102,11 @@ def match(
     if json_out:
         print_json(found)
         return
-    out.print(f"[bold]{found['iscc']['iscc']}[/bold]  {file}", highlight=False, soft_wrap=True)
+    code = found["iscc"]["iscc"]
+    if code is None:  # sound too short for an Audio-Code: the answer says why
+        out.print(f"no ISCC for {file}: {found['iscc']['note']}", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"[bold]{code}[/bold]  {file}", highlight=False, soft_wrap=True)
     print_declarations(out, found["exact"], title="these exact bytes")
     print_matches(out, found["similar"])
     print_snippets(out, found["snippets"])
@@ -131,7 +135,9 @@ def print_snippets(console: Console, snippets: list[dict[str, Any]]) -> None:
                 first, last = k["interval"]
                 start = _place(first, 0, k["unit"]).split(" to ")[0]
                 end = _place(last, k["length"], k["unit"]).split(" to ")[1]
-                where = f"somewhere from {start} to {end} ({len(k['places'])} places fit equally)"
+                count = k.get("place_count") or len(k["places"])
+                every = f", every {k['period'] / 1000:.2f} s" if k.get("period") else ""
+                where = f"somewhere from {start} to {end} ({count} places fit equally{every})"
             else:
                 where = f"at {_place(k['offset'], k['length'], k['unit'])}"
             located = f", placed by {k['located_by']}" if k.get("located_by") else ""

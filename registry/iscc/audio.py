@@ -15,7 +15,7 @@ from pathlib import Path
 import iscc_lib
 import numpy as np
 
-from registry.errors import InputError
+from registry.errors import SoundTooShort
 from registry.iscc.granular import FeatureSet, audio_features
 
 __all__ = ["AUDIO_META_TAGS", "AudioCode", "chromaprint_output", "gen_audio_code"]
@@ -66,7 +66,7 @@ def chromaprint_output(target: Path, skip_samples: int = 0) -> list[str]:
 def gen_audio_code(raw: bytes, name: str) -> AudioCode:
     """Audio-Code from the muxer's raw output; signed int32 as fpcalc `-signed` prints them."""
     if len(raw) < 4:
-        raise InputError(
+        raise SoundTooShort(
             f"audio too short for an Audio-Code: Chromaprint needs about 3 seconds ({name})"
         )
     fingerprint = list(struct.unpack(f"<{len(raw) // 4}i", raw[: len(raw) // 4 * 4]))

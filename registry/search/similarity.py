@@ -23,7 +23,7 @@ from registry.errors import InvalidCode
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 from registry.search.following import FollowingIndex
 from registry.search.hamming import HammingIndex
-from registry.search.snippets import SnippetIndex, excerpt_features, snippet_matches
+from registry.search.snippets import SnippetIndex, file_features, snippet_matches
 from registry.store.int64 import from_signed64
 from registry.store.store import DeclarationRecord, Store
 
@@ -207,21 +207,44 @@ def match_file(
     snippets: SnippetIndex | None = None,
 ) -> dict[str, Any]:
     """A file's ISCC, the declarations of its exact bytes, the similar ones, and the declared
-    works it is an excerpt of (with where it sits in them)."""
-    from registry.iscc import generate
+    works it is an excerpt of (with where it sits in them).
 
-    result = generate(path)
+    Sound too short for an Audio-Code (an audio excerpt under about 3 s) has no ISCC, so nothing
+    to be similar to: its answer gives the file's datahash and size in place of the ISCC
+    (`iscc` null, `note` saying why) and finds excerpts by the finer sound segments alone."""
+    from registry.iscc.data import gen_data_sum
+
+    result, features = file_features(path)
+    if result is None:
+        data = gen_data_sum(path)
+        iscc: dict[str, Any] = {
+            "iscc": None,
+            "filename": path.name,
+            "filesize": data.filesize,
+            "datahash": data.datahash,
+            "note": "too short for an Audio-Code (Chromaprint needs about 3 s of sound): "
+            "looked up by its sound segments only",
+        }
+        datahash, units = data.datahash, []
+        found = {
+            "query": "",
+            "unit_types": [],
+            "threshold": threshold,
+            "matches": [],
+            "by_unit": {},
+        }
+    else:
+        iscc, datahash = result.to_dict(), result.datahash
+        try:
+            units = query_units(result.iscc)
+        except InvalidCode:  # a data-only code of a tiny file may have no searchable unit
+            units = []
+        found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
     exact = [
         r.to_dict()
-        for r in store.by_datahash(multihash_to_digest(result.datahash))
+        for r in store.by_datahash(multihash_to_digest(datahash))
         if include_revoked or not r.revoked
     ]
-    try:
-        units = query_units(result.iscc)
-    except InvalidCode:  # a data-only code of a tiny file may have no searchable unit
-        units = []
-    found = similar(store, index, result.iscc, units, threshold, limit, include_revoked)
-    features = excerpt_features(path, result.features)
     # A declaration the file is similar to as a whole adds its Content-Code distance to the
     # evidence of the segments (search.evidence).
     content = {}
@@ -230,4 +253,4 @@ def match_file(
     excerpts = snippet_matches(
         store, snippets or SnippetIndex(store), features, limit, include_revoked, content
     )
-    return {"iscc": result.to_dict(), "exact": exact, "similar": found, "snippets": excerpts}
+    return {"iscc": iscc, "exact": exact, "similar": found, "snippets": excerpts}

@@ -21,10 +21,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from registry.errors import SoundTooShort
 from registry.iscc.granular import KINDS, FeatureSet
 from registry.iscc.timebased import shifted_audio_features
 from registry.search.evidence import MODALITY, Part, combine, content_weight, segment_weight
@@ -32,11 +33,15 @@ from registry.search.following import FollowingIndex
 from registry.search.hamming import HammingIndex
 from registry.store.store import Store
 
+if TYPE_CHECKING:
+    from registry.iscc.generate import IsccResult
+
 __all__ = [
     "Overlap",
     "Ranked",
     "SnippetIndex",
     "excerpt_features",
+    "file_features",
     "find_snippets",
     "locate",
     "overlaps",
@@ -86,8 +91,10 @@ RULES = {
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
 _GRIDS_CHECKED = 2  # query sets of one kind checked per declaration, the most voted first
-_OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another offset to be checked too
-_OTHER_PLACES = 40  # other offsets checked per declaration (a minute of a 2 s loop: 30)
+_OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another character offset to be tried
+_OTHER_PLACES = 40  # other offsets kept per declaration
+_LISTED_PLACES = 100
+"""Most candidate places an answer lists; `interval` and `period` describe them all."""
 SAME_SCORE = 0.02
 """Combined scores of two declarations this close rank the earlier declaration first."""
 EQUAL_SCORE = 0.05
@@ -119,6 +126,8 @@ class Overlap:
     as the best, in order; `offset` is then the best scoring one. Empty when it is not."""
     located_by: str | None = None
     """The other kind whose unambiguous offset picked this one among `places`."""
+    period: int | None = None
+    """When the places repeat at a regular step (a looped bar, a repeated shot): that step."""
 
     @property
     def interval(self) -> tuple[int, int] | None:
@@ -159,17 +168,49 @@ class SnippetIndex(FollowingIndex):
     def places(
         self, query: FeatureSet, exclude: int | None = None
     ) -> list[tuple[int, int, int, tuple[int, ...]]]:
-        """As `votes`, with each declaration's other well supported offsets (at least
-        `_OTHER_PLACE_SHARE` of the best one's votes, most votes first): where self-similar
-        segments (a slow zoom, a repeated bar) put an excerpt nearly as well."""
+        """As `votes`, with each declaration's other supported offsets (most votes first):
+        where self-similar segments (a slow zoom, a repeated bar) put an excerpt too. In time
+        any other offset counts, however few its votes, because it only tells `find_snippets`
+        to scan the whole work (`_scan`): a repeated bar the excerpt fits best may get fewer
+        votes than another repetition. Text offsets need `_OTHER_PLACE_SHARE` of the best one's
+        votes and are scored one by one."""
+        return self.places_of([query], exclude)[0]
+
+    def places_of(
+        self, queries: Sequence[FeatureSet], exclude: int | None = None
+    ) -> list[list[tuple[int, int, int, tuple[int, ...]]]]:
+        """`places` of several feature sets of one kind (an excerpt's sound on its query
+        grids), looked up in one pass of the Hamming index: per call it costs a fixed set of
+        numpy steps, so eight small lookups cost nearly eight times one larger one."""
+        if not queries:
+            return []
+        kind = queries[0].kind
+        index = self._indexes.get(kind)
+        if index is None:
+            return [[] for _ in queries]
+        values = [np.asarray(q.simprints, dtype=np.uint64) for q in queries]
+        asked, keys, _distances = index.within_many(
+            np.concatenate(values), RULES[kind].lookup_radius
+        )
+        # Answers come ordered by query position: each set's are one run.
+        ends = np.cumsum([len(v) for v in values])
+        cuts = np.searchsorted(asked, ends)
+        found = []
+        for n, query in enumerate(queries):
+            lo, hi = (cuts[n - 1] if n else 0), cuts[n]
+            base = ends[n - 1] if n else 0
+            found.append(self._tally(query, asked[lo:hi] - base, keys[lo:hi], exclude))
+        return found
+
+    def _tally(
+        self, query: FeatureSet, asked: np.ndarray, keys: np.ndarray, exclude: int | None
+    ) -> list[tuple[int, int, int, tuple[int, ...]]]:
+        """The votes of a query's segments (`asked`: positions, `keys`: index keys within the
+        lookup radius of them) per declaration and offset bin, as `places` returns them."""
         rule = RULES[query.kind]
-        index = self._indexes.get(query.kind)
-        if index is None or not len(query):
+        if not len(query):
             return []
         tally: dict[tuple[int, int], set[int]] = defaultdict(set)
-        asked, keys, _distances = index.within_many(
-            np.asarray(query.simprints, dtype=np.uint64), rule.lookup_radius
-        )
         owners, starts = self._owners[query.kind], self._starts[query.kind]
         query_starts = np.asarray(query.offsets, dtype=np.int64)
         bins = np.rint((starts[keys] - query_starts[asked]) / rule.bin).astype(np.int64)
@@ -186,6 +227,11 @@ class SnippetIndex(FollowingIndex):
             )
             scored.append((len(near), owner, slot * rule.bin))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+        timed = KINDS[query.kind] == "ms"
+        share = 0.0 if timed else _OTHER_PLACE_SHARE
+        # In time another place means another place to stand: more than DISTINCT_PLACE_MS
+        # away (votes spilling into the bins next to the best one are jitter).
+        apart = DISTINCT_PLACE_MS if timed else rule.bin
         best: dict[int, tuple[int, int, list[int]]] = {}
         for count, owner, offset in scored:
             if count < rule.min_matched:
@@ -197,9 +243,9 @@ class SnippetIndex(FollowingIndex):
                 continue
             top, first, others = best[owner]
             if (
-                count >= top * _OTHER_PLACE_SHARE
+                count >= top * share
                 and len(others) < _OTHER_PLACES
-                and all(abs(offset - o) > rule.bin for o in (first, *others))
+                and all(abs(offset - o) > apart for o in (first, *others))
             ):
                 others.append(offset)
         return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
@@ -222,25 +268,29 @@ def _align(
     # A query segment counts towards the overlap if its middle falls within the declared work.
     middle = aligned + np.asarray(query.sizes, dtype=np.int64) // 2
     inside = (middle >= ref_start[0]) & (middle < ref_end[-1])
-    matched: list[int] = []
-    shifts: list[int] = []
-    nearest: list[int] = []
-    # Declared segments that may cover each aligned position (starts are sorted).
+    # Declared segments that may cover each aligned position (starts are sorted), for every
+    # query segment over the work at once: each one's span of candidates is laid out in a row.
     lo = np.searchsorted(ref_start, aligned - tolerance - ref_size.max(), "left")
     hi = np.searchsorted(ref_start, aligned + tolerance, "right")
-    for position in np.flatnonzero(inside):
-        span = slice(lo[position], hi[position])
-        near = np.flatnonzero(ref_end[span] + tolerance >= aligned[position])
-        if not len(near):
-            nearest.append(_CHANCE)
-            continue
-        distances = np.bitwise_count(ref_value[span][near] ^ q_value[position])
-        closest = int(np.argmin(distances))
-        nearest.append(min(_CHANCE, int(distances[closest])))
-        if distances[closest] <= rule.radius:
-            matched.append(int(position))
-            shifts.append(int(ref_start[span][near[closest]]) - int(q_start[position]))
-    return matched, shifts, nearest
+    over = np.flatnonzero(inside)
+    counts = np.maximum(hi[over] - lo[over], 0)
+    which = np.repeat(over, counts)
+    candidate = lo[which] + np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
+    near = ref_end[candidate] + tolerance >= aligned[which]
+    which, candidate = which[near], candidate[near]
+    distances = np.bitwise_count(ref_value[candidate] ^ q_value[which]).astype(np.int64)
+    # Per query segment its closest candidate, the earliest of equally close ones.
+    order = np.lexsort((candidate, distances, which))
+    which, candidate, distances = which[order], candidate[order], distances[order]
+    first = np.ones(len(which), dtype=bool)
+    first[1:] = which[1:] != which[:-1]
+    which, candidate, distances = which[first], candidate[first], distances[first]
+    closest = np.full(len(q_start), _CHANCE, dtype=np.int64)
+    closest[which] = np.minimum(distances, _CHANCE)
+    hit = distances <= rule.radius
+    matched = which[hit]
+    shifts = ref_start[candidate[hit]] - q_start[matched]
+    return matched.tolist(), shifts.tolist(), closest[over].tolist()
 
 
 def _place(
@@ -270,8 +320,7 @@ def _check(
     declared: np.ndarray, query: FeatureSet, owner: int, offset: int, others: Sequence[int] = ()
 ) -> Overlap | None:
     """Align the query near `offset` (and the other offsets voted for) in a declaration's
-    stored segments of its kind and score it; equally good places far apart make the offset
-    ambiguous."""
+    stored segments of its kind and score it at the best of them."""
     rule = RULES[query.kind]
     if not len(declared):
         return None
@@ -281,14 +330,126 @@ def _check(
     offset, score, matched = max(found, key=lambda p: (p[1], -p[0]))
     if score < rule.min_score:
         return None
-    places: tuple[int, ...] = ()
-    if KINDS[query.kind] == "ms":
-        equal = sorted({p[0] for p in found if p[1] >= score - EQUAL_SCORE})
-        if equal[-1] - equal[0] > DISTINCT_PLACE_MS:
-            places = tuple(equal)
     first, last = matched[0], matched[-1]
     length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
-    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched), places)
+    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched))
+
+
+def _scan(query: FeatureSet, declared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The query scored at every offset (a multiple of the kind's bin) over the whole declared
+    work at once: (offsets, scores) where at least `min_matched` segments match.
+
+    The score is `_place`'s (each query segment's nearest declared segment within half a bin
+    of its place), except that a query segment falling outside the work counts as chance: a
+    place where the excerpt hangs over the work's end is a worse fit, not an equal one. All
+    pairs of query and declared segments are compared in one step; a pair votes its distance
+    into every offset at which the declared segment lies within the tolerance of the query
+    segment's place (a long still frame covers several)."""
+    rule = RULES[query.kind]
+    tolerance = rule.bin // 2 + 1
+    ref_start = declared[:, 0]
+    ref_end = ref_start + declared[:, 1]
+    ref_value = declared[:, 2].view(np.uint64)
+    q_start = np.asarray(query.offsets, dtype=np.int64)
+    q_value = np.asarray(query.simprints, dtype=np.uint64)
+    distance = np.bitwise_count(q_value[:, None] ^ ref_value[None, :]).astype(np.int16)
+    # Pairs at or beyond chance add nothing: a segment without a counterpart counts as chance.
+    qi, rj = np.nonzero(distance < _CHANCE)
+    empty = np.empty(0, dtype=np.int64)
+    if not len(qi):
+        return empty, np.empty(0)
+    first = -((tolerance - ref_start[rj] + q_start[qi]) // rule.bin)  # ceil division
+    last = (ref_end[rj] - q_start[qi] + tolerance) // rule.bin
+    counts = np.maximum(last - first + 1, 0)
+    pair = np.repeat(np.arange(len(qi)), counts)
+    step = np.arange(len(pair)) - np.repeat(np.cumsum(counts) - counts, counts)
+    bins = first[pair] + step
+    base = int(bins.min())
+    nearest = np.full((int(bins.max()) - base + 1, len(q_value)), _CHANCE, dtype=np.int16)
+    np.minimum.at(nearest, (bins - base, qi[pair]), distance[qi[pair], rj[pair]])
+    matched = (nearest <= rule.radius).sum(axis=1)
+    scores = (1 - nearest / _CHANCE).mean(axis=1)
+    keep = matched >= rule.min_matched
+    offsets = (np.arange(len(nearest), dtype=np.int64) + base) * rule.bin
+    return offsets[keep], scores[keep]
+
+
+def _period(places: Sequence[int], bin_width: int) -> int | None:
+    """The step the places repeat at, else None. Each gap is counted in steps of the smallest
+    one, the step is fitted over the whole span (so the rounding of single places averages
+    out), and every gap must then lie within one and a half bins of its whole number of steps
+    (a place is a bin centre, or the refined offset, each off by up to half a bin or so)."""
+    if len(places) < 3:
+        return None
+    gaps = np.diff(np.asarray(places, dtype=np.int64))
+    smallest = int(gaps.min())
+    if smallest <= 0:
+        return None
+    steps = np.rint(gaps / smallest)
+    period = float(gaps.sum() / steps.sum())
+    if np.any(np.abs(gaps - steps * period) > bin_width * 3 // 2):
+        return None
+    return round(period)
+
+
+def _settle_places(overlap: Overlap, grids: Sequence[FeatureSet], declared: np.ndarray) -> Overlap:
+    """Every place of a declared work an excerpt fits as well as its best, from a scan of the
+    whole work on every query grid of the kind (per offset the best grid: where a repeated
+    bar falls between two of the work's segments differs from bar to bar).
+
+    Places scoring within EQUAL_SCORE of the best are candidates; neighbouring offsets (less
+    than half of DISTINCT_PLACE_MS apart) are one place, at its best offset. When they lie
+    further apart than DISTINCT_PLACE_MS the overlap carries them (`places`, and `period` when
+    they repeat regularly); a candidate better than the voted offset becomes the offset."""
+    rule = RULES[overlap.kind]
+    by_offset: dict[int, float] = {}
+    for grid in grids:
+        for offset, score in zip(*_scan(grid, declared), strict=True):
+            key = int(offset)
+            by_offset[key] = max(float(score), by_offset.get(key, 0.0))
+    if not by_offset:
+        return overlap
+    best = max(by_offset.values())
+    candidates = sorted(o for o, score in by_offset.items() if score >= best - EQUAL_SCORE)
+    clusters: list[list[int]] = []
+    for offset in candidates:
+        if clusters and offset - clusters[-1][-1] < DISTINCT_PLACE_MS // 2:
+            clusters[-1].append(offset)
+        else:
+            clusters.append([offset])
+    places = [max(c, key=lambda o: (by_offset[o], -o)) for c in clusters]
+    top = max(places, key=lambda o: (by_offset[o], -o))
+    if abs(top - overlap.offset) >= DISTINCT_PLACE_MS // 2:
+        # Another repetition fits better than the most voted one: placed there if its check,
+        # on the grid that fits it, agrees.
+        checked = [_check(declared, grid, overlap.declaration_id, top) for grid in grids]
+        better = max((o for o in checked if o is not None), key=lambda o: o.score, default=None)
+        if better is not None and better.score > overlap.score:
+            overlap = better
+    # The offset stands for the place it lies in.
+    places = [
+        overlap.offset if abs(p - overlap.offset) < DISTINCT_PLACE_MS // 2 else p for p in places
+    ]
+    places = sorted(set(places) | {overlap.offset})
+    if places[-1] - places[0] <= DISTINCT_PLACE_MS:
+        return overlap
+    return replace(overlap, places=tuple(places), period=_period(places, rule.bin))
+
+
+def file_features(path: Path) -> tuple[IsccResult | None, list[FeatureSet]]:
+    """A file's ISCC and what it is looked up by (`excerpt_features`). Sound too short for
+    Chromaprint (an audio excerpt under about 3 s) has no Audio-Code, so no ISCC: it is looked
+    up by its finer sound segments alone (None, the sound grids). Other errors propagate."""
+    from registry.iscc import generate  # decoders load only when a file is looked up
+
+    try:
+        result = generate(path)
+    except SoundTooShort:
+        found = shifted_audio_features(path)
+        if not found:
+            raise
+        return None, found
+    return result, excerpt_features(path, result.features)
 
 
 def excerpt_features(path: Path, features: Sequence[FeatureSet]) -> list[FeatureSet]:
@@ -302,31 +463,98 @@ def excerpt_features(path: Path, features: Sequence[FeatureSet]) -> list[Feature
     return found
 
 
+def _propose(
+    index: SnippetIndex, features: Sequence[tuple[int, FeatureSet]], exclude: int | None
+) -> dict[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]]:
+    """Per (declaration, kind) the alignments the numbered feature sets vote for, one index
+    pass per kind."""
+    proposed: dict[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]] = {}
+    for kind in sorted({f.kind for _n, f in features}):
+        sets = [(n, f) for n, f in features if f.kind == kind]
+        for (n, query), found in zip(
+            sets, index.places_of([f for _n, f in sets], exclude), strict=True
+        ):
+            for votes, owner, offset, others in found:
+                proposed.setdefault((owner, kind), []).append((votes, -n, query, offset, others))
+    return proposed
+
+
+def _checked(
+    store: Store,
+    proposed: Mapping[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]],
+    features: Sequence[FeatureSet],
+) -> dict[tuple[int, str], Overlap]:
+    """The proposed alignments checked against the store: per (declaration, kind) the best."""
+    best: dict[tuple[int, str], Overlap] = {}
+    for key, grids in proposed.items():
+        grids = sorted(grids, key=lambda g: (-g[0], -g[1]))
+        timed = KINDS[key[1]] == "ms"
+        declared = store.segments_of(*key)  # read once per declaration and kind
+        for _votes, _n, query, offset, others in grids[:_GRIDS_CHECKED]:
+            overlap = _check(declared, query, key[0], offset, () if timed else others)
+            known = best.get(key)
+            if overlap is not None and (known is None or overlap.score > known.score):
+                best[key] = overlap
+        # Votes for other offsets of a timed work: self-similar segments. Only a scan of the
+        # whole work tells every place the excerpt fits as well (rare: unrelated works get no
+        # such votes, so the scan costs nothing for them).
+        if key in best and timed and any(g[4] for g in grids):
+            same_kind = [f for f in features if f.kind == key[1] and len(f)]
+            best[key] = _settle_places(best[key], same_kind, declared)
+    return best
+
+
+def _sound_of(store: Store, owner: int, grids: Sequence[FeatureSet]) -> Overlap | None:
+    """The excerpt's sound segments checked against one declaration's, without the index: the
+    whole work scanned on every grid, checked at the best offset, its equal places kept."""
+    declared = store.segments_of(owner, "sound")
+    if not len(declared):
+        return None
+    by_offset: dict[int, tuple[float, int]] = {}
+    for n, grid in enumerate(grids):
+        for offset, score in zip(*_scan(grid, declared), strict=True):
+            if float(score) > by_offset.get(int(offset), (-1.0, 0))[0]:
+                by_offset[int(offset)] = (float(score), n)
+    if not by_offset:
+        return None
+    top = max(by_offset, key=lambda o: (by_offset[o][0], -o))
+    overlap = _check(declared, grids[by_offset[top][1]], owner, top)
+    return None if overlap is None else _settle_places(overlap, grids, declared)
+
+
 def find_snippets(
     store: Store, index: SnippetIndex, features: Sequence[FeatureSet], exclude: int | None = None
 ) -> list[Overlap]:
     """Declarations the query features occur in, one Overlap per declaration and kind, best
     score first (then more segments matched). `features` may hold several sets of a kind (an
     excerpt's audio on shifted grids): per declaration only the `_GRIDS_CHECKED` sets with the
-    most votes are checked against the store, and the best scoring one counts."""
+    most votes are checked against the store, and the best scoring one counts.
+
+    The finer sound segments are looked up in the index only when neither the picture nor
+    Chromaprint found anything: an audio excerpt too short for Chromaprint (under 3-4 s), or
+    one of a sound nobody declared. Real sound segments crowd a few band values of the index,
+    so these lookups cost several times the others (docs/benchmarks.md, issue 21). Where a
+    picture or Chromaprint found a work whose place is ambiguous, the sound is checked against
+    that work alone (`_sound_of`), so the soundtrack can still place it."""
     index.refresh()
-    proposed: dict[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]] = {}
-    for n, query in enumerate(features):
-        if query.kind not in RULES:
-            continue
-        for votes, owner, offset, others in index.places(query, exclude):
-            proposed.setdefault((owner, query.kind), []).append((votes, -n, query, offset, others))
-    declared: dict[tuple[int, str], np.ndarray] = {}
-    best: dict[tuple[int, str], Overlap] = {}
-    for key, grids in proposed.items():
-        grids.sort(key=lambda g: (-g[0], -g[1]))
-        for _votes, _n, query, offset, others in grids[:_GRIDS_CHECKED]:
-            if key not in declared:
-                declared[key] = store.segments_of(*key)
-            overlap = _check(declared[key], query, key[0], offset, others)
-            known = best.get(key)
-            if overlap is not None and (known is None or overlap.score > known.score):
-                best[key] = overlap
+    numbered = [(n, f) for n, f in enumerate(features) if f.kind in RULES and len(f)]
+    sound = [f for _n, f in numbered if f.kind == "sound"]
+    best = _checked(
+        store, _propose(index, [p for p in numbered if p[1].kind != "sound"], exclude), features
+    )
+    if sound and not best:
+        best.update(
+            _checked(
+                store,
+                _propose(index, [p for p in numbered if p[1].kind == "sound"], exclude),
+                features,
+            )
+        )
+    elif sound:
+        for owner in sorted({o.declaration_id for o in best.values() if o.places}):
+            found = _sound_of(store, owner, sound)
+            if found is not None:
+                best[(owner, "sound")] = found
     return sorted(best.values(), key=lambda o: (-o.score, -o.matched, o.declaration_id, o.kind))
 
 
@@ -382,7 +610,9 @@ def locate(hits: Sequence[Overlap]) -> list[Overlap]:
                 if not other.places and any(
                     abs(p - other.offset) <= DISTINCT_PLACE_MS for p in overlap.places
                 ):
-                    settled[other_kind] = replace(other, places=overlap.places)
+                    settled[other_kind] = replace(
+                        other, places=overlap.places, period=overlap.period
+                    )
                 continue
             if other.places:
                 common = [
@@ -392,10 +622,12 @@ def locate(hits: Sequence[Overlap]) -> list[Overlap]:
                 ]
                 if common and common[-1] - common[0] <= DISTINCT_PLACE_MS:
                     settled[kind] = replace(
-                        overlap, offset=common[0], places=(), located_by=other_kind
+                        overlap, offset=common[0], places=(), period=None, located_by=other_kind
                     )
                 elif common and len(common) < len(overlap.places):
-                    settled[kind] = replace(overlap, places=tuple(common))
+                    settled[kind] = replace(
+                        overlap, places=tuple(common), period=_period(common, RULES[kind].bin)
+                    )
                 continue
             nearest = min(overlap.places, key=lambda p: abs(p - other.offset))
             if abs(nearest - other.offset) <= DISTINCT_PLACE_MS:
@@ -404,7 +636,9 @@ def locate(hits: Sequence[Overlap]) -> list[Overlap]:
                 offset = other.offset
             else:
                 continue
-            settled[kind] = replace(overlap, offset=offset, places=(), located_by=other_kind)
+            settled[kind] = replace(
+                overlap, offset=offset, places=(), period=None, located_by=other_kind
+            )
             break
     return [settled.get(o.kind, o) for o in hits]
 
@@ -474,7 +708,9 @@ def snippet_matches(
                         "length": o.length,
                         "matched": o.matched,
                         "interval": list(o.interval) if o.interval else None,
-                        "places": list(o.places),
+                        "places": list(o.places[:_LISTED_PLACES]),
+                        "place_count": len(o.places),
+                        "period": o.period,
                         "located_by": o.located_by,
                     }
                     for o in entry.overlaps

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 
+import numpy as np
 import pytest
 from index_helpers import CHANGE_ABI, FULL_ABI, content, encode_log, make_log
 
@@ -15,8 +17,10 @@ from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
 from registry.search.snippets import (
+    RULES,
     SAME_SCORE,
     SnippetIndex,
+    _align,
     find_snippets,
     overlaps,
     rank,
@@ -385,3 +389,131 @@ def test_two_features_of_one_sound_do_not_confirm_each_others_place(store: Store
     assert by_kind["audio"].places and by_kind["sound"].places == by_kind["audio"].places
     first, last = by_kind["sound"].interval or (0, 0)
     assert first - 1000 <= truth <= last + 1000
+
+
+def _loop(bar: FeatureSet, repeats: int) -> FeatureSet:
+    """A bar of segments played `repeats` times, sample for sample (a loop made in an editor)."""
+    step = bar.offsets[1] - bar.offsets[0]
+    count = repeats * len(bar)
+    return FeatureSet(
+        bar.kind,
+        tuple(bar.simprints[i % len(bar)] for i in range(count)),
+        tuple(step * i for i in range(count)),
+        (bar.sizes[0],) * count,
+    )
+
+
+def test_a_long_loop_lists_every_repetition_and_its_period(store: Store) -> None:
+    """Three minutes of one 2 s bar: an excerpt fits all 90 repetitions equally, more places
+    than are checked one by one. The answer must hold the true place among
+    its candidate places (anywhere in the work, here near its end) and say how they repeat,
+    never one confident offset."""
+    step = 186
+    rng = random.Random(51)
+    bar = FeatureSet(
+        "sound",
+        tuple(rng.getrandbits(64) for _ in range(11)),
+        tuple(step * i for i in range(11)),
+        (step,) * 11,
+    )
+    loop = _loop(bar, 90)
+    other = _loop(FeatureSet("sound", _sound(53, 11).simprints, bar.offsets, bar.sizes), 30)
+    (loop_id, _other_id) = _declare_all(store, [[loop], [other]])
+    first = 80 * len(bar) + 3
+    truth = loop.offsets[first]
+    excerpt = _cut(loop, first, 27, seed=55, flips=2)
+    found = {o.declaration_id: o for o in find_snippets(store, SnippetIndex(store), [excerpt])}
+    assert set(found) == {loop_id}
+    placed = found[loop_id]
+    assert placed.interval is not None
+    assert any(abs(place - truth) <= 1000 for place in placed.places)
+    # every repetition the excerpt lies wholly inside is a candidate, one place each
+    assert 85 <= len(placed.places) <= 90
+    assert placed.period is not None and abs(placed.period - step * len(bar)) <= step // 2
+    (answer,) = snippet_matches(store, SnippetIndex(store), [excerpt])
+    (kind,) = answer["kinds"]
+    assert kind["place_count"] == len(placed.places)
+    assert kind["places"] == list(placed.places[:100]) and kind["period"] == placed.period
+
+
+def _align_one_by_one(
+    query: FeatureSet, declared: np.ndarray, offset: int, tolerance: int
+) -> tuple[list[int], list[int], list[int]]:
+    """`_align` as it was written before it worked on all segments at once: the reference."""
+    ref_start, ref_end = declared[:, 0], declared[:, 0] + declared[:, 1]
+    ref_value = declared[:, 2].view(np.uint64)
+    matched, shifts, nearest = [], [], []
+    for position, (start, size, value) in enumerate(
+        zip(query.offsets, query.sizes, query.simprints, strict=True)
+    ):
+        aligned = start + offset
+        if not ref_start[0] <= aligned + size // 2 < ref_end[-1]:
+            continue
+        near = np.flatnonzero((ref_start <= aligned + tolerance) & (ref_end + tolerance >= aligned))
+        if not len(near):
+            nearest.append(32)
+            continue
+        distances = np.bitwise_count(ref_value[near] ^ np.uint64(value))
+        closest = int(np.argmin(distances))
+        nearest.append(min(32, int(distances[closest])))
+        if distances[closest] <= RULES[query.kind].radius:
+            matched.append(position)
+            shifts.append(int(ref_start[near[closest]]) - start)
+    return matched, shifts, nearest
+
+
+def test_aligning_all_segments_at_once_gives_what_one_by_one_gives() -> None:
+    """Irregular declared segments (merged still frames), near and far query segments, every
+    offset and tolerance: the same matches, shifts and nearest distances."""
+    rng = np.random.default_rng(5)
+    for _ in range(400):
+        count = int(rng.integers(1, 50))
+        starts = np.cumsum(rng.integers(1, 4, count) * 200) - 200
+        values = rng.integers(0, 2**63, count, dtype=np.int64)
+        picked = rng.integers(0, count, int(rng.integers(1, 25)))
+        noise = rng.integers(0, 2**16, len(picked)).astype(np.uint64)
+        query = FeatureSet(
+            "video",
+            tuple(int(v) for v in values[picked].view(np.uint64) ^ noise),
+            tuple(int(s) for s in np.sort(rng.integers(0, 5000, len(picked)))),
+            (200,) * len(picked),
+        )
+        declared = np.stack([starts, rng.integers(1, 4, count) * 200, values], axis=1)
+        offset, tolerance = int(rng.integers(-2000, 8000)), int(rng.integers(0, 300))
+        assert _align(query, declared, offset, tolerance) == _align_one_by_one(
+            query, declared, offset, tolerance
+        )
+
+
+def test_sound_segments_are_looked_up_only_when_nothing_else_found_the_excerpt(
+    store: Store,
+) -> None:
+    """Real sound segments crowd the index, so their lookups cost the most: an excerpt whose
+    picture is found does not look its sound up, one that has only sound does."""
+    picture = _work(61)
+    fine = _sound(62, 320)
+    sound = FeatureSet("sound", fine.simprints, tuple(186 * i for i in range(320)), (186,) * 320)
+    (film_id,) = _declare_all(store, [[picture, sound]])
+    excerpt_sound = FeatureSet(
+        "sound",
+        sound.simprints[100:116],
+        tuple(o - sound.offsets[100] for o in sound.offsets[100:116]),
+        sound.sizes[100:116],
+    )
+    index = SnippetIndex(store)
+    asked: list[str] = []
+    looked_up = index.places_of
+
+    def spy(queries: Sequence[FeatureSet], exclude: int | None = None) -> list:
+        asked.extend(q.kind for q in queries)
+        return looked_up(queries, exclude)
+
+    index.places_of = spy  # type: ignore[method-assign]  # counts the lookups per kind
+    with_picture = [_excerpt(picture, 93, 15, seed=8), excerpt_sound]
+    found = find_snippets(store, index, with_picture)
+    assert [(o.declaration_id, o.kind) for o in found] == [(film_id, "video")]
+    assert set(asked) == {"video"}
+    asked.clear()
+    (heard,) = find_snippets(store, index, [excerpt_sound])
+    assert (heard.declaration_id, heard.kind, heard.offset) == (film_id, "sound", 18600)
+    assert set(asked) == {"sound"}

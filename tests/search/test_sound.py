@@ -12,11 +12,14 @@ from index_helpers import FULL_ABI, content, make_log
 from works import cut_clip, make_audio_work, make_video_work
 
 from registry.chain.events import DeclaredEvent
+from registry.errors import SoundTooShort
 from registry.index.events import EventDecoder
 from registry.iscc import generate
 from registry.iscc.audio import chromaprint_output, gen_audio_code
+from registry.iscc.data import gen_data_sum
 from registry.iscc.ffmpeg import ffmpeg_exe
 from registry.metadata import canonicalize
+from registry.search.similarity import SimilarityIndex, match_file
 from registry.search.snippets import SnippetIndex, excerpt_features, find_snippets, rank
 from registry.store.store import Store
 
@@ -91,3 +94,29 @@ def test_the_audio_code_is_still_chromaprints(works: dict[str, Path]) -> None:
     ).stdout
     assert result.units[1] == gen_audio_code(raw, "song.mp3").iscc
     assert {f.kind for f in result.features} == {"audio", "sound"}
+
+
+def test_two_second_audio_excerpts_are_matched_by_their_sound_alone(
+    store: Store, works: dict[str, Path], tmp_path: Path
+) -> None:
+    """2 s of sound give no Chromaprint item, so no Audio-Code and no ISCC; `match` still
+    finds and places such an excerpt by its sound segments, and one of an undeclared work
+    matches nothing."""
+    song_id, other_id = _declare(store, [works["song"], works["other"]])
+    records = store.by_ids([song_id, other_id])
+    for n, (source, start, wanted) in enumerate(
+        [("song", 4.43, song_id), ("other", 12.9, other_id), ("song", 16.02, song_id)]
+    ):
+        clip = cut_clip(works[source], tmp_path / f"short-{n}.mp3", start, 2.0)
+        with pytest.raises(SoundTooShort):
+            generate(clip)
+        found = match_file(store, SimilarityIndex(store), clip, snippets=SnippetIndex(store))
+        assert found["iscc"]["iscc"] is None and found["iscc"]["note"]
+        assert found["iscc"]["datahash"] == gen_data_sum(clip).datahash
+        best = found["snippets"][0]
+        assert best["declaration"]["iscc_id"] == records[wanted].iscc_id, (source, start)
+        (sound,) = [k for k in best["kinds"] if k["kind"] == "sound"]
+        assert abs(sound["offset"] / 1000 - start) <= 1.0
+    foreign = cut_clip(works["undeclared"], tmp_path / "short-foreign.mp3", 7.5, 2.0)
+    found = match_file(store, SimilarityIndex(store), foreign, snippets=SnippetIndex(store))
+    assert found["snippets"] == []

@@ -106,6 +106,8 @@ def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
             "matched": 30,
             "interval": [20_000, 40_000],
             "places": [20_000, 30_000, 40_000],
+            "place_count": 3,
+            "period": 10_000,
         },
     ]
     evidence = [{"part": "video", "weight": 0.77, "figure": 0.9}]
@@ -127,7 +129,7 @@ def test_snippet_matches_show_where_the_upload_sits_in_each_work() -> None:
     html = _render_result(result)
     assert "An excerpt of a declared work." in html
     assert "12.3 s to 15.3 s" in html and "characters 100 to 2,100" in html
-    assert "somewhere from 20.0 s to 45.0 s (3 places fit equally)" in html
+    assert "somewhere from 20.0 s to 45.0 s (3 places fit equally, every 10.00 s)" in html
     assert "Excerpt: evidence 90 %" in html and 'title="video 77 %"' in html
     assert "ISCC:MAIGMD2JJHYEQAAA" in html
     assert "<script>" not in html
