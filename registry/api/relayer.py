@@ -424,20 +424,10 @@ class RelayQueue:
                     job.finish(
                         error=f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted"
                     )
-            elif payload.get("kind") == "grant":
+            elif (kind := payload.get("kind")) in ("grant", "declare"):
                 entries = payload["entries"]
-                outcomes = grant_outcomes(self.registry, len(entries), receipt)
-                by_tag = {j.key: j for j in jobs}
-                for entry, outcome in zip(entries, outcomes, strict=True):
-                    if (job := by_tag.get(entry.get("tag"))) is None:
-                        continue
-                    if isinstance(outcome, str):
-                        job.finish(error=outcome)
-                    else:
-                        job.finish(result=outcome.to_dict())
-            elif payload.get("kind") == "declare":
-                entries = payload["entries"]
-                outcomes = results_of_receipt(self.registry, len(entries), receipt)
+                read = grant_outcomes if kind == "grant" else results_of_receipt
+                outcomes = read(self.registry, len(entries), receipt)
                 by_tag = {j.key: j for j in jobs}
                 for entry, outcome in zip(entries, outcomes, strict=True):
                     if (job := by_tag.get(entry.get("tag"))) is None:
