@@ -88,9 +88,14 @@ def test_dense_ranges_go_through_the_worker(dense: tuple[Registry, list[Any]], d
 
 
 def test_a_dying_worker_hands_back_to_the_follower(
-    dense: tuple[Registry, list[Any]], sqlite_store: Store
+    dense: tuple[Registry, list[Any]], sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry, truth = dense
+    # Ranges of one dense block each, so ranges are left for the workers after their first
+    # answers whatever the chain's first blocks hold (the licence ledger's deployment moved
+    # them by a block, and with two-block ranges the workers' first answers ended the chain).
+    monkeypatch.setattr(ranges_module, "BATCH_LOGS", 500)
+    monkeypatch.setattr(ranges_module, "DENSE_LOGS", 250)
     follower = Indexer(registry, sqlite_store)
     by_worker = _watch_workers(follower, kill_after=1)
     report = follower.sync()
