@@ -497,3 +497,31 @@ def test_a_strangers_exclusive_grants_do_not_clash_with_each_other(store: Store)
     assert len(clashes) == 1 + 41 + 20
     owners = {first.grant_id, second.grant_id}
     assert all(owners & {c["grant_id"], c["other_grant_id"]} for c in clashes)
+
+
+def test_reading_cases_takes_no_write_lock_unless_one_is_due(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case reads are anonymous (GET /v1/cases, the case pages): they expire what is due, but
+    when nothing is they must not take the store's write lock the indexer needs."""
+    ledger = Ledger(store)
+    work = _work("reads", 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2))
+    ledger.detect()
+    (found,) = _open(store)
+    case_id = found["case"]["id"]
+    writes = []
+    real_write = type(store)._write
+
+    def counted(self: Store):  # type: ignore[no-untyped-def]
+        writes.append(1)
+        return real_write(self)
+
+    monkeypatch.setattr(type(store), "_write", counted)
+    assert get_case(store, case_id, now=NOW)["state"] == "open"
+    assert [c["id"] for c in list_cases(store, now=NOW)] == [case_id]
+    assert writes == []
+    # Past the deadline, a read expires the case (one write).
+    assert get_case(store, case_id, now=NOW + 15 * DAY)["state"] == "expired"
+    assert writes == [1]
