@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
@@ -215,8 +216,20 @@ class AppState:
 
 def client_of(request: Request) -> str:
     """The client's address: the connection's peer, or what a trusted proxy forwarded (uvicorn
-    rewrites the peer only for the proxies in the `trusted_proxies` setting)."""
-    return request.client.host if request.client else "unknown"
+    rewrites the peer only for the proxies in the `trusted_proxies` setting). An IPv6 client
+    is its /64 network: one host is usually given a whole /64, and counting each of its 2^64
+    addresses as a client would make every per-client limit (relay attempts, signed notes,
+    subscriptions, event streams) meaningless."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return host
 
 
 def state_of(request: Request) -> AppState:

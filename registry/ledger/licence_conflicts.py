@@ -290,6 +290,7 @@ class LicenceDetector:
         findings: dict[str, Finding] = {}
         # The open rows of every queued grant are judged, a grant a rollback removed included.
         responsible = [("grant", grant_id) for grant_id in sorted(grant_ids)]
+        rights: dict[str, bool] = {}
         for grant in live:
             work = works.get(grant.iscc_id)
             if grant.terminated or (work is not None and work.revoked):
@@ -303,7 +304,7 @@ class LicenceDetector:
                     continue
                 candidates += [(g, r) for g in over.get(r.other, [])]
             found = [
-                *exclusive_overlaps(conn, grant, candidates, known, now),
+                *exclusive_overlaps(conn, grant, candidates, known, now, others, rights),
                 ownership(grant, work),
                 *priority(grant, work, rel, others),
                 sublicence(grant, parents.get(grant.parent or "")),

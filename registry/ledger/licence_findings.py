@@ -45,6 +45,7 @@ __all__ = [
     "priority",
     "sublicence",
     "terms_of",
+    "unauthorised",
     "unlicensed_uses",
     "usage_coverage",
 ]
@@ -141,20 +142,66 @@ def _relation_name(relation: Relation) -> str:
     return "excerpt" if relation.kind == "segment" else relation.kind
 
 
+def _root(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection) -> GrantRecord:
+    """The grant of its own a sublicence descends from (the grant itself if it has no parent;
+    the highest ancestor found within _MAX_DEPTH)."""
+    current = grant
+    for _ in range(_MAX_DEPTH):
+        if current.parent is None:
+            break
+        if current.parent not in known:
+            known.update(grants_by_ids(conn, [current.parent]))
+        parent = known.get(current.parent)
+        if parent is None or parent.grant_id == grant.grant_id:
+            break
+        current = parent
+    return current
+
+
+def unauthorised(
+    grant: GrantRecord,
+    known: dict[str, GrantRecord],
+    works: dict[str, Work],
+    conn: Connection,
+    rights: dict[str, bool] | None = None,
+) -> bool:
+    """Whether the grant's line starts with a grant of its own whose grantor did not own the
+    work (a `grantor_not_owner` grant). `rights` caches the answers by grant id."""
+    if rights is not None and grant.grant_id in rights:
+        return rights[grant.grant_id]
+    root = _root(grant, known, conn)
+    if root.iscc_id not in works:
+        works.update(works_of(conn, {root.iscc_id}))
+    answer = ownership(root, works.get(root.iscc_id)) is not None
+    if rights is not None:
+        rights[grant.grant_id] = answer
+    return answer
+
+
 def exclusive_overlaps(
     conn: Connection,
     grant: GrantRecord,
     candidates: Iterable[tuple[GrantRecord, Relation | None]],
     known: dict[str, GrantRecord],
     now: int,
+    works: dict[str, Work] | None = None,
+    rights: dict[str, bool] | None = None,
 ) -> list[Finding]:
-    found = []
+    """Exclusive overlaps of `grant` with the candidates. With `works` (the works of the grants
+    and their candidates), two grants that both descend from unauthorised grants (see
+    `unauthorised`) do not clash: an unauthorised grant still clashes with the rightful ones
+    (their licensees should know), but a stranger's N exclusive grants over someone else's
+    work are N `grantor_not_owner` conflicts, not N*(N-1)/2 overlaps and cases."""
+    found: list[Finding] = []
+    stranger = works is not None and unauthorised(grant, known, works, conn, rights)
     my_line = _ancestors(grant, known, conn)
     for other, relation in candidates:
         if other.grant_id == grant.grant_id or other.terminated:
             continue
         if not (grant.exclusive or other.exclusive):
             continue  # no terms to compare, and no ancestors to read
+        if stranger and works is not None and unauthorised(other, known, works, conn, rights):
+            continue
         lineal = other.grant_id in my_line or grant.grant_id in _ancestors(other, known, conn)
         clash = exclusive_clash(
             terms_of(grant),

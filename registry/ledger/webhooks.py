@@ -89,10 +89,25 @@ class Target:
     address: str
 
 
+# IPv6 prefixes that carry an IPv4 address a gateway may forward to: NAT64 (the well-known
+# prefix and the local-use one, RFC 6052 and 8215) in the low 32 bits; 6to4 is `sixtofour`.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# Not global, though Python 3.11's is_global says so: IPv4-compatible (deprecated, ::/96) and
+# site-local (deprecated, fec0::/10) addresses.
+_INSIDE_V6 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("fec0::/10"))
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif any(ip in net for net in _NAT64):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif any(ip in net for net in _INSIDE_V6):
+            return False
     # is_global is False for loopback, private, link-local, shared (CGNAT), documentation and
     # reserved ranges; multicast is "global" for some ranges but never a web server.
     return ip.is_global and not ip.is_multicast

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from registry.api import create_app
 from registry.api import resolve as resolve_routes
+from registry.api.state import client_of
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import dev_account, free_port
@@ -636,3 +638,21 @@ def test_gas_budgets_bound_fresh_keys_and_each_declarer(
         statuses = [a.status_code for a in answers]
         assert statuses[0] == 200 and statuses[-1] == 429, statuses
         assert "relayer's gas budget is spent" in answers[-1].json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("host", "client"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_an_ipv6_client_is_its_64_network(host: str, client: str) -> None:
+    """Every per-client limit counts an IPv6 /64 as one client: a host usually has a whole /64,
+    and each of its addresses must not get its own allowance."""
+    request = SimpleNamespace(client=SimpleNamespace(host=host))
+    assert client_of(request) == client  # type: ignore[arg-type]

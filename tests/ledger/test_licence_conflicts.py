@@ -462,3 +462,66 @@ def test_forgetting_a_registry_withdraws_its_cases_as_reorg(store: Store) -> Non
     gone = list_licence_conflicts(store, status="resolved")
     assert sorted(c["resolved_reason"].split(":")[0] for c in gone) == ["reorg", "reorg"]
     assert {c["case"]["state"] for c in gone} == {"withdrawn"}
+
+
+def test_a_strangers_exclusive_grants_do_not_clash_with_each_other(store: Store) -> None:
+    """A stranger's exclusive grants over someone else's work (directly, or as sublicences
+    under one such grant) are each `grantor_not_owner`, not N*(N-1)/2 overlaps and cases;
+    they still clash with the owner's grants."""
+    ledger = Ledger(store)
+    film = _work("film", 1, ALICE)
+    ledger.apply(1, film)
+    root = granted(film.iscc_id, BOB, 2, licensee=BOB, sublicensable=True)
+    ledger.apply(2, root)
+    own = [
+        granted(film.iscc_id, BOB, 3, log_index=i, licensee=CAROL, exclusive=True)
+        for i in range(20)
+    ]
+    subs = [
+        granted(film.iscc_id, BOB, 4, log_index=i, parent=root.grant_id, exclusive=True)
+        for i in range(20)
+    ]
+    ledger.apply(3, *own)
+    ledger.apply(4, *subs)
+    ledger.detect()
+    assert _open(store, EXCLUSIVE_OVERLAP) == []
+    assert len(_open(store, NOT_OWNER)) == 21
+    # The owner's exclusive grant clashes with the owner's other grant and the stranger's.
+    first = granted(film.iscc_id, ALICE, 5, licensee=DAVE, exclusive=True)
+    second = granted(film.iscc_id, ALICE, 5, log_index=60, licensee=CAROL)
+    ledger.apply(5, first, second)
+    ledger.detect()
+    clashes = _open(store, EXCLUSIVE_OVERLAP)
+    # first with second and the 41 stranger's grants, second with the 20 public sublicences
+    # (the 20 grants to CAROL are not exclusive against CAROL's own licence).
+    assert len(clashes) == 1 + 41 + 20
+    owners = {first.grant_id, second.grant_id}
+    assert all(owners & {c["grant_id"], c["other_grant_id"]} for c in clashes)
+
+
+def test_reading_cases_takes_no_write_lock_unless_one_is_due(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case reads are anonymous (GET /v1/cases, the case pages): they expire what is due, but
+    when nothing is they must not take the store's write lock the indexer needs."""
+    ledger = Ledger(store)
+    work = _work("reads", 1, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, granted(work.iscc_id, BOB, 2))
+    ledger.detect()
+    (found,) = _open(store)
+    case_id = found["case"]["id"]
+    writes = []
+    real_write = type(store)._write
+
+    def counted(self: Store):  # type: ignore[no-untyped-def]
+        writes.append(1)
+        return real_write(self)
+
+    monkeypatch.setattr(type(store), "_write", counted)
+    assert get_case(store, case_id, now=NOW)["state"] == "open"
+    assert [c["id"] for c in list_cases(store, now=NOW)] == [case_id]
+    assert writes == []
+    # Past the deadline, a read expires the case (one write).
+    assert get_case(store, case_id, now=NOW + 15 * DAY)["state"] == "expired"
+    assert writes == [1]

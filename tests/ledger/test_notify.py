@@ -332,6 +332,12 @@ def test_a_slow_or_verbose_receiver_is_cut_off(receiver: Callable[..., Receiver]
         "http://[::ffff:127.0.0.1]/",
         "http://100.64.0.1/",
         "http://0.0.0.0/",
+        # An IPv4 address inside IPv6: NAT64, 6to4, IPv4-compatible; and site-local.
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[64:ff9b:1::a00:1]/",
+        "http://[2002:7f00:1::1]/",
+        "http://[::7f00:1]/",
+        "http://[fec0::1]/",
     ],
 )
 def test_urls_inside_a_network_are_refused_unless_allowed(url: str) -> None:
@@ -358,6 +364,10 @@ def test_urls_inside_a_network_are_refused_unless_allowed(url: str) -> None:
 def test_malformed_urls_are_refused_with_the_reason(url: str, reason: str) -> None:
     with pytest.raises(webhooks.UnsafeUrl, match=reason):
         webhooks.check_url(url, allow_private=True)
+
+
+def test_a_public_address_inside_nat64_is_accepted() -> None:
+    assert webhooks.check_url("http://[64:ff9b::5db8:d822]/").address == "64:ff9b::5db8:d822"
 
 
 def test_a_public_address_is_accepted_and_pinned() -> None:
