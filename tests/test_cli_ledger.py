@@ -171,7 +171,11 @@ def test_cases_list_show_and_respond(home: Home) -> None:
     assert disputed.returncode == 0, disputed.stderr
     assert "disputed" in disputed.stdout and "mine came first" in disputed.stdout
     assert f"{RIVAL} (signed)" in disputed.stdout
-    resolved = home("cases", "respond", case_id, "--resolve", "--key", "grantor", "--json")
+    waiting = home("cases", "respond", case_id, "--resolve", "--key", "grantor")
+    assert waiting.returncode == 0, waiting.stderr
+    assert "closes when every party has signed" in waiting.stdout
+    for key in ("rival", "licensee"):
+        resolved = home("cases", "respond", case_id, "--resolve", "--key", key, "--json")
     assert json.loads(resolved.stdout)["state"] == "resolved"
     with Store.open(home.db_url) as store:
         steps = cases.get_case(store, case_id)["events"]
@@ -179,6 +183,8 @@ def test_cases_list_show_and_respond(home: Home) -> None:
         ("registry", "open"),
         (RIVAL, "dispute"),
         (GRANTOR, "resolve"),
+        (RIVAL, "resolve"),
+        (LICENSEE, "resolve"),
     ]
 
 

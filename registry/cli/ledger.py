@@ -375,3 +375,11 @@ def cases_respond(
         print_json(case)
         return
     _print_case(case)
+    if chosen[0] in ("resolve", "withdraw") and case["state"] not in ("resolved", "withdrawn"):
+        signed_by = {e["actor"] for e in case["events"] if e["action"] == chosen[0]}
+        waiting = [p["address"] for p in case["parties"] if p["address"] not in signed_by]
+        out.print(
+            f"recorded: the case closes when every party has signed {chosen[0]} "
+            f"(waiting for {', '.join(waiting)})",
+            highlight=False,
+        )

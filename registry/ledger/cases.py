@@ -90,6 +90,9 @@ EXPIRE = "expire"
 ACTIONS = (ACKNOWLEDGE, DISPUTE, RESOLVE, WITHDRAW)
 """What a party's signed response may do (CaseResponse.action names one of these)."""
 
+ZERO_ADDRESS = "0x" + "00" * 20
+"""Never a signer: a public licence's licensee, if a party list ever names it."""
+
 REGISTRY = "registry"
 """The actor of the registry's own steps: opening, expiry, automatic resolution."""
 
@@ -265,6 +268,12 @@ def _step(
     state = TRANSITIONS.get((row.state, action))
     if state is None:
         raise IllegalTransition(f"case {case_id} is {row.state}: it cannot be {_past(action)}")
+    if signed is not None and state in CLOSED and not _all_agree(conn, case_id, action, actor):
+        # One side alone cannot close a case: the party a conflict accuses (a grantor who did
+        # not own the work, a user without a licence) would otherwise settle it by itself. The
+        # step is recorded as its agreement and the case stays as it is until every party has
+        # signed the same action (or the registry closes it: the conflict ended, or expiry).
+        state = row.state
     seq = conn.execute(
         select(func.coalesce(func.max(case_events.c.seq), -1)).where(
             case_events.c.case_id == case_id
@@ -276,6 +285,23 @@ def _step(
         values["closed_reason"] = note or action
     conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
     return state
+
+
+def _all_agree(conn: Connection, case_id: str, action: str, actor: str) -> bool:
+    """Whether, with `actor` taking `action` now, every party of the case has signed it."""
+    parties = set(
+        conn.execute(
+            select(case_parties.c.party).where(case_parties.c.case_id == case_id)
+        ).scalars()
+    )
+    agreed = set(
+        conn.execute(
+            select(case_events.c.actor).where(
+                case_events.c.case_id == case_id, case_events.c.action == action
+            )
+        ).scalars()
+    )
+    return parties - {ZERO_ADDRESS} <= agreed | {actor}
 
 
 def _past(action: str) -> str:

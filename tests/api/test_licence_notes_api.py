@@ -202,8 +202,12 @@ def test_parties_answer_a_case_step_by_step(api: TestClient, clash: Ledger) -> N
     step = case["events"][-1]
     assert (step["actor"], step["action"], step["note"]) == (RIVAL, "dispute", "mine")
     assert step["signature"] and step["digest"]
+    # Settled only when every party signs it: the grantor and the rival alone leave it open.
+    for party in ("grantor", "rival"):
+        waiting = api.post(path, json=response_note(KEYS[party], clash.case_id, "resolve"))
+        assert waiting.json()["state"] == "disputed", waiting.text
     resolved = api.post(
-        path, json=response_note(KEYS["grantor"], clash.case_id, "resolve", "settled")
+        path, json=response_note(KEYS["licensee"], clash.case_id, "resolve", "settled")
     )
     assert resolved.json()["state"] == "resolved"
     assert resolved.json()["closed_reason"] == "settled"
@@ -211,6 +215,8 @@ def test_parties_answer_a_case_step_by_step(api: TestClient, clash: Ledger) -> N
     assert late.status_code == 409 and late.json()["error"] == "illegal-transition"
     assert [e["state"] for e in api.get(f"/v1/cases/{clash.case_id}").json()["events"]] == [
         "open",
+        "disputed",
+        "disputed",
         "disputed",
         "resolved",
     ]

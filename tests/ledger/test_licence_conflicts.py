@@ -336,18 +336,29 @@ def test_case_steps_and_illegal_ones(store: Store) -> None:
         case_steps.dispute(store, first, _signed(BOB, "b"), now=NOW)
     with pytest.raises(case_steps.ReplayedResponse):
         case_steps.resolve(store, first, _signed(ALICE, "a"), now=NOW)
-    assert case_steps.resolve(store, first, _signed(BOB, "c"), "settled", now=NOW) == "resolved"
+    # One side alone never closes a case: Bob, whose grant over Alice's work the case is
+    # about, cannot settle it by himself; it closes once every party has signed.
+    assert case_steps.resolve(store, first, _signed(BOB, "c"), "settled", now=NOW) == (
+        "acknowledged"
+    )
+    assert case_steps.resolve(store, first, _signed(DAVE, "c2"), now=NOW) == "acknowledged"
+    assert case_steps.resolve(store, first, _signed(ALICE, "c3"), "agreed", now=NOW) == "resolved"
+    assert get_case(store, first, now=NOW)["closed_reason"] == "agreed"
     with pytest.raises(case_steps.IllegalTransition):
         case_steps.withdraw(store, first, _signed(BOB, "d"), now=NOW)
     assert case_steps.dispute(store, second, _signed(BOB, "e"), now=NOW) == "disputed"
-    assert case_steps.withdraw(store, second, _signed(CAROL, "f"), now=NOW) == "withdrawn"
+    assert case_steps.withdraw(store, second, _signed(CAROL, "f"), now=NOW) == "disputed"
+    assert case_steps.withdraw(store, second, _signed(ALICE, "g"), now=NOW) == "disputed"
+    assert case_steps.withdraw(store, second, _signed(BOB, "h"), now=NOW) == "withdrawn"
     with pytest.raises(case_steps.CaseNotFound):
         get_case(store, "0x" + "00" * 32)
     steps = get_case(store, first, now=NOW)["events"]
     assert [(s["actor"], s["action"], s["state"]) for s in steps] == [
         ("registry", "open", "open"),
         (ALICE, "acknowledge", "acknowledged"),
-        (BOB, "resolve", "resolved"),
+        (BOB, "resolve", "acknowledged"),
+        (DAVE, "resolve", "acknowledged"),
+        (ALICE, "resolve", "resolved"),
     ]
     assert [c["id"] for c in list_cases(store, party=CAROL, now=NOW)] == [second]
 

@@ -250,7 +250,10 @@ def test_case_steps_and_automatic_resolution_by_termination_revocation_and_trans
     forged = SignedNote(note(bob, "resolve").note, note(dave, "resolve").signature, domain)
     with pytest.raises(InvalidNote):
         respond(store, forged, domain, now=now)
-    assert respond(store, note(bob, "resolve", "settled"), domain, now=now) == "resolved"
+    # Bob's grant is what the case is about: his "resolved" alone leaves it open to the others.
+    assert respond(store, note(bob, "resolve", "settled"), domain, now=now) == "acknowledged"
+    assert respond(store, note(carol, "resolve"), domain, now=now) == "acknowledged"
+    assert respond(store, note(alice, "resolve", "settled"), domain, now=now) == "resolved"
 
     # The licensee gives the licence up; Alice revokes one work and hands another to Bob.
     terminate_on_chain(registry, carol, grants["terminated"])
@@ -279,6 +282,8 @@ def test_case_steps_and_automatic_resolution_by_termination_revocation_and_trans
         "registry",
         alice.address,
         bob.address,
+        carol.address,
+        alice.address,
     ]
 
 
@@ -303,9 +308,12 @@ def test_an_unanswered_case_expires_and_a_disputed_one_is_withdrawn(
     indexer.sync()  # the after-sync expires what is due, with nothing new on chain
     expired = get_case(store, silent_case, now=later)
     assert expired["state"] == "expired" and expired["events"][-1]["actor"] == "registry"
-    # A disputed case had an answer: it does not expire, its party may withdraw it.
+    # A disputed case had an answer: it does not expire; it is withdrawn once both sides sign.
     assert get_case(store, argued_case, now=later)["state"] == "disputed"
     assert case_steps.withdraw(store, argued_case, _signed(alice, "drop", later), now=later) == (
+        "disputed"
+    )
+    assert case_steps.withdraw(store, argued_case, _signed(bob, "drop too", later), now=later) == (
         "withdrawn"
     )
 
