@@ -54,6 +54,9 @@ def note_policy(request: Request) -> NotePolicy:
     return request.app.state.note_policy
 
 
+LICENCES_LIMIT = 1000
+
+
 @router.get(
     "/works/{iscc_id}/licences",
     response_model=LicenceList,
@@ -69,12 +72,21 @@ def licences(
             json_schema_extra=documented(ISCC_ID),
         ),
     ],
+    limit: Annotated[int, Query(ge=1, le=LICENCES_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
-    """Every grant over the declaration (sublicences included) in chain order: who holds it
-    (or `public`), where, for what use, when, exclusive or not, its status, and its open
-    licence conflicts with their cases. An ISCC-ID nobody licensed has an empty list."""
+    """The grants over the declaration (sublicences included) in chain order, `limit` from
+    `offset` on: who holds it (or `public`), where, for what use, when, exclusive or not, its
+    status, and its open licence conflicts with their cases. An ISCC-ID nobody licensed has
+    an empty list; `truncated` says more follow."""
     canonical = str(IsccId.parse(iscc_id))
-    return {"iscc_id": canonical, "licences": work_licences(store_of(request), canonical)}
+    # Anyone may grant over any work: one answer never holds them all.
+    found = work_licences(store_of(request), canonical, limit=limit + 1, offset=offset)
+    return {
+        "iscc_id": canonical,
+        "licences": found[:limit],
+        "truncated": len(found) > limit,
+    }
 
 
 @router.get("/cases", response_model=CaseList, summary="List cases of licence conflicts")

@@ -203,6 +203,7 @@ class Licence(BaseModel):
 class LicenceList(BaseModel):
     iscc_id: str
     licences: list[Licence] = Field(description="In chain order")
+    truncated: bool = Field(False, description="More licences follow (see `offset`)")
 
 
 class CaseParty(BaseModel):

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 
 from registry.chain.iscc_id import IsccId
 from registry.ledger.terms import USE_INFO, Conditions, Territories, Use, condition_names
+from registry.store.bulk import chunks
 from registry.store.licences import GrantRecord
 from registry.store.schema import cases, licence_conflicts
 from registry.store.store import Store
@@ -87,7 +88,9 @@ def _open_conflicts(store: Store, grant_ids: list[str]) -> dict[str, list[dict[s
     found: dict[str, list[dict[str, Any]]] = {g: [] for g in grant_ids}
     if not grant_ids:
         return found
-    query = (
+    # In chunks: a work's grants may outnumber what one statement may bind (65,535 on
+    # PostgreSQL).
+    queries = [
         select(
             licence_conflicts.c.id,
             licence_conflicts.c.kind,
@@ -100,31 +103,44 @@ def _open_conflicts(store: Store, grant_ids: list[str]) -> dict[str, list[dict[s
         .where(
             licence_conflicts.c.resolved_at.is_(None),
             or_(
-                licence_conflicts.c.grant_id.in_(grant_ids),
-                licence_conflicts.c.other_grant_id.in_(grant_ids),
+                licence_conflicts.c.grant_id.in_(chunk),
+                licence_conflicts.c.other_grant_id.in_(chunk),
             ),
         )
         .order_by(licence_conflicts.c.id)
-    )
+        for chunk in chunks(grant_ids)
+    ]
+    seen: set[int] = set()
     with store._read() as conn:
-        for row in conn.execute(query):
-            entry = {
-                "conflict": int(row.id),
-                "kind": row.kind,
-                "case": row.case_id,
-                "case_state": row.case_state,
-            }
-            for grant_id in {row.grant_id, row.other_grant_id}:
-                if grant_id in found:
-                    found[grant_id].append(entry)
+        rows = [row for query in queries for row in conn.execute(query)]
+    for row in sorted(rows, key=lambda r: r.id):
+        if row.id in seen:  # both grants of a conflict, found in two chunks
+            continue
+        seen.add(row.id)
+        entry = {
+            "conflict": int(row.id),
+            "kind": row.kind,
+            "case": row.case_id,
+            "case_state": row.case_state,
+        }
+        for grant_id in {row.grant_id, row.other_grant_id}:
+            if grant_id in found:
+                found[grant_id].append(entry)
     return found
 
 
-def work_licences(store: Store, iscc_id: str, now: int | None = None) -> list[dict[str, Any]]:
-    """Every grant over a work (sublicences included), in chain order, as `licence_view`s with
-    their open conflicts. Raises InvalidCode for something that is not an ISCC-ID."""
+def work_licences(
+    store: Store,
+    iscc_id: str,
+    now: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The grants over a work (sublicences included), in chain order, as `licence_view`s with
+    their open conflicts: all of them, or `limit` from `offset` on. Raises InvalidCode for
+    something that is not an ISCC-ID."""
     canonical = str(IsccId.parse(iscc_id))
     moment = int(time.time()) if now is None else now
-    grants = store.grants_of(canonical)
+    grants = store.grants_of(canonical, limit, offset)
     conflicts = _open_conflicts(store, [g.grant_id for g in grants])
     return [licence_view(g, moment, conflicts[g.grant_id]) for g in grants]

@@ -458,10 +458,14 @@ class LicenceReads(Connections):
             found = row.first()
         return None if found is None else _grant_record(found)
 
-    def grants_of(self, iscc_id: str) -> list[GrantRecord]:
-        """Every grant over an ISCC-ID (sublicences included), in chain order."""
+    def grants_of(
+        self, iscc_id: str, limit: int | None = None, offset: int = 0
+    ) -> list[GrantRecord]:
+        """Every grant over an ISCC-ID (sublicences included), in chain order; with `limit`,
+        that many from `offset` on (anyone may grant over any work, so a work may have
+        millions)."""
         canonical = str(IsccId.parse(iscc_id))
-        return self._grants(grants.c.iscc_id == canonical)
+        return self._grants(grants.c.iscc_id == canonical, limit, offset)
 
     def grants_by(self, address: str) -> list[GrantRecord]:
         """Every grant an address gave or holds (as licensee), in chain order."""
@@ -472,8 +476,10 @@ class LicenceReads(Connections):
         """The grants naming this one as their parent, in chain order."""
         return self._grants(grants.c.parent == _grant_id(grant_id))
 
-    def _grants(self, where: Any) -> list[GrantRecord]:
+    def _grants(self, where: Any, limit: int | None = None, offset: int = 0) -> list[GrantRecord]:
         query = select_grants().where(where).order_by(grants.c.block_number, grants.c.log_index)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
         with self._read() as conn:
             return [_grant_record(row) for row in conn.execute(query)]
 

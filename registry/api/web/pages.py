@@ -44,6 +44,8 @@ PAGE_SIZE = 20
 DECLARER_CONFLICTS = 500
 # A work's page lists this many of its licence cases, newest first.
 CASES_SHOWN = 50
+# Anyone may grant over any work: the page shows the oldest this many.
+LICENCES_SHOWN = 200
 
 # Everything a page shows comes from this origin; declarer-written strings (gateway, metadata)
 # are escaped by Jinja, and this policy is the second wall should an escape ever be missed.
@@ -390,7 +392,8 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
         current=current,
         verdict=views.declaration_verdict(current),
         timeline=timeline,
-        licences=work_licences(state.store, resolution.query),
+        licences=work_licences(state.store, resolution.query, limit=LICENCES_SHOWN),
+        licences_shown=LICENCES_SHOWN,
         cases=ledger_cases.list_cases(state.store, iscc_id=resolution.query, limit=CASES_SHOWN),
         cases_shown=CASES_SHOWN,
     )
