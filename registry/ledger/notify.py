@@ -472,7 +472,7 @@ class Deliverer:
             due.url, body, headers, self.policy.timeout_s, self.policy.allow_private
         )
 
-    def _record(self, due: _Due, outcome: webhooks.Outcome) -> None:
+    def _record(self, due: _Due, outcome: webhooks.Outcome) -> float | None:
         attempts = due.attempts + 1
         values: dict[str, Any] = {
             "attempts": attempts,
@@ -487,25 +487,42 @@ class Deliverer:
             values["next_attempt"] = time.time() + self.policy.delay(attempts)
         with self.store._write() as conn:
             conn.execute(update(deliveries).where(deliveries.c.id == due.id).values(**values))
+        return values.get("next_attempt")
 
-    def _attempt_all(self, group: list[_Due]) -> list[webhooks.Outcome]:
-        return [self._attempt(due) for due in group]
+    def _release(self, rest: list[_Due], at: float) -> None:
+        """Put claimed rows back, due at `at`, without counting an attempt."""
+        with self.store._write() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_([due.id for due in rest]))
+                .values(next_attempt=at)
+            )
+
+    def _post_group(self, group: list[_Due]) -> None:
+        """Post one subscription's claimed notices in order, until one fails: the receiver is
+        down or slow, so the rest wait for that notice's retry instead of each taking a
+        timeout. Otherwise a few slow receivers held every worker for minutes and healthy
+        subscribers waited behind them (review finding: 10 s for 10 notices)."""
+        for k, due in enumerate(group):
+            outcome = self._attempt(due)
+            if not outcome.delivered:
+                log.info("webhook %s to %s failed: %s", due.id, due.url, outcome.error)
+            retry = self._record(due, outcome)
+            if not outcome.delivered:
+                if group[k + 1 :]:
+                    at = retry if retry is not None else time.time() + self.policy.backoff_s
+                    self._release(group[k + 1 :], at)
+                return
 
     def deliver_due(self, now: float | None = None) -> int:
         """One round: claim what is due, post it, record each outcome. Subscriptions are posted
-        to side by side, each one's notices in their order. Returns how many rows were
-        attempted."""
+        to side by side, each one's notices in their order until one fails. Returns how many
+        rows were claimed."""
         claimed = self._claim(time.time() if now is None else now)
         groups: dict[str, list[_Due]] = {}
         for due in sorted(claimed, key=lambda d: d.notice["id"]):
             groups.setdefault(due.subscription_id, []).append(due)
-        for group, outcomes in zip(
-            groups.values(), self._pool.map(self._attempt_all, groups.values()), strict=True
-        ):
-            for due, outcome in zip(group, outcomes, strict=True):
-                if not outcome.delivered:
-                    log.info("webhook %s to %s failed: %s", due.id, due.url, outcome.error)
-                self._record(due, outcome)
+        list(self._pool.map(self._post_group, groups.values()))
         return len(claimed)
 
     def run(self, stop: threading.Event, interval_s: float = 0.5) -> None:

@@ -5,6 +5,7 @@ delivery loop, the outbox's leases, and the defences against a hostile subscribe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -202,6 +203,34 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(
     assert len({a.headers["X-Registry-Delivery"] for a in hook.arrived}) == 1
     assert all(webhooks.verify(sub["secret"], a.headers, a.body) for a in hook.arrived)
     assert deliverer.deliver_due(now=later(100)) == 0
+
+
+def test_a_slow_receiver_takes_one_timeout_a_round_and_holds_up_nobody(
+    store: Store, settings: Settings, receiver: Callable[..., Receiver]
+) -> None:
+    """Review finding: each subscription's notices were posted one after another whatever
+    happened, so four receivers answering late held every worker for ten timeouts each and a
+    healthy subscriber waited 10 s for its 10 notices. Now a failed post ends its
+    subscription's turn and the rest wait for its retry, uncounted."""
+    slow = [receiver(delay_s=3) for _ in range(4)]
+    healthy = receiver()
+    for r in (*slow, healthy):
+        notify.subscribe(store, settings, r.url, "10.0.0.7")
+    for seq in range(10):
+        announce(store, seq)
+    policy = dataclasses.replace(POLICY, timeout_s=0.5)
+    started = time.monotonic()
+    assert Deliverer(store, policy).deliver_due() == 50
+    took = time.monotonic() - started
+    assert len(healthy.arrived) == 10
+    assert [len(r.arrived) for r in slow] == [1, 1, 1, 1]
+    assert took < 2.5, took  # one timeout per slow receiver, four workers
+    waiting = [row for row in rows(store) if row.status == "pending"]
+    assert len(waiting) == 40
+    assert sorted(row.attempts for row in waiting).count(0) == 36
+    # The 36 untried notices are due when their subscription's failed one is retried.
+    retries = {row.subscription_id: row.next_attempt for row in waiting if row.attempts}
+    assert all(row.next_attempt == retries[row.subscription_id] for row in waiting)
 
 
 def test_delivery_gives_up_after_its_attempts_and_the_backoff_is_capped(
