@@ -83,5 +83,8 @@ artifact=artifacts/contracts/IsccRegistry.sol/IsccRegistry.json
 if [ ! -f "$artifact" ] || [ -n "$(find contracts hardhat.config.js -newer "$artifact" -print -quit)" ]; then
   log "compiling contracts with Hardhat (solc from npm, nothing downloaded)"
   PATH="$PWD/node_modules/.bin:$PATH" npx --no-install hardhat compile
+  # Hardhat leaves an artifact alone when its own contract did not change (a new contract
+  # beside it, a touched file): mark the check done, or every later setup would compile again.
+  touch "$artifact"
   log "ready: .venv/bin/iscc-registry --help"
 fi
