@@ -505,27 +505,23 @@ class RelayQueue:
                         job.finish(result=result.receipt.to_dict(), gas=share)
                     else:
                         job.finish(error=result.error)
-        for job in actions:
-            try:
-                receipt = act_relayed(self.registry, job.payload, self.payer, tag=job.key)  # type: ignore[arg-type]
-            except RegistryError as exc:
-                job.finish(error=str(exc))
-            except Exception as exc:
-                log.exception("relaying an owner action failed")
-                job.finish(error=f"relay failed: {type(exc).__name__}")
-            else:
-                job.finish(result=receipt.to_dict(), gas=receipt.gas_used)
+        self._send_each(actions, act_relayed, "an owner action")
         # After the grants of the same batch: a termination may name one of them.
-        for job in terminations:
+        self._send_each(terminations, submit_termination, "a termination")
+
+    def _send_each(self, jobs: list[Job], submit: Callable[..., Any], what: str) -> None:
+        """One transaction per job (owner actions, terminations): a refusal finishes its job
+        with the reason, anything else with a generic error, and the next job goes on."""
+        for job in jobs:
             try:
-                ended = submit_termination(self.registry, job.payload, self.payer, tag=job.key)  # type: ignore[arg-type]
+                done = submit(self.registry, job.payload, self.payer, tag=job.key)
             except RegistryError as exc:
                 job.finish(error=str(exc))
             except Exception as exc:
-                log.exception("relaying a termination failed")
+                log.exception("relaying %s failed", what)
                 job.finish(error=f"relay failed: {type(exc).__name__}")
             else:
-                job.finish(result=ended.to_dict(), gas=ended.gas_used)
+                job.finish(result=done.to_dict(), gas=done.gas_used)
 
     def _send_grants(self, grants: list[Job]) -> None:
         """Grants of many grantors in grantBatch transactions; each entry's own outcome."""
