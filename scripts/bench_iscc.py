@@ -50,8 +50,13 @@ def _tree_rss(pid: int) -> int:
 
 def measure(python: str, code: str, path: Path) -> tuple[float, int, str]:
     """Wall seconds, peak tree RSS in bytes, and the ISCC printed."""
+    # The reference venv's fpcalc resamples in Python before Debian's fpcalc runs (see
+    # scripts/reference_fpcalc.py); timing iscc-sdk, it runs the native binary alone.
+    env = {**os.environ, "REFERENCE_FPCALC": "debian"}
     start = time.perf_counter()
-    proc = subprocess.Popen([python, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [python, "-c", code, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))

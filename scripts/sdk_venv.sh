@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv-sdk
 SDK_VERSION=0.9.7
+AV_VERSION=18.1.0
 log() { printf '\033[1;34m[sdk]\033[0m %s\n' "$*" >&2; }
 
 missing=()
@@ -28,21 +29,23 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.vers
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
   "$VENV/bin/python" -m pip install -q "iscc-sdk==$SDK_VERSION" >&2
 fi
+# PyAV 18.1 bundles FFmpeg 8.0, the FFmpeg of the fpcalc iscc-sdk downloads.
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('av') != '$AV_VERSION')" 2>/dev/null; then
+  log "installing av==$AV_VERSION into $VENV"
+  "$VENV/bin/python" -m pip install -q "av==$AV_VERSION" >&2
+fi
 
 # iscc-sdk looks for its tools under platformdirs' user data dir, which follows XDG_DATA_HOME.
 tools="$PWD/$VENV/share/iscc-sdk"
 mkdir -p "$tools"
 ln -sf "$(.venv/bin/python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" "$tools/ffmpeg-8.1"
 ln -sf "$(command -v ffprobe)" "$tools/ffprobe-8.1"
-# Debian's fpcalc 1.5.1 prints the complete fingerprint but then exits 3 on its final
-# "Error decoding audio frame (End of file)" (a known 1.5.1 bug with FFmpeg 5); iscc-sdk treats
-# any non-zero exit as failure. The wrapper turns exactly that case into success.
-cat > "$tools/fpcalc-1.6.0" <<'WRAP'
+# iscc-sdk 0.9.7 runs fpcalc 1.6.0, a static build on FFmpeg 8.0; Debian has 1.5.1 on FFmpeg 5.1,
+# whose resampler rounds differently. scripts/reference_fpcalc.py resamples with the FFmpeg 8
+# that PyAV bundles and lets Debian's fpcalc fingerprint the result (see its docstring).
+cat > "$tools/fpcalc-1.6.0" <<WRAP
 #!/usr/bin/env bash
-err=$(mktemp); trap 'rm -f "$err"' EXIT
-fpcalc "$@" 2>"$err"; rc=$?
-if [ "$rc" -eq 3 ] && [ "$(grep -v 'End of file' "$err" | wc -l)" -eq 0 ]; then rc=0; fi
-cat "$err" >&2; exit "$rc"
+exec "$PWD/$VENV/bin/python" "$PWD/scripts/reference_fpcalc.py" "\$@"
 WRAP
 chmod +x "$tools/fpcalc-1.6.0"
 

@@ -215,15 +215,16 @@ def pattern_image(
     return img.convert(mode) if mode != "RGB" else img
 
 
-def make_av(path: Path, *args: str, seconds: float = 4.0) -> Path:
+def make_av(path: Path, *args: str, seconds: float = 4.0, seed: int = -1) -> Path:
     """Audio/video made by ffmpeg from lavfi sources; `args` are the inputs and encoder options.
 
     Shorthands: "AUDIO" is a 440 Hz tone mixed with pink noise (stereo, 44.1 kHz), "VIDEO" the
-    testsrc pattern (320x240, 25 fps), "FRACTAL" the mandelbrot source.
+    testsrc pattern (320x240, 25 fps), "FRACTAL" the mandelbrot source. The noise differs on
+    every call unless `seed` fixes it.
     """
     sources = {
         "AUDIO": f"sine=frequency=440:duration={seconds},volume=0.5[a];"
-        f"anoisesrc=d={seconds}:c=pink:a=0.2[b];[a][b]amix=inputs=2",
+        f"anoisesrc=d={seconds}:c=pink:a=0.2:seed={seed}[b];[a][b]amix=inputs=2",
         "VIDEO": f"testsrc=duration={seconds}:size=320x240:rate=25",
         "FRACTAL": f"mandelbrot=size=320x240:rate=25,trim=duration={seconds}",
     }

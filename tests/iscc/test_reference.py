@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from functools import partial
 from pathlib import Path
 
+import make_media
 import pytest
-from make_media import make_av, make_docx, make_epub, make_pdf, pattern_image, write
+from make_media import make_docx, make_epub, make_pdf, pattern_image, write
 from PIL import Image, ImageOps
 from pillow_heif import register_heif_opener
 
@@ -110,7 +112,12 @@ def _corpus(folder: Path) -> list[Path]:
 
 def _av_corpus(folder: Path) -> list[Path]:
     """Audio in every supported container, video in every supported container (with sound),
-    and re-encoded, resized and resampled variants of the same content."""
+    and re-encoded, resized and resampled variants of the same content.
+
+    The noise is fixed: on this one, Debian's fpcalc 1.5.1 (FFmpeg 5.1) resamples differently
+    from the fpcalc 1.6.0 that iscc-sdk runs and flips a bit of the 256-bit Audio-Code, which
+    scripts/reference_fpcalc.py exists to avoid; random noise found that one file in 40."""
+    make_av = partial(make_media.make_av, seed=70)
     tag = ("-metadata", "title=A Tone Title")
     return [
         make_av(folder / "tone.wav", "AUDIO"),
