@@ -217,6 +217,11 @@ def test_bad_case_commands_are_one_line(home: Home, args: list[str], words: str)
     assert_clean_error(home(*args), words)
 
 
+def test_a_malformed_case_id_is_named_before_a_missing_deployment(tmp_path: Path) -> None:
+    proc = run(tmp_path / "empty", "sqlite://", "cases", "respond", "0x12", "--resolve", "-k", "me")
+    assert_clean_error(proc, "not a case id")
+
+
 @contextmanager
 def _service(home: Home) -> Iterator[str]:
     """The registry service on the home's store, in this process, as `--via` reaches it."""

@@ -14,11 +14,12 @@ from pydantic import BaseModel, Field
 
 from registry.api.errors import ERROR_RESPONSES, RateLimited
 from registry.api.formats import ADDRESS, ISCC, ISCC_ID, Address, HexBytes, Uint256, documented
-from registry.api.models import Case, CaseList, LicenceList, UsageAnswer
+from registry.api.models import Case, CaseList, LicenceConflictList, LicenceList, UsageAnswer
 from registry.api.ratelimit import RateLimiter
 from registry.api.state import client_of, state_of, store_of
 from registry.chain.iscc_id import IsccId
 from registry.ledger import cases
+from registry.ledger.licence_conflicts import KINDS, list_licence_conflicts
 from registry.ledger.licence_views import work_licences
 from registry.ledger.notes import MAX_NOTE_BYTES, CaseResponse, UsageReport
 from registry.ledger.usage import notes_domain, parse_note, respond, take_usage_report
@@ -87,6 +88,44 @@ def licences(
         "licences": found[:limit],
         "truncated": len(found) > limit,
     }
+
+
+@router.get(
+    "/works/{iscc_id}/licence-conflicts",
+    response_model=LicenceConflictList,
+    summary="The licence conflicts over a work",
+)
+def licence_conflicts(
+    request: Request,
+    iscc_id: Annotated[
+        str,
+        Path(
+            max_length=128,
+            examples=["ISCC:MAIGBISBQHSAAAAA"],
+            json_schema_extra=documented(ISCC_ID),
+        ),
+    ],
+    status: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
+    kind: Annotated[
+        str | None,
+        Query(pattern="^(" + "|".join(KINDS) + ")$", description="Only conflicts of this kind"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    """Oldest first, on either side of the conflict, each with its exact overlap, evidence
+    and case. A conflict recorded without a case (the flood bound of
+    registry.ledger.case_policy) has `case` null and says why under `evidence.case_held`."""
+    canonical = str(IsccId.parse(iscc_id))
+    found = list_licence_conflicts(
+        store_of(request),
+        iscc_id=canonical,
+        kind=kind,
+        status=status,
+        limit=limit + 1,
+        offset=offset,
+    )
+    return {"iscc_id": canonical, "conflicts": found[:limit], "truncated": len(found) > limit}
 
 
 @router.get("/cases", response_model=CaseList, summary="List cases of licence conflicts")

@@ -338,8 +338,10 @@ def cases_respond(
 ) -> None:
     """Answer a case as one of its parties, signed with your key."""
     from registry.ledger import notes
+    from registry.ledger.cases import parse_case_id
     from registry.ledger.notes import CaseResponse
 
+    case_id = parse_case_id(case_id)  # before the deployment file, which a typo has no part in
     chosen = [
         name
         for name, flag in (

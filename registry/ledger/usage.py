@@ -57,7 +57,8 @@ def coverage(store: Store, usage: UsageRecord) -> dict[str, Any]:
         valid = [
             grant
             for grant_id in answer["grants_considered"]
-            if grant_id not in invalid and (grant := store.grant(grant_id)) is not None
+            if grant_id not in invalid
+            and (grant := store.grant(grant_id, usage.chain_id, usage.contract)) is not None
         ]
         use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
         ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
