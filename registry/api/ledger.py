@@ -18,10 +18,12 @@ from registry.api.models import Case, CaseList, LicenceConflictList, LicenceList
 from registry.api.ratelimit import RateLimiter
 from registry.api.state import client_of, state_of, store_of
 from registry.chain.iscc_id import IsccId
+from registry.chain.wallets import wallet_accepts
+from registry.errors import ChainUnavailable
 from registry.ledger import cases
 from registry.ledger.licence_conflicts import KINDS, list_licence_conflicts
 from registry.ledger.licence_views import work_licences
-from registry.ledger.notes import MAX_NOTE_BYTES, CaseResponse, UsageReport
+from registry.ledger.notes import MAX_NOTE_BYTES, CaseResponse, UsageReport, WalletCheck
 from registry.ledger.usage import notes_domain, parse_note, respond, take_usage_report
 
 __all__ = ["NotePolicy", "router"]
@@ -231,6 +233,23 @@ _NOTE_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _wallet(request: Request) -> WalletCheck:
+    """A smart-wallet party's signature check on this service's node (ERC-1271); asked only
+    when a signature is not by a key, after the client's attempt was counted."""
+    state = state_of(request)
+
+    def check(account: str, digest: bytes, signature: bytes) -> bool | None:
+        try:
+            w3 = state.registry().w3
+            return wallet_accepts(w3, account, digest, signature)
+        except ChainUnavailable:
+            raise
+        except Exception as exc:  # the node refused or is down: not the client's fault
+            raise ChainUnavailable(f"the node did not answer ({type(exc).__name__})") from None
+
+    return check
+
+
 def _domain(request: Request) -> Any:
     deployment = state_of(request).deployment
     return notes_domain(
@@ -256,11 +275,12 @@ def report_usage(request: Request, body: SignedUsageIn) -> dict[str, Any]:
     policy.attempt(request)
     domain = _domain(request)
     signed = parse_note(body.model_dump(), UsageReport)
-    signed.verify(domain)
+    wallet = _wallet(request)
+    signed.verify(domain, wallet)
     policy.charge(signed.signer)
     state = state_of(request)
     assert state.deployment is not None
-    return take_usage_report(state.store, signed, state.deployment, state.similarity())
+    return take_usage_report(state.store, signed, state.deployment, state.similarity(), wallet)
 
 
 @router.post(
@@ -282,6 +302,7 @@ def respond_to_case(request: Request, case_id: CaseId, body: SignedCaseResponseI
     policy.attempt(request)
     domain = _domain(request)
     signed = parse_note(body.model_dump(), CaseResponse)
-    signed.verify(domain)
+    wallet = _wallet(request)
+    signed.verify(domain, wallet)
     policy.charge(signed.signer)
-    return respond(store_of(request), case_id, signed, domain)
+    return respond(store_of(request), case_id, signed, domain, wallet)

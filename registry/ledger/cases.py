@@ -29,7 +29,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from registry.chain.iscc_id import IsccId
 from registry.defaults import CASE_RESPONSE_DAYS
 from registry.errors import InputError, InvalidCode, InvalidNote
-from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote
+from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote, WalletCheck
 from registry.store.schema import case_events, case_parties, cases, licence_conflicts
 from registry.store.store import Store
 
@@ -409,16 +409,23 @@ _BY_ACTION = {
 }
 
 
-def respond(store: Store, signed: SignedNote, domain: NotesDomain, now: int | None = None) -> str:
+def respond(
+    store: Store,
+    signed: SignedNote,
+    domain: NotesDomain,
+    now: int | None = None,
+    wallet: WalletCheck | None = None,
+) -> str:
     """Take a party's signed CaseResponse (registry.ledger.notes): its signature is checked for
     this registry's notes domain first, then the signer must be a party of the case, the
     response new for it (its EIP-712 digest), and the action allowed in the case's state.
     Returns the case's new state; raises InvalidNote, CaseNotFound, NotAParty,
-    ReplayedResponse or IllegalTransition."""
+    ReplayedResponse or IllegalTransition. `wallet` lets a smart-wallet party sign
+    (SignedNote.verify)."""
     note = signed.note
     if not isinstance(note, CaseResponse):
         raise InvalidNote(f"a case takes CaseResponse notes, not {note.TYPE}")
-    signed.verify(domain)
+    signed.verify(domain, wallet)
     by = SignedBy(note.party, note.signed_at, signed.signature, signed.digest())
     case_id = "0x" + note.case_id.hex()
     return _party_step(store, case_id, _BY_ACTION[note.action], by, note.note, now)

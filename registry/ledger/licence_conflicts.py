@@ -103,7 +103,7 @@ from registry.ledger.licence_works import (
     related_works,
     works_of,
 )
-from registry.ledger.notes import NotesDomain, SignedNote, UsageReport
+from registry.ledger.notes import NotesDomain, SignedNote, UsageReport, WalletCheck
 from registry.ledger.terms import Territories
 from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, query_units
 from registry.store.bulk import among, chunks
@@ -664,6 +664,7 @@ def report_usage(
     signed: SignedNote,
     similarity: SimilarityIndex | None = None,
     now: int | None = None,
+    wallet: WalletCheck | None = None,
 ) -> UsageRecord:
     """Verify a signed UsageReport for this deployment's notes domain (its LicenceRegistry),
     store it matched to the declared work it is about and queue it for detection (the next
@@ -673,7 +674,7 @@ def report_usage(
         raise InvalidNote(f"a usage report is a UsageReport note, not {note.TYPE}")
     if not deployment.licences:
         raise InvalidNote("this deployment has no licence ledger: usage reports need one")
-    signed.verify(NotesDomain(deployment.chain_id, deployment.licences))
+    signed.verify(NotesDomain(deployment.chain_id, deployment.licences), wallet)
     return store_usage_report(
         store,
         chain_id=deployment.chain_id,
