@@ -13,7 +13,16 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from registry.api.errors import ERROR_RESPONSES, RateLimited
-from registry.api.formats import ADDRESS, ISCC, ISCC_ID, Address, HexBytes, Uint256, documented
+from registry.api.formats import (
+    ADDRESS,
+    ISCC,
+    ISCC_ID,
+    Address,
+    HexBytes,
+    IsccIdPath,
+    Uint256,
+    documented,
+)
 from registry.api.models import Case, CaseList, LicenceConflictList, LicenceList, UsageAnswer
 from registry.api.ratelimit import RateLimiter
 from registry.api.state import client_of, state_of, store_of
@@ -67,14 +76,7 @@ LICENCES_LIMIT = 1000
 )
 def licences(
     request: Request,
-    iscc_id: Annotated[
-        str,
-        Path(
-            max_length=128,
-            examples=["ISCC:MAIGBISBQHSAAAAA"],
-            json_schema_extra=documented(ISCC_ID),
-        ),
-    ],
+    iscc_id: IsccIdPath,
     limit: Annotated[int, Query(ge=1, le=LICENCES_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
@@ -99,14 +101,7 @@ def licences(
 )
 def licence_conflicts(
     request: Request,
-    iscc_id: Annotated[
-        str,
-        Path(
-            max_length=128,
-            examples=["ISCC:MAIGBISBQHSAAAAA"],
-            json_schema_extra=documented(ISCC_ID),
-        ),
-    ],
+    iscc_id: IsccIdPath,
     status: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
     kind: Annotated[
         str | None,
