@@ -640,9 +640,7 @@ def test_review_a_copys_declarer_cannot_flood_the_original_owner_with_priority_c
     attacker = Account.create().address
     copy = _declared(item, 2, attacker)
     ledger.apply(2, copy)
-    ledger.apply(
-        3, *[granted(copy.iscc_id, attacker, 3, log_index=i, nonce=i) for i in range(30)]
-    )
+    ledger.apply(3, *[granted(copy.iscc_id, attacker, 3, log_index=i, nonce=i) for i in range(30)])
     ledger.detect()
     found = _open(store, NOT_PRIORITY)
     assert len(found) == 30
@@ -748,9 +746,15 @@ def test_review_a_strangers_sublicences_under_someone_elses_grant_do_not_clash_p
     stranger, n = Account.create().address, 30
     subs = [
         granted(
-            film.iscc_id, stranger, 3, log_index=i, parent=bobs.grant_id, exclusive=True,
-            licensee=Account.create().address, nonce=i,
-        )  # fmt: skip
+            film.iscc_id,
+            stranger,
+            3,
+            log_index=i,
+            parent=bobs.grant_id,
+            exclusive=True,
+            licensee=Account.create().address,
+            nonce=i,
+        )
         for i in range(n)
     ]
     ledger.apply(3, *subs)
@@ -783,3 +787,28 @@ def test_review_disputed_junk_cases_do_not_hold_the_bound_forever(store: Store) 
     ledger.detect()
     (honest,) = [c for c in _open(store, UNLICENSED_USE) if c["usage_id"] == honest_id]
     assert honest["case"] is not None, honest["evidence"].get("case_held")
+
+
+def test_review_a_works_licence_list_shows_only_its_registrys_conflicts(store: Store) -> None:
+    """work_licences reads the open conflicts of the listed grants by bare grant id
+    (licence_views._open_conflicts): Bob's sound grant over his own work is shown with the
+    grantor_not_owner conflict of its namesake on another registry (GET /v1/works/{id}/licences,
+    `license list`, the work page)."""
+    from registry.ledger.licence_views import work_licences
+
+    ledger = Ledger(store)
+    work = _work("bob's own, listed", 1, BOB)
+    ledger.apply(1, work)
+    own = granted(work.iscc_id, BOB, 2, nonce=9, uses=SVOD)
+    ledger.apply(2, own)
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    alices = _work("alice's, elsewhere", 3, ALICE)
+    foreign = granted(alices.iscc_id, BOB, 4, nonce=9, uses=SVOD)
+    three, four = (3).to_bytes(32, "big"), (4).to_bytes(32, "big")
+    store.apply(CHAIN, elsewhere, [alices], None, 3, three)
+    store.apply(CHAIN, elsewhere, [foreign], (3, three), 4, four)
+    ledger.detect()
+    assert [c["contract"] for c in _open(store, NOT_OWNER)] == [elsewhere]
+    (listed,) = work_licences(store, work.iscc_id, now=NOW)
+    assert listed["grant_id"] == own.grant_id
+    assert listed["conflicts"] == []

@@ -248,6 +248,7 @@ class _Node:
         # a fallback echoing its calldata: selector followed by the digest's first bytes
         bytes.fromhex("1626ba7e") + b"\xab" * 60,
     ],
+    ids=["four-bytes", "unpadded-word", "calldata-echo"],
 )
 def test_review_the_wallet_check_takes_only_the_answer_the_contracts_take(answer: bytes) -> None:
     """WalletSignatures.isValid accepts only a 32-byte word equal to the selector padded with
