@@ -812,3 +812,24 @@ def test_review_a_works_licence_list_shows_only_its_registrys_conflicts(store: S
     (listed,) = work_licences(store, work.iscc_id, now=NOW)
     assert listed["grant_id"] == own.grant_id
     assert listed["conflicts"] == []
+
+
+def test_review_the_same_iscc_id_on_two_registries_is_two_works(store: Store) -> None:
+    """An ISCC-ID is minted once per registry, not once per store: two deployments with the
+    same hub id on two chains (or a redeployed contract) can mint the same one. works_of reads
+    declarations and their event history by bare ISCC-ID and merges them: after Alice's
+    transfer here, Bob's grant over his own declaration on the other registry is judged
+    against Alice's declaration and history and becomes grantor_not_owner (CaseGate reads the
+    owner the same way)."""
+    ledger = Ledger(store)
+    alices = _work("alice's, here", 1, ALICE)
+    ledger.apply(1, alices)
+    ledger.apply(2, _change("Transferred", alices, 2, **{"from": ALICE, "to": DAVE}))
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    bobs = _work("bob's, elsewhere", 1, BOB)
+    assert bobs.iscc_id == alices.iscc_id
+    one, three = (1).to_bytes(32, "big"), (3).to_bytes(32, "big")
+    store.apply(CHAIN, elsewhere, [bobs], None, 1, one)
+    store.apply(CHAIN, elsewhere, [granted(bobs.iscc_id, BOB, 3)], (1, one), 3, three)
+    ledger.detect()
+    assert _open(store, NOT_OWNER) == []
