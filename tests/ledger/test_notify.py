@@ -545,3 +545,17 @@ def test_a_receiver_answering_410_gone_ends_its_subscription(
     announce(store, 3)
     Deliverer(store, POLICY).deliver_due()
     assert len(gone.arrived) == 1 and len(kept.arrived) == 4
+
+
+def test_review_a_work_filter_without_the_iscc_prefix_still_finds_its_notices(
+    store: Store,
+) -> None:
+    """GET /v1/events accepts `work` with or without "ISCC:" (formats.ISCC_ID) and passes it
+    on as given; the store's LIKE looks for the quoted string, so "MAI..." never matches the
+    stored "ISCC:MAI..." and the stream stays silent for good (likewise an upper-case case_id,
+    which FILTER allows)."""
+    mine = announce(store, 0)
+    bare = WORK.removeprefix("ISCC:")
+    assert bare != WORK
+    found, _position = notify.matching_notices(store, 0, 100, work=bare)
+    assert [n["id"] for n in found] == [mine]
