@@ -43,6 +43,19 @@ def _settings(tmp_path: Path, licences: str = LICENCES, **values: Any) -> Settin
     return Settings(home=home, **values)
 
 
+@pytest.fixture(autouse=True)
+def keys_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These services have no node: every signer is a key (the wallet check on a devnet is in
+    tests/api/test_relay_licences.py)."""
+    import types
+
+    from registry.api import ledger as api_ledger
+    from registry.api.state import AppState
+
+    monkeypatch.setattr(AppState, "registry", lambda self: types.SimpleNamespace(w3=None))
+    monkeypatch.setattr(api_ledger, "wallet_accepts", lambda *_args: None)
+
+
 @pytest.fixture
 def api(tmp_path: Path, ledger_store: Store) -> Iterator[TestClient]:
     with TestClient(create_app(_settings(tmp_path), store=ledger_store)) as client:

@@ -515,17 +515,17 @@ def test_a_filtered_reader_gets_only_its_notices_and_the_newest_position(store: 
     """The store filters a feed's notices: a reader replaying from the start with a filter
     that matches little gets just those and the newest position, so it neither reads the
     others into the service nor asks again for them."""
-    other_case, longer = "0x" + "cd" * 32, WORK + "A"
+    other_case, other_work = "0x" + "cd" * 32, "ISCC:MAIGBISBQHSAAAAB"
     for seq in range(150):
-        announce(store, seq, case_id=other_case, works=(longer,))
+        announce(store, seq, case_id=other_case, works=(other_work,))
     mine = announce(store, 0)
-    newest = announce(store, 150, case_id=other_case, works=(longer,))
+    newest = announce(store, 150, case_id=other_case, works=(other_work,))
     found, position = notify.matching_notices(store, 0, 100, case_id=CASE)
     assert [n["id"] for n in found] == [mine] and position == newest
     found, position = notify.matching_notices(store, 0, 100, work=WORK)
     assert [n["id"] for n in found] == [mine] and position == newest
     assert notify.matching_notices(store, newest, 100, kind="unlicensed_use") == ([], newest)
-    found, position = notify.matching_notices(store, 0, 100, work=longer)
+    found, position = notify.matching_notices(store, 0, 100, work=other_work)
     assert len(found) == 100 and position == found[-1]["id"]
 
 
