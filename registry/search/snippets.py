@@ -106,6 +106,7 @@ each within two hops of the work's grid, still vote for every excerpt the eight 
 voting one are checked at its offset (`_checked`), so the score stays the best grid's."""
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another character offset to be tried
 _OTHER_PLACES = 40  # other offsets kept per declaration
+_KINDS_KEPT = 100_000  # declarations whose segment kinds a SnippetIndex keeps at most
 _LISTED_PLACES = 100
 """Most candidate places an answer lists; `interval` and `period` describe them all."""
 SAME_SCORE = 0.02
@@ -158,6 +159,9 @@ class SnippetIndex(FollowingIndex):
         # every key the search returned.
         self._owners: dict[str, np.ndarray] = {}
         self._starts: dict[str, np.ndarray] = {}
+        # Segment kinds per declaration as the store had them (`kinds_of`), until the
+        # declaration gets new segment rows (a changed document): read once, not per match.
+        self._kinds: dict[int, frozenset[str]] = {}
 
     def _last_id(self) -> int:
         return self.store.last_segment_id()
@@ -172,6 +176,25 @@ class SnippetIndex(FollowingIndex):
         self._starts[name] = np.concatenate((self._starts.get(name, empty), rows[:, 2]))
         keys = np.arange(base, base + len(rows), dtype=np.int64)
         index.add(keys, rows[:, 4].view(np.uint64))
+        if self._kinds:
+            for owner in np.unique(rows[:, 1]).tolist():
+                self._kinds.pop(owner, None)
+
+    def kinds_of(self, declaration_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The segment kinds of these declarations, read from the store the first time."""
+        known = {d: self._kinds.get(d) for d in declaration_ids}
+        missing = [d for d, kinds in known.items() if kinds is None]
+        read: dict[int, frozenset[str]] = {}
+        if missing:
+            if len(self._kinds) >= _KINDS_KEPT:
+                self._kinds.clear()
+            before = self._after
+            stored = self.store.segment_kinds(missing)
+            read = {d: frozenset(stored.get(d, ())) for d in missing}
+            # A refresh meanwhile may have dropped what was just read: then it stays unkept.
+            if self._after == before:
+                self._kinds.update(read)
+        return {d: read[d] if kinds is None else kinds for d, kinds in known.items()}
 
     def votes(self, query: FeatureSet, exclude: int | None = None) -> list[tuple[int, int, int]]:
         """Best supported (votes, declaration id, offset) alignments of a query, most votes
@@ -670,11 +693,11 @@ def locate(hits: Sequence[Overlap]) -> list[Overlap]:
 
 
 def absent_modalities(
-    store: Store, features: Sequence[FeatureSet], found: Sequence[Overlap]
+    index: SnippetIndex, features: Sequence[FeatureSet], found: Sequence[Overlap]
 ) -> dict[int, tuple[str, ...]]:
     """Per declaration found, the modalities it has segments of and the query has none of."""
     asked = {MODALITY[f.kind] for f in features if f.kind in MODALITY and len(f)}
-    kinds = store.segment_kinds(sorted({o.declaration_id for o in found}))
+    kinds = index.kinds_of(sorted({o.declaration_id for o in found}))
     return {
         owner: tuple(sorted({MODALITY[k] for k in declared if k in MODALITY} - asked))
         for owner, declared in kinds.items()
@@ -730,7 +753,7 @@ def snippet_matches(
     query lacks and, per kind, where the excerpt sits in the declared work (an interval and the
     candidate places when ambiguous)."""
     found = find_snippets(store, index, features)
-    ranked = rank(found, content, absent_modalities(store, features, found))
+    ranked = rank(found, content, absent_modalities(index, features, found))
     records = store.by_ids([r.declaration_id for r in ranked])
     answer = []
     for entry in ranked:

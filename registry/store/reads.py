@@ -310,6 +310,8 @@ class Reads(Connections):
     def segment_kinds(self, declaration_ids: Sequence[int]) -> dict[int, set[str]]:
         """The segment kinds each of these declarations has; those with none are left out."""
         found: dict[int, set[str]] = {}
+        if not declaration_ids:
+            return found
         with self._read() as conn:
             for chunk in chunks(declaration_ids):
                 query = (

@@ -590,3 +590,38 @@ def test_an_excerpt_of_sound_alone_names_the_recording_before_the_film_reusing_i
     (first, second) = snippet_matches(store, index, seen)
     assert first["declaration"]["iscc_id"] == records[film_id].iscc_id
     assert first["absent"] == second["absent"] == []
+
+
+def test_the_kinds_a_declaration_has_follow_an_update_of_its_document(store: Store) -> None:
+    """Matches are ranked by the modalities a declared work has (`absent`), kept per
+    declaration by the index: a film's document replaced by one of its sound alone makes the
+    index read them again, so an excerpt of that sound no longer counts the picture."""
+    picture, sound = _work(71), _sound(72)
+    film, recording = _document([picture, sound], "film"), _document([sound], "recording")
+    store.put_metadata(film.digest, film.canonical)
+    store.put_metadata(recording.digest, recording.canonical)
+    declared = _declared(7, 1, film.digest)
+    parent = _apply(store, [declared], 1, None)
+    work_id = _row_id(store, declared)
+    index = SnippetIndex(store)
+    heard = [_cut(sound, 100, 40, seed=13, flips=2)]
+    (before,) = snippet_matches(store, index, heard)
+    assert before["absent"] == ["video"]
+    update = DECODER.decode(
+        encode_log(
+            next(e for e in CHANGE_ABI if e["name"] == "Updated"),
+            {
+                "isccId": declared.iscc_id_body,
+                "owner": declared.declarer,
+                "metahash": recording.digest,
+                "gateway": "",
+            },
+            block_number=2,
+        )
+    )
+    assert isinstance(update, ChangeEvent)
+    _apply(store, [update], 2, parent)
+    (after,) = snippet_matches(store, index, heard)
+    assert after["absent"] == []
+    assert after["score"] > before["score"]
+    assert index.kinds_of([work_id]) == {work_id: frozenset({"audio"})}
