@@ -132,26 +132,31 @@ def test_a_malformed_document_skips_segments_but_not_the_declaration(store: Stor
     assert _count(store) == 0
 
 
-def test_rollback_and_updates_replace_segments(store: Store) -> None:
-    one, two = _document([_work(4)], "one"), _document([_work(5, 50)], "two")
-    store.put_metadata(one.digest, one.canonical)
-    store.put_metadata(two.digest, two.canonical)
-    declared = _declared(4, 1, one.digest)
-    parent = _apply(store, [declared], 1, None)
+def _updated(declared: DeclaredEvent, metahash: bytes) -> ChangeEvent:
+    """The owner's update of a declaration to another metadata document, in block 2."""
     update = DECODER.decode(
         encode_log(
             next(e for e in CHANGE_ABI if e["name"] == "Updated"),
             {
                 "isccId": declared.iscc_id_body,
                 "owner": declared.declarer,
-                "metahash": two.digest,
+                "metahash": metahash,
                 "gateway": "",
             },
             block_number=2,
         )
     )
     assert isinstance(update, ChangeEvent)
-    _apply(store, [update], 2, parent)
+    return update
+
+
+def test_rollback_and_updates_replace_segments(store: Store) -> None:
+    one, two = _document([_work(4)], "one"), _document([_work(5, 50)], "two")
+    store.put_metadata(one.digest, one.canonical)
+    store.put_metadata(two.digest, two.canonical)
+    declared = _declared(4, 1, one.digest)
+    parent = _apply(store, [declared], 1, None)
+    _apply(store, [_updated(declared, two.digest)], 2, parent)
     assert _count(store) == 50
     store.rollback(CHAIN, CONTRACT, parent)  # the update is gone: the first document again
     assert _count(store) == 300
@@ -607,20 +612,7 @@ def test_the_kinds_a_declaration_has_follow_an_update_of_its_document(store: Sto
     heard = [_cut(sound, 100, 40, seed=13, flips=2)]
     (before,) = snippet_matches(store, index, heard)
     assert before["absent"] == ["video"]
-    update = DECODER.decode(
-        encode_log(
-            next(e for e in CHANGE_ABI if e["name"] == "Updated"),
-            {
-                "isccId": declared.iscc_id_body,
-                "owner": declared.declarer,
-                "metahash": recording.digest,
-                "gateway": "",
-            },
-            block_number=2,
-        )
-    )
-    assert isinstance(update, ChangeEvent)
-    _apply(store, [update], 2, parent)
+    _apply(store, [_updated(declared, recording.digest)], 2, parent)
     (after,) = snippet_matches(store, index, heard)
     assert after["absent"] == []
     assert after["score"] > before["score"]
