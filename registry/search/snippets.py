@@ -106,7 +106,7 @@ each within two hops of the work's grid, still vote for every excerpt the eight 
 voting one are checked at its offset (`_checked`), so the score stays the best grid's."""
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another character offset to be tried
 _OTHER_PLACES = 40  # other offsets kept per declaration
-_KINDS_KEPT = 100_000  # declarations whose segment kinds a SnippetIndex keeps at most
+_KINDS_KEPT = 100_000  # declarations whose segment kinds an index keeps before it starts over
 _LISTED_PLACES = 100
 """Most candidate places an answer lists; `interval` and `period` describe them all."""
 SAME_SCORE = 0.02
@@ -529,10 +529,11 @@ def _checked(
         grids = sorted(grids, key=lambda g: (-g[0], -g[1]))
         timed = KINDS[key[1]] == "ms"
         declared = store.segments_of(*key)  # read once per declaration and kind
-        for _votes, n, query, offset, others in grids[:_GRIDS_CHECKED]:
+        for _votes, minus_n, query, offset, others in grids[:_GRIDS_CHECKED]:
             tried = [query]
-            if beside:
-                near = (features[m] for m in (-n - 1, -n + 1) if 0 <= m < len(features))
+            if beside:  # a proposal carries minus its set's position in `features`
+                around = (-minus_n - 1, -minus_n + 1)
+                near = (features[m] for m in around if 0 <= m < len(features))
                 tried += [f for f in near if f.kind == key[1] and len(f)]
             for grid in tried:
                 overlap = _check(declared, grid, key[0], offset, () if timed else others)
