@@ -62,6 +62,7 @@ from registry.search.evidence import segment_weight  # noqa: E402
 from registry.search.snippets import (  # noqa: E402
     Overlap,
     SnippetIndex,
+    absent_modalities,
     file_features,
     find_snippets,
     rank,
@@ -345,7 +346,7 @@ def _query(
     baseline_s = _timed_before(store, index, features) if before_first else 0.0
     started = time.perf_counter()
     found = find_snippets(store, index, features)
-    ranked = rank(found)
+    ranked = rank(found, absent=absent_modalities(index, features, found))
     search_s = time.perf_counter() - started
     if not before_first:
         baseline_s = _timed_before(store, index, features)

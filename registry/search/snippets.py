@@ -28,7 +28,14 @@ import numpy as np
 from registry.errors import SoundTooShort
 from registry.iscc.granular import KINDS, FeatureSet
 from registry.iscc.timebased import shifted_audio_features
-from registry.search.evidence import MODALITY, Part, combine, content_weight, segment_weight
+from registry.search.evidence import (
+    MODALITY,
+    Part,
+    combine,
+    content_weight,
+    discounted,
+    segment_weight,
+)
 from registry.search.following import FollowingIndex
 from registry.search.hamming import HammingIndex
 from registry.store.store import Store
@@ -40,6 +47,7 @@ __all__ = [
     "Overlap",
     "Ranked",
     "SnippetIndex",
+    "absent_modalities",
     "excerpt_features",
     "file_features",
     "find_snippets",
@@ -91,8 +99,14 @@ RULES = {
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
 _GRIDS_CHECKED = 2  # query sets of one kind checked per declaration, the most voted first
+_SOUND_VOTERS = 2
+"""One in this many of an excerpt's sound grids is looked up in the index: four of the eight,
+each within two hops of the work's grid, still vote for every excerpt the eight found
+(scripts/bench_snippets.py), at half the cost of the crowded sound lookups; the grids beside a
+voting one are checked at its offset (`_checked`), so the score stays the best grid's."""
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another character offset to be tried
 _OTHER_PLACES = 40  # other offsets kept per declaration
+_KINDS_KEPT = 100_000  # declarations whose segment kinds an index keeps before it starts over
 _LISTED_PLACES = 100
 """Most candidate places an answer lists; `interval` and `period` describe them all."""
 SAME_SCORE = 0.02
@@ -145,6 +159,9 @@ class SnippetIndex(FollowingIndex):
         # every key the search returned.
         self._owners: dict[str, np.ndarray] = {}
         self._starts: dict[str, np.ndarray] = {}
+        # Segment kinds per declaration as the store had them (`kinds_of`), until the
+        # declaration gets new segment rows (a changed document): read once, not per match.
+        self._kinds: dict[int, frozenset[str]] = {}
 
     def _last_id(self) -> int:
         return self.store.last_segment_id()
@@ -159,6 +176,25 @@ class SnippetIndex(FollowingIndex):
         self._starts[name] = np.concatenate((self._starts.get(name, empty), rows[:, 2]))
         keys = np.arange(base, base + len(rows), dtype=np.int64)
         index.add(keys, rows[:, 4].view(np.uint64))
+        if self._kinds:
+            for owner in np.unique(rows[:, 1]).tolist():
+                self._kinds.pop(owner, None)
+
+    def kinds_of(self, declaration_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The segment kinds of these declarations, read from the store the first time."""
+        known = {d: self._kinds.get(d) for d in declaration_ids}
+        missing = [d for d, kinds in known.items() if kinds is None]
+        read: dict[int, frozenset[str]] = {}
+        if missing:
+            if len(self._kinds) >= _KINDS_KEPT:
+                self._kinds.clear()
+            before = self._after
+            stored = self.store.segment_kinds(missing)
+            read = {d: frozenset(stored.get(d, ())) for d in missing}
+            # A refresh meanwhile may have dropped what was just read: then it stays unkept.
+            if self._after == before:
+                self._kinds.update(read)
+        return {d: read[d] if kinds is None else kinds for d, kinds in known.items()}
 
     def votes(self, query: FeatureSet, exclude: int | None = None) -> list[tuple[int, int, int]]:
         """Best supported (votes, declaration id, offset) alignments of a query, most votes
@@ -483,18 +519,27 @@ def _checked(
     store: Store,
     proposed: Mapping[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]],
     features: Sequence[FeatureSet],
+    beside: bool = False,
 ) -> dict[tuple[int, str], Overlap]:
-    """The proposed alignments checked against the store: per (declaration, kind) the best."""
+    """The proposed alignments checked against the store: per (declaration, kind) the best.
+    With `beside`, the query sets next to a voting one in `features` (of its kind) are checked
+    at its offset too: they were not looked up, and one of them may fit the work better."""
     best: dict[tuple[int, str], Overlap] = {}
     for key, grids in proposed.items():
         grids = sorted(grids, key=lambda g: (-g[0], -g[1]))
         timed = KINDS[key[1]] == "ms"
         declared = store.segments_of(*key)  # read once per declaration and kind
-        for _votes, _n, query, offset, others in grids[:_GRIDS_CHECKED]:
-            overlap = _check(declared, query, key[0], offset, () if timed else others)
-            known = best.get(key)
-            if overlap is not None and (known is None or overlap.score > known.score):
-                best[key] = overlap
+        for _votes, minus_n, query, offset, others in grids[:_GRIDS_CHECKED]:
+            tried = [query]
+            if beside:  # a proposal carries minus its set's position in `features`
+                around = (-minus_n - 1, -minus_n + 1)
+                near = (features[m] for m in around if 0 <= m < len(features))
+                tried += [f for f in near if f.kind == key[1] and len(f)]
+            for grid in tried:
+                overlap = _check(declared, grid, key[0], offset, () if timed else others)
+                known = best.get(key)
+                if overlap is not None and (known is None or overlap.score > known.score):
+                    best[key] = overlap
         # Votes for other offsets of a timed work: self-similar segments. Only a scan of the
         # whole work tells every place the excerpt fits as well (rare: unrelated works get no
         # such votes, so the scan costs nothing for them).
@@ -546,8 +591,11 @@ def find_snippets(
         best.update(
             _checked(
                 store,
-                _propose(index, [p for p in numbered if p[1].kind == "sound"], exclude),
+                _propose(
+                    index, [p for p in numbered if p[1].kind == "sound"][::_SOUND_VOTERS], exclude
+                ),
                 features,
+                beside=True,
             )
         )
     elif sound:
@@ -585,10 +633,12 @@ class Ranked:
 
     declaration_id: int
     score: float
-    """`search.evidence.combine` over the parts."""
+    """`search.evidence.combine` over the parts, `discounted` for the absent modalities."""
     parts: tuple[Part, ...]
     overlaps: tuple[Overlap, ...]
     """Per kind, where the query sits (best score first)."""
+    absent: tuple[str, ...] = ()
+    """Modalities the declared work has and the query lacks."""
 
 
 def locate(hits: Sequence[Overlap]) -> list[Overlap]:
@@ -643,13 +693,29 @@ def locate(hits: Sequence[Overlap]) -> list[Overlap]:
     return [settled.get(o.kind, o) for o in hits]
 
 
+def absent_modalities(
+    index: SnippetIndex, features: Sequence[FeatureSet], found: Sequence[Overlap]
+) -> dict[int, tuple[str, ...]]:
+    """Per declaration found, the modalities it has segments of and the query has none of."""
+    asked = {MODALITY[f.kind] for f in features if f.kind in MODALITY and len(f)}
+    kinds = index.kinds_of(sorted({o.declaration_id for o in found}))
+    return {
+        owner: tuple(sorted({MODALITY[k] for k in declared if k in MODALITY} - asked))
+        for owner, declared in kinds.items()
+    }
+
+
 def rank(
-    found: Sequence[Overlap], content: Mapping[int, tuple[int, int]] | None = None
+    found: Sequence[Overlap],
+    content: Mapping[int, tuple[int, int]] | None = None,
+    absent: Mapping[int, tuple[str, ...]] | None = None,
 ) -> list[Ranked]:
     """Declarations by the combined evidence of every kind they overlap in, plus the
     Content-Code distance where they are also similar as a whole (`content`: declaration id
-    to (distance, threshold)); best first, then more segments matched, then earlier id; scores
-    within SAME_SCORE of the best remaining one count as equal and the earliest goes first."""
+    to (distance, threshold)), discounted per modality the declared work has and the query
+    lacks (`absent`, from `absent_modalities`); best first, then more segments matched, then
+    earlier id; scores within SAME_SCORE of the best remaining one count as equal and the
+    earliest goes first."""
     by_declaration: dict[int, list[Overlap]] = {}
     for overlap in found:
         by_declaration.setdefault(overlap.declaration_id, []).append(overlap)
@@ -660,7 +726,9 @@ def rank(
         if content and owner in content:
             distance, threshold = content[owner]
             parts.append(Part("content", content_weight(distance, threshold), distance))
-        ranked.append(Ranked(owner, combine(parts), tuple(parts), tuple(hits)))
+        lacking = (absent or {}).get(owner, ())
+        score = discounted(combine(parts), len(lacking))
+        ranked.append(Ranked(owner, score, tuple(parts), tuple(hits), lacking))
     ranked.sort(key=lambda r: (-r.score, -sum(o.matched for o in r.overlaps), r.declaration_id))
     # Scores this close are the same evidence (one sound re-encoded twice: a recording and the
     # film that reuses it, for an excerpt of the sound alone): the earlier declaration first.
@@ -682,9 +750,11 @@ def snippet_matches(
     content: Mapping[int, tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """The snippet part of a match answer: per declaration (best first by the combined
-    evidence, `rank`) its record, score, the parts of the score and, per kind, where the
-    excerpt sits in the declared work (an interval and the candidate places when ambiguous)."""
-    ranked = rank(find_snippets(store, index, features), content)
+    evidence, `rank`) its record, score, the parts of the score, the modalities it has and the
+    query lacks and, per kind, where the excerpt sits in the declared work (an interval and the
+    candidate places when ambiguous)."""
+    found = find_snippets(store, index, features)
+    ranked = rank(found, content, absent_modalities(index, features, found))
     records = store.by_ids([r.declaration_id for r in ranked])
     answer = []
     for entry in ranked:
@@ -699,6 +769,7 @@ def snippet_matches(
                     {"part": p.modality, "weight": round(p.weight, 4), "figure": p.figure}
                     for p in entry.parts
                 ],
+                "absent": list(entry.absent),
                 "kinds": [
                     {
                         "kind": o.kind,

@@ -307,6 +307,22 @@ class Reads(Connections):
         )
         return self._driver_rows(query, 3)
 
+    def segment_kinds(self, declaration_ids: Sequence[int]) -> dict[int, set[str]]:
+        """The segment kinds each of these declarations has; those with none are left out."""
+        found: dict[int, set[str]] = {}
+        if not declaration_ids:
+            return found
+        with self._read() as conn:
+            for chunk in chunks(declaration_ids):
+                query = (
+                    select(segments.c.declaration_id, segments.c.kind)
+                    .where(among(conn, segments.c.declaration_id, chunk))
+                    .group_by(segments.c.declaration_id, segments.c.kind)
+                )
+                for declaration_id, kind in conn.execute(query):
+                    found.setdefault(declaration_id, set()).add(kind)
+        return found
+
     def segment_source(self, declaration_id: int) -> dict[str, Any] | None:
         """Whether a declaration's segments were indexed from its document: their number, or
         the problem that kept them out; None while its document has not been stored."""

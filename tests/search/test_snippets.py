@@ -132,26 +132,31 @@ def test_a_malformed_document_skips_segments_but_not_the_declaration(store: Stor
     assert _count(store) == 0
 
 
-def test_rollback_and_updates_replace_segments(store: Store) -> None:
-    one, two = _document([_work(4)], "one"), _document([_work(5, 50)], "two")
-    store.put_metadata(one.digest, one.canonical)
-    store.put_metadata(two.digest, two.canonical)
-    declared = _declared(4, 1, one.digest)
-    parent = _apply(store, [declared], 1, None)
+def _updated(declared: DeclaredEvent, metahash: bytes) -> ChangeEvent:
+    """The owner's update of a declaration to another metadata document, in block 2."""
     update = DECODER.decode(
         encode_log(
             next(e for e in CHANGE_ABI if e["name"] == "Updated"),
             {
                 "isccId": declared.iscc_id_body,
                 "owner": declared.declarer,
-                "metahash": two.digest,
+                "metahash": metahash,
                 "gateway": "",
             },
             block_number=2,
         )
     )
     assert isinstance(update, ChangeEvent)
-    _apply(store, [update], 2, parent)
+    return update
+
+
+def test_rollback_and_updates_replace_segments(store: Store) -> None:
+    one, two = _document([_work(4)], "one"), _document([_work(5, 50)], "two")
+    store.put_metadata(one.digest, one.canonical)
+    store.put_metadata(two.digest, two.canonical)
+    declared = _declared(4, 1, one.digest)
+    parent = _apply(store, [declared], 1, None)
+    _apply(store, [_updated(declared, two.digest)], 2, parent)
     assert _count(store) == 50
     store.rollback(CHAIN, CONTRACT, parent)  # the update is gone: the first document again
     assert _count(store) == 300
@@ -517,3 +522,98 @@ def test_sound_segments_are_looked_up_only_when_nothing_else_found_the_excerpt(
     (heard,) = find_snippets(store, index, [excerpt_sound])
     assert (heard.declaration_id, heard.kind, heard.offset) == (film_id, "sound", 18600)
     assert set(asked) == {"sound"}
+
+
+def test_sound_is_looked_up_on_every_second_grid_and_scored_on_the_best(store: Store) -> None:
+    """An excerpt's sound comes on eight grids; half of them are looked up in the index (the
+    lookups of crowded sound segments cost the most), and the grids beside a voting one are
+    checked too: the score is that of the grid that fits the work best, though it never voted."""
+    fine = _sound(63, 320)
+    sound = FeatureSet("sound", fine.simprints, tuple(186 * i for i in range(320)), (186,) * 320)
+    (work_id,) = _declare_all(store, [[sound]])
+    rng = random.Random(9)
+    grids = []
+    for grid in range(8):
+        values = []
+        for value in sound.simprints[100:116]:
+            # Odd grids lie on the work's own grid; even ones are off by a few bits.
+            for bit in rng.sample(range(64), 0 if grid % 2 else 5):
+                value ^= 1 << bit
+            values.append(value)
+        grids.append(
+            FeatureSet("sound", tuple(values), tuple(186 * i for i in range(16)), sound.sizes[:16])
+        )
+    index = SnippetIndex(store)
+    asked: list[int] = []
+    looked_up = index.places_of
+
+    def spy(queries: Sequence[FeatureSet], exclude: int | None = None) -> list:
+        asked.append(len(queries))
+        return looked_up(queries, exclude)
+
+    index.places_of = spy  # type: ignore[method-assign]  # counts the grids looked up
+    (heard,) = find_snippets(store, index, grids)
+    assert asked == [4]
+    assert (heard.declaration_id, heard.offset, heard.score) == (work_id, 18600, 1.0)
+
+
+def test_an_excerpt_of_sound_alone_names_the_recording_before_the_film_reusing_it(
+    store: Store,
+) -> None:
+    """A recording, and a film declared later whose soundtrack is that recording re-encoded
+    (two bits changed in every second segment). An excerpt of the sound alone fits the film's
+    copy better, by more than SAME_SCORE, but the film has a picture the excerpt lacks: the
+    recording, which is all the excerpt is, comes first, and the answer says what the film has
+    beyond it. An excerpt of the film with its picture still names the film first."""
+    speech = _sound(25)
+    rng = random.Random(10)
+    soundtrack = FeatureSet(
+        "audio",
+        tuple(
+            v ^ (1 << rng.randrange(32)) ^ (1 << rng.randrange(32, 64)) if i % 2 else v
+            for i, v in enumerate(speech.simprints)
+        ),
+        speech.offsets,
+        speech.sizes,
+    )
+    picture = _work(26)
+    speech_id, film_id = _declare_all(store, [[speech], [picture, soundtrack]])
+    index = SnippetIndex(store)
+    heard = [_cut(soundtrack, 200, 40, seed=11, flips=2)]
+    found = find_snippets(store, index, heard)
+    assert [r.declaration_id for r in rank(found)] == [film_id, speech_id]  # sound alone
+    answer = snippet_matches(store, index, heard)
+    by_id = {m["declaration"]["iscc_id"]: m for m in answer}
+    records = store.by_ids([speech_id, film_id])
+    assert [m["declaration"]["iscc_id"] for m in answer] == [
+        records[speech_id].iscc_id,
+        records[film_id].iscc_id,
+    ]
+    assert by_id[records[film_id].iscc_id]["absent"] == ["video"]
+    assert by_id[records[speech_id].iscc_id]["absent"] == []
+    seen = [_cut(picture, 124, 25, seed=12, flips=6), *heard]  # frame 124: item 200
+    (first, second) = snippet_matches(store, index, seen)
+    assert first["declaration"]["iscc_id"] == records[film_id].iscc_id
+    assert first["absent"] == second["absent"] == []
+
+
+def test_the_kinds_a_declaration_has_follow_an_update_of_its_document(store: Store) -> None:
+    """Matches are ranked by the modalities a declared work has (`absent`), kept per
+    declaration by the index: a film's document replaced by one of its sound alone makes the
+    index read them again, so an excerpt of that sound no longer counts the picture."""
+    picture, sound = _work(71), _sound(72)
+    film, recording = _document([picture, sound], "film"), _document([sound], "recording")
+    store.put_metadata(film.digest, film.canonical)
+    store.put_metadata(recording.digest, recording.canonical)
+    declared = _declared(7, 1, film.digest)
+    parent = _apply(store, [declared], 1, None)
+    work_id = _row_id(store, declared)
+    index = SnippetIndex(store)
+    heard = [_cut(sound, 100, 40, seed=13, flips=2)]
+    (before,) = snippet_matches(store, index, heard)
+    assert before["absent"] == ["video"]
+    _apply(store, [_updated(declared, recording.digest)], 2, parent)
+    (after,) = snippet_matches(store, index, heard)
+    assert after["absent"] == []
+    assert after["score"] > before["score"]
+    assert index.kinds_of([work_id]) == {work_id: frozenset({"audio"})}
