@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {WalletSignatures} from "./WalletSignatures.sol";
 
 /// @title IsccRegistry (v2)
 /// @notice Public ledger of ISCC declarations: a declarer states, under their key, that a piece of
@@ -125,7 +124,7 @@ contract IsccRegistry is EIP712 {
     /// @notice Gas given to a smart wallet's `isValidSignature` (ERC-1271), fixed so that a wallet
     /// can cost a transaction at most this much: out of gas, a revert or a malformed answer within
     /// it makes that one signature invalid. Wallets whose check needs more declare directly.
-    uint256 public constant WALLET_CHECK_GAS = 100_000;
+    uint256 public constant WALLET_CHECK_GAS = WalletSignatures.CHECK_GAS;
 
     /// @dev Shortest ISCC-CODE: 2-byte header + Data-Code and Instance-Code bodies (64 bits each).
     uint256 private constant MIN_CODE_LENGTH = 18;
@@ -142,9 +141,6 @@ contract IsccRegistry is EIP712 {
     uint256 private constant WORD_LIMIT = 1 << 248;
     uint256 private constant OWNER_MASK = (1 << 160) - 1;
     uint256 private constant ONE_ACTION = 1 << 160;
-    /// @dev gasleft() needed before the wallet call so it really gets WALLET_CHECK_GAS (EIP-150
-    /// passes on at most 63/64) after paying for a cold account access and the call's memory.
-    uint256 private constant WALLET_CALL_RESERVE = WALLET_CHECK_GAS + WALLET_CHECK_GAS / 63 + 5000;
 
     /// @notice ISCC-ID realm (ISCC-ID SubType): 0 for test chains, 1 for production.
     uint8 public immutable realm;
@@ -229,9 +225,6 @@ contract IsccRegistry is EIP712 {
     error InvalidNonceWord(uint256 word);
     /// @notice The 52-bit microsecond field of the ISCC-ID is exhausted.
     error TimestampOverflow();
-    /// @notice Too little gas is left to give a wallet's signature check its full stipend; the
-    /// transaction's gas limit is too low (a relayer's estimate error, never an entry's fault).
-    error InsufficientGasForWalletCheck();
     /// @notice This root was committed before (its first commitment time stands).
     error AlreadyCommitted(bytes32 root);
     /// @notice No commitment with this root exists.
@@ -574,7 +567,7 @@ contract IsccRegistry is EIP712 {
         if ((lanes >> shift) & LANE_MASK != 0) {
             return (0, abi.encodeWithSelector(NonceAlreadyUsed.selector, d.declarer, d.nonce));
         }
-        if (!_isValidSignature(d.declarer, digest, signature)) {
+        if (!WalletSignatures.isValid(d.declarer, digest, signature)) {
             return (0, abi.encodeWithSelector(InvalidSignature.selector, d.declarer));
         }
         (isccId,) = _nextId(last);
@@ -585,38 +578,6 @@ contract IsccRegistry is EIP712 {
     /// @dev Its own function only to keep `_declareSigned` within the EVM's stack limit.
     function _emitDeclared(uint64 isccId, Declaration calldata d, uint64 committedAt) private {
         emit Declared(isccId, d.declarer, d.datahash, d.isccCode, d.metahash, d.gateway, d.nonce, committedAt);
-    }
-
-    /// @dev ECDSA recovery against the account first, so an EOA with code (an EIP-7702
-    /// delegation) keeps its plain signatures; then ERC-1271 for accounts with code. Written out
-    /// instead of OpenZeppelin's SignatureChecker, which tries ECDSA only for accounts without
-    /// code and forwards all remaining gas to the wallet: here the wallet gets WALLET_CHECK_GAS,
-    /// and only the first 32 bytes of its answer are copied (no return-data bomb).
-    function _isValidSignature(address account, bytes32 digest, bytes calldata signature)
-        private
-        view
-        returns (bool valid)
-    {
-        (address recovered, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (error == ECDSA.RecoverError.NoError && recovered == account) return true;
-        if (account.code.length == 0) return false;
-        if (gasleft() < WALLET_CALL_RESERVE) revert InsufficientGasForWalletCheck();
-        bytes4 selector = IERC1271.isValidSignature.selector;
-        uint256 stipend = WALLET_CHECK_GAS;
-        assembly ("memory-safe") {
-            let length := signature.length
-            let ptr := mload(0x40)
-            mstore(ptr, selector)
-            mstore(add(ptr, 0x04), digest)
-            mstore(add(ptr, 0x24), 0x40)
-            mstore(add(ptr, 0x44), length)
-            calldatacopy(add(ptr, 0x64), signature.offset, length)
-            mstore(add(add(ptr, 0x64), length), 0)
-            length := shl(5, shr(5, add(length, 0x1F)))
-            mstore(0x00, 0)
-            let success := staticcall(stipend, account, ptr, add(length, 0x64), 0x00, 0x20)
-            valid := and(success, and(gt(returndatasize(), 0x1f), eq(mload(0x00), selector)))
-        }
     }
 
     /// @dev Cheap structural checks; the indexer verifies the rest (units, datahash vs Instance-Code).
@@ -648,7 +609,7 @@ contract IsccRegistry is EIP712 {
         if (block.timestamp > deadline) revert DeadlineExpired(deadline);
         uint256 current = _states[isccId] >> 160;
         if (actions != current) revert StaleAction(isccId, actions, current);
-        if (!_isValidSignature(owner, digest, signature)) revert InvalidSignature(owner);
+        if (!WalletSignatures.isValid(owner, digest, signature)) revert InvalidSignature(owner);
     }
 
     /// @dev Ends `account`'s ownership of `isccId`, reverting with NotOwner unless it has it, and

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {WalletSignatures} from "./WalletSignatures.sol";
 
 /// @title LicenceRegistry
 /// @notice Public ledger of licence grants over ISCC declarations of an IsccRegistry. A grant is
@@ -94,13 +93,10 @@ contract LicenceRegistry is EIP712 {
     /// @notice Gas given to a smart wallet's `isValidSignature` (ERC-1271), as in IsccRegistry:
     /// a wallet can cost a transaction at most this much; out of gas, a revert or a malformed
     /// answer within it makes that one signature invalid.
-    uint256 public constant WALLET_CHECK_GAS = 100_000;
+    uint256 public constant WALLET_CHECK_GAS = WalletSignatures.CHECK_GAS;
 
     uint256 private constant TERMINATED = 1 << 160;
     uint8 private constant CONDITION_BITS = 0x07;
-    /// @dev gasleft() needed before the wallet call so it really gets WALLET_CHECK_GAS (EIP-150
-    /// passes on at most 63/64) after paying for a cold account access and the call's memory.
-    uint256 private constant WALLET_CALL_RESERVE = WALLET_CHECK_GAS + WALLET_CHECK_GAS / 63 + 5000;
 
     /// @notice The IsccRegistry whose declarations this ledger licenses (informational: no call
     /// is made to it).
@@ -171,9 +167,6 @@ contract LicenceRegistry is EIP712 {
     error NotParty(bytes32 grantId, address account);
     /// @notice The nonce word is above the last word of uint256 nonces.
     error InvalidNonceWord(uint256 word);
-    /// @notice Too little gas is left to give a wallet's signature check its full stipend; the
-    /// transaction's gas limit is too low (a relayer's estimate error, never an entry's fault).
-    error InsufficientGasForWalletCheck();
 
     /// @param registry_ The IsccRegistry whose declarations are licensed here.
     constructor(address registry_) EIP712("LicenceRegistry", "1") {
@@ -238,7 +231,7 @@ contract LicenceRegistry is EIP712 {
         if (block.timestamp > request.deadline) revert DeadlineExpired(request.deadline);
         // Party and state first: a stranger's or a stale termination costs no wallet call.
         _checkParty(request.grantId, request.by);
-        if (!_isValidSignature(request.by, hashTermination(request), signature)) revert InvalidSignature(request.by);
+        if (!WalletSignatures.isValid(request.by, hashTermination(request), signature)) revert InvalidSignature(request.by);
         _terminate(request.grantId, request.by);
     }
 
@@ -348,7 +341,7 @@ contract LicenceRegistry is EIP712 {
         if (_nonceUsed(g.grantor, g.nonce, grantId)) {
             return (0, abi.encodeWithSelector(NonceAlreadyUsed.selector, g.grantor, g.nonce));
         }
-        if (signed && !_isValidSignature(g.grantor, digest, signature)) {
+        if (signed && !WalletSignatures.isValid(g.grantor, digest, signature)) {
             return (0, abi.encodeWithSelector(InvalidSignature.selector, g.grantor));
         }
         _grants[grantId] = uint256(uint160(g.grantor));
@@ -408,36 +401,6 @@ contract LicenceRegistry is EIP712 {
         uint256 state = _checkParty(grantId, by);
         _grants[grantId] = state | TERMINATED;
         emit LicenceTerminated(grantId, by, uint64(block.timestamp));
-    }
-
-    /// @dev As IsccRegistry._isValidSignature: ECDSA against the account first (an EIP-7702
-    /// account keeps its plain signatures), then ERC-1271 with a fixed stipend, copying only the
-    /// first 32 bytes of the answer (no return-data bomb).
-    function _isValidSignature(address account, bytes32 digest, bytes calldata signature)
-        private
-        view
-        returns (bool valid)
-    {
-        (address recovered, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (error == ECDSA.RecoverError.NoError && recovered == account) return true;
-        if (account.code.length == 0) return false;
-        if (gasleft() < WALLET_CALL_RESERVE) revert InsufficientGasForWalletCheck();
-        bytes4 selector = IERC1271.isValidSignature.selector;
-        uint256 stipend = WALLET_CHECK_GAS;
-        assembly ("memory-safe") {
-            let length := signature.length
-            let ptr := mload(0x40)
-            mstore(ptr, selector)
-            mstore(add(ptr, 0x04), digest)
-            mstore(add(ptr, 0x24), 0x40)
-            mstore(add(ptr, 0x44), length)
-            calldatacopy(add(ptr, 0x64), signature.offset, length)
-            mstore(add(add(ptr, 0x64), length), 0)
-            length := shl(5, shr(5, add(length, 0x1F)))
-            mstore(0x00, 0)
-            let success := staticcall(stipend, account, ptr, add(length, 0x64), 0x00, 0x20)
-            valid := and(success, and(gt(returndatasize(), 0x1f), eq(mload(0x00), selector)))
-        }
     }
 
     function _revertWith(bytes memory reason) private pure {

@@ -6,10 +6,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from eth_utils import is_address, to_checksum_address
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registry.defaults import CASE_RESPONSE_DAYS, DEFER_LOOKUPS_AFTER
+from registry.defaults import CASE_RESPONSE_DAYS, CASES_PER_WORK, DEFER_LOOKUPS_AFTER
 
 # The repository root holds package.json and hardhat.config.js when the package runs from a
 # checkout (editable install), which is the only way the devnet is started.
@@ -47,6 +48,20 @@ class Settings(BaseSettings):
 
     case_response_days: int = Field(CASE_RESPONSE_DAYS, ge=1)
     """Days the parties of a licence case have to answer before an open case expires."""
+    case_trusted_parties: list[str] = []
+    """Addresses whose usage reports and grants open a case for every conflict they cause
+    (platforms with a reporting agreement, known licensors). A JSON list in the environment."""
+    cases_per_work: int = Field(CASES_PER_WORK, ge=1)
+    """Open licence cases of one kind a work may have that accuse parties neither trusted nor
+    its owner; conflicts beyond it are recorded without a case (registry.ledger.case_policy)."""
+
+    @field_validator("case_trusted_parties")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        wrong = [a for a in value if not is_address(a)]
+        if wrong:
+            raise ValueError(f"not an Ethereum address: {', '.join(wrong)}")
+        return [to_checksum_address(a) for a in value]
 
     relayer_key: Path | None = None
     """Key file whose account pays for relayed requests in `serve`; on the devnet (chain 31337)

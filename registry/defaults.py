@@ -10,3 +10,6 @@ DEFER_LOOKUPS_AFTER = 50_000
 
 # Days a party has to answer a licence case before it expires (registry.ledger.cases).
 CASE_RESPONSE_DAYS = 14
+# Open cases of one kind per work that may accuse unaccountable parties
+# (registry.ledger.case_policy).
+CASES_PER_WORK = 10

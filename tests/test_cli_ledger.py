@@ -217,6 +217,11 @@ def test_bad_case_commands_are_one_line(home: Home, args: list[str], words: str)
     assert_clean_error(home(*args), words)
 
 
+def test_a_malformed_case_id_is_named_before_a_missing_deployment(tmp_path: Path) -> None:
+    proc = run(tmp_path / "empty", "sqlite://", "cases", "respond", "0x12", "--resolve", "-k", "me")
+    assert_clean_error(proc, "not a case id")
+
+
 @contextmanager
 def _service(home: Home) -> Iterator[str]:
     """The registry service on the home's store, in this process, as `--via` reaches it."""
@@ -258,6 +263,11 @@ def test_usage_report_and_responses_via_a_service(home: Home, tmp_path: Path) ->
         assert "acknowledged" in answered.stdout
         refused = home("cases", "respond", case_id, "--dispute", "--key", "stranger", "--via", url)
         assert_clean_error(refused, "refused", "not a party")
+        remote = home("license", "list", WORK, "--via", url, "--json")
+        assert remote.returncode == 0, remote.stderr
+        local = home("license", "list", WORK, "--json")
+        assert json.loads(remote.stdout) == json.loads(local.stdout)
+        assert len(json.loads(remote.stdout)["licences"]) == 2
     with Store.open(home.db_url) as store:
         assert cases.get_case(store, case_id)["state"] == "acknowledged"
         assert len(store.usage_reports_of(iscc_id=home.work)) == 1

@@ -54,6 +54,31 @@ def test_declare_records_license_and_rights_in_the_metadata(
     assert document["name"]
 
 
+def test_sign_records_license_and_rights_and_declare_signed_submits_them(
+    home: Path, deployment: Deployment, declared: dict, tmp_path: Path
+) -> None:
+    """Signed now, submitted later: the metadata document is published when signing, and the
+    declaration that arrives later commits to it."""
+    work = tmp_path / "signed-film.txt"
+    work.write_text("A film signed today and declared tomorrow.\n" * 30)
+    signed = tmp_path / "signed.json"
+    proc = run(
+        home, "sign", str(work), "--key", "bob", "-o", str(signed),
+        "--license", "https://example.com/bob-licence", "--rights", "(c) 2025 Bob",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    metahash = bytes.fromhex(json.loads(signed.read_text())["declaration"]["metahash"][2:])
+    with Store.open(f"sqlite:///{home / 'registry.db'}") as store:
+        document = json.loads(store.get_metadata(metahash) or b"{}")
+    assert document["license"] == "https://example.com/bob-licence"
+    assert document["rights"] == "(c) 2025 Bob"
+    answer = _json(run(home, "declare", "--signed", str(signed), "--json"))
+    assert answer["declarer"] == declared["bob"]
+    assert_clean_error(
+        run(home, "sign", str(work), "--key", "bob", "--license", "ftp://x"), "http(s) URL"
+    )
+
+
 def test_grant_a_sublicence_and_terminate_end_to_end(
     home: Path, deployment: Deployment, declared: dict, tmp_path: Path
 ) -> None:

@@ -47,6 +47,7 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
     """Follow the chain until stopped. A node that is down at start or goes away is waited
     for; anything else is reported in /health rather than killing the API."""
     from registry.chain.networks import index_confirmations
+    from registry.ledger.case_policy import CasePolicy
     from registry.ledger.indexer import Indexer
 
     wake = None
@@ -65,6 +66,7 @@ def _run_indexer(state: AppState, stop: threading.Event) -> None:
                 confirmations=index_confirmations(state.settings, registry.deployment.chain_id),
                 similarity=state.similarity(),
                 defer_lookups_after=state.settings.defer_lookups_after,
+                cases=CasePolicy.of(state.settings),
             )
             state.indexer_problem = None
             follower.follow(stop, wake=wake)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import Field
 
 __all__ = [
@@ -46,3 +47,14 @@ Uint256 = Annotated[str, Field(pattern=UINT256, description="Decimal uint256", e
 def documented(pattern: str, **extra: Any) -> dict[str, Any]:
     """Schema keywords for a parameter whose format the handler checks itself."""
     return {"pattern": pattern, **extra}
+
+
+IsccIdPath = Annotated[
+    str,
+    Path(
+        max_length=128,
+        examples=["ISCC:MAIGBISBQHSAAAAA"],
+        json_schema_extra=documented(ISCC_ID),
+    ),
+]
+"""An ISCC-ID in a route's path; the handler parses it (a clear 400 for anything else)."""

@@ -13,14 +13,26 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from registry.api.errors import ERROR_RESPONSES, RateLimited
-from registry.api.formats import ADDRESS, ISCC, ISCC_ID, Address, HexBytes, Uint256, documented
-from registry.api.models import Case, CaseList, LicenceList, UsageAnswer
+from registry.api.formats import (
+    ADDRESS,
+    ISCC,
+    ISCC_ID,
+    Address,
+    HexBytes,
+    IsccIdPath,
+    Uint256,
+    documented,
+)
+from registry.api.models import Case, CaseList, LicenceConflictList, LicenceList, UsageAnswer
 from registry.api.ratelimit import RateLimiter
 from registry.api.state import client_of, state_of, store_of
 from registry.chain.iscc_id import IsccId
+from registry.chain.wallets import wallet_accepts
+from registry.errors import ChainUnavailable
 from registry.ledger import cases
+from registry.ledger.licence_conflicts import KINDS, list_licence_conflicts
 from registry.ledger.licence_views import work_licences
-from registry.ledger.notes import MAX_NOTE_BYTES, CaseResponse, UsageReport
+from registry.ledger.notes import MAX_NOTE_BYTES, CaseResponse, UsageReport, WalletCheck
 from registry.ledger.usage import notes_domain, parse_note, respond, take_usage_report
 
 __all__ = ["NotePolicy", "router"]
@@ -64,14 +76,7 @@ LICENCES_LIMIT = 1000
 )
 def licences(
     request: Request,
-    iscc_id: Annotated[
-        str,
-        Path(
-            max_length=128,
-            examples=["ISCC:MAIGBISBQHSAAAAA"],
-            json_schema_extra=documented(ISCC_ID),
-        ),
-    ],
+    iscc_id: IsccIdPath,
     limit: Annotated[int, Query(ge=1, le=LICENCES_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
@@ -87,6 +92,37 @@ def licences(
         "licences": found[:limit],
         "truncated": len(found) > limit,
     }
+
+
+@router.get(
+    "/works/{iscc_id}/licence-conflicts",
+    response_model=LicenceConflictList,
+    summary="The licence conflicts over a work",
+)
+def licence_conflicts(
+    request: Request,
+    iscc_id: IsccIdPath,
+    status: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
+    kind: Annotated[
+        str | None,
+        Query(pattern="^(" + "|".join(KINDS) + ")$", description="Only conflicts of this kind"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    """Oldest first, on either side of the conflict, each with its exact overlap, evidence
+    and case. A conflict recorded without a case (the flood bound of
+    registry.ledger.case_policy) has `case` null and says why under `evidence.case_held`."""
+    canonical = str(IsccId.parse(iscc_id))
+    found = list_licence_conflicts(
+        store_of(request),
+        iscc_id=canonical,
+        kind=kind,
+        status=status,
+        limit=limit + 1,
+        offset=offset,
+    )
+    return {"iscc_id": canonical, "conflicts": found[:limit], "truncated": len(found) > limit}
 
 
 @router.get("/cases", response_model=CaseList, summary="List cases of licence conflicts")
@@ -192,6 +228,23 @@ _NOTE_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _wallet(request: Request) -> WalletCheck:
+    """A smart-wallet party's signature check on this service's node (ERC-1271); asked only
+    when a signature is not by a key, after the client's attempt was counted."""
+    state = state_of(request)
+
+    def check(account: str, digest: bytes, signature: bytes) -> bool | None:
+        try:
+            w3 = state.registry().w3
+            return wallet_accepts(w3, account, digest, signature)
+        except ChainUnavailable:
+            raise
+        except Exception as exc:  # the node refused or is down: not the client's fault
+            raise ChainUnavailable(f"the node did not answer ({type(exc).__name__})") from None
+
+    return check
+
+
 def _domain(request: Request) -> Any:
     deployment = state_of(request).deployment
     return notes_domain(
@@ -217,11 +270,12 @@ def report_usage(request: Request, body: SignedUsageIn) -> dict[str, Any]:
     policy.attempt(request)
     domain = _domain(request)
     signed = parse_note(body.model_dump(), UsageReport)
-    signed.verify(domain)
+    wallet = _wallet(request)
+    signed.verify(domain, wallet)
     policy.charge(signed.signer)
     state = state_of(request)
     assert state.deployment is not None
-    return take_usage_report(state.store, signed, state.deployment, state.similarity())
+    return take_usage_report(state.store, signed, state.deployment, state.similarity(), wallet)
 
 
 @router.post(
@@ -243,6 +297,7 @@ def respond_to_case(request: Request, case_id: CaseId, body: SignedCaseResponseI
     policy.attempt(request)
     domain = _domain(request)
     signed = parse_note(body.model_dump(), CaseResponse)
-    signed.verify(domain)
+    wallet = _wallet(request)
+    signed.verify(domain, wallet)
     policy.charge(signed.signer)
-    return respond(store_of(request), case_id, signed, domain)
+    return respond(store_of(request), case_id, signed, domain, wallet)

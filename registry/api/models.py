@@ -206,6 +206,15 @@ class LicenceList(BaseModel):
     truncated: bool = Field(False, description="More licences follow (see `offset`)")
 
 
+class LicenceConflictList(BaseModel):
+    iscc_id: str
+    conflicts: list[dict[str, Any]] = Field(
+        description="Oldest first: kind, grants or usage report, works, exact overlap, "
+        "evidence, found and resolved, and `case` ({id, state}, or null: recorded without one)"
+    )
+    truncated: bool = Field(False, description="More conflicts follow (see `offset`)")
+
+
 class CaseParty(BaseModel):
     address: str
     role: str = Field(examples=["grantor", "licensee", "owner", "reporter"])
@@ -253,7 +262,8 @@ class UsageAnswer(BaseModel):
     match: dict[str, Any] | None = Field(description="How: by datahash, or by content distance")
     licensed: bool | None = Field(
         description="True: a valid grant covers the use; False: none does (an unlicensed_use "
-        "case follows); None: no declared work, nothing to license"
+        "conflict follows, and its case unless the flood bound holds it); None: no declared "
+        "work, nothing to license"
     )
     works: list[str] = Field(description="The matched work and the works it copies or contains")
     covering_grants: list[str]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 import anyio
@@ -219,17 +220,6 @@ class EventFeed:
             del self.streams[client]
 
 
-def _matches(
-    notice: dict[str, Any], case_id: str | None, work: str | None, kind: str | None
-) -> bool:
-    case = notice["case"]
-    if case_id is not None and case.get("id") != case_id:
-        return False
-    if kind is not None and case.get("kind") != kind:
-        return False
-    return work is None or work in case.get("works", [])
-
-
 def _frame(notice: dict[str, Any]) -> bytes:
     data = notify.notice_body(notice).decode()
     return f"id: {notice['id']}\nevent: {notice['type']}\ndata: {data}\n\n".encode()
@@ -244,12 +234,11 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     # How long a browser's EventSource waits before it reconnects (with Last-Event-ID).
     yield b"retry: 3000\n\n"
+    read = partial(notify.matching_notices, case_id=case_id, work=work, kind=kind)
     while not feed.closing:
-        found = await anyio.to_thread.run_sync(notify.notices_after, feed.store, last_id, BATCH)
+        found, last_id = await anyio.to_thread.run_sync(read, feed.store, last_id, BATCH)
         for notice in found:
-            last_id = notice["id"]
-            if _matches(notice, case_id, work, kind):
-                yield _frame(notice)
+            yield _frame(notice)
         if len(found) == BATCH:
             continue
         if not await feed.wait_beyond(last_id, KEEPALIVE_S):

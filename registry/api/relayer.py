@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
@@ -39,6 +38,7 @@ from registry.chain.licences import (
 from registry.chain.relayer import relay_batch, results_of_receipt
 from registry.chain.sender import Sender, Sent
 from registry.chain.submit import domain_of
+from registry.chain.wallets import wallet_accepts
 from registry.errors import InvalidDeclaration, InvalidGrant, RegistryError
 
 __all__ = [
@@ -53,8 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 JobState = Literal["pending", "done", "failed"]
-# The licence ledger's stipend for a wallet's isValidSignature, given to the same check here.
-WALLET_CHECK_GAS = 100_000
 MAX_BATCH = 100
 # How long the worker waits for more entries before sending a batch: latency for one request
 # against fewer, fuller transactions under load.
@@ -141,11 +139,6 @@ def declaration_key(signed: SignedDeclaration) -> str:
 def action_key(signed: SignedAction) -> str:
     struct_hash = signable(signed.action, signed.domain).body
     return "0x" + keccak(struct_hash + signed.signature).hex()
-
-
-def _abi_bytes32_bytes(digest: bytes, signature: bytes) -> str:
-    """isValidSignature(bytes32, bytes) arguments, ABI-encoded, as hex."""
-    return abi_encode(["bytes32", "bytes"], [digest, signature]).hex()
 
 
 def grant_key(signed: SignedGrant) -> str:
@@ -331,21 +324,12 @@ class RelayQueue:
         recovery; a smart wallet's by asking the wallet (ERC-1271) in an eth_call with the
         contract's stipend, so a stranger cannot spend a wallet's budget with a made-up
         signature (a wallet that answers yes here and no on chain costs its own budget)."""
-        if not self.registry.w3.eth.get_code(account):
+        accepts = wallet_accepts(self.registry.w3, account, digest, signature)
+        if accepts is None:
             signer = recover()
             if signer != account:
                 raise InvalidGrant(f"the signature is by {signer}, not by {account}")
-            return
-        call = {
-            "to": account,
-            "data": "0x1626ba7e" + _abi_bytes32_bytes(digest, signature),
-            "gas": WALLET_CHECK_GAS,
-        }
-        try:
-            answer = bytes(self.registry.w3.eth.call(call))  # type: ignore[arg-type]
-        except Exception:  # a revert, out of gas, a node that refuses: no valid answer
-            answer = b""
-        if answer[:4] != bytes.fromhex("1626ba7e"):
+        elif not accepts:
             raise InvalidGrant(f"the wallet {account} does not accept the signature (ERC-1271)")
 
     def submit_declaration(self, signed: SignedDeclaration) -> tuple[Job, bool]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from registry.api.admission import StoreReads
 from registry.api.errors import ERROR_RESPONSES, NotFound
-from registry.api.formats import ADDRESS, DIGEST, ISCC, ISCC_ID, documented
+from registry.api.formats import ADDRESS, DIGEST, ISCC, IsccIdPath, documented
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import client_of, state_of, store_of
 from registry.ledger.conflicts import list_conflicts
@@ -69,14 +69,7 @@ async def resolve(
 )
 async def iscc_id(
     request: Request,
-    iscc_id: Annotated[
-        str,
-        Path(
-            max_length=128,
-            examples=["ISCC:MAIGBISBQHSAAAAA"],
-            json_schema_extra=documented(ISCC_ID),
-        ),
-    ],
+    iscc_id: IsccIdPath,
 ) -> Response | dict[str, object]:
     """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
     state = state_of(request)

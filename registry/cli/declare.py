@@ -94,6 +94,19 @@ def _publisher(settings: Settings, via: str | None) -> Publish:
     return into_store
 
 
+LicenseOpt = Annotated[
+    str | None,
+    typer.Option("--license", metavar="URL", help="URL of the licence the work is offered under"),
+]
+RightsOpt = Annotated[
+    str | None,
+    typer.Option(metavar="TEXT", help="Copyright notice / rights holder, e.g. '(c) 2025 ACME'"),
+]
+AcquireOpt = Annotated[
+    str | None, typer.Option(metavar="URL", help="URL where a licence can be acquired")
+]
+
+
 @app.command()
 def sign(
     file: Annotated[
@@ -104,14 +117,34 @@ def sign(
         Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the JSON here")
     ] = None,
     gateway: GatewayOpt = "",
+    license_url: LicenseOpt = None,
+    rights: RightsOpt = None,
+    acquire: AcquireOpt = None,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Publish the metadata document (--license, --rights, --acquire) to this "
+            "registry service instead of the local store",
+        ),
+    ] = None,
     password_file: PasswordFileOpt = None,
 ) -> None:
-    """Sign a declaration of FILE for this registry (offline-verifiable JSON); submit it later."""
+    """Sign a declaration of FILE for this registry (offline-verifiable JSON); submit it later.
+    Licence and rights metadata (--license, --rights, --acquire) go into the document the
+    signature's metahash commits to, published now (to the local store, or --via a service)
+    so the indexer finds it when the declaration arrives."""
     from registry.chain.flows import sign_file
 
     settings = get_settings()
+    fields = metadata_fields(license_url=license_url, rights=rights, acquire=acquire)
+    if via and not fields:
+        raise InputError("--via publishes the metadata of --license, --rights or --acquire")
     account = load_key(settings, key, password_file)
-    _result, signed = sign_file(open_registry(settings), account, file, gateway)
+    publish = _publisher(settings, via) if fields else None
+    _result, signed = sign_file(
+        open_registry(settings), account, file, gateway, publish, fields=fields
+    )
     text = json.dumps(signed.to_json(), indent=2)
     if output:
         output.write_text(text + "\n")
@@ -161,19 +194,9 @@ def declare(
             "so a copy taken from the reveal cannot get ahead (two transactions, the payer's)",
         ),
     ] = False,
-    license_url: Annotated[
-        str | None,
-        typer.Option(
-            "--license", metavar="URL", help="URL of the licence the work is offered under"
-        ),
-    ] = None,
-    rights: Annotated[
-        str | None,
-        typer.Option(metavar="TEXT", help="Copyright notice / rights holder, e.g. '(c) 2025 ACME'"),
-    ] = None,
-    acquire: Annotated[
-        str | None, typer.Option(metavar="URL", help="URL where a licence can be acquired")
-    ] = None,
+    license_url: LicenseOpt = None,
+    rights: RightsOpt = None,
+    acquire: AcquireOpt = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -94,6 +94,7 @@ def _index(
     from registry.chain.networks import index_confirmations
     from registry.index.report import SyncReport
     from registry.index.waiting import open_when_reachable
+    from registry.ledger.case_policy import CasePolicy
     from registry.ledger.indexer import Indexer
 
     stop = threading.Event()
@@ -124,6 +125,7 @@ def _index(
         defer_lookups_after=(
             settings.defer_lookups_after if defer_lookups_after is None else defer_lookups_after
         ),
+        cases=CasePolicy.of(settings),
     )
     if reset:
         removed = follower.store.forget(follower.chain_id, follower.contract)

@@ -71,6 +71,10 @@ def _domain(settings: Settings) -> tuple[NotesDomain, Any]:
 @license_app.command("list")
 def license_list(
     work: Annotated[str, typer.Argument(metavar="ISCC_ID", help="The declaration's ISCC-ID")],
+    via: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Ask this registry service instead of the local index"),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The licences granted over a work (from the index): who holds each one, where, for
@@ -78,10 +82,14 @@ def license_list(
     from rich.table import Table
 
     from registry.chain.iscc_id import IsccId
-    from registry.ledger.licence_views import work_licences
 
     canonical = str(IsccId.parse(work))  # refused before the store is opened
-    licences = work_licences(open_store(get_settings(), create=False), canonical)
+    if via:
+        licences = _remote_licences(via, canonical)
+    else:
+        from registry.ledger.licence_views import work_licences
+
+        licences = work_licences(open_store(get_settings(), create=False), canonical)
     if json_out:
         print_json({"iscc_id": canonical, "licences": licences})
         return
@@ -118,6 +126,20 @@ def license_list(
     out.print("grant ids, in the table's order:", highlight=False)
     for licence in licences:
         out.print(f"  {licence['grant_id']}  by {licence['grantor']}", highlight=False)
+
+
+def _remote_licences(via: str, iscc_id: str) -> list[dict[str, Any]]:
+    """Every licence over `iscc_id` from a service, a page at a time."""
+    from registry.api.client import ServiceClient
+
+    client, found = ServiceClient(via), []
+    while True:
+        _status, page = client.request(
+            "GET", f"/v1/works/{iscc_id}/licences", params={"limit": 1000, "offset": len(found)}
+        )
+        found += page["licences"]
+        if not page["truncated"] or not page["licences"]:
+            return found
 
 
 @usage_app.command("report")
@@ -338,8 +360,10 @@ def cases_respond(
 ) -> None:
     """Answer a case as one of its parties, signed with your key."""
     from registry.ledger import notes
+    from registry.ledger.cases import parse_case_id
     from registry.ledger.notes import CaseResponse
 
+    case_id = parse_case_id(case_id)  # before the deployment file, which a typo has no part in
     chosen = [
         name
         for name, flag in (

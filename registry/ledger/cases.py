@@ -29,7 +29,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from registry.chain.iscc_id import IsccId
 from registry.defaults import CASE_RESPONSE_DAYS
 from registry.errors import InputError, InvalidCode, InvalidNote
-from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote
+from registry.ledger.notes import Action, CaseResponse, NotesDomain, SignedNote, WalletCheck
 from registry.store.schema import case_events, case_parties, cases, licence_conflicts
 from registry.store.store import Store
 
@@ -67,6 +67,7 @@ __all__ = [
     "get_case",
     "list_cases",
     "open_case",
+    "parse_case_id",
     "resolve",
     "respond",
     "withdraw",
@@ -149,7 +150,8 @@ def case_id_of(chain_id: int, contract: str, conflict_id: int) -> str:
     return "0x" + keccak(text=seed).hex()
 
 
-def _case_id(value: str) -> str:
+def parse_case_id(value: str) -> str:
+    """A case id in its canonical form (lower-case 0x hex); InputError for anything else."""
     text = value.lower() if isinstance(value, str) else ""
     if len(text) != 66 or not text.startswith("0x"):
         raise InputError(f"not a case id (0x and 64 hex digits): {value!r}")
@@ -364,7 +366,7 @@ def _party_step(
     store: Store, case_id: str, action: str, signed: SignedBy, note: str, now: int | None
 ) -> str:
     when = _now(now)
-    case_id = _case_id(case_id)
+    case_id = parse_case_id(case_id)
     with store._write() as conn:
         # A deadline passed before this answer arrived: the case expired first.
         expire_cases(conn, when)
@@ -407,16 +409,23 @@ _BY_ACTION = {
 }
 
 
-def respond(store: Store, signed: SignedNote, domain: NotesDomain, now: int | None = None) -> str:
+def respond(
+    store: Store,
+    signed: SignedNote,
+    domain: NotesDomain,
+    now: int | None = None,
+    wallet: WalletCheck | None = None,
+) -> str:
     """Take a party's signed CaseResponse (registry.ledger.notes): its signature is checked for
     this registry's notes domain first, then the signer must be a party of the case, the
     response new for it (its EIP-712 digest), and the action allowed in the case's state.
     Returns the case's new state; raises InvalidNote, CaseNotFound, NotAParty,
-    ReplayedResponse or IllegalTransition."""
+    ReplayedResponse or IllegalTransition. `wallet` lets a smart-wallet party sign
+    (SignedNote.verify)."""
     note = signed.note
     if not isinstance(note, CaseResponse):
         raise InvalidNote(f"a case takes CaseResponse notes, not {note.TYPE}")
-    signed.verify(domain)
+    signed.verify(domain, wallet)
     by = SignedBy(note.party, note.signed_at, signed.signature, signed.digest())
     case_id = "0x" + note.case_id.hex()
     return _party_step(store, case_id, _BY_ACTION[note.action], by, note.note, now)
@@ -470,6 +479,8 @@ def conflict_dict(row: Any) -> dict[str, Any]:
     """A `licence_conflicts` row, JSON-friendly."""
     return {
         "id": row.id,
+        "chain_id": row.chain_id,
+        "contract": row.contract,
         "kind": row.kind,
         "key": row.key,
         "grant_id": row.grant_id,
@@ -491,7 +502,7 @@ def conflict_dict(row: Any) -> dict[str, Any]:
 def get_case(store: Store, case_id: str, now: int | None = None) -> dict[str, Any]:
     """One case with its parties, its conflict and every step; raises CaseNotFound. An open
     case past its deadline is expired first."""
-    case_id = _case_id(case_id)
+    case_id = parse_case_id(case_id)
     expire_due(store, now)
     with store._read() as conn:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()

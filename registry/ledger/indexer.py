@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from registry.chain.contract import Registry
-from registry.defaults import CASE_RESPONSE_DAYS
 from registry.index.follower import Follower
+from registry.ledger.case_policy import DEFAULT_POLICY, CasePolicy
 from registry.ledger.conflicts import ConflictDetector, SegmentEvidence
 from registry.ledger.licence_conflicts import LicenceDetector
 from registry.ledger.licence_works import WorkMatcher
@@ -44,15 +44,15 @@ class Indexer(Follower):
         store: Store,
         *,
         similarity: SimilarityIndex | None = None,
-        response_days: int = CASE_RESPONSE_DAYS,
+        cases: CasePolicy = DEFAULT_POLICY,
         **options: Any,
     ) -> None:
         """`options` are the Follower's (confirmations, max_range, defer_lookups_after);
-        `response_days` is a new licence case's deadline."""
+        `cases` is the licence cases' deadline and flood bound (CasePolicy.of(settings))."""
         # Shares the API's similarity index when given (one copy in memory, reset on rollback).
         self.conflicts = ConflictDetector(store, similarity)
         snippets = next(s.index for s in self.conflicts.sources if isinstance(s, SegmentEvidence))
         matcher = WorkMatcher(store, self.conflicts.index, snippets)
-        self.licences = LicenceDetector(store, response_days=response_days, matcher=matcher)
+        self.licences = LicenceDetector(store, policy=cases, matcher=matcher)
         ledger = Ledger(self.conflicts, self.licences)
         super().__init__(registry, store, after_sync=ledger, **options)

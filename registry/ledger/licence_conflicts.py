@@ -69,9 +69,9 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
-from registry.defaults import CASE_RESPONSE_DAYS
 from registry.errors import InputError, InvalidNote, StoreError
 from registry.iscc.codec import code_from_bytes
+from registry.ledger.case_policy import DEFAULT_POLICY, CaseGate, CasePolicy
 from registry.ledger.cases import (
     RESOLVE,
     WITHDRAW,
@@ -103,7 +103,7 @@ from registry.ledger.licence_works import (
     related_works,
     works_of,
 )
-from registry.ledger.notes import NotesDomain, SignedNote, UsageReport
+from registry.ledger.notes import NotesDomain, SignedNote, UsageReport, WalletCheck
 from registry.ledger.terms import Territories
 from registry.search.similarity import DEFAULT_THRESHOLD, SimilarityIndex, query_units
 from registry.store.bulk import among, chunks
@@ -169,14 +169,14 @@ class LicenceDetector:
     """Judges queued grants, works and usage reports; stores conflicts, opens and closes cases.
 
     Runs after the content ConflictDetector (its conflicts relate works). `clock` gives unix
-    seconds (tests set it); `response_days` is a new case's deadline.
+    seconds (tests set it); `policy` sets a new case's deadline and which conflicts open one.
     """
 
     def __init__(
         self,
         store: Store,
         *,
-        response_days: int = CASE_RESPONSE_DAYS,
+        policy: CasePolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.time,
         batch: int = BATCH,
         matcher: WorkMatcher | None = None,
@@ -185,7 +185,7 @@ class LicenceDetector:
         only content conflicts and the same bytes relate works)."""
         self.store = store
         self.matcher = matcher
-        self.response_days = response_days
+        self.policy = policy
         self.clock = clock
         self.batch = batch
 
@@ -249,7 +249,7 @@ class LicenceDetector:
         usage_ids = {int(ref) for kind, ref in subjects if kind == USAGE}
         work_ids = {ref for kind, ref in subjects if kind == WORK}
         scope = (grants.c.chain_id == chain_id, grants.c.contract == contract)
-        known = grants_by_ids(conn, sorted(grant_ids))
+        known = grants_by_ids(conn, sorted(grant_ids), chain_id, contract)
         # A work changed: the grants over it and over the works related to it.
         if work_ids:
             changed_works = works_of(conn, work_ids)
@@ -285,7 +285,9 @@ class LicenceDetector:
                 known.setdefault(g.grant_id, g)
         # Open unlicensed uses of these works may be licensed by a grant judged now.
         usage_ids |= _usage_of(conn, neighbours, only_open=True)
-        parents = grants_by_ids(conn, sorted({g.parent for g in live if g.parent}))
+        parents = grants_by_ids(
+            conn, sorted({g.parent for g in live if g.parent}), chain_id, contract
+        )
         known.update(parents)
         findings: dict[str, Finding] = {}
         # The open rows of every queued grant are judged, a grant a rollback removed included.
@@ -317,9 +319,7 @@ class LicenceDetector:
         responsible += [("usage", str(u.id)) for u in usages]
         for f in unlicensed_uses(conn, usages, findings):
             findings[f.key] = f
-        return _reconcile(
-            conn, chain_id, contract, responsible, findings, now, self.response_days, known
-        )
+        return _reconcile(conn, chain_id, contract, responsible, findings, now, self.policy, known)
 
 
 def _usage_of(conn: Connection, iscc_ids: Iterable[str], only_open: bool = False) -> set[int]:
@@ -354,7 +354,7 @@ def _reconcile(
     responsible: Sequence[tuple[str, str]],
     findings: dict[str, Finding],
     now: int,
-    response_days: int,
+    policy: CasePolicy,
     known: dict[str, GrantRecord],
 ) -> int:
     """Open conflicts for new findings, resolve the open ones (of the judged subjects) that no
@@ -390,9 +390,13 @@ def _reconcile(
             checkpoints.c.chain_id == chain_id, checkpoints.c.contract == contract
         )
     ).scalar()
+    new = [f for key, f in findings.items() if key not in open_rows]
+    gate = CaseGate(conn, chain_id, contract, policy, known, new)
     for key, f in findings.items():
         if key in open_rows:
             continue
+        held = gate.held(f)
+        evidence = f.evidence if held is None else {**f.evidence, "case_held": held}
         conflict_id = conn.execute(
             _INSERT_CONFLICT,
             {
@@ -406,22 +410,23 @@ def _reconcile(
                 "iscc_id": f.iscc_id,
                 "other_iscc_id": f.other_iscc_id,
                 "overlap": json.dumps(f.overlap, sort_keys=True),
-                "evidence": json.dumps(f.evidence, sort_keys=True),
+                "evidence": json.dumps(evidence, sort_keys=True),
                 "ends_at": f.ends_at,
                 "found_block": found_block or 0,
                 "found_at": now,
             },
         ).scalar_one()
-        open_case(
-            conn,
-            chain_id=chain_id,
-            contract=contract,
-            conflict_id=conflict_id,
-            kind=f.kind,
-            parties=f.parties,
-            now=now,
-            response_days=response_days,
-        )
+        if held is None:
+            open_case(
+                conn,
+                chain_id=chain_id,
+                contract=contract,
+                conflict_id=conflict_id,
+                kind=f.kind,
+                parties=f.parties,
+                now=now,
+                response_days=policy.response_days,
+            )
         changed += 1
     return changed
 
@@ -441,7 +446,9 @@ def _why_gone(conn: Connection, row: Any, known: dict[str, GrantRecord], now: in
     for grant_id in (row.grant_id, row.other_grant_id):
         if grant_id is None:
             continue
-        grant = known.get(grant_id) or grants_by_ids(conn, [grant_id]).get(grant_id)
+        grant = known.get(grant_id) or grants_by_ids(
+            conn, [grant_id], row.chain_id, row.contract
+        ).get(grant_id)
         if grant is None:
             if row.kind == SUBLICENCE_EXCEEDS and grant_id == row.other_grant_id:
                 continue
@@ -657,6 +664,7 @@ def report_usage(
     signed: SignedNote,
     similarity: SimilarityIndex | None = None,
     now: int | None = None,
+    wallet: WalletCheck | None = None,
 ) -> UsageRecord:
     """Verify a signed UsageReport for this deployment's notes domain (its LicenceRegistry),
     store it matched to the declared work it is about and queue it for detection (the next
@@ -666,7 +674,7 @@ def report_usage(
         raise InvalidNote(f"a usage report is a UsageReport note, not {note.TYPE}")
     if not deployment.licences:
         raise InvalidNote("this deployment has no licence ledger: usage reports need one")
-    signed.verify(NotesDomain(deployment.chain_id, deployment.licences))
+    signed.verify(NotesDomain(deployment.chain_id, deployment.licences), wallet)
     return store_usage_report(
         store,
         chain_id=deployment.chain_id,
@@ -734,6 +742,12 @@ def list_licence_conflicts(
         query = query.where(licence_conflicts.c.resolved_at.is_not(None))
     with store._read() as conn:
         return [
-            {**conflict_dict(row), "case": {"id": row.case_id, "state": row.case_state}}
+            {
+                **conflict_dict(row),
+                # None: recorded without a case (registry.ledger.case_policy).
+                "case": None
+                if row.case_id is None
+                else {"id": row.case_id, "state": row.case_state},
+            }
             for row in conn.execute(query)
         ]

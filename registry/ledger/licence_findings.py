@@ -130,7 +130,7 @@ def _ancestors(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connecti
             break
         found.add(current.parent)
         if current.parent not in known:
-            known.update(grants_by_ids(conn, [current.parent]))
+            known.update(grants_by_ids(conn, [current.parent], current.chain_id, current.contract))
         current = known.get(current.parent)
     return found
 
@@ -150,7 +150,7 @@ def _root(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection) -
         if current.parent is None:
             break
         if current.parent not in known:
-            known.update(grants_by_ids(conn, [current.parent]))
+            known.update(grants_by_ids(conn, [current.parent], current.chain_id, current.contract))
         parent = known.get(current.parent)
         if parent is None or parent.grant_id == grant.grant_id:
             break
@@ -391,7 +391,7 @@ def unlicensed_uses(
     over: dict[str, list[GrantRecord]] = defaultdict(list)
     for g in grants_over(conn, sorted({i for c in candidates.values() for i in c})):
         over[g.iscc_id].append(g)
-    invalid = invalid_grants(conn, [g.grant_id for gs in over.values() for g in gs], findings)
+    invalid = invalid_grants(conn, [g for gs in over.values() for g in gs], findings)
     found = []
     for usage in matched:
         work = works.get(usage.iscc_id or "")
@@ -434,22 +434,27 @@ def unlicensed_uses(
 
 
 def invalid_grants(
-    conn: Connection, grant_ids: Sequence[str], findings: dict[str, Finding]
+    conn: Connection, considered: Sequence[GrantRecord], findings: dict[str, Finding]
 ) -> set[str]:
-    """Grants with a grantor_not_owner or grantor_not_priority conflict: found in this run, or
-    open in the store and not judged in this run."""
+    """Ids of the `considered` grants with a grantor_not_owner or grantor_not_priority
+    conflict: found in this run, or open in the store (for that grant's registry: grant ids
+    repeat across chains) and not judged in this run."""
     judged = {f.grant_id for f in findings.values() if f.kind in INVALIDATING}
+    wanted = {(g.chain_id, g.contract, g.grant_id) for g in considered}
     stored: set[str] = set()
-    for chunk in chunks(sorted(set(grant_ids))):
-        stored.update(
-            conn.execute(
-                select(licence_conflicts.c.grant_id).where(
-                    among(conn, licence_conflicts.c.grant_id, chunk),
-                    licence_conflicts.c.kind.in_(INVALIDATING),
-                    licence_conflicts.c.resolved_at.is_(None),
-                )
-            ).scalars()
+    for chunk in chunks(sorted({g.grant_id for g in considered})):
+        rows = conn.execute(
+            select(
+                licence_conflicts.c.chain_id,
+                licence_conflicts.c.contract,
+                licence_conflicts.c.grant_id,
+            ).where(
+                among(conn, licence_conflicts.c.grant_id, chunk),
+                licence_conflicts.c.kind.in_(INVALIDATING),
+                licence_conflicts.c.resolved_at.is_(None),
+            )
         )
+        stored.update(grant_id for *scope, grant_id in rows if (*scope, grant_id) in wanted)
     return judged | stored
 
 
@@ -475,7 +480,7 @@ def usage_coverage(conn: Connection, usage: UsageRecord) -> dict[str, Any]:
         for g in grants_over(conn, sorted(candidates))
         if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
     ]
-    invalid = invalid_grants(conn, [g.grant_id for g in considered], {})
+    invalid = invalid_grants(conn, considered, {})
     use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
     covering = [
         g.grant_id

@@ -17,6 +17,7 @@ refuses the high-s form as OpenZeppelin's ECDSA does, and the digest does not ch
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
@@ -340,6 +341,11 @@ def typed_data(note: Note, domain: NotesDomain) -> dict[str, Any]:
     }
 
 
+WalletCheck = Callable[[str, bytes, bytes], "bool | None"]
+"""(account, digest, signature) -> None when the account is a key, else whether the wallet
+accepts the signature (registry.chain.wallets.wallet_accepts on the service's node)."""
+
+
 @dataclass(frozen=True)
 class SignedNote:
     """A note with its signer's signature, for the domain it was signed in."""
@@ -376,12 +382,14 @@ class SignedNote:
         except (ValueError, TypeError, ValidationError, BadSignature) as exc:
             raise InvalidNote(f"malformed signature: {exc}") from None
 
-    def verify(self, expected: NotesDomain) -> None:
+    def verify(self, expected: NotesDomain, wallet: WalletCheck | None = None) -> None:
         """Raise InvalidNote unless this note was signed for `expected` (this service's chain
         and LicenceRegistry) by the party it names.
 
-        Offline check for keys (EOAs); a smart wallet's (ERC-1271) signature is checked on
-        chain by whoever accepts it.
+        A key's (EOA's) signature is checked offline. When it does not recover to the party,
+        `wallet` (the service's node) asks the party whether it is a smart wallet that
+        accepts the signature over the note's EIP-712 digest (ERC-1271); without `wallet`
+        only keys can sign.
         """
         if self.domain != expected:
             raise InvalidNote(
@@ -389,9 +397,24 @@ class SignedNote:
                 f"{self.domain.verifying_contract}; this registry is chain {expected.chain_id} "
                 f"contract {expected.verifying_contract}"
             )
-        signer = self.recover()
-        if signer != self.signer:
-            raise InvalidNote(f"the signature is by {signer}, not by {self.signer}")
+        try:
+            signer = self.recover()
+            if signer == self.signer:
+                return
+            problem = InvalidNote(f"the signature is by {signer}, not by {self.signer}")
+        except InvalidNote as exc:  # a wallet's signature need not be 65 bytes
+            problem = exc
+        try:
+            accepts = None if wallet is None else wallet(self.signer, self.digest(), self.signature)
+        except RegistryError as exc:
+            raise InvalidNote(
+                f"{problem}; whether {self.signer} is a smart wallet that accepts it could not "
+                f"be asked: {exc}"
+            ) from None
+        if accepts is None:
+            raise problem
+        if not accepts:
+            raise InvalidNote(f"the wallet {self.signer} does not accept the signature (ERC-1271)")
 
     def to_json(self) -> dict[str, Any]:
         return {

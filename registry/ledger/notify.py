@@ -37,6 +37,7 @@ __all__ = [
     "collect",
     "deliveries_of",
     "latest_notice",
+    "matching_notices",
     "notice_body",
     "notices_after",
     "outbox_counts",
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 NOTICE_TYPES = ("case.opened", "case.changed")
 MAX_FILTER = 80
 SUBSCRIPTION_PREFIX = "sub_"
+
+
+GONE = 410
+"""A receiver's answer that ends its subscription (registry.ledger.notify.Deliverer)."""
 
 
 def _now() -> int:
@@ -226,6 +231,36 @@ def notices_after(store: Store, last_id: int, limit: int = 100) -> list[dict[str
             select(notices).where(notices.c.id > last_id).order_by(notices.c.id).limit(limit)
         ).all()
     return [_notice_dict(row) for row in rows]
+
+
+def matching_notices(
+    store: Store,
+    last_id: int,
+    limit: int,
+    *,
+    case_id: str | None = None,
+    work: str | None = None,
+    kind: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Notices above `last_id` that match every filter given, oldest first, at most `limit`,
+    and the position a reader has reached: the last one returned, or the newest notice when
+    fewer than `limit` matched. The store filters: a stream replaying from the start with a
+    filter nothing matches reads no rows into the service (the case filter has an index)."""
+    query = select(notices).where(notices.c.id > last_id)
+    if case_id is not None:
+        query = query.where(notices.c.case_id == case_id)
+    if kind is not None:
+        query = query.where(notices.c.kind == kind)
+    if work is not None:
+        # `works` is a JSON list of ISCC-IDs: the quoted ID matches one element exactly.
+        query = query.where(notices.c.works.contains(json.dumps(work), autoescape=True))
+    with store._read() as conn:
+        newest = int(conn.execute(select(func.max(notices.c.id))).scalar() or 0)
+        rows = conn.execute(
+            query.where(notices.c.id <= newest).order_by(notices.c.id).limit(limit)
+        ).all()
+    found = [_notice_dict(row) for row in rows]
+    return found, found[-1]["id"] if len(found) == limit else max(newest, last_id)
 
 
 def latest_notice(store: Store) -> int:
@@ -505,6 +540,9 @@ class Deliverer:
         subscribers waited behind them (review finding: 10 s for 10 notices)."""
         for k, due in enumerate(group):
             outcome = self._attempt(due)
+            if outcome.status == GONE:
+                self._end(due.subscription_id, due.url)
+                return
             if not outcome.delivered:
                 log.info("webhook %s to %s failed: %s", due.id, due.url, outcome.error)
             retry = self._record(due, outcome)
@@ -513,6 +551,15 @@ class Deliverer:
                     at = retry if retry is not None else time.time() + self.policy.backoff_s
                     self._release(group[k + 1 :], at)
                 return
+
+    def _end(self, sid: str, url: str) -> None:
+        """The receiver answered 410 Gone: it wants no more posts, now or on retries. Its
+        subscription and every delivery still waiting for it are deleted, as if its creator
+        had unsubscribed."""
+        log.info("webhook receiver %s answered 410 Gone: subscription %s ended", url, sid)
+        with self.store._write() as conn:
+            conn.execute(delete(deliveries).where(deliveries.c.subscription_id == sid))
+            conn.execute(delete(subscriptions).where(subscriptions.c.id == sid))
 
     def deliver_due(self, now: float | None = None) -> int:
         """One round: claim what is due, post it, record each outcome. Subscriptions are posted

@@ -16,7 +16,7 @@ from registry.errors import ChainUnavailable, InvalidNote
 from registry.ledger import cases
 from registry.ledger.licence_conflicts import report_usage
 from registry.ledger.licence_findings import terms_of, usage_coverage
-from registry.ledger.notes import CaseResponse, NotesDomain, SignedNote, UsageReport
+from registry.ledger.notes import CaseResponse, NotesDomain, SignedNote, UsageReport, WalletCheck
 from registry.ledger.rules import Usage, unlicensed
 from registry.ledger.terms import Use
 from registry.search.similarity import SimilarityIndex
@@ -57,7 +57,8 @@ def coverage(store: Store, usage: UsageRecord) -> dict[str, Any]:
         valid = [
             grant
             for grant_id in answer["grants_considered"]
-            if grant_id not in invalid and (grant := store.grant(grant_id)) is not None
+            if grant_id not in invalid
+            and (grant := store.grant(grant_id, usage.chain_id, usage.contract)) is not None
         ]
         use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
         ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
@@ -72,11 +73,12 @@ def take_usage_report(
     signed: SignedNote,
     deployment: Deployment,
     similarity: SimilarityIndex | None,
+    wallet: WalletCheck | None = None,
 ) -> dict[str, Any]:
     """Verify and store a usage report (registry.ledger.licence_conflicts.report_usage) and
     answer with the work it is about and whether it is licensed; UsageReplayed for a nonce
     used before."""
-    record = report_usage(store, deployment, signed, similarity)
+    record = report_usage(store, deployment, signed, similarity, wallet=wallet)
     answer = record.to_dict()
     return {
         "report": answer,
@@ -86,7 +88,13 @@ def take_usage_report(
     }
 
 
-def respond(store: Store, case_id: str, signed: SignedNote, domain: NotesDomain) -> dict[str, Any]:
+def respond(
+    store: Store,
+    case_id: str,
+    signed: SignedNote,
+    domain: NotesDomain,
+    wallet: WalletCheck | None = None,
+) -> dict[str, Any]:
     """Take a party's response to case `case_id`, which must be the case the note is signed
     for (registry.ledger.cases.respond checks the rest), and answer with the case as it is
     now."""
@@ -96,5 +104,5 @@ def respond(store: Store, case_id: str, signed: SignedNote, domain: NotesDomain)
     named = "0x" + response.case_id.hex()
     if named != case_id.lower():
         raise InvalidNote(f"the response is signed for case {named}, not for {case_id}")
-    cases.respond(store, signed, domain)
+    cases.respond(store, signed, domain, wallet=wallet)
     return cases.get_case(store, named)

@@ -451,11 +451,16 @@ def _grant_id(value: str) -> str:
 class LicenceReads(Connections):
     """Reads of grants and usage reports."""
 
-    def grant(self, grant_id: str) -> GrantRecord | None:
-        """One grant by its id (0x hex), or None."""
+    def grant(
+        self, grant_id: str, chain_id: int | None = None, contract: str | None = None
+    ) -> GrantRecord | None:
+        """One grant by its id (0x hex), of the registry (chain_id, contract) when given (a
+        grant id repeats across chains; see grants_by_ids), or None."""
+        query = select_grants().where(grants.c.grant_id == _grant_id(grant_id))
+        if chain_id is not None and contract is not None:
+            query = query.where(grants.c.chain_id == chain_id, grants.c.contract == contract)
         with self._read() as conn:
-            row = conn.execute(select_grants().where(grants.c.grant_id == _grant_id(grant_id)))
-            found = row.first()
+            found = conn.execute(query.order_by(grants.c.id).limit(1)).first()
         return None if found is None else _grant_record(found)
 
     def grants_of(
@@ -502,11 +507,17 @@ class LicenceReads(Connections):
             return [_usage_record(row) for row in conn.execute(query)]
 
 
-def grants_by_ids(conn: Connection, grant_ids: Sequence[str]) -> dict[str, GrantRecord]:
-    """Grants by grant id, inside a transaction; missing ones are absent."""
+def grants_by_ids(
+    conn: Connection, grant_ids: Sequence[str], chain_id: int, contract: str
+) -> dict[str, GrantRecord]:
+    """Grants of one registry by grant id, inside a transaction; missing ones are absent. A
+    grant id is keccak(grantor, nonce): the same key and nonce give the same id on every
+    chain, so a lookup without the registry could answer with another chain's grant."""
     found: dict[str, GrantRecord] = {}
+    scope = (grants.c.chain_id == chain_id, grants.c.contract == contract)
     for chunk in chunks(sorted(set(grant_ids))):
-        for row in conn.execute(select_grants().where(among(conn, grants.c.grant_id, chunk))):
+        query = select_grants().where(*scope, among(conn, grants.c.grant_id, chunk))
+        for row in conn.execute(query):
             record = _grant_record(row)
             found[record.grant_id] = record
     return found

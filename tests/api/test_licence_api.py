@@ -13,10 +13,16 @@ import ledger_data
 import pytest
 from fastapi.testclient import TestClient
 from ledger_data import GRANTOR, LICENSEE, RIVAL, STRANGER, WORK, Ledger
+from sqlalchemy import delete, update
 
 from registry.api import create_app
+from registry.api.web.ledger_views import kind_text
+from registry.api.web.pages import templates
 from registry.config import Settings
 from registry.ledger import notify
+from registry.ledger.licence_views import work_licences
+from registry.store.schema import case_events, case_parties
+from registry.store.schema import cases as cases_table
 from registry.store.store import Store
 
 
@@ -121,6 +127,41 @@ def test_licences_of_something_that_is_no_iscc_id_are_refused(
     answer = api.get(f"/v1/works/{bad}/licences")
     assert answer.status_code in (400, 422)
     assert answer.json()["message"]
+
+
+def test_a_works_licence_conflicts_are_listed_with_their_case_or_none(
+    api: TestClient, ledger_store: Store, clash: Ledger
+) -> None:
+    with ledger_store._write() as conn:
+        conn.execute(
+            update(cases_table).where(cases_table.c.id == clash.case_id).values(state="disputed")
+        )
+        conn.execute(delete(case_events).where(case_events.c.case_id == clash.case_id))
+        conn.execute(delete(case_parties).where(case_parties.c.case_id == clash.case_id))
+    answer = api.get(f"/v1/works/{WORK}/licence-conflicts", params={"kind": "exclusive_overlap"})
+    assert answer.status_code == 200, answer.text
+    (conflict,) = answer.json()["conflicts"]
+    assert conflict["id"] == clash.conflict_id
+    assert conflict["case"] == {"id": clash.case_id, "state": "disputed"}
+    assert conflict["overlap"]["text"] == "SVOD in AT, DE, 2025-01-01 to 2030-01-01"
+    with ledger_store._write() as conn:
+        conn.execute(delete(cases_table).where(cases_table.c.id == clash.case_id))
+    (held,) = api.get(f"/v1/works/{WORK}/licence-conflicts").json()["conflicts"]
+    assert held["case"] is None
+    assert api.get(f"/v1/works/{WORK}/licence-conflicts?status=resolved").json() == {
+        "iscc_id": WORK,
+        "conflicts": [],
+        "truncated": False,
+    }
+    for query in ("kind=overlap", "status=closed", "limit=0"):
+        bad = api.get(f"/v1/works/{WORK}/licence-conflicts?{query}")
+        assert bad.status_code == 422, query
+    # The licence table names a conflict without a case, with no link to a case.
+    table = templates.env.get_template("licences.html").render(
+        licences=work_licences(ledger_store, WORK), cases=[], licences_shown=200
+    )
+    assert f"{kind_text('exclusive_overlap')} (no case)" in table
+    assert "/case/None" not in table
 
 
 def test_cases_are_listed_by_state_work_and_party(api: TestClient, clash: Ledger) -> None:

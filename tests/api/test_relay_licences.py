@@ -4,12 +4,14 @@ retries, signatures checked before anyone's budget is charged, every refusal a c
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
+from index_helpers import content
 from mocks import deploy_mock, mock_contract
 
 from registry.api import create_app
@@ -26,12 +28,14 @@ from registry.chain.licences import (
     sign_grant,
 )
 from registry.config import Settings
+from registry.ledger import notes
+from registry.ledger.notes import NotesDomain, UsageReport
 from registry.store.store import Store
 
 pytestmark = pytest.mark.chain
 
 ISCC_ID = (1_700_000_000_000_000 << 12) | 0
-REJECT = 4
+BURN_GAS, REVERT, REJECT = 1, 2, 4
 
 
 def terms(**changes: Any) -> dict[str, Any]:
@@ -196,6 +200,43 @@ def test_a_smart_wallet_grants_through_the_relay(client: TestClient, registry: R
     answer = _grant(client, signed)
     assert answer.status_code == 200, answer.text
     assert answer.json()["result"]["grantor"] == wallet
+
+
+def _usage_by(registry: Registry, reporter: str, signer: Any, nonce: int) -> dict[str, Any]:
+    item = content(b"a file a platform used " * 40)
+    report = UsageReport.create(
+        reporter, item["iscc"], item["datahash"], "DE", "svod", int(time.time()) - 60, nonce
+    )
+    assert registry.deployment.licences is not None
+    domain = NotesDomain(registry.deployment.chain_id, registry.deployment.licences)
+    return notes.sign(report, domain, signer).to_json()
+
+
+def test_a_smart_wallet_signs_notes_with_its_owners_key(
+    client: TestClient, registry: Registry
+) -> None:
+    """A signed note names a smart wallet and is signed by its owner's key: the service asks
+    the wallet (ERC-1271) and takes it. A key the wallet does not accept, and a wallet that
+    reverts or burns its stipend, are a 400 that says so."""
+    owner = Account.create()
+    wallet = deploy_mock(registry, "OwnedWallet", owner.address)
+    answer = client.post("/v1/usage", json=_usage_by(registry, wallet, owner, 1))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["report"]["reporter"] == wallet
+    refused = client.post("/v1/usage", json=_usage_by(registry, wallet, Account.create(), 2))
+    assert refused.status_code == 400
+    assert "does not accept the signature (ERC-1271)" in refused.json()["message"]
+    hostile = deploy_mock(registry, "HostileWallet")
+    for mode in (BURN_GAS, REVERT):
+        registry.transact(
+            mock_contract(registry, "HostileWallet", hostile).functions.setMode(mode),
+            dev_account(0),
+        )
+        answer = client.post("/v1/usage", json=_usage_by(registry, hostile, owner, 3))
+        assert answer.status_code == 400, answer.text
+    # A key that signs for another key is still told who signed.
+    other = client.post("/v1/usage", json=_usage_by(registry, Account.create().address, owner, 1))
+    assert other.status_code == 400 and "signature is by" in other.json()["message"]
 
 
 def test_the_schema_describes_the_licence_relay(client: TestClient) -> None:

@@ -10,6 +10,7 @@ from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from index_helpers import CHANGE_ABI, content, encode_log
 from licence_helpers import DAY, T0, granted, terminated
+from pydantic import ValidationError
 from sqlalchemy import func, inspect, select, text, update
 
 # Shared with the content conflict tests: decoded Declared and change events.
@@ -17,7 +18,10 @@ from test_conflicts import CHAIN, CONTRACT, DECODER, Chain, _declared
 
 from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.chain.iscc_id import IsccId
+from registry.config import Settings
+from registry.defaults import CASES_PER_WORK
 from registry.ledger import cases as case_steps
+from registry.ledger.case_policy import CasePolicy
 from registry.ledger.cases import SignedBy, get_case, list_cases
 from registry.ledger.conflicts import ConflictDetector
 from registry.ledger.licence_conflicts import (
@@ -536,3 +540,84 @@ def test_reading_cases_takes_no_write_lock_unless_one_is_due(
     # Past the deadline, a read expires the case (one write).
     assert get_case(store, case_id, now=NOW + 15 * DAY)["state"] == "expired"
     assert writes == [1]
+
+
+def _cases_of(store: Store, iscc_id: str) -> list[dict]:
+    return list_cases(store, iscc_id=iscc_id, limit=1000, now=NOW)
+
+
+def test_fresh_keys_cannot_flood_a_works_owner_with_cases(store: Store) -> None:
+    """Usage reports and grants by 30 fresh keys each are 60 conflicts, all recorded, but they
+    open at most `cases_per_work` cases per kind over the work; a trusted reporter and the
+    owner still get a case for every conflict, and another work has its own bound."""
+    ledger = Ledger(store)
+    ledger.licences = LicenceDetector(
+        store, clock=lambda: ledger.now, policy=CasePolicy(trusted=frozenset({DAVE}))
+    )
+    item = content(b"popular work " * 60)
+    work, other = _declared(item, 1, ALICE), _work("other", 2, ALICE)
+    ledger.apply(1, work)
+    ledger.apply(2, other)
+    fresh = [Account.create().address for _ in range(30)]
+    for nonce, key in enumerate(fresh):
+        _usage(store, key, item, nonce)
+    ledger.apply(3, *[granted(work.iscc_id, key, 3, log_index=i) for i, key in enumerate(fresh)])
+    ledger.apply(4, *[granted(other.iscc_id, key, 4, log_index=i) for i, key in enumerate(fresh)])
+    ledger.detect()
+    limit = CASES_PER_WORK
+    unlicensed, not_owner = _open(store, UNLICENSED_USE), _open(store, NOT_OWNER)
+    assert len(unlicensed) == 30 and len(not_owner) == 60
+    on_work = [c for c in not_owner if c["iscc_id"] == work.iscc_id]
+    for found in (unlicensed, on_work):
+        held = [c for c in found if c["case"] is None]
+        assert len(held) == 30 - limit
+        assert all("recorded without a case" in c["evidence"]["case_held"] for c in held)
+    assert len(_cases_of(store, work.iscc_id)) == 2 * limit
+    assert len(_cases_of(store, other.iscc_id)) == limit
+    # The owner's exclusive grant clashes with the 30 strangers' grants: caused by them, so
+    # bounded too. Accountable parties are never crowded out: a trusted reporter, and the
+    # owner's second exclusive grant against the first.
+    _usage(store, DAVE, item, 1)
+    ledger.apply(5, granted(work.iscc_id, ALICE, 5, licensee=BOB, exclusive=True))
+    ledger.apply(6, granted(work.iscc_id, ALICE, 6, licensee=CAROL, exclusive=True))
+    ledger.detect()
+    assert len(_open(store, EXCLUSIVE_OVERLAP)) == 30 + 31
+    assert len(_cases_of(store, work.iscc_id)) == 3 * limit + 2
+    by_owner = [c for c in _open(store, EXCLUSIVE_OVERLAP) if c["case"] is not None]
+    assert len(by_owner) == limit + 1
+    (trusted,) = [c for c in _open(store, UNLICENSED_USE) if c["case"] and DAVE in str(c)]
+    assert trusted["case"]["state"] == "open"
+
+
+def test_case_policy_comes_from_the_settings() -> None:
+    settings = Settings(case_response_days=3, cases_per_work=2, case_trusted_parties=[DAVE.lower()])
+    policy = CasePolicy.of(settings)
+    assert (policy.response_days, policy.cases_per_work, policy.trusted) == (3, 2, {DAVE})
+    with pytest.raises(ValidationError, match="not an Ethereum address"):
+        Settings(case_trusted_parties=["0x1234"])
+
+
+def test_a_grant_id_repeated_on_another_registry_is_judged_on_its_own(store: Store) -> None:
+    """keccak(grantor, nonce) is the same grant id on every registry: Bob's grant over his own
+    work here licenses a use although the same id is a grant over Alice's work elsewhere."""
+    ledger = Ledger(store)
+    item = content(b"bob's own work " * 60)
+    work = _declared(item, 1, BOB)
+    ledger.apply(1, work)
+    own = granted(work.iscc_id, BOB, 2, nonce=7, uses=SVOD)
+    ledger.apply(2, own)
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    alices = _work("alice's work", 3, ALICE)
+    foreign = granted(alices.iscc_id, BOB, 4, nonce=7, uses=SVOD)
+    assert foreign.grant_id == own.grant_id
+    three, four = (3).to_bytes(32, "big"), (4).to_bytes(32, "big")
+    store.apply(CHAIN, elsewhere, [alices], None, 3, three)
+    store.apply(CHAIN, elsewhere, [foreign], (3, three), 4, four)
+    ledger.detect()
+    _usage(store, DAVE, item, 1, territory="DE", use=SVOD)
+    ledger.detect()
+    (not_owner,) = _open(store, NOT_OWNER)
+    assert not_owner["contract"] == elsewhere
+    assert _open(store, UNLICENSED_USE) == []
+    assert store.grant(own.grant_id, CHAIN, CONTRACT).iscc_id == work.iscc_id
+    assert store.grant(own.grant_id, CHAIN, elsewhere).iscc_id == alices.iscc_id

@@ -509,3 +509,39 @@ def test_every_subscriber_gets_the_notice_under_its_own_number(
         assert [json.loads(a.body)["id"] for a in hook.arrived] == [first, second]
     deliveries_seen = {a.headers["X-Registry-Delivery"] for h in hooks for a in h.arrived}
     assert len(deliveries_seen) == 6
+
+
+def test_a_filtered_reader_gets_only_its_notices_and_the_newest_position(store: Store) -> None:
+    """The store filters a feed's notices: a reader replaying from the start with a filter
+    that matches little gets just those and the newest position, so it neither reads the
+    others into the service nor asks again for them."""
+    other_case, longer = "0x" + "cd" * 32, WORK + "A"
+    for seq in range(150):
+        announce(store, seq, case_id=other_case, works=(longer,))
+    mine = announce(store, 0)
+    newest = announce(store, 150, case_id=other_case, works=(longer,))
+    found, position = notify.matching_notices(store, 0, 100, case_id=CASE)
+    assert [n["id"] for n in found] == [mine] and position == newest
+    found, position = notify.matching_notices(store, 0, 100, work=WORK)
+    assert [n["id"] for n in found] == [mine] and position == newest
+    assert notify.matching_notices(store, newest, 100, kind="unlicensed_use") == ([], newest)
+    found, position = notify.matching_notices(store, 0, 100, work=longer)
+    assert len(found) == 100 and position == found[-1]["id"]
+
+
+def test_a_receiver_answering_410_gone_ends_its_subscription(
+    store: Store, settings: Settings, receiver: Callable[..., Receiver]
+) -> None:
+    gone, kept = receiver(answers=[410]), receiver()
+    ended = notify.subscribe(store, settings, gone.url, "10.0.0.7")
+    notify.subscribe(store, settings, kept.url, "10.0.0.7")
+    for seq in range(3):
+        announce(store, seq)
+    assert Deliverer(store, POLICY).deliver_due() == 6
+    assert len(gone.arrived) == 1 and len(kept.arrived) == 3
+    assert notify.deliveries_of(store, ended["id"]) == []
+    with pytest.raises(NotFound):
+        notify.subscription(store, ended["id"], ended["secret"])
+    announce(store, 3)
+    Deliverer(store, POLICY).deliver_due()
+    assert len(gone.arrived) == 1 and len(kept.arrived) == 4

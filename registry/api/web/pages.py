@@ -412,7 +412,11 @@ def case_page(request: Request, case_id: str) -> HTMLResponse:
     conflict = case["conflict"] or {}
     grants = []
     for grant_id in (conflict.get("grant_id"), conflict.get("other_grant_id")):
-        record = store.grant(grant_id) if grant_id else None
+        record = (
+            store.grant(grant_id, conflict.get("chain_id"), conflict.get("contract"))
+            if grant_id
+            else None
+        )
         if record is not None:
             grants.append(licence_view(record, int(time.time())))
     works = list(

@@ -1,0 +1,38 @@
+"""Asking a smart-contract wallet whether it accepts a signature (ERC-1271), off chain.
+
+The contracts give a wallet's isValidSignature a fixed stipend (WALLET_CHECK_GAS); the service
+asks with the same stipend in an eth_call, so a wallet that answers here answers the same on
+chain, and a hostile one cannot make the question cost more than that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import encode as abi_encode
+
+from registry.chain.licences import WALLET_CHECK_GAS
+
+__all__ = ["ERC1271_MAGIC", "wallet_accepts"]
+
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+"""isValidSignature(bytes32,bytes)'s selector: its selector is also the answer meaning yes."""
+
+
+def wallet_accepts(w3: Any, account: str, digest: bytes, signature: bytes) -> bool | None:
+    """None when `account` has no code (a key, not a wallet); else whether the wallet accepts
+    `signature` over `digest`. A revert, running out of the stipend or any other answer than
+    the magic value is a no."""
+    if not w3.eth.get_code(account):
+        return None
+    arguments = abi_encode(["bytes32", "bytes"], [digest, signature])
+    call = {
+        "to": account,
+        "data": "0x" + (ERC1271_MAGIC + arguments).hex(),
+        "gas": WALLET_CHECK_GAS,
+    }
+    try:
+        answer = bytes(w3.eth.call(call))
+    except Exception:  # a revert, out of gas, a node that refuses: no valid answer
+        return False
+    return answer[:4] == ERC1271_MAGIC
