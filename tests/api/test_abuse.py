@@ -563,6 +563,14 @@ def test_api_docs_load_nothing_from_elsewhere(offline: TestClient, page: str) ->
     assert "fonts.googleapis" not in html and "cdn.jsdelivr" not in html
 
 
+def test_schema_says_an_upload_may_be_unreadable(offline: TestClient) -> None:
+    """A broken PDF is 415; schemathesis found the status undocumented (now and then)."""
+    responses = offline.get("/openapi.json").json()["paths"]["/v1/match"]["post"]["responses"]
+    assert "415" in responses
+    broken = offline.post("/v1/match", params={"filename": "a.pdf"}, content=b"%PDF-")
+    assert broken.status_code == 415, broken.text
+
+
 def test_schema_describes_identifier_formats(offline: TestClient) -> None:
     schema = offline.get("/openapi.json").json()
 
