@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     """Addresses whose usage reports and grants open a case for every conflict they cause
     (platforms with a reporting agreement, known licensors). A JSON list in the environment."""
     cases_per_work: int = Field(CASES_PER_WORK, ge=1)
-    """Open licence cases of one kind a work may have that accuse parties neither trusted nor
-    its owner; conflicts beyond it are recorded without a case (registry.ledger.case_policy)."""
+    """Active licence cases of one kind a harmed work may have that parties neither trusted
+    nor owning it caused; conflicts beyond it wait, recorded, for a free slot
+    (registry.ledger.case_policy)."""
 
     @field_validator("case_trusted_parties")
     @classmethod

@@ -271,3 +271,25 @@ def test_usage_report_and_responses_via_a_service(home: Home, tmp_path: Path) ->
     with Store.open(home.db_url) as store:
         assert cases.get_case(store, case_id)["state"] == "acknowledged"
         assert len(store.usage_reports_of(iscc_id=home.work)) == 1
+
+
+def test_review_license_list_via_stops_at_a_service_that_pages_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`license list --via` follows `truncated` with offset += len(page) and no bound: a
+    service (hostile, or a buggy proxy answering the same page) that always says truncated
+    keeps the CLI asking and growing its list forever. Here the fake service gives up after
+    200 pages; the CLI should have stopped on its own (a cap, or a page it saw before)."""
+    from registry.api.client import ServiceClient
+    from registry.cli.ledger import _remote_licences
+
+    asked: list[dict] = []
+
+    def request(self, method, path, body=None, params=None):  # type: ignore[no-untyped-def]
+        asked.append(params)
+        if len(asked) > 200:
+            raise AssertionError("still paging after 200 pages of the same licence")
+        return 200, {"licences": [{"grant_id": "0x" + "00" * 32}], "truncated": True}
+
+    monkeypatch.setattr(ServiceClient, "request", request)
+    _remote_licences("http://service.example", "ISCC:MAIGBISBQHSAAAAA")

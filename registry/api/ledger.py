@@ -111,8 +111,8 @@ def licence_conflicts(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
     """Oldest first, on either side of the conflict, each with its exact overlap, evidence
-    and case. A conflict recorded without a case (the flood bound of
-    registry.ledger.case_policy) has `case` null and says why under `evidence.case_held`."""
+    and case. A conflict the flood bound holds (registry.ledger.case_policy) has `case` null
+    until a slot frees, and says why under `evidence.case_held`."""
     canonical = str(IsccId.parse(iscc_id))
     found = list_licence_conflicts(
         store_of(request),
@@ -230,17 +230,21 @@ _NOTE_ANSWERS: dict[int | str, dict[str, Any]] = {
 
 def _wallet(request: Request) -> WalletCheck:
     """A smart-wallet party's signature check on this service's node (ERC-1271); asked only
-    when a signature is not by a key, after the client's attempt was counted."""
+    when a signature is not by a key, after the client's attempt was counted, and once per
+    request (the note is verified again where it is stored)."""
     state = state_of(request)
+    answers: dict[tuple[str, bytes, bytes], bool | None] = {}
 
     def check(account: str, digest: bytes, signature: bytes) -> bool | None:
-        try:
-            w3 = state.registry().w3
-            return wallet_accepts(w3, account, digest, signature)
-        except ChainUnavailable:
-            raise
-        except Exception as exc:  # the node refused or is down: not the client's fault
-            raise ChainUnavailable(f"the node did not answer ({type(exc).__name__})") from None
+        key = (account, digest, signature)
+        if key not in answers:
+            try:
+                answers[key] = wallet_accepts(state.registry().w3, account, digest, signature)
+            except ChainUnavailable:
+                raise
+            except Exception as exc:  # the node refused or is down: not the client's fault
+                raise ChainUnavailable(f"the node did not answer ({type(exc).__name__})") from None
+        return answers[key]
 
     return check
 

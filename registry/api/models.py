@@ -210,7 +210,7 @@ class LicenceConflictList(BaseModel):
     iscc_id: str
     conflicts: list[dict[str, Any]] = Field(
         description="Oldest first: kind, grants or usage report, works, exact overlap, "
-        "evidence, found and resolved, and `case` ({id, state}, or null: recorded without one)"
+        "evidence, found and resolved, and `case` ({id, state}, or null: held by the flood bound)"
     )
     truncated: bool = Field(False, description="More conflicts follow (see `offset`)")
 

@@ -21,8 +21,9 @@ ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
 def wallet_accepts(w3: Any, account: str, digest: bytes, signature: bytes) -> bool | None:
     """None when `account` has no code (a key, not a wallet); else whether the wallet accepts
-    `signature` over `digest`. A revert, running out of the stipend or any other answer than
-    the magic value is a no."""
+    `signature` over `digest`. As WalletSignatures.sol takes it: only a 32-byte word that is
+    the magic value padded with zeros is a yes; a revert, running out of the stipend, a short
+    answer or any other word (a fallback echoing its calldata, say) is a no."""
     if not w3.eth.get_code(account):
         return None
     arguments = abi_encode(["bytes32", "bytes"], [digest, signature])
@@ -35,4 +36,4 @@ def wallet_accepts(w3: Any, account: str, digest: bytes, signature: bytes) -> bo
         answer = bytes(w3.eth.call(call))
     except Exception:  # a revert, out of gas, a node that refuses: no valid answer
         return False
-    return answer[:4] == ERC1271_MAGIC
+    return answer[:32] == ERC1271_MAGIC.ljust(32, b"\x00")

@@ -16,6 +16,7 @@ from registry.cli.common import (
     KeyOpt,
     PasswordFileOpt,
     cases_app,
+    err,
     get_settings,
     license_app,
     load_key,
@@ -128,18 +129,28 @@ def license_list(
         out.print(f"  {licence['grant_id']}  by {licence['grantor']}", highlight=False)
 
 
+REMOTE_LICENCES = 100_000
+"""Most licences `license list --via` reads: a service that always says `truncated` (hostile,
+or a proxy answering one page again) must not keep the command going for ever."""
+
+
 def _remote_licences(via: str, iscc_id: str) -> list[dict[str, Any]]:
-    """Every licence over `iscc_id` from a service, a page at a time."""
+    """The licences over `iscc_id` from a service, a page at a time, up to REMOTE_LICENCES;
+    stops early at a page that brings nothing new."""
     from registry.api.client import ServiceClient
 
-    client, found = ServiceClient(via), []
-    while True:
+    client, found, seen = ServiceClient(via), [], set()
+    while len(found) < REMOTE_LICENCES:
         _status, page = client.request(
             "GET", f"/v1/works/{iscc_id}/licences", params={"limit": 1000, "offset": len(found)}
         )
-        found += page["licences"]
-        if not page["truncated"] or not page["licences"]:
+        new = [g for g in page["licences"] if g["grant_id"] not in seen]
+        seen.update(g["grant_id"] for g in new)
+        found += new
+        if not page["truncated"] or not new:
             return found
+    err.print(f"the first {REMOTE_LICENCES:,} licences; the service has more")
+    return found
 
 
 @usage_app.command("report")

@@ -71,7 +71,13 @@ from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
 from registry.errors import InputError, InvalidNote, StoreError
 from registry.iscc.codec import code_from_bytes
-from registry.ledger.case_policy import DEFAULT_POLICY, CaseGate, CasePolicy
+from registry.ledger.case_policy import (
+    DEFAULT_POLICY,
+    CaseGate,
+    CasePolicy,
+    held_evidence,
+    promote_held,
+)
 from registry.ledger.cases import (
     RESOLVE,
     WITHDRAW,
@@ -215,7 +221,8 @@ class LicenceDetector:
                     .with_for_update(skip_locked=True)
                 ).all()
                 if not claimed:
-                    return changed
+                    # After judging: the conflicts this run resolved free their slots.
+                    return changed + self._promote(conn, now)
                 by_registry: dict[tuple[int, str], list[tuple[str, str]]] = defaultdict(list)
                 for row in claimed:
                     by_registry[row.chain_id, row.contract].append((row.subject, row.ref))
@@ -225,6 +232,14 @@ class LicenceDetector:
                     conn.execute(
                         delete(licence_queue).where(among(conn, licence_queue.c.id, chunk))
                     )
+
+    def _promote(self, conn: Connection, now: int) -> int:
+        """Cases for held conflicts whose harmed work has a free slot now (case_policy)."""
+        registries = conn.execute(select(checkpoints.c.chain_id, checkpoints.c.contract)).all()
+        return sum(
+            promote_held(conn, chain_id, contract, self.policy, now)
+            for chain_id, contract in registries
+        )
 
     def _expire_conflicts(self, conn: Connection, now: int) -> int:
         due = conn.execute(
@@ -252,14 +267,14 @@ class LicenceDetector:
         known = grants_by_ids(conn, sorted(grant_ids), chain_id, contract)
         # A work changed: the grants over it and over the works related to it.
         if work_ids:
-            changed_works = works_of(conn, work_ids)
+            changed_works = works_of(conn, work_ids, chain_id, contract)
             related = related_works(conn, changed_works)
             touched = set(work_ids) | {r.other for rs in related.values() for r in rs}
             for g in grants_over(conn, sorted(touched)):
                 if (g.chain_id, g.contract) == (chain_id, contract):
                     known[g.grant_id] = g
                     grant_ids.add(g.grant_id)
-            usage_ids |= _usage_of(conn, touched)
+            usage_ids |= _usage_of(conn, chain_id, contract, touched)
         # A grant changed: its sublicences are judged against it again.
         for chunk in chunks(sorted(grant_ids)):
             children = conn.execute(
@@ -271,12 +286,12 @@ class LicenceDetector:
                 grant_ids.add(g.grant_id)
         # In chain order, so conflicts (and their cases) are stored in the order grants came.
         live = sorted((known[g] for g in grant_ids if g in known), key=lambda g: g.order)
-        works = works_of(conn, {g.iscc_id for g in live})
+        works = works_of(conn, {g.iscc_id for g in live}, chain_id, contract)
         relations = related_works(conn, works)
         if self.matcher is not None:
             relations = merge_relations(relations, self.matcher(conn, works))
         neighbours = set(works) | {r.other for rs in relations.values() for r in rs}
-        others = works_of(conn, neighbours - set(works))
+        others = works_of(conn, neighbours - set(works), chain_id, contract)
         others.update(works)
         over: dict[str, list[GrantRecord]] = defaultdict(list)
         for g in grants_over(conn, sorted(neighbours)):
@@ -284,7 +299,7 @@ class LicenceDetector:
                 over[g.iscc_id].append(g)
                 known.setdefault(g.grant_id, g)
         # Open unlicensed uses of these works may be licensed by a grant judged now.
-        usage_ids |= _usage_of(conn, neighbours, only_open=True)
+        usage_ids |= _usage_of(conn, chain_id, contract, neighbours, only_open=True)
         parents = grants_by_ids(
             conn, sorted({g.parent for g in live if g.parent}), chain_id, contract
         )
@@ -317,15 +332,26 @@ class LicenceDetector:
         # Usage reports, after the grants' own conflicts (which may invalidate a grant).
         usages = _usages(conn, usage_ids)
         responsible += [("usage", str(u.id)) for u in usages]
-        for f in unlicensed_uses(conn, usages, findings):
+        for f in unlicensed_uses(conn, usages, findings, (chain_id, contract)):
             findings[f.key] = f
         return _reconcile(conn, chain_id, contract, responsible, findings, now, self.policy, known)
 
 
-def _usage_of(conn: Connection, iscc_ids: Iterable[str], only_open: bool = False) -> set[int]:
+def _usage_of(
+    conn: Connection,
+    chain_id: int,
+    contract: str,
+    iscc_ids: Iterable[str],
+    only_open: bool = False,
+) -> set[int]:
+    """This registry's usage reports of these works (another registry in the store judges its
+    own)."""
     found: set[int] = set()
+    scope = (usage_reports.c.chain_id == chain_id, usage_reports.c.contract == contract)
     for chunk in chunks(sorted(set(iscc_ids))):
-        query = select(usage_reports.c.id).where(among(conn, usage_reports.c.iscc_id, chunk))
+        query = select(usage_reports.c.id).where(
+            *scope, among(conn, usage_reports.c.iscc_id, chunk)
+        )
         if only_open:
             query = query.where(
                 usage_reports.c.id.in_(
@@ -391,12 +417,12 @@ def _reconcile(
         )
     ).scalar()
     new = [f for key, f in findings.items() if key not in open_rows]
-    gate = CaseGate(conn, chain_id, contract, policy, known, new)
+    gate = CaseGate(conn, chain_id, contract, policy, known, new, now)
     for key, f in findings.items():
         if key in open_rows:
             continue
         held = gate.held(f)
-        evidence = f.evidence if held is None else {**f.evidence, "case_held": held}
+        evidence = f.evidence if held is None else held_evidence(conn, chain_id, contract, held, f)
         conflict_id = conn.execute(
             _INSERT_CONFLICT,
             {
@@ -459,7 +485,7 @@ def _why_gone(conn: Connection, row: Any, known: dict[str, GrantRecord], now: in
                 f"in block {grant.terminated_block}"
             )
     named = [i for i in (row.iscc_id, row.other_iscc_id) if i]
-    works = works_of(conn, named)
+    works = works_of(conn, named, row.chain_id, row.contract)
     for iscc_id in named:
         # A grant over an undeclared work was a conflict of its own (grantor_not_owner).
         if iscc_id not in works and not (row.kind == NOT_OWNER and iscc_id == row.iscc_id):
@@ -744,7 +770,7 @@ def list_licence_conflicts(
         return [
             {
                 **conflict_dict(row),
-                # None: recorded without a case (registry.ledger.case_policy).
+                # None: held by the flood bound until a slot frees (registry.ledger.case_policy).
                 "case": None
                 if row.case_id is None
                 else {"id": row.case_id, "state": row.case_state},

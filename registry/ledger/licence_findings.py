@@ -165,14 +165,31 @@ def unauthorised(
     conn: Connection,
     rights: dict[str, bool] | None = None,
 ) -> bool:
-    """Whether the grant's line starts with a grant of its own whose grantor did not own the
-    work (a `grantor_not_owner` grant). `rights` caches the answers by grant id."""
+    """Whether the grant's line is not rightful: a link in it is a sublicence its grantor could
+    not give (the parent is not sublicensable, or licensed to someone else), or it starts with
+    a grant of its own whose grantor did not own the work (`grantor_not_owner`). A stranger's
+    exclusive "sublicences" under someone else's grant would otherwise clash pairwise.
+    `rights` caches the answers by grant id."""
     if rights is not None and grant.grant_id in rights:
         return rights[grant.grant_id]
-    root = _root(grant, known, conn)
-    if root.iscc_id not in works:
-        works.update(works_of(conn, {root.iscc_id}))
-    answer = ownership(root, works.get(root.iscc_id)) is not None
+    answer, current = False, grant
+    for _ in range(_MAX_DEPTH):
+        if current.parent is None:
+            break
+        if current.parent not in known:
+            known.update(grants_by_ids(conn, [current.parent], current.chain_id, current.contract))
+        parent = known.get(current.parent)
+        if parent is None or parent.grant_id == grant.grant_id:
+            break  # a parent this store never saw (it started late): judged by the rest
+        if not parent.sublicensable or parent.licensee not in (None, current.grantor):
+            answer = True
+            break
+        current = parent
+    if not answer:
+        root = _root(grant, known, conn)
+        if root.iscc_id not in works:
+            works.update(works_of(conn, {root.iscc_id}, root.chain_id, root.contract))
+        answer = ownership(root, works.get(root.iscc_id)) is not None
     if rights is not None:
         rights[grant.grant_id] = answer
     return answer
@@ -378,12 +395,16 @@ def sublicence(grant: GrantRecord, parent: GrantRecord | None) -> Finding | None
 
 
 def unlicensed_uses(
-    conn: Connection, usages: Sequence[UsageRecord], findings: dict[str, Finding]
+    conn: Connection,
+    usages: Sequence[UsageRecord],
+    findings: dict[str, Finding],
+    registry: tuple[int, str],
 ) -> list[Finding]:
     """The usage reports no valid grant covers, judged together: their works, the works
-    related to them and the grants over those are read once for the whole batch."""
+    related to them and the grants over those are read once for the whole batch. `findings`
+    are this run's, on `registry`."""
     matched = [u for u in usages if u.iscc_id is not None]  # no declared work: nobody claims
-    works = works_of(conn, {u.iscc_id for u in matched if u.iscc_id})
+    works = works_of(conn, {u.iscc_id for u in matched if u.iscc_id}, *registry)
     relations = related_works(conn, works)
     candidates = {
         iscc_id: {iscc_id} | {r.other for r in relations.get(iscc_id, [])} for iscc_id in works
@@ -391,7 +412,7 @@ def unlicensed_uses(
     over: dict[str, list[GrantRecord]] = defaultdict(list)
     for g in grants_over(conn, sorted({i for c in candidates.values() for i in c})):
         over[g.iscc_id].append(g)
-    invalid = invalid_grants(conn, [g for gs in over.values() for g in gs], findings)
+    invalid = invalid_grants(conn, [g for gs in over.values() for g in gs], findings, registry)
     found = []
     for usage in matched:
         work = works.get(usage.iscc_id or "")
@@ -403,7 +424,8 @@ def unlicensed_uses(
             for g in over.get(iscc_id, [])
             if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
         ]
-        valid = [g for g in considered if g.grant_id not in invalid]
+        bad = [g.grant_id for g in considered if (g.chain_id, g.contract, g.grant_id) in invalid]
+        valid = [g for g in considered if g.grant_id not in bad]
         use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
         ended = {g.grant_id: g.terminated_time for g in valid if g.terminated_time is not None}
         uncovered = unlicensed(use, [terms_of(g) for g in valid], ended=ended)
@@ -425,7 +447,7 @@ def unlicensed_uses(
                     **uncovered.to_json(),
                     "match": None if usage.match is None else json.loads(usage.match),
                     "works": sorted(candidates[work.iscc_id]),
-                    "invalid_grants": sorted(invalid & {g.grant_id for g in considered}),
+                    "invalid_grants": sorted(bad),
                 },
                 parties=_parties((usage.reporter, "user"), (work.owner, "owner")),
             )
@@ -434,14 +456,18 @@ def unlicensed_uses(
 
 
 def invalid_grants(
-    conn: Connection, considered: Sequence[GrantRecord], findings: dict[str, Finding]
-) -> set[str]:
-    """Ids of the `considered` grants with a grantor_not_owner or grantor_not_priority
-    conflict: found in this run, or open in the store (for that grant's registry: grant ids
-    repeat across chains) and not judged in this run."""
+    conn: Connection,
+    considered: Sequence[GrantRecord],
+    findings: dict[str, Finding],
+    registry: tuple[int, str] | None = None,
+) -> set[tuple[int, str, str]]:
+    """(chain id, contract, grant id) of the `considered` grants with a grantor_not_owner or
+    grantor_not_priority conflict: open in the store on that grant's own registry (a grant id
+    repeats across chains), or found in this run (`findings`, all of `registry`) and not
+    judged yet."""
     judged = {f.grant_id for f in findings.values() if f.kind in INVALIDATING}
     wanted = {(g.chain_id, g.contract, g.grant_id) for g in considered}
-    stored: set[str] = set()
+    found = {key for key in wanted if registry == key[:2] and key[2] in judged}
     for chunk in chunks(sorted({g.grant_id for g in considered})):
         rows = conn.execute(
             select(
@@ -454,8 +480,8 @@ def invalid_grants(
                 licence_conflicts.c.resolved_at.is_(None),
             )
         )
-        stored.update(grant_id for *scope, grant_id in rows if (*scope, grant_id) in wanted)
-    return judged | stored
+        found.update(key for key in map(tuple, rows) if key in wanted)
+    return found
 
 
 def usage_coverage(conn: Connection, usage: UsageRecord) -> dict[str, Any]:
@@ -471,7 +497,7 @@ def usage_coverage(conn: Connection, usage: UsageRecord) -> dict[str, Any]:
             "grants_considered": [],
             "invalid_grants": [],
         }
-    works = works_of(conn, [usage.iscc_id])
+    works = works_of(conn, [usage.iscc_id], usage.chain_id, usage.contract)
     candidates = {usage.iscc_id} | {
         r.other for r in related_works(conn, works).get(usage.iscc_id, [])
     }
@@ -480,7 +506,7 @@ def usage_coverage(conn: Connection, usage: UsageRecord) -> dict[str, Any]:
         for g in grants_over(conn, sorted(candidates))
         if (g.chain_id, g.contract) == (usage.chain_id, usage.contract)
     ]
-    invalid = invalid_grants(conn, considered, {})
+    invalid = {key[2] for key in invalid_grants(conn, considered, {})}
     use = Usage(usage.territory, Use(usage.use), usage.used_at, usage.reporter, usage.iscc_id)
     covering = [
         g.grant_id

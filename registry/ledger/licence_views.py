@@ -83,8 +83,11 @@ def licence_view(
     return view
 
 
-def _open_conflicts(store: Store, grant_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Open licence conflicts naming each grant (either side), with their case."""
+def _open_conflicts(store: Store, grants: list[GrantRecord]) -> dict[str, list[dict[str, Any]]]:
+    """Open licence conflicts naming each grant (either side) on the grant's own registry (a
+    grant id repeats across chains), with their case."""
+    registry_of = {g.grant_id: (g.chain_id, g.contract) for g in grants}
+    grant_ids = sorted(registry_of)
     found: dict[str, list[dict[str, Any]]] = {g: [] for g in grant_ids}
     if not grant_ids:
         return found
@@ -93,6 +96,8 @@ def _open_conflicts(store: Store, grant_ids: list[str]) -> dict[str, list[dict[s
     queries = [
         select(
             licence_conflicts.c.id,
+            licence_conflicts.c.chain_id,
+            licence_conflicts.c.contract,
             licence_conflicts.c.kind,
             licence_conflicts.c.grant_id,
             licence_conflicts.c.other_grant_id,
@@ -124,7 +129,7 @@ def _open_conflicts(store: Store, grant_ids: list[str]) -> dict[str, list[dict[s
             "case_state": row.case_state,
         }
         for grant_id in {row.grant_id, row.other_grant_id}:
-            if grant_id in found:
+            if grant_id in found and registry_of[grant_id] == (row.chain_id, row.contract):
                 found[grant_id].append(entry)
     return found
 
@@ -142,5 +147,5 @@ def work_licences(
     canonical = str(IsccId.parse(iscc_id))
     moment = int(time.time()) if now is None else now
     grants = store.grants_of(canonical, limit, offset)
-    conflicts = _open_conflicts(store, [g.grant_id for g in grants])
+    conflicts = _open_conflicts(store, grants)
     return [licence_view(g, moment, conflicts[g.grant_id]) for g in grants]

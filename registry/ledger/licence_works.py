@@ -62,7 +62,11 @@ class Work:
         return owner, how
 
 
-def works_of(conn: Connection, iscc_ids: Iterable[str]) -> dict[str, Work]:
+def works_of(
+    conn: Connection, iscc_ids: Iterable[str], chain_id: int, contract: str
+) -> dict[str, Work]:
+    """The works of one registry by ISCC-ID, with their event history. An ISCC-ID is minted
+    once per registry, not per store: two deployments with one hub id can mint the same one."""
     found: dict[str, Work] = {}
     wanted = sorted(set(iscc_ids))
     for chunk in chunks(wanted):
@@ -75,7 +79,11 @@ def works_of(conn: Connection, iscc_ids: Iterable[str]) -> dict[str, Work]:
                 declarations.c.revoked,
                 declarations.c.valid,
             )
-            .where(among(conn, declarations.c.iscc_id, chunk))
+            .where(
+                declarations.c.chain_id == chain_id,
+                declarations.c.contract == contract,
+                among(conn, declarations.c.iscc_id, chunk),
+            )
             .order_by(declarations.c.block_number, declarations.c.log_index)
         )
         for row in conn.execute(query):
@@ -88,7 +96,11 @@ def works_of(conn: Connection, iscc_ids: Iterable[str]) -> dict[str, Work]:
         history = (
             select(events.c.iscc_id, events.c.block_number, events.c.log_index, events.c.name)
             .add_columns(events.c.payload)
-            .where(among(conn, events.c.iscc_id, chunk))
+            .where(
+                events.c.chain_id == chain_id,
+                events.c.contract == contract,
+                among(conn, events.c.iscc_id, chunk),
+            )
             .order_by(events.c.block_number, events.c.log_index)
         )
         for row in conn.execute(history):

@@ -404,13 +404,9 @@ class SignedNote:
             problem = InvalidNote(f"the signature is by {signer}, not by {self.signer}")
         except InvalidNote as exc:  # a wallet's signature need not be 65 bytes
             problem = exc
-        try:
-            accepts = None if wallet is None else wallet(self.signer, self.digest(), self.signature)
-        except RegistryError as exc:
-            raise InvalidNote(
-                f"{problem}; whether {self.signer} is a smart wallet that accepts it could not "
-                f"be asked: {exc}"
-            ) from None
+        # ChainUnavailable passes: whether the party is a wallet is unknown, not the client's
+        # fault (a 503 to retry).
+        accepts = None if wallet is None else wallet(self.signer, self.digest(), self.signature)
         if accepts is None:
             raise problem
         if not accepts:

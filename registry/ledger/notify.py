@@ -24,8 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
+from registry.chain.iscc_id import IsccId
 from registry.config import Settings
-from registry.errors import Forbidden, InputError, NotFound
+from registry.errors import Forbidden, InputError, InvalidCode, NotFound
 from registry.ledger import webhooks
 from registry.store.schema import deliveries, notices, subscriptions
 from registry.store.store import Store
@@ -246,6 +247,7 @@ def matching_notices(
     and the position a reader has reached: the last one returned, or the newest notice when
     fewer than `limit` matched. The store filters: a stream replaying from the start with a
     filter nothing matches reads no rows into the service (the case filter has an index)."""
+    case_id, work = _filter(case_id, "case"), _filter(work, "work")
     query = select(notices).where(notices.c.id > last_id)
     if case_id is not None:
         query = query.where(notices.c.case_id == case_id)
@@ -277,6 +279,13 @@ def _filter(value: str | None, what: str) -> str | None:
         return None
     if len(value) > MAX_FILTER or not value.isprintable():
         raise InputError(f"the {what} filter is not a valid identifier")
+    if what == "case":
+        return value.lower()  # case ids are stored in lower-case hex
+    if what == "work":
+        try:  # stored canonical: "ISCC:" and upper case, whatever form the filter came in
+            return str(IsccId.parse(value))
+        except InvalidCode as exc:
+            raise InputError(f"the work filter is not an ISCC-ID: {exc}") from None
     return value
 
 

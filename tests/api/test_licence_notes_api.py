@@ -43,6 +43,19 @@ def _settings(tmp_path: Path, licences: str = LICENCES, **values: Any) -> Settin
     return Settings(home=home, **values)
 
 
+@pytest.fixture(autouse=True)
+def keys_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These services have no node: every signer is a key (the wallet check on a devnet is in
+    tests/api/test_relay_licences.py)."""
+    import types
+
+    from registry.api import ledger as api_ledger
+    from registry.api.state import AppState
+
+    monkeypatch.setattr(AppState, "registry", lambda self: types.SimpleNamespace(w3=None))
+    monkeypatch.setattr(api_ledger, "wallet_accepts", lambda *_args: None)
+
+
 @pytest.fixture
 def api(tmp_path: Path, ledger_store: Store) -> Iterator[TestClient]:
     with TestClient(create_app(_settings(tmp_path), store=ledger_store)) as client:
@@ -272,3 +285,55 @@ def test_bad_responses_are_refused(
     answer = api.post(f"/v1/cases/{clash.case_id}/responses", json=note)
     assert answer.status_code == status
     assert api.get(f"/v1/cases/{clash.case_id}").json()["state"] == "open"
+
+
+# --- review (branch rev): smart-wallet signatures asked of the node ------------------------------
+
+
+def _fake_node(monkeypatch: pytest.MonkeyPatch, answer: Any) -> list[str]:
+    """The service's node as a wallet that answers `answer` (or raises it), counting the
+    questions."""
+    import types
+
+    from registry.api import ledger as api_ledger
+    from registry.api.state import AppState
+
+    asked: list[str] = []
+
+    def accepts(w3: Any, account: str, digest: bytes, signature: bytes) -> bool | None:
+        asked.append(account)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(AppState, "registry", lambda self: types.SimpleNamespace(w3=None))
+    monkeypatch.setattr(api_ledger, "wallet_accepts", accepts)
+    return asked
+
+
+def test_review_a_wallet_signed_note_asks_the_wallet_once(
+    api: TestClient, work: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report_usage verifies the note (asking the wallet: get_code and an eth_call), then
+    take_usage_report -> licence_conflicts.report_usage verifies it again with the same
+    wallet check: every smart-wallet note (and every forged note naming a wallet) costs the
+    node twice, and the second answer is taken after the signer was charged."""
+    asked = _fake_node(monkeypatch, True)
+    wallet, owner = Account.create(), Account.create()
+    answer = api.post("/v1/usage", json=usage_note(wallet, work[1], 1, signer=owner))
+    assert answer.status_code == 201, answer.text
+    assert asked == [wallet.address]
+
+
+def test_review_a_node_that_is_down_is_a_503_not_an_invalid_note(
+    api: TestClient, work: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_wallet turns a node failure into ChainUnavailable ("not the client's fault"), but
+    SignedNote.verify catches it as a RegistryError and raises InvalidNote: a smart wallet's
+    valid note is refused as a 400 invalid-note instead of a 503 the client would retry."""
+    from registry.errors import ChainUnavailable
+
+    _fake_node(monkeypatch, ChainUnavailable("the node did not answer (ConnectionError)"))
+    wallet, owner = Account.create(), Account.create()
+    answer = api.post("/v1/usage", json=usage_note(wallet, work[1], 1, signer=owner))
+    assert answer.status_code == 503, answer.text

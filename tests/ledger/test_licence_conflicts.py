@@ -571,7 +571,8 @@ def test_fresh_keys_cannot_flood_a_works_owner_with_cases(store: Store) -> None:
     for found in (unlicensed, on_work):
         held = [c for c in found if c["case"] is None]
         assert len(held) == 30 - limit
-        assert all("recorded without a case" in c["evidence"]["case_held"] for c in held)
+        reasons = [c["evidence"]["case_held"] for c in held]
+        assert all("gets its case when one of them ends" in r for r in reasons)
     assert len(_cases_of(store, work.iscc_id)) == 2 * limit
     assert len(_cases_of(store, other.iscc_id)) == limit
     # The owner's exclusive grant clashes with the 30 strangers' grants: caused by them, so
@@ -621,3 +622,215 @@ def test_a_grant_id_repeated_on_another_registry_is_judged_on_its_own(store: Sto
     assert _open(store, UNLICENSED_USE) == []
     assert store.grant(own.grant_id, CHAIN, CONTRACT).iscc_id == work.iscc_id
     assert store.grant(own.grant_id, CHAIN, elsewhere).iscc_id == alices.iscc_id
+
+
+# --- review (branch rev): the case flood bound and registry scoping -----------------------------
+
+
+def test_review_a_copys_declarer_cannot_flood_the_original_owner_with_priority_cases(
+    store: Store,
+) -> None:
+    """A fresh key declares a copy of Alice's work (one transaction) and grants over it 30
+    times: each grant is a grantor_not_priority conflict naming Alice ("earlier owner"). The
+    grantor owns the copy, so CaseGate calls every one accountable and all 30 open a case and
+    notify Alice: the bound does not hold for priority conflicts."""
+    ledger = Ledger(store)
+    item = content(b"alice's original " * 60)
+    original = _declared(item, 1, ALICE)
+    ledger.apply(1, original)
+    attacker = Account.create().address
+    copy = _declared(item, 2, attacker)
+    ledger.apply(2, copy)
+    ledger.apply(3, *[granted(copy.iscc_id, attacker, 3, log_index=i, nonce=i) for i in range(30)])
+    ledger.detect()
+    found = _open(store, NOT_PRIORITY)
+    assert len(found) == 30
+    with_case = [c for c in found if c["case"] is not None]
+    parties = [get_case(store, c["case"]["id"], now=NOW)["parties"] for c in with_case]
+    naming_alice = [ps for ps in parties if ALICE in {p["address"] for p in ps}]
+    assert len(naming_alice) <= CASES_PER_WORK
+
+
+def test_review_fresh_keys_cannot_hide_an_infringers_grant_from_the_owner(store: Store) -> None:
+    """An infringer first fills the bound with 10 throw-away grants from fresh keys over Alice's
+    work (same block), then grants the licence that matters. Its grantor_not_owner conflict is
+    recorded without a case, and stays so after the throw-away grants are terminated and their
+    cases resolved: the accused chose that the owner and licensee are never notified."""
+    ledger = Ledger(store)
+    work = _work("hidden", 1, ALICE)
+    ledger.apply(1, work)
+    junk = [
+        granted(work.iscc_id, Account.create().address, 2, log_index=i)
+        for i in range(CASES_PER_WORK)
+    ]
+    real = granted(work.iscc_id, BOB, 2, log_index=50, licensee=CAROL, worldwide=True)
+    ledger.apply(2, *junk, real)
+    ledger.detect()
+    ledger.apply(3, *[terminated(g, g.grantor, 3, log_index=i) for i, g in enumerate(junk)])
+    ledger.detect()
+    (infringing,) = _open(store, NOT_OWNER)
+    assert infringing["grant_id"] == real.grant_id
+    assert infringing["case"] is not None, infringing["evidence"].get("case_held")
+
+
+def test_review_an_invalid_grant_on_another_registry_does_not_unlicense_its_namesake(
+    store: Store,
+) -> None:
+    """Bob's grant (nonce 7) over his own work licenses Dave's use here. On another registry in
+    the same store the same bytes are Alice's work, and Bob's grant with the same id over it is
+    grantor_not_owner there. unlicensed_uses passes the grants of every registry over the
+    related works to invalid_grants and compares bare ids, so Bob's valid grant here counts as
+    invalid and Dave's licensed use becomes an unlicensed_use case."""
+    ledger = Ledger(store)
+    item = content(b"bob's film " * 60)
+    work = _declared(item, 1, BOB)
+    ledger.apply(1, work)
+    own = granted(work.iscc_id, BOB, 2, nonce=7, uses=SVOD, worldwide=True, territories=())
+    ledger.apply(2, own)
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    alices = _declared(item, 3, ALICE, log_index=1)
+    foreign = granted(alices.iscc_id, BOB, 4, nonce=7, uses=SVOD, worldwide=True, territories=())
+    assert foreign.grant_id == own.grant_id
+    three, four = (3).to_bytes(32, "big"), (4).to_bytes(32, "big")
+    store.apply(CHAIN, elsewhere, [alices], None, 3, three)
+    store.apply(CHAIN, elsewhere, [foreign], (3, three), 4, four)
+    ledger.detect()
+    assert [c["contract"] for c in _open(store, NOT_OWNER)] == [elsewhere]
+    _usage(store, DAVE, item, 1, territory="DE", use=SVOD)
+    ledger.detect()
+    unlicensed = _open(store, UNLICENSED_USE)
+    assert unlicensed == [], [c["evidence"]["invalid_grants"] for c in unlicensed]
+
+
+def test_review_a_usage_report_of_another_registry_is_not_judged_again_here(
+    store: Store,
+) -> None:
+    """Dave's use is reported on another registry (its LicenceRegistry) where the bytes are
+    Alice's work: one unlicensed_use there. A grant here over Bob's declaration of the same
+    bytes makes this registry's run read the open usage reports of the related works in every
+    registry (_usage_of is not scoped) and reconcile them under this registry's scope: the same
+    report gets a second conflict and a second case, filed under the wrong registry."""
+    ledger = Ledger(store)
+    item = content(b"shared bytes " * 60)
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    alices = _declared(item, 1, ALICE, log_index=1)
+    store.apply(CHAIN, elsewhere, [alices], None, 1, (1).to_bytes(32, "big"))
+    store_usage_report(
+        store, chain_id=CHAIN, contract=elsewhere, reporter=DAVE, iscc_code_raw=item["raw"],
+        datahash=item["digest"], nonce=1, signature=b"\x01" * 65, digest=keccak(b"dave 1"),
+        now=NOW, territory="DE", use=SVOD, used_at=T0 + 10 * DAY,
+    )  # fmt: skip
+    ledger.detect()
+    assert [c["contract"] for c in _open(store, UNLICENSED_USE)] == [elsewhere]
+    work = _declared(item, 2, BOB)
+    ledger.apply(2, work)
+    ledger.apply(3, granted(work.iscc_id, BOB, 3, uses=AVOD))
+    ledger.detect()
+    assert [c["contract"] for c in _open(store, UNLICENSED_USE)] == [elsewhere]
+
+
+def test_review_a_strangers_sublicences_under_someone_elses_grant_do_not_clash_pairwise(
+    store: Store,
+) -> None:
+    """A stranger's exclusive grants over Alice's work are N grantor_not_owner conflicts, not
+    N*(N-1)/2 overlaps (exclusive_overlaps skips pairs of unauthorised lines). Hung as
+    "sublicences" under Alice's licence to Bob (the stranger is not Bob; the parent is not
+    even sublicensable), each one is a sublicence_exceeds conflict, but `unauthorised` looks
+    only at the root's grantor (Alice), so the stranger's grants count as rightful and clash
+    with each other: N*(N-1)/2 exclusive_overlap rows, findings and reconcile work from N
+    transactions (quadratic in a catch-up)."""
+    ledger = Ledger(store)
+    film = _work("film under bob", 1, ALICE)
+    ledger.apply(1, film)
+    bobs = granted(film.iscc_id, ALICE, 2, licensee=BOB, territories=("AT",))
+    ledger.apply(2, bobs)
+    stranger, n = Account.create().address, 30
+    subs = [
+        granted(
+            film.iscc_id,
+            stranger,
+            3,
+            log_index=i,
+            parent=bobs.grant_id,
+            exclusive=True,
+            licensee=Account.create().address,
+            nonce=i,
+        )
+        for i in range(n)
+    ]
+    ledger.apply(3, *subs)
+    ledger.detect()
+    assert len(_open(store, SUBLICENCE_EXCEEDS)) == n
+    overlaps = list_licence_conflicts(store, kind=EXCLUSIVE_OVERLAP, limit=10_000)
+    assert len(overlaps) <= n, f"{len(overlaps)} overlaps from {n} grants"
+
+
+def test_review_disputed_junk_cases_do_not_hold_the_bound_forever(store: Store) -> None:
+    """Ten fresh keys report uses of Alice's work (free signed notes) and each disputes its own
+    case (another free note). Disputed cases count against the bound but never expire (only
+    `open` ones do), and Alice alone cannot close them (every party must sign): the bound stays
+    full for good, and months later an honest platform's unlicensed use gets no case. The
+    docstring's "each for its response deadline" does not hold."""
+    ledger = Ledger(store)
+    item = content(b"alice's song " * 60)
+    work = _declared(item, 1, ALICE)
+    ledger.apply(1, work)
+    junk = [Account.create().address for _ in range(CASES_PER_WORK)]
+    for nonce, key in enumerate(junk):
+        _usage(store, key, item, nonce)
+    ledger.detect()
+    for case in _cases_of(store, work.iscc_id):
+        reporter = next(p["address"] for p in case["parties"] if p["address"] in junk)
+        case_steps.dispute(store, case["id"], _signed(reporter, case["id"]), "not me", now=NOW)
+    ledger.now = NOW + 200 * DAY
+    ledger.detect()
+    honest_id = _usage(store, CAROL, item, 1, used_at=T0 + 190 * DAY)
+    ledger.detect()
+    (honest,) = [c for c in _open(store, UNLICENSED_USE) if c["usage_id"] == honest_id]
+    assert honest["case"] is not None, honest["evidence"].get("case_held")
+
+
+def test_review_a_works_licence_list_shows_only_its_registrys_conflicts(store: Store) -> None:
+    """work_licences reads the open conflicts of the listed grants by bare grant id
+    (licence_views._open_conflicts): Bob's sound grant over his own work is shown with the
+    grantor_not_owner conflict of its namesake on another registry (GET /v1/works/{id}/licences,
+    `license list`, the work page)."""
+    from registry.ledger.licence_views import work_licences
+
+    ledger = Ledger(store)
+    work = _work("bob's own, listed", 1, BOB)
+    ledger.apply(1, work)
+    own = granted(work.iscc_id, BOB, 2, nonce=9, uses=SVOD)
+    ledger.apply(2, own)
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    alices = _work("alice's, elsewhere", 3, ALICE)
+    foreign = granted(alices.iscc_id, BOB, 4, nonce=9, uses=SVOD)
+    three, four = (3).to_bytes(32, "big"), (4).to_bytes(32, "big")
+    store.apply(CHAIN, elsewhere, [alices], None, 3, three)
+    store.apply(CHAIN, elsewhere, [foreign], (3, three), 4, four)
+    ledger.detect()
+    assert [c["contract"] for c in _open(store, NOT_OWNER)] == [elsewhere]
+    (listed,) = work_licences(store, work.iscc_id, now=NOW)
+    assert listed["grant_id"] == own.grant_id
+    assert listed["conflicts"] == []
+
+
+def test_review_the_same_iscc_id_on_two_registries_is_two_works(store: Store) -> None:
+    """An ISCC-ID is minted once per registry, not once per store: two deployments with the
+    same hub id on two chains (or a redeployed contract) can mint the same one. works_of reads
+    declarations and their event history by bare ISCC-ID and merges them: after Alice's
+    transfer here, Bob's grant over his own declaration on the other registry is judged
+    against Alice's declaration and history and becomes grantor_not_owner (CaseGate reads the
+    owner the same way)."""
+    ledger = Ledger(store)
+    alices = _work("alice's, here", 1, ALICE)
+    ledger.apply(1, alices)
+    ledger.apply(2, _change("Transferred", alices, 2, **{"from": ALICE, "to": DAVE}))
+    elsewhere = to_checksum_address("0x" + "34" * 20)
+    bobs = _work("bob's, elsewhere", 1, BOB)
+    assert bobs.iscc_id == alices.iscc_id
+    one, three = (1).to_bytes(32, "big"), (3).to_bytes(32, "big")
+    store.apply(CHAIN, elsewhere, [bobs], None, 1, one)
+    store.apply(CHAIN, elsewhere, [granted(bobs.iscc_id, BOB, 3)], (1, one), 3, three)
+    ledger.detect()
+    assert _open(store, NOT_OWNER) == []

@@ -221,3 +221,42 @@ def test_malformed_signed_json_is_refused(change, message: str) -> None:  # type
     change(data)
     with pytest.raises(InvalidNote, match=message):
         SignedNote.from_json(data).verify(DOMAIN)
+
+
+# --- review (branch rev): the off-chain ERC-1271 check must match WalletSignatures.sol -----------
+
+
+class _Node:
+    """A node whose only account is a contract answering isValidSignature with `answer`."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.eth = self
+
+    def get_code(self, account: str) -> bytes:
+        return b"\x60\x00"
+
+    def call(self, call: dict) -> bytes:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        bytes.fromhex("1626ba7e"),  # 4 bytes: returndatasize < 32, invalid on chain
+        bytes.fromhex("1626ba7e") + b"\xff" * 28,  # a word that is not the padded selector
+        # a fallback echoing its calldata: selector followed by the digest's first bytes
+        bytes.fromhex("1626ba7e") + b"\xab" * 60,
+    ],
+    ids=["four-bytes", "unpadded-word", "calldata-echo"],
+)
+def test_review_the_wallet_check_takes_only_the_answer_the_contracts_take(answer: bytes) -> None:
+    """WalletSignatures.isValid accepts only a 32-byte word equal to the selector padded with
+    zeros (`eq(mload(0x00), selector)` after `gt(returndatasize(), 0x1f)`); wallet_accepts
+    compares the first 4 bytes only. A contract whose fallback echoes its calldata (or any
+    answer starting with the selector) then "accepts" every signature for notes and relayed
+    grants, which the chain would refuse: anyone can sign usage reports and case responses as
+    that contract, and the relayer pays for grants that fail on chain."""
+    from registry.chain.wallets import wallet_accepts
+
+    assert wallet_accepts(_Node(answer), OTHER.address, b"\x00" * 32, b"\x01" * 65) is False

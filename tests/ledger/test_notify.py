@@ -515,17 +515,17 @@ def test_a_filtered_reader_gets_only_its_notices_and_the_newest_position(store: 
     """The store filters a feed's notices: a reader replaying from the start with a filter
     that matches little gets just those and the newest position, so it neither reads the
     others into the service nor asks again for them."""
-    other_case, longer = "0x" + "cd" * 32, WORK + "A"
+    other_case, other_work = "0x" + "cd" * 32, "ISCC:MAIGBISBQHSAAAAB"
     for seq in range(150):
-        announce(store, seq, case_id=other_case, works=(longer,))
+        announce(store, seq, case_id=other_case, works=(other_work,))
     mine = announce(store, 0)
-    newest = announce(store, 150, case_id=other_case, works=(longer,))
+    newest = announce(store, 150, case_id=other_case, works=(other_work,))
     found, position = notify.matching_notices(store, 0, 100, case_id=CASE)
     assert [n["id"] for n in found] == [mine] and position == newest
     found, position = notify.matching_notices(store, 0, 100, work=WORK)
     assert [n["id"] for n in found] == [mine] and position == newest
     assert notify.matching_notices(store, newest, 100, kind="unlicensed_use") == ([], newest)
-    found, position = notify.matching_notices(store, 0, 100, work=longer)
+    found, position = notify.matching_notices(store, 0, 100, work=other_work)
     assert len(found) == 100 and position == found[-1]["id"]
 
 
@@ -545,3 +545,17 @@ def test_a_receiver_answering_410_gone_ends_its_subscription(
     announce(store, 3)
     Deliverer(store, POLICY).deliver_due()
     assert len(gone.arrived) == 1 and len(kept.arrived) == 4
+
+
+def test_review_a_work_filter_without_the_iscc_prefix_still_finds_its_notices(
+    store: Store,
+) -> None:
+    """GET /v1/events accepts `work` with or without "ISCC:" (formats.ISCC_ID) and passes it
+    on as given; the store's LIKE looks for the quoted string, so "MAI..." never matches the
+    stored "ISCC:MAI..." and the stream stays silent for good (likewise an upper-case case_id,
+    which FILTER allows)."""
+    mine = announce(store, 0)
+    bare = WORK.removeprefix("ISCC:")
+    assert bare != WORK
+    found, _position = notify.matching_notices(store, 0, 100, work=bare)
+    assert [n["id"] for n in found] == [mine]
