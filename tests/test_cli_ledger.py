@@ -293,3 +293,25 @@ def test_review_license_list_via_stops_at_a_service_that_pages_forever(
 
     monkeypatch.setattr(ServiceClient, "request", request)
     _remote_licences("http://service.example", "ISCC:MAIGBISBQHSAAAAA")
+
+
+def test_declare_signed_via_a_service_takes_the_signers_metadata_along(
+    home: Home, tmp_path: Path
+) -> None:
+    """`sign --license` publishes the document to the signer's store; relaying the signed
+    declaration through a service later sends that document first, so the service's indexer
+    reads its licence fields."""
+    from registry.cli.declare import _forward_metadata
+    from registry.metadata import canonicalize
+
+    document = canonicalize({"name": "Signed film", "license": "https://example.com/l"})
+    local = f"sqlite:///{tmp_path / 'signer.db'}"
+    with Store.open(local) as store:
+        store.put_metadata(document.digest, document.canonical)
+    with _service(home) as url:
+        _forward_metadata(Settings(home=tmp_path / "signer", db_url=local), document.digest, url)
+        # A signer without a store of its own sends nothing and fails on nothing.
+        nowhere = Settings(home=tmp_path / "none", db_url=f"sqlite:///{tmp_path / 'no.db'}")
+        _forward_metadata(nowhere, document.digest, url)
+    with Store.open(home.db_url) as store:
+        assert store.get_metadata(document.digest) == document.canonical

@@ -239,7 +239,11 @@ def _wallet(request: Request) -> WalletCheck:
         key = (account, digest, signature)
         if key not in answers:
             try:
-                answers[key] = wallet_accepts(state.registry().w3, account, digest, signature)
+                # Notes are signed in the LicenceRegistry's domain: it is the asker.
+                caller = None if state.deployment is None else state.deployment.licences
+                answers[key] = wallet_accepts(
+                    state.registry().w3, account, digest, signature, caller
+                )
             except ChainUnavailable:
                 raise
             except Exception as exc:  # the node refused or is down: not the client's fault

@@ -324,7 +324,9 @@ class RelayQueue:
         recovery; a smart wallet's by asking the wallet (ERC-1271) in an eth_call with the
         contract's stipend, so a stranger cannot spend a wallet's budget with a made-up
         signature (a wallet that answers yes here and no on chain costs its own budget)."""
-        accepts = wallet_accepts(self.registry.w3, account, digest, signature)
+        accepts = wallet_accepts(
+            self.registry.w3, account, digest, signature, caller=self.registry.licences.address
+        )
         if accepts is None:
             signer = recover()
             if signer != account:

@@ -24,7 +24,7 @@ from registry.cli.common import (
     print_json,
     read_text,
 )
-from registry.errors import InputError
+from registry.errors import InputError, StoreError
 
 if TYPE_CHECKING:
     from registry.chain.contract import Registry
@@ -223,6 +223,8 @@ def declare(
         from registry.chain.declaration import SignedDeclaration
 
         signed = SignedDeclaration.from_json(read_text(signed_file, "a signed declaration"))
+        if via:
+            _forward_metadata(settings, signed.declaration.metahash, via)
         registry = None if via else open_registry(settings)
         receipt = submit_declaration(
             signed, _submitter(settings, registry, payer, via, password_file)
@@ -265,6 +267,24 @@ def declare(
     _print_declared(
         declared.to_dict(), declared.receipt.declarer, json_out, registry.deployment.chain_id
     )
+
+
+def _forward_metadata(settings: Settings, metahash: bytes, via: str) -> None:
+    """The document a signed declaration commits to, from the local store (where `sign`
+    published it) to the service that relays it, so the service's indexer finds its licence
+    fields; nothing when the local store does not have it (a Meta-Code metahash, or signed
+    elsewhere)."""
+    try:
+        with open_store(settings, create=False) as store:
+            document = store.get_metadata(metahash)
+    except StoreError:  # no local store: nothing was published here
+        return
+    if document is None:
+        return
+    from registry.api.client import ServiceClient
+    from registry.metadata import canonicalize
+
+    ServiceClient(via).publish(canonicalize(json.loads(document)))
 
 
 def metadata_fields(

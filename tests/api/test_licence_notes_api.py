@@ -300,7 +300,7 @@ def _fake_node(monkeypatch: pytest.MonkeyPatch, answer: Any) -> list[str]:
 
     asked: list[str] = []
 
-    def accepts(w3: Any, account: str, digest: bytes, signature: bytes) -> bool | None:
+    def accepts(w3: Any, account: str, digest: bytes, signature: bytes, *_caller: Any) -> Any:
         asked.append(account)
         if isinstance(answer, Exception):
             raise answer
