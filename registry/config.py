@@ -90,6 +90,12 @@ class Settings(BaseSettings):
 
     answer_cache: int = Field(50_000, ge=0)
     """ISCC-ID answers the service keeps in memory per process (0: none)."""
+    read_threads: int = Field(4, ge=1)
+    """Resolve requests a process reads the store for at once (in worker threads)."""
+    read_queue: int = Field(256, ge=1)
+    """Resolve requests a process admits at once, running or waiting; more get 503."""
+    reads_per_client: int = Field(64, ge=1)
+    """Resolve requests a process admits at once from one client address; more get 429."""
 
     max_upload_mb: int = Field(2048, ge=1)
     """Largest file the match endpoint accepts."""

@@ -22,9 +22,10 @@ from registry.api import (
     resolve,
     search,
 )
+from registry.api.admission import StoreReads
 from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
-from registry.api.health import Metrics
+from registry.api.health import HealthMonitor, Metrics
 from registry.api.limits import BodyLimit
 from registry.api.methods import AllowedMethods, install_cors
 from registry.api.ratelimit import RateLimiter
@@ -103,6 +104,7 @@ def create_app(
     feed = notifications.EventFeed(
         state.store, settings.max_event_streams, settings.event_streams_per_client
     )
+    monitor = HealthMonitor(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -125,6 +127,7 @@ def create_app(
             yield
         finally:
             stop.set()
+            monitor.stop()
             await feed.close()
             if thread is not None:
                 thread.join(timeout=30)
@@ -146,6 +149,10 @@ def create_app(
     )
     app.state.registry = state
     app.state.metrics = Metrics()
+    app.state.health = monitor
+    app.state.store_reads = StoreReads(
+        settings.read_threads, settings.read_queue, settings.reads_per_client
+    )
     app.state.health_threads = None
     app.state.event_feed = feed
     app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
@@ -196,4 +203,8 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn's multi-process mode, which imports the app in each worker."""
-    return create_app(get_settings(), follow=False)
+    from registry.api.server import freeze_start_up
+
+    app = create_app(get_settings(), follow=False)
+    freeze_start_up()
+    return app

@@ -30,11 +30,13 @@ __all__ = [
     "ErrorBody",
     "GrantConflict",
     "NotFound",
+    "Overloaded",
     "RateLimited",
     "RelayConflict",
     "RelayForbidden",
     "RelayUnauthorized",
     "UploadTooLarge",
+    "error_status",
     "install_error_handlers",
 ]
 
@@ -70,6 +72,10 @@ class RateLimited(RegistryError):
         self.retry_after = retry_after
 
 
+class Overloaded(RateLimited):
+    """The process has as much work admitted as it takes; the client may retry shortly."""
+
+
 class RelayUnauthorized(RegistryError):
     """This relay pays only for holders of a relay token, and none (or an unknown one) came."""
 
@@ -101,6 +107,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (GrantConflict, 409, "grant-conflict"),
     (UploadTooLarge, 413, "too-large"),
     (BodyTimeout, 408, "timeout"),
+    (Overloaded, 503, "overloaded"),
     (RateLimited, 429, "rate-limited"),
     (RelayUnauthorized, 401, "relay-token-required"),
     (RelayForbidden, 403, "relay-closed"),
@@ -137,13 +144,19 @@ def _headers(exc: RegistryError) -> dict[str, str] | None:
     return None
 
 
+def error_status(exc: RegistryError) -> tuple[int, str]:
+    """The status and kind that answer `exc`."""
+    for cls, status, kind in _STATUS:
+        if isinstance(exc, cls):
+            return status, kind
+    return 400, "error"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
-        for cls, status, kind in _STATUS:
-            if isinstance(exc, cls):
-                return _json(status, kind, str(exc), _headers(exc))
-        return _json(400, "error", str(exc))
+        status, kind = error_status(exc)
+        return _json(status, kind, str(exc), _headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 import time
 
 import anyio
@@ -16,11 +19,14 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.api.errors import error_status
 from registry.api.models import Health, IndexerState, NetworkOut, RelayerState
 from registry.api.state import AppState, state_of
 from registry.chain.networks import network_for
+from registry.errors import RegistryError
 from registry.ledger.notify import outbox_counts
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["service"])
 
 
@@ -48,12 +54,16 @@ def indexer_state(state: AppState) -> tuple[IndexerState | None, list[str]]:
     )
 
 
-# Under /v1 like every other endpoint, and at the root where load balancers look first.
-# Health checks get threads of their own (two at most): queued behind a pool busy with slow
-# requests, a probe would time out exactly when a load balancer most needs the truth.
+# A process checks its own health once a second, in a thread of its own, and every probe is
+# answered from the last check, on the event loop: a probe queued behind a busy thread pool, or
+# one that read the store itself, was slowest exactly when a load balancer most needs the truth.
+HEALTH_CHECK_S = 1.0
+# A check that has not come back for this long means the store or the chain node hangs: say so
+# (503) rather than repeat what was true before.
+HEALTH_STALE_S = 10.0
+# The first probe of a process checks in a thread (two at most), before the checks run by
+# themselves.
 HEALTH_THREADS = 2
-# Counting the declarations scans a table of a million rows; probes share one count a second.
-COUNT_CACHE_S = 1.0
 
 
 def _health_now(state: AppState) -> Health:
@@ -71,13 +81,9 @@ def _health_now(state: AppState) -> Health:
     if state.deployment is not None:
         found = network_for(state.deployment.chain_id, state.settings.networks_path)
         network = NetworkOut(**found.to_dict())
-    counted_at, count = state.declarations_counted
-    if count is None or time.monotonic() - counted_at > COUNT_CACHE_S:
-        count = state.store.count()
-        state.declarations_counted = (time.monotonic(), count)
     return Health(
         status="degraded" if problems else "ok",
-        declarations=count,
+        declarations=state.store.count(),
         indexer=indexer,
         network=network,
         relayer=relayer,
@@ -85,15 +91,76 @@ def _health_now(state: AppState) -> Health:
     )
 
 
+class HealthMonitor:
+    """The answer to /health, checked again every HEALTH_CHECK_S by a thread that starts with
+    the first probe (so a process nobody probes runs no checks)."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self._checked: tuple[float, int, bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def check(self) -> tuple[int, bytes]:
+        """Check the store, the indexer, the chain node and the relayer now."""
+        try:
+            status, body = 200, _health_now(self.state).model_dump_json().encode()
+        except RegistryError as exc:  # the store or the node refused: the probe must hear it
+            status, kind = error_status(exc)
+            body = json.dumps({"error": kind, "message": str(exc)}).encode()
+        except Exception:
+            log.exception("health check failed")
+            status, body = 500, b'{"error":"internal","message":"internal error"}'
+        self._checked = (time.monotonic(), status, body)
+        return status, body
+
+    def answer(self) -> tuple[int, bytes] | None:
+        """The last check's answer (503 if it is older than HEALTH_STALE_S); None before the
+        first check."""
+        if self._checked is None:
+            return None
+        checked_at, status, body = self._checked
+        age = time.monotonic() - checked_at
+        if age > HEALTH_STALE_S:
+            message = f"the store or the chain node has not answered for {age:.0f} s"
+            return 503, json.dumps({"error": "unavailable", "message": message}).encode()
+        return status, body
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="health", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEALTH_CHECK_S):
+            self.check()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=30)
+
+
 @router.get("/v1/health", response_model=Health, summary="Service and indexer health")
 @router.get("/health", response_model=Health, summary="Service and indexer health")
-async def health(request: Request) -> Health:
-    """`ok` when the store answers and the chain (if configured) is reachable. The number of
-    declarations may be up to a second old."""
-    limiter = request.app.state.health_threads
-    if limiter is None:  # created on the event loop that serves the app
-        limiter = request.app.state.health_threads = anyio.CapacityLimiter(HEALTH_THREADS)
-    return await anyio.to_thread.run_sync(_health_now, state_of(request), limiter=limiter)
+async def health(request: Request) -> Response:
+    """`ok` when the store answers and the chain (if configured) is reachable, as checked at
+    most a second ago; 503 when the store or the node cannot be reached, or has not answered
+    the checks for ten seconds."""
+    monitor: HealthMonitor = request.app.state.health
+    answer = monitor.answer()
+    if answer is None:
+        limiter = request.app.state.health_threads
+        if limiter is None:  # created on the event loop that serves the app
+            limiter = request.app.state.health_threads = anyio.CapacityLimiter(HEALTH_THREADS)
+        answer = await anyio.to_thread.run_sync(monitor.check, limiter=limiter)
+        monitor.start()
+    status, body = answer
+    return Response(body, status_code=status, media_type="application/json")
 
 
 class Metrics:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from registry.api.admission import StoreReads
 from registry.api.errors import ERROR_RESPONSES, NotFound
 from registry.api.formats import ADDRESS, DIGEST, ISCC, IsccIdPath, documented
 from registry.api.models import IsccIdResolution, Resolution
-from registry.api.state import state_of, store_of
+from registry.api.state import client_of, state_of, store_of
 from registry.ledger.conflicts import list_conflicts
 from registry.search import resolve as search
 
@@ -42,7 +42,7 @@ def _resolve(request: Request, query: str, limit: int | None = None) -> search.R
 
 
 @router.get("/v1/resolve", response_model=Resolution, summary="Resolve any identifier")
-def resolve(
+async def resolve(
     request: Request,
     q: QueryText,
     limit: Annotated[
@@ -51,9 +51,13 @@ def resolve(
 ) -> Response:
     """Declarations behind an ISCC-ID, ISCC-CODE, datahash or declarer address, in chain order:
     the first `limit` (`truncated` says whether there were more)."""
+
     # Serialised here rather than through the response model: the model documents the same
     # shape, and validating every record again cost a third of the route's time.
-    body = json.dumps(_resolve(request, q, limit).to_dict(), separators=(",", ":"))
+    def answer() -> str:
+        return json.dumps(_resolve(request, q, limit).to_dict(), separators=(",", ":"))
+
+    body = await reads_of(request).run(client_of(request), answer)
     return Response(body, media_type="application/json")
 
 
@@ -74,8 +78,8 @@ async def iscc_id(
     # frequent request. Anything that reads the store runs in a thread.
     answer = state.peek(key)
     if answer is None:
-        answer = await anyio.to_thread.run_sync(
-            state.cached, key, lambda: _iscc_id_answer(request, iscc_id)
+        answer = await reads_of(request).run(
+            client_of(request), lambda: state.cached(key, lambda: _iscc_id_answer(request, iscc_id))
         )
     target = answer["gateway_url"]
     if _wants_html(request) and target:
@@ -109,6 +113,10 @@ def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
         "gateway_url": gateway_url(current.gateway, normalized),
         "body": json.dumps(body, separators=(",", ":")).encode(),
     }
+
+
+def reads_of(request: Request) -> StoreReads:
+    return request.app.state.store_reads
 
 
 def _wants_html(request: Request) -> bool:

@@ -12,7 +12,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from registry.api.errors import ERROR_RESPONSES
+from registry.api.errors import ERROR_RESPONSES, ErrorBody
 from registry.api.formats import ISCC, documented
 from registry.api.models import Declaration
 from registry.api.state import state_of
@@ -158,7 +158,10 @@ def safe_name(filename: str) -> str:
             },
         }
     },
-    responses={413: {"description": "Upload larger than the service accepts"}},
+    responses={
+        413: {"description": "Upload larger than the service accepts"},
+        415: {"model": ErrorBody, "description": "A file of a known kind that cannot be read"},
+    },
 )
 async def match(
     request: Request,

@@ -54,8 +54,6 @@ class AppState:
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
     _balance: tuple[float, tuple[str, int | None] | None] = (0.0, None)
-    declarations_counted: tuple[float, int | None] = (0.0, None)
-    """When /health last counted the declarations, and how many there were."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod

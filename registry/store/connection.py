@@ -60,7 +60,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # A write transaction that started as a reader cannot wait for the lock in WAL mode
         # (SQLITE_BUSY_SNAPSHOT), so writers lock at BEGIN and busy_timeout applies.
         immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: through SQLAlchemy's statement machinery, the BEGIN of a
+        # read cost a sixth of an ISCC-ID lookup.
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Connections:

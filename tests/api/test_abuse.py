@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,11 +25,13 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from registry.api import create_app
+from registry.api import health as health_routes
 from registry.api import resolve as resolve_routes
 from registry.api.state import client_of
 from registry.chain.contract import Registry
 from registry.chain.deployment import Deployment
 from registry.chain.devnet import dev_account, free_port
+from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, prepare
 from registry.config import Settings
 from registry.index.follower import Follower
@@ -560,6 +563,14 @@ def test_api_docs_load_nothing_from_elsewhere(offline: TestClient, page: str) ->
     assert "fonts.googleapis" not in html and "cdn.jsdelivr" not in html
 
 
+def test_schema_says_an_upload_may_be_unreadable(offline: TestClient) -> None:
+    """A broken PDF is 415; schemathesis found the status undocumented (now and then)."""
+    responses = offline.get("/openapi.json").json()["paths"]["/v1/match"]["post"]["responses"]
+    assert "415" in responses
+    broken = offline.post("/v1/match", params={"filename": "a.pdf"}, content=b"%PDF-")
+    assert broken.status_code == 415, broken.text
+
+
 def test_schema_describes_identifier_formats(offline: TestClient) -> None:
     schema = offline.get("/openapi.json").json()
 
@@ -656,3 +667,88 @@ def test_an_ipv6_client_is_its_64_network(host: str, client: str) -> None:
     and each of its addresses must not get its own allowance."""
     request = SimpleNamespace(client=SimpleNamespace(host=host))
     assert client_of(request) == client  # type: ignore[arg-type]
+
+
+# --- admission and health under load -------------------------------------------------------
+
+
+def test_health_answers_from_its_last_check_while_the_store_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe neither waits for a store that hangs nor repeats the last good answer for long:
+    it is answered from the last check, and 503 once the checks stop coming back."""
+    app = create_app(Settings(home=tmp_path / "hanging"))
+    store = app.state.registry.store
+    release = threading.Event()
+    count = store.count
+
+    def hanging() -> int:
+        release.wait(30)
+        return count()
+
+    with TestClient(app) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        monkeypatch.setattr(store, "count", hanging)
+        try:
+            assert client.get("/health").json()["declarations"] == 0
+            monkeypatch.setattr(health_routes, "HEALTH_STALE_S", 0.0)
+            stuck = client.get("/health")
+            assert stuck.status_code == 503
+            assert "has not answered" in stuck.json()["message"]
+        finally:
+            release.set()
+
+
+def _held_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **bounds: int
+) -> tuple[TestClient, threading.Event, Any]:
+    """The API whose ISCC-ID reads wait for the returned event (each answers 404 then)."""
+    settings = Settings(home=tmp_path / "held").model_copy(update=bounds)
+    app = create_app(settings)
+    store = app.state.registry.store
+    release = threading.Event()
+    view = store.iscc_id_view
+
+    def held(iscc_id: str) -> Any:
+        release.wait(30)
+        return view(iscc_id)
+
+    monkeypatch.setattr(store, "iscc_id_view", held)
+    return TestClient(app), release, app.state.store_reads
+
+
+def _admitted(reads: Any, count: int) -> None:
+    for _ in range(3000):
+        if reads.admitted == count:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"{reads.admitted} reads admitted, expected {count}")
+
+
+@pytest.mark.parametrize(
+    ("bounds", "status"),
+    [
+        ({"read_threads": 1, "read_queue": 2, "reads_per_client": 10}, 503),
+        ({"read_threads": 1, "read_queue": 10, "reads_per_client": 2}, 429),
+    ],
+    ids=["process", "client"],
+)
+def test_resolve_sheds_reads_beyond_its_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bounds: dict[str, int], status: int
+) -> None:
+    """Reads past the process's bound get 503, past a client's 429, at once and with
+    Retry-After, while the admitted ones (one running, one waiting) are answered."""
+    client, release, reads = _held_reads(tmp_path, monkeypatch, **bounds)
+    ids = [f"/iscc-id/{IsccId((1_700_000_000_000_000 + n) << 12, 0)}" for n in range(3)]
+    with client, ThreadPoolExecutor(2) as pool:
+        try:
+            admitted = [pool.submit(client.get, path) for path in ids[:2]]
+            _admitted(reads, 2)
+            refused = client.get(ids[2])
+            assert refused.status_code == status
+            assert refused.headers["retry-after"] == "1"
+            assert client.get("/health").status_code == 200  # never queued behind reads
+        finally:
+            release.set()
+        assert [f.result().status_code for f in admitted] == [404, 404]
+        assert reads.admitted == 0 and not reads.by_client
