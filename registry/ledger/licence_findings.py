@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -142,20 +142,31 @@ def _relation_name(relation: Relation) -> str:
     return "excerpt" if relation.kind == "segment" else relation.kind
 
 
-def _root(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection) -> GrantRecord:
-    """The grant of its own a sublicence descends from (the grant itself if it has no parent;
-    the highest ancestor found within _MAX_DEPTH)."""
+def _links(
+    grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection
+) -> Iterator[tuple[GrantRecord, GrantRecord]]:
+    """(sublicence, its parent) up a grant's line, within _MAX_DEPTH, until a grant of its own
+    or a parent this store never saw (it started late)."""
     current = grant
     for _ in range(_MAX_DEPTH):
         if current.parent is None:
-            break
+            return
         if current.parent not in known:
             known.update(grants_by_ids(conn, [current.parent], current.chain_id, current.contract))
         parent = known.get(current.parent)
         if parent is None or parent.grant_id == grant.grant_id:
-            break
+            return
+        yield current, parent
         current = parent
-    return current
+
+
+def _root(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection) -> GrantRecord:
+    """The grant of its own a sublicence descends from (the grant itself if it has no parent;
+    the highest ancestor found within _MAX_DEPTH)."""
+    root = grant
+    for _child, parent in _links(grant, known, conn):
+        root = parent
+    return root
 
 
 def unauthorised(
@@ -172,19 +183,10 @@ def unauthorised(
     `rights` caches the answers by grant id."""
     if rights is not None and grant.grant_id in rights:
         return rights[grant.grant_id]
-    answer, current = False, grant
-    for _ in range(_MAX_DEPTH):
-        if current.parent is None:
-            break
-        if current.parent not in known:
-            known.update(grants_by_ids(conn, [current.parent], current.chain_id, current.contract))
-        parent = known.get(current.parent)
-        if parent is None or parent.grant_id == grant.grant_id:
-            break  # a parent this store never saw (it started late): judged by the rest
-        if not parent.sublicensable or parent.licensee not in (None, current.grantor):
-            answer = True
-            break
-        current = parent
+    answer = any(
+        not parent.sublicensable or parent.licensee not in (None, child.grantor)
+        for child, parent in _links(grant, known, conn)
+    )
     if not answer:
         root = _root(grant, known, conn)
         if root.iscc_id not in works:
