@@ -86,29 +86,10 @@ def _frames(seed: int, seconds: float):
             index += 1
 
 
-def _melody(seed: int, seconds: float) -> np.ndarray:
-    """Mono int16 samples: random notes (0.1-0.5 s) with harmonics and a decay, some noise."""
-    rng = np.random.default_rng(seed + 1_000_003)
-    total = int(seconds * AUDIO_RATE)
-    out = np.zeros(total, dtype=np.float32)
-    pos = 0
-    while pos < total:
-        length = min(int(rng.uniform(0.1, 0.5) * AUDIO_RATE), total - pos)
-        t = np.arange(length, dtype=np.float32) / AUDIO_RATE
-        base = 110 * 2 ** (rng.integers(0, 48) / 12)
-        note = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 5))
-        out[pos : pos + length] = note * np.exp(-3 * t) * rng.uniform(0.3, 1.0)
-        pos += length
-    out += rng.normal(0, 0.02, total).astype(np.float32)
-    return (out / np.abs(out).max() * 20000).astype(np.int16)
-
-
-def melody_sound(seed: int, seconds: float) -> FeatureSet:
-    """The "sound" segments of a seeded melody made like `_melody`'s, synthesized straight at
-    the sound feature's sample rate (harmonics above its Nyquist frequency left out, as a
-    resampler's filter would) and never encoded: in the tens of milliseconds a work takes,
-    benchmark distractors get real sound features, not random bits."""
-    rate = SAMPLE_RATE
+def _melody(seed: int, seconds: float, rate: int = AUDIO_RATE) -> np.ndarray:
+    """Mono int16 samples at `rate`: random notes (0.1-0.5 s) with harmonics and a decay, some
+    noise. Harmonics above the rate's Nyquist frequency are left out, as a resampler's filter
+    would; at AUDIO_RATE none is that high."""
     rng = np.random.default_rng(seed + 1_000_003)
     total = int(seconds * rate)
     out = np.zeros(total, dtype=np.float32)
@@ -126,8 +107,14 @@ def melody_sound(seed: int, seconds: float) -> FeatureSet:
         out[pos : pos + length] = note * np.exp(-3 * t) * rng.uniform(0.3, 1.0)
         pos += length
     out += rng.normal(0, 0.02, total).astype(np.float32)
-    pcm = (out / np.abs(out).max() * 20000).astype("<i2").tobytes()
-    return sound_features(pcm)
+    return (out / np.abs(out).max() * 20000).astype("<i2")
+
+
+def melody_sound(seed: int, seconds: float) -> FeatureSet:
+    """The "sound" segments of a seeded melody, synthesized straight at the sound feature's
+    sample rate and never encoded: in the tens of milliseconds a work takes, benchmark
+    distractors get real sound features, not random bits."""
+    return sound_features(_melody(seed, seconds, SAMPLE_RATE).tobytes())
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> Path:

@@ -49,7 +49,6 @@ __all__ = [
     "CaseGate",
     "CasePolicy",
     "harmed_work",
-    "held_evidence",
     "promote_held",
 ]
 
@@ -129,6 +128,7 @@ class CaseGate:
             if not self._accountable(f.iscc_id, f.other_iscc_id, self._causes(f))
         }
         self._active: dict[tuple[str, str], int] = self._count_active(harmed)
+        self._walk_started = False
 
     def held(self, finding: Finding) -> str | None:
         """Why `finding` opens no case, or None when it opens one (then it is counted)."""
@@ -144,6 +144,17 @@ class CaseGate:
             )
         self._active[slot] = count + 1
         return None
+
+    def held_evidence(self, reason: str, finding: Finding) -> dict[str, Any]:
+        """A held conflict's evidence: why it has no case yet, and the parties its case will
+        have. Starts the registry's walk through held conflicts (promote_held), once a gate."""
+        if not self._walk_started:
+            key = f"{HELD_CURSOR_KEY}:{self.chain_id}:{self.contract}"
+            if self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar() is None:
+                self.conn.execute(insert(meta).values(key=key, value="0"))
+            self._walk_started = True
+        parties = [list(p) for p in finding.parties]
+        return {**finding.evidence, "case_held": reason, "held_parties": parties}
 
     def _causes(self, finding: Finding) -> list[str]:
         """The parties that caused a finding: its grants' grantors, a usage report's reporter."""
@@ -199,18 +210,6 @@ class CaseGate:
             if work in wanted and not self._accountable(row.iscc_id, row.other_iscc_id, causes):
                 counts[work, row.kind] += 1
         return dict(counts)
-
-
-def held_evidence(
-    conn: Connection, chain_id: int, contract: str, reason: str, finding: Finding
-) -> dict[str, Any]:
-    """A held conflict's evidence: why it has no case yet, and the parties its case will have.
-    Starts the registry's walk through held conflicts (promote_held) if it is not going."""
-    key = f"{HELD_CURSOR_KEY}:{chain_id}:{contract}"
-    if conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar() is None:
-        conn.execute(insert(meta).values(key=key, value="0"))
-    parties = [list(p) for p in finding.parties]
-    return {**finding.evidence, "case_held": reason, "held_parties": parties}
 
 
 def promote_held(

@@ -75,7 +75,6 @@ from registry.ledger.case_policy import (
     DEFAULT_POLICY,
     CaseGate,
     CasePolicy,
-    held_evidence,
     promote_held,
 )
 from registry.ledger.cases import (
@@ -422,7 +421,7 @@ def _reconcile(
         if key in open_rows:
             continue
         held = gate.held(f)
-        evidence = f.evidence if held is None else held_evidence(conn, chain_id, contract, held, f)
+        evidence = f.evidence if held is None else gate.held_evidence(held, f)
         conflict_id = conn.execute(
             _INSERT_CONFLICT,
             {

@@ -146,7 +146,7 @@ def _links(
     grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection
 ) -> Iterator[tuple[GrantRecord, GrantRecord]]:
     """(sublicence, its parent) up a grant's line, within _MAX_DEPTH, until a grant of its own
-    or a parent this store never saw (it started late)."""
+    or a parent this store never saw (it started late); the last parent is the line's root."""
     current = grant
     for _ in range(_MAX_DEPTH):
         if current.parent is None:
@@ -158,15 +158,6 @@ def _links(
             return
         yield current, parent
         current = parent
-
-
-def _root(grant: GrantRecord, known: dict[str, GrantRecord], conn: Connection) -> GrantRecord:
-    """The grant of its own a sublicence descends from (the grant itself if it has no parent;
-    the highest ancestor found within _MAX_DEPTH)."""
-    root = grant
-    for _child, parent in _links(grant, known, conn):
-        root = parent
-    return root
 
 
 def unauthorised(
@@ -183,12 +174,13 @@ def unauthorised(
     `rights` caches the answers by grant id."""
     if rights is not None and grant.grant_id in rights:
         return rights[grant.grant_id]
-    answer = any(
-        not parent.sublicensable or parent.licensee not in (None, child.grantor)
-        for child, parent in _links(grant, known, conn)
-    )
+    answer, root = False, grant
+    for child, parent in _links(grant, known, conn):
+        if not parent.sublicensable or parent.licensee not in (None, child.grantor):
+            answer = True
+            break
+        root = parent
     if not answer:
-        root = _root(grant, known, conn)
         if root.iscc_id not in works:
             works.update(works_of(conn, {root.iscc_id}, root.chain_id, root.contract))
         answer = ownership(root, works.get(root.iscc_id)) is not None

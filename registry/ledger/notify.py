@@ -227,11 +227,7 @@ def notice_body(notice: dict[str, Any]) -> bytes:
 
 def notices_after(store: Store, last_id: int, limit: int = 100) -> list[dict[str, Any]]:
     """Notices numbered above `last_id`, oldest first (a feed client resuming)."""
-    with store._read() as conn:
-        rows = conn.execute(
-            select(notices).where(notices.c.id > last_id).order_by(notices.c.id).limit(limit)
-        ).all()
-    return [_notice_dict(row) for row in rows]
+    return matching_notices(store, last_id, limit)[0]
 
 
 def matching_notices(
