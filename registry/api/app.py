@@ -153,7 +153,6 @@ def create_app(
     app.state.store_reads = StoreReads(
         settings.read_threads, settings.read_queue, settings.reads_per_client
     )
-    app.state.health_threads = None
     app.state.event_feed = feed
     app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
     app.state.note_policy = ledger.NotePolicy(

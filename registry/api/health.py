@@ -61,9 +61,6 @@ HEALTH_CHECK_S = 1.0
 # A check that has not come back for this long means the store or the chain node hangs: say so
 # (503) rather than repeat what was true before.
 HEALTH_STALE_S = 10.0
-# The first probe of a process checks in a thread (two at most), before the checks run by
-# themselves.
-HEALTH_THREADS = 2
 
 
 def _health_now(state: AppState) -> Health:
@@ -134,8 +131,10 @@ class HealthMonitor:
                 self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(HEALTH_CHECK_S):
+        while True:
             self.check()
+            if self._stop.wait(HEALTH_CHECK_S):
+                return
 
     def stop(self) -> None:
         with self._lock:
@@ -154,11 +153,16 @@ async def health(request: Request) -> Response:
     monitor: HealthMonitor = request.app.state.health
     answer = monitor.answer()
     if answer is None:
-        limiter = request.app.state.health_threads
-        if limiter is None:  # created on the event loop that serves the app
-            limiter = request.app.state.health_threads = anyio.CapacityLimiter(HEALTH_THREADS)
-        answer = await anyio.to_thread.run_sync(monitor.check, limiter=limiter)
+        # The first probe starts the checks and waits for the first one, but no longer than a
+        # check may take: a store that hangs from the start is a 503 too, not a probe that
+        # hangs with it (attacker review).
         monitor.start()
+        deadline = time.monotonic() + HEALTH_STALE_S
+        while (answer := monitor.answer()) is None and time.monotonic() < deadline:
+            await anyio.sleep(0.02)
+        if answer is None:
+            message = f"the first health check has not come back in {HEALTH_STALE_S:.0f} s"
+            answer = 503, json.dumps({"error": "unavailable", "message": message}).encode()
     status, body = answer
     return Response(body, status_code=status, media_type="application/json")
 

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
@@ -752,3 +753,36 @@ def test_resolve_sheds_reads_beyond_its_bounds(
             release.set()
         assert [f.result().status_code for f in admitted] == [404, 404]
         assert reads.admitted == 0 and not reads.by_client
+
+
+def test_first_health_probe_of_a_hanging_store_is_answered_503_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process whose store hangs before its first probe: the probe (and every later one, two
+    threads at most) waits on the store with no bound, and the background checks never start,
+    so the probe never turns 503 as docs/api.md promises ("a probe never waits ... for the
+    store"; "after 10 s without a completed check the probe answers 503")."""
+    monkeypatch.setattr(health_routes, "HEALTH_STALE_S", 0.2)
+    app = create_app(Settings(home=tmp_path / "hung-at-start"))
+    store = app.state.registry.store
+    release = threading.Event()
+    count = store.count
+
+    def hanging() -> int:
+        release.wait(20)
+        return count()
+
+    monkeypatch.setattr(store, "count", hanging)
+    with TestClient(app) as client, ThreadPoolExecutor(4) as pool:
+        try:
+            probes = [pool.submit(client.get, "/health") for _ in range(3)]
+            started = time.monotonic()
+            try:
+                answers = [
+                    p.result(timeout=max(0.1, 3 - (time.monotonic() - started))) for p in probes
+                ]
+            except FutureTimeout:
+                pytest.fail("/health did not answer within 3 s while the store hangs")
+            assert [a.status_code for a in answers] == [503, 503, 503]
+        finally:
+            release.set()
