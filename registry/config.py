@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     """ISCC-ID answers the service keeps in memory per process (0: none)."""
     read_threads: int = Field(4, ge=1)
     """Resolve requests a process reads the store for at once (in worker threads)."""
+    inline_read_ms: float = Field(2.0, ge=0)
+    """How long a resolve request's SQLite read may run on the event loop before it moves to
+    a worker thread (0: always threads; PostgreSQL reads always use threads)."""
     read_queue: int = Field(256, ge=1)
     """Resolve requests a process admits at once, running or waiting; more get 503."""
     reads_per_client: int = Field(64, ge=1)

@@ -151,7 +151,14 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.health = monitor
     app.state.store_reads = StoreReads(
-        settings.read_threads, settings.read_queue, settings.reads_per_client
+        settings.read_threads,
+        settings.read_queue,
+        settings.reads_per_client,
+        inline=(
+            (state.store.read_budget, settings.inline_read_ms / 1000)
+            if state.store.reads_bounded and settings.inline_read_ms
+            else None
+        ),
     )
     app.state.event_feed = feed
     app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)

@@ -23,7 +23,7 @@ from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode
 from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
 from registry.store.bulk import among, chunks
-from registry.store.connection import Connections
+from registry.store.connection import Connections, Prepared
 from registry.store.schema import (
     NAMED_DOCUMENTS_KEY,
     checkpoints,
@@ -114,15 +114,16 @@ _LOOKUPS = {
     for name in ("iscc_id", "iscc_code", "datahash", "declarer")
 }
 _PAGED = {
-    name: query.limit(bindparam("limit")).offset(bindparam("offset"))
+    name: Prepared(query.limit(bindparam("limit")).offset(bindparam("offset")))
     for name, query in _LOOKUPS.items()
 }
+_ALL = {name: Prepared(query) for name, query in _LOOKUPS.items()}
 
 # The statements of the ISCC-ID answer, built once: for a cold lookup, building SQLAlchemy
 # expressions per call cost more than the indexed reads themselves (profiled at 200k rows).
 # Each record with its metadata document and whether a conflict involves it, in one statement:
 # a statement costs more than the indexed reads it runs.
-_BY_ISCC_ID = (
+_BY_ISCC_ID = Prepared(
     select(
         exists()
         .where(
@@ -141,7 +142,7 @@ _BY_ISCC_ID = (
     .where(declarations.c.iscc_id == bindparam("iscc_id"))
     .order_by(declarations.c.block_number, declarations.c.log_index)
 )
-_HISTORY = (
+_HISTORY = Prepared(
     select(
         events.c.name,
         events.c.payload,
@@ -160,13 +161,14 @@ def _declarer(address: str) -> str:
     return to_checksum_address(address)
 
 
-def _history_entry(row: Any) -> dict[str, Any]:
+def _history_entry(row: tuple[Any, ...]) -> dict[str, Any]:
+    name, payload, block_number, tx_hash, log_index = row
     return {
-        "event": row.name,
-        "block_number": row.block_number,
-        "tx_hash": "0x" + bytes(row.tx_hash).hex(),
-        "log_index": row.log_index,
-        "data": json.loads(row.payload),
+        "event": name,
+        "block_number": block_number,
+        "tx_hash": "0x" + bytes(tx_hash).hex(),
+        "log_index": log_index,
+        "data": json.loads(payload),
     }
 
 
@@ -178,14 +180,13 @@ class Reads(Connections):
     ) -> list[DeclarationRecord]:
         if limit is None and offset:
             raise ValueError("an offset needs a limit")
-        with self._read() as conn:
+        with self._driver_read() as read:
             if limit is None:
-                rows = conn.execute(_LOOKUPS[column], {"value": value})
+                rows = read.all(_ALL[column], value=value)
             else:
                 # The database skips and stops: a declarer with a million declarations must
                 # not cost a million rows per page.
-                params = {"value": value, "limit": limit, "offset": offset}
-                rows = conn.execute(_PAGED[column], params)
+                rows = read.all(_PAGED[column], value=value, limit=limit, offset=offset)
             return [DeclarationRecord(*row) for row in rows]
 
     def by_iscc_id(self, iscc_id: str, limit: int | None = None) -> list[DeclarationRecord]:
@@ -234,22 +235,23 @@ class Reads(Connections):
 
     def history(self, iscc_id: str) -> list[dict[str, Any]]:
         """Every event about an ISCC-ID in chain order: declared, updated, transferred, revoked."""
-        with self._read() as conn:
-            rows = conn.execute(_HISTORY, {"iscc_id": str(IsccId.parse(iscc_id))})
+        with self._driver_read() as read:
+            rows = read.all(_HISTORY, iscc_id=str(IsccId.parse(iscc_id)))
             return [_history_entry(row) for row in rows]
 
     def iscc_id_view(self, iscc_id: str) -> IsccIdView:
         """Records, history, current document and conflict flag of an ISCC-ID, consistent with
         each other (one read transaction); no records if nothing is indexed for it."""
-        canonical = {"iscc_id": str(IsccId.parse(iscc_id))}
-        with self._read() as conn:
-            rows = conn.execute(_BY_ISCC_ID, canonical).all()
+        canonical = str(IsccId.parse(iscc_id))
+        with self._driver_read() as read:
+            rows = read.all(_BY_ISCC_ID, iscc_id=canonical)
             if not rows:
                 return IsccIdView(records=[], history=[], document=None, in_conflict=False)
             records = [DeclarationRecord(*row[2:]) for row in rows]
-            history = [_history_entry(row) for row in conn.execute(_HISTORY, canonical)]
-        document = rows[-1].document if records[-1].metahash else None
-        in_conflict = any(row.in_conflict for row in rows)
+            history = [_history_entry(row) for row in read.all(_HISTORY, iscc_id=canonical)]
+        # Each row starts with its conflict flag and its metadata document (_BY_ISCC_ID).
+        document = rows[-1][1] if records[-1].metahash else None
+        in_conflict = any(row[0] for row in rows)
         return IsccIdView(records, history, document, in_conflict)
 
     def generation(self) -> tuple[Any, ...]:

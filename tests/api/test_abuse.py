@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -38,6 +39,7 @@ from registry.config import Settings
 from registry.index.follower import Follower
 from registry.iscc.generate import generate
 from registry.metadata import canonicalize
+from registry.store.connection import ReadOverBudget
 from registry.store.store import Store
 
 CLI = str(Path(sys.executable).parent / "iscc-registry")
@@ -703,8 +705,9 @@ def test_health_answers_from_its_last_check_while_the_store_hangs(
 def _held_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **bounds: int
 ) -> tuple[TestClient, threading.Event, Any]:
-    """The API whose ISCC-ID reads wait for the returned event (each answers 404 then)."""
-    settings = Settings(home=tmp_path / "held").model_copy(update=bounds)
+    """The API whose ISCC-ID reads wait for the returned event (each answers 404 then), in
+    worker threads (a read held on the event loop would hold the whole process)."""
+    settings = Settings(home=tmp_path / "held").model_copy(update={**bounds, "inline_read_ms": 0})
     app = create_app(settings)
     store = app.state.registry.store
     release = threading.Event()
@@ -753,6 +756,56 @@ def test_resolve_sheds_reads_beyond_its_bounds(
             release.set()
         assert [f.result().status_code for f in admitted] == [404, 404]
         assert reads.admitted == 0 and not reads.by_client
+
+
+def _where_reads_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, over_budget: int, **settings: Any
+) -> tuple[TestClient, list[str]]:
+    """The API, and where each ISCC-ID read ran ("loop" or "thread"); the first `over_budget`
+    reads on the loop stop as a read past its budget does."""
+    app = create_app(Settings(home=tmp_path / "where", **settings))
+    store = app.state.registry.store
+    places: list[str] = []
+    view = store.iscc_id_view
+
+    def watched(iscc_id: str) -> Any:
+        try:
+            asyncio.get_running_loop()
+            places.append("loop")
+        except RuntimeError:
+            places.append("thread")
+        if places[-1] == "loop" and places.count("loop") <= over_budget:
+            raise ReadOverBudget("the read took longer than its budget")
+        return view(iscc_id)
+
+    monkeypatch.setattr(store, "iscc_id_view", watched)
+    return TestClient(app), places
+
+
+def test_short_sqlite_reads_run_on_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite lookup costs less than the hop to a worker thread and back, so it runs on the
+    loop; one past its budget runs again in a thread and is answered the same."""
+    path = f"/iscc-id/{IsccId(1_700_000_000_000_000 << 12, 0)}"
+    client, places = _where_reads_run(tmp_path, monkeypatch, over_budget=1, answer_cache=0)
+    with client:
+        first, second = client.get(path), client.get(path)
+    assert places == ["loop", "thread", "loop"]
+    assert first.status_code == second.status_code == 404
+    assert first.json() == second.json()
+
+
+def test_reads_use_threads_when_inline_reads_are_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = f"/iscc-id/{IsccId(1_700_000_000_000_000 << 12, 0)}"
+    client, places = _where_reads_run(
+        tmp_path, monkeypatch, over_budget=0, answer_cache=0, inline_read_ms=0
+    )
+    with client:
+        assert client.get(path).status_code == 404
+    assert places == ["thread"]
 
 
 def test_first_health_probe_of_a_hanging_store_is_answered_503_in_bounded_time(

@@ -17,6 +17,7 @@ from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.errors import InvalidCode, StoreError
 from registry.index.events import EventDecoder
 from registry.store import migrations, schema
+from registry.store.connection import ReadOverBudget
 from registry.store.int64 import from_signed64
 from registry.store.schema import blocks, conflict_queue, events, meta, units
 from registry.store.store import CheckpointMoved, Store
@@ -311,6 +312,35 @@ def test_declarer_pages_and_counts_come_from_the_database(store: Store) -> None:
         store.declarer_counts("0x1234")
     with pytest.raises(ValueError, match="offset needs a limit"):
         store.by_declarer(ALICE, offset=2)
+
+
+def test_prepared_reads_convert_values_as_sqlalchemy_does(store: Store) -> None:
+    """The hot lookups run on the driver's connection; SQLite stores flags as integers, and
+    the records still carry booleans (JSON answers say true/false, not 1/0)."""
+    declared = _event(b"flags" * 50, 5, declarer=ALICE)
+    store.apply(CHAIN, CONTRACT, [declared], None, 5, declared.block_hash)
+    (record,) = store.by_iscc_id(declared.iscc_id)
+    assert record.valid is True and record.revoked is False
+    assert store.iscc_id_view(declared.iscc_id).records == [record]
+    assert store.by_declarer(ALICE, limit=1) == [record]
+    assert record.to_dict()["valid"] is True
+
+
+def test_a_read_past_its_budget_stops_and_later_reads_are_not_bounded(
+    sqlite_store: Store,
+) -> None:
+    """read_budget stops SQLite reads of this thread that run past it, through the driver and
+    through SQLAlchemy alike, and leaves the connections unbounded afterwards."""
+    many = [_event(b"many%d" % i * 30, 5 + i, declarer=ALICE) for i in range(300)]
+    sqlite_store.apply(CHAIN, CONTRACT, many, None, 400, _hash(400))
+    with sqlite_store.read_budget(0.0), pytest.raises(ReadOverBudget):
+        sqlite_store.by_declarer(ALICE)
+    with sqlite_store.read_budget(0.0), pytest.raises(ReadOverBudget):
+        sqlite_store.declarer_counts(ALICE)
+    with sqlite_store.read_budget(60.0):
+        assert len(sqlite_store.by_declarer(ALICE)) == 300
+    assert len(sqlite_store.by_declarer(ALICE)) == 300
+    assert sqlite_store.declarer_counts(ALICE) == (300, 0)
 
 
 def test_invalid_code_is_stored_without_units(store: Store) -> None:
