@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,22 +41,26 @@ _NO_STORE = "no index store at {url} yet: `iscc-registry index` makes one from t
 _WRITE = "registry_write"
 
 
+def _set_up_sqlite(dbapi_conn: Any) -> None:
+    # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up
+    # front; switching it off lets _on_begin emit the right BEGIN.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # In WAL mode NORMAL survives a killed process; only power loss may drop the last commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    # 64 MB of page cache (the default is 2 MB): batches insert into seven indexes with
+    # random keys (hashes, codes), which otherwise re-read index pages from disk.
+    cursor.execute("PRAGMA cache_size=-64000")
+    cursor.close()
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling defers BEGIN and cannot take the write lock
-        # up front; switching it off lets _on_begin emit the right BEGIN.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # In WAL mode NORMAL survives a killed process; only power loss may drop the last commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        # 64 MB of page cache (the default is 2 MB): batches insert into seven indexes with
-        # random keys (hashes, codes), which otherwise re-read index pages from disk.
-        cursor.execute("PRAGMA cache_size=-64000")
-        cursor.close()
+        _set_up_sqlite(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -71,10 +75,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
 
 class ReadOverBudget(StoreError):
-    """A read stopped at the time budget its thread gave it (Connections.read_budget)."""
+    """A read stopped at the time budget of its thread (Connections.read_budget), or one that
+    a budget cannot bound."""
 
 
-# The budget of the reads of this thread; a SQLite progress handler stops a read past it.
+# Each thread's deadline for its reads (time.monotonic()), while it has a budget.
 _budget = threading.local()
 
 # SQLite virtual-machine steps between two looks at the clock: an indexed lookup takes a few
@@ -83,25 +88,7 @@ _BUDGET_STEPS = 1000
 
 
 def _over_budget() -> int:
-    if time.monotonic() > _budget.deadline:
-        _budget.spent = True
-        return 1  # SQLite stops the statement: "interrupted"
-    return 0
-
-
-@contextmanager
-def _bounded(driver: Any) -> Iterator[None]:
-    """Reads on `driver` stop at this thread's budget, if it has one. Installed per read, not
-    per connection: a handler on the indexer's connection would take the GIL back every few
-    steps of its long writes."""
-    if getattr(_budget, "deadline", None) is None:
-        yield
-        return
-    driver.set_progress_handler(_over_budget, _BUDGET_STEPS)
-    try:
-        yield
-    finally:
-        driver.set_progress_handler(None, 0)
+    return 1 if time.monotonic() > _budget.deadline else 0  # 1: SQLite stops, "interrupted"
 
 
 class Prepared:
@@ -129,6 +116,7 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self.order = compiled.positiontup  # None where the driver takes named parameters
+        self.defaults = compiled.params  # literals in the statement are parameters too
         self.binds: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -141,6 +129,7 @@ class _Compiled:
         self.processors = [(i, p) for i, p in enumerate(processors) if p is not None]
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
+        values = {**self.defaults, **values}
         if self.binds:
             values = {k: self.binds[k](v) if k in self.binds else v for k, v in values.items()}
         if self.order is None:
@@ -175,6 +164,7 @@ class Connections:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._budgeted = threading.local()  # each thread's connection for budgeted reads
 
     @classmethod
     def open(cls, url: str, create: bool = True) -> Self:
@@ -237,54 +227,74 @@ class Connections:
 
     @property
     def reads_bounded(self) -> bool:
-        """Whether `read_budget` stops reads (SQLite's progress handler; not PostgreSQL)."""
+        """Whether `read_budget` can bound reads (SQLite, through its progress handler)."""
         return self._sqlite
 
     @contextmanager
     def read_budget(self, seconds: float) -> Iterator[None]:
-        """The store reads of this thread stop after `seconds` in all and raise
-        ReadOverBudget (SQLite; PostgreSQL reads are not bounded). For reads made where a
-        long one would hold up others, such as on an event loop."""
-        _budget.deadline, _budget.spent = time.monotonic() + seconds, False
+        """The reads of this thread inside the block stop after `seconds` in all, with
+        ReadOverBudget; SQLite only. For reads on an event loop, where a long one holds up
+        every other request: they run on a connection of the thread's own, outside the pool,
+        so none waits for a pooled connection either, and reads that are not Prepared (the
+        SQLAlchemy path, unbounded) raise ReadOverBudget at once."""
+        if not self._sqlite:
+            raise StoreError("only SQLite reads can be bounded")
+        _budget.deadline = time.monotonic() + seconds
         try:
             yield
         finally:
             _budget.deadline = None
 
-    def _bounded(self, driver: Any) -> AbstractContextManager[None]:
-        return _bounded(driver) if self._sqlite else nullcontext()
-
-    def _failed(self, exc: Exception) -> StoreError:
-        if getattr(_budget, "spent", False):
-            return ReadOverBudget("the read took longer than its budget")
-        return StoreError(f"index store read failed: {_short(exc)}")
-
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        if getattr(_budget, "deadline", None) is not None:
+            raise ReadOverBudget("this read cannot be bounded")
         try:
-            with self.engine.connect() as conn, self._bounded(conn.connection.dbapi_connection):
+            with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise self._failed(exc) from exc
+            raise StoreError(f"index store read failed: {_short(exc)}") from exc
 
     @contextmanager
     def _driver_read(self) -> Iterator[DriverRead]:
-        """Like _read, for Prepared statements: the pool's connection without SQLAlchemy's
-        wrapper. The pool rolls the transaction back when the connection returns to it."""
+        """One read transaction for Prepared statements on a driver connection: the pool's,
+        or within a budget the thread's own."""
+        budgeted = getattr(_budget, "deadline", None) is not None
         try:
-            pooled = self.engine.raw_connection()
+            if budgeted:
+                driver = self._own_connection()
+                release = driver.rollback
+            else:
+                pooled = self.engine.raw_connection()
+                driver, release = pooled, pooled.close  # the pool rolls back
         except SQLAlchemyError as exc:
             raise StoreError(f"index store read failed: {_short(exc)}") from exc
         try:
-            cursor = pooled.cursor()
+            cursor = driver.cursor()
             if self._sqlite:  # autocommit at the driver (see _sqlite_pragmas): begin here
                 cursor.execute("BEGIN")
-            with self._bounded(pooled.dbapi_connection):
-                yield DriverRead(cursor, self.engine.dialect)
+            yield DriverRead(cursor, self.engine.dialect)
         except self.engine.dialect.loaded_dbapi.Error as exc:
-            raise self._failed(exc) from exc
+            if budgeted and time.monotonic() > _budget.deadline:
+                raise ReadOverBudget("the read took longer than its budget") from exc
+            raise StoreError(f"index store read failed: {_short(exc)}") from exc
         finally:
-            pooled.close()
+            release()
+
+    def _own_connection(self) -> Any:
+        driver = getattr(self._budgeted, "driver", None)
+        if driver is None:
+            # Made by the driver, not taken from the pool, which may have none free.
+            dialect = self.engine.dialect
+            args, options = dialect.create_connect_args(self.engine.url)
+            try:
+                driver = dialect.loaded_dbapi.connect(*args, **options)
+            except dialect.loaded_dbapi.Error as exc:
+                raise StoreError(f"index store read failed: {_short(exc)}") from exc
+            _set_up_sqlite(driver)
+            driver.set_progress_handler(_over_budget, _BUDGET_STEPS)
+            self._budgeted.driver = driver
+        return driver
 
 
 def _short(exc: Exception) -> str:

@@ -155,6 +155,21 @@ _HISTORY = Prepared(
 )
 
 
+# What `generation` compares. Only documents some declaration names change answers: anyone
+# may post others, and counting those let anonymous posts flush every reader's cache.
+# Conflict detection commits after the batch that moved the checkpoint, so it counts too.
+_CHECKPOINTS = Prepared(
+    select(
+        checkpoints.c.chain_id,
+        checkpoints.c.contract,
+        checkpoints.c.block_number,
+        checkpoints.c.block_hash,
+    ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
+)
+_NAMED_DOCUMENTS = Prepared(select(meta.c.value).where(meta.c.key == NAMED_DOCUMENTS_KEY))
+_LAST_CONFLICT = Prepared(select(func.max(conflicts.c.id)))
+
+
 def _declarer(address: str) -> str:
     if not is_address(address):
         raise InvalidCode(f"not an Ethereum address: {address!r}")
@@ -259,23 +274,11 @@ class Reads(Connections):
         rollback moves a checkpoint, every stored document a declaration names and every
         conflict counts. Readers that cache answers compare it instead of re-running their
         queries."""
-        with self._read() as conn:
-            marks = conn.execute(
-                select(
-                    checkpoints.c.chain_id,
-                    checkpoints.c.contract,
-                    checkpoints.c.block_number,
-                    checkpoints.c.block_hash,
-                ).order_by(checkpoints.c.chain_id, checkpoints.c.contract)
-            ).all()
-            # Only documents some declaration names change answers; anyone may post others,
-            # and counting those let anonymous posts flush every reader's cache.
-            named = conn.execute(
-                select(meta.c.value).where(meta.c.key == NAMED_DOCUMENTS_KEY)
-            ).scalar()
-            # Conflict detection commits after the batch that moved the checkpoint.
-            found = conn.execute(select(func.max(conflicts.c.id))).scalar()
-        return (*(tuple(m) for m in marks), named, found)
+        with self._driver_read() as read:
+            marks = read.all(_CHECKPOINTS)
+            named = read.all(_NAMED_DOCUMENTS)
+            (found,) = read.all(_LAST_CONFLICT)
+        return (*marks, named[0][0] if named else None, found[0])
 
     def get_metadata(self, digest: bytes) -> bytes | None:
         with self._read() as conn:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
@@ -326,6 +328,33 @@ def test_prepared_reads_convert_values_as_sqlalchemy_does(store: Store) -> None:
     assert record.to_dict()["valid"] is True
 
 
+def test_generation_moves_with_ranges_named_documents_and_conflicts(store: Store) -> None:
+    """What answer caches compare: it moves with each applied range, each stored document a
+    declaration names and each conflict, and with nothing else."""
+    metahash = bytes(range(32))
+    first = _event(b"gen" * 60, 5, declarer=ALICE, metahash=metahash)
+    empty = store.generation()
+    store.apply(CHAIN, CONTRACT, [first], None, 5, first.block_hash)
+    applied = store.generation()
+    assert applied != empty and store.generation() == applied
+    store.put_metadata(b"\x07" * 32, b'{"name":"nobody names me"}')
+    assert store.generation() == applied
+    store.put_metadata(metahash, b'{"name":"named"}')
+    named = store.generation()
+    assert named != applied
+    second = _event(b"gen" * 60, 6, declarer=BOB)
+    store.apply(CHAIN, CONTRACT, [second], (5, first.block_hash), 6, second.block_hash)
+    with store.engine.begin() as conn:
+        ids = [row.id for row in conn.execute(select(schema.declarations.c.id))]
+        before = store.generation()
+        conn.execute(
+            schema.conflicts.insert().values(
+                earlier_id=ids[0], later_id=ids[1], kind="same", strength=1.0, detail="{}"
+            )
+        )
+    assert store.generation() != before
+
+
 def test_a_read_past_its_budget_stops_and_later_reads_are_not_bounded(
     sqlite_store: Store,
 ) -> None:
@@ -335,12 +364,36 @@ def test_a_read_past_its_budget_stops_and_later_reads_are_not_bounded(
     sqlite_store.apply(CHAIN, CONTRACT, many, None, 400, _hash(400))
     with sqlite_store.read_budget(0.0), pytest.raises(ReadOverBudget):
         sqlite_store.by_declarer(ALICE)
-    with sqlite_store.read_budget(0.0), pytest.raises(ReadOverBudget):
-        sqlite_store.declarer_counts(ALICE)
     with sqlite_store.read_budget(60.0):
         assert len(sqlite_store.by_declarer(ALICE)) == 300
     assert len(sqlite_store.by_declarer(ALICE)) == 300
     assert sqlite_store.declarer_counts(ALICE) == (300, 0)
+
+
+def test_budgeted_reads_never_wait_for_the_pool(sqlite_store: Store) -> None:
+    """A budget bounds the whole read: with every pooled connection taken (by other threads'
+    reads), a budgeted lookup still answers at once on its thread's own connection, and a
+    read through SQLAlchemy, which would wait for the pool, is refused instead."""
+    declared = _event(b"pooled" * 40, 5, declarer=ALICE)
+    sqlite_store.apply(CHAIN, CONTRACT, [declared], None, 5, declared.block_hash)
+    pool = sqlite_store.engine.pool
+    taken = [sqlite_store.engine.raw_connection() for _ in range(pool.size() + pool._max_overflow)]
+    try:
+        with ThreadPoolExecutor(1) as thread:
+
+            def budgeted() -> list[Any]:
+                with sqlite_store.read_budget(1.0):
+                    found = sqlite_store.by_iscc_id(declared.iscc_id)
+                    with pytest.raises(ReadOverBudget, match="cannot be bounded"):
+                        sqlite_store.declarer_counts(ALICE)
+                    return found
+
+            assert [r.iscc_id for r in thread.submit(budgeted).result(timeout=10)] == [
+                declared.iscc_id
+            ]
+    finally:
+        for connection in taken:
+            connection.close()
 
 
 def test_invalid_code_is_stored_without_units(store: Store) -> None:
