@@ -36,7 +36,8 @@ class StoreReads:
     """At most `threads` threaded store reads at once per process; at most `queue` admitted
     (running or waiting) in all and `per_client` per client address. With `inline`, the
     store's `read_budget` and a budget in seconds, a read first runs on the event loop within
-    that budget. Used from the event loop only, so the counts need no lock."""
+    that budget, and only reads past it take a slot. Used from the event loop only, so the
+    counts need no lock."""
 
     def __init__(
         self,
@@ -56,14 +57,17 @@ class StoreReads:
     async def run(self, client: str, work: Callable[[], Any]) -> Any:
         """`work()`, once admitted: on the loop if it fits the inline budget, else in a worker
         thread."""
+        if self.inline is not None:
+            # Outside the bounds below: a read on the loop holds no slot and waits for
+            # nothing, so clients that fill the slots with long reads cannot shut out short
+            # ones (attacker review: four addresses held all 256).
+            budget, seconds = self.inline
+            try:
+                with budget(seconds):
+                    return work()
+            except ReadOverBudget:
+                pass  # a long read: it runs again where it holds up nobody
         with self._admitted(client):
-            if self.inline is not None:
-                budget, seconds = self.inline
-                try:
-                    with budget(seconds):
-                        return work()
-                except ReadOverBudget:
-                    pass  # a long read: it runs again where it holds up nobody
             if self._limiter is None:  # created on the event loop that serves the app
                 self._limiter = anyio.CapacityLimiter(self.threads)
             return await anyio.to_thread.run_sync(work, limiter=self._limiter)

@@ -796,6 +796,45 @@ def test_short_sqlite_reads_run_on_the_event_loop(
     assert first.json() == second.json()
 
 
+def test_clients_holding_every_slot_with_long_reads_do_not_shut_out_short_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: a few addresses filled all 256 read slots per process with reads
+    that wait, and every resolve request of everyone else got 503. Short reads, answered on
+    the event loop, need no slot."""
+    app = create_app(
+        Settings(home=tmp_path / "slots").model_copy(
+            update={"read_threads": 1, "read_queue": 2, "answer_cache": 0}
+        )
+    )
+    store = app.state.registry.store
+    release = threading.Event()
+    view = store.iscc_id_view
+    long_ids = {str(IsccId((1_700_000_000_000_000 + n) << 12, 0)) for n in range(2)}
+
+    def slow_for_some(iscc_id: str) -> Any:
+        if iscc_id in long_ids:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                release.wait(30)  # in its thread: it holds a slot
+            else:
+                raise ReadOverBudget("the read took longer than its budget")
+        return view(iscc_id)
+
+    monkeypatch.setattr(store, "iscc_id_view", slow_for_some)
+    reads = app.state.store_reads
+    short = f"/iscc-id/{IsccId(1_700_000_000_000_009 << 12, 0)}"
+    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+        try:
+            held = [pool.submit(client.get, f"/iscc-id/{i}") for i in sorted(long_ids)]
+            _admitted(reads, 2)
+            assert client.get(short).status_code == 404  # answered, not 503
+        finally:
+            release.set()
+        assert [f.result().status_code for f in held] == [404, 404]
+
+
 def test_reads_use_threads_when_inline_reads_are_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
