@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     """ISCC-ID answers the service keeps in memory per process (0: none)."""
     read_threads: int = Field(4, ge=1)
     """Resolve requests a process reads the store for at once (in worker threads)."""
+    health_max_lag_s: float = Field(120.0, gt=0)
+    """/health says `degraded` when the index trails the chain head by more blocks than its
+    confirmations and this many seconds of the network's blocks (a stopped indexer)."""
     inline_read_ms: float = Field(2.0, ge=0)
     """How long a resolve request's SQLite read may run on the event loop before it moves to
     a worker thread (0: always threads; PostgreSQL reads always use threads)."""

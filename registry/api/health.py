@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
@@ -22,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.api.errors import error_status
 from registry.api.models import Health, IndexerState, NetworkOut, RelayerState
 from registry.api.state import AppState, state_of
-from registry.chain.networks import network_for
+from registry.chain.networks import index_confirmations, network_for
 from registry.errors import RegistryError
 from registry.ledger.notify import outbox_counts
 
@@ -30,17 +33,24 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["service"])
 
 
-def indexer_state(state: AppState) -> tuple[IndexerState | None, list[str]]:
+def indexer_state(
+    state: AppState, head: int | None, node_problem: str | None
+) -> tuple[IndexerState | None, list[str]]:
+    """The indexer's progress against the chain head (as last asked of the node) and what is
+    wrong with it."""
     if state.deployment is None or state.contract is None:
         return None, []
-    problems = []
+    problems = [node_problem] if node_problem else []
     done = state.store.checkpoint(state.deployment.chain_id, state.contract)
-    head, problem = state.chain_head()
-    if problem:
-        problems.append(problem)
     if state.indexer_problem:
         problems.append(state.indexer_problem)
     lag = None if head is None or done is None else max(0, head - done)
+    if lag is not None and lag > (allowed := allowed_lag(state)):
+        # The indexer may be another process (`serve --no-index`): this is how a dead one shows.
+        problems.append(
+            f"the index is {lag} blocks behind the chain head (more than {allowed}): "
+            "is the indexer running?"
+        )
     return (
         IndexerState(
             chain_id=state.deployment.chain_id,
@@ -54,19 +64,54 @@ def indexer_state(state: AppState) -> tuple[IndexerState | None, list[str]]:
     )
 
 
-# A process checks its own health once a second, in a thread of its own, and every probe is
+def allowed_lag(state: AppState) -> int:
+    """Blocks the index may trail the head: the confirmations it waits for, and the blocks of
+    HEALTH_MAX_LAG_S setting."""
+    assert state.deployment is not None
+    chain_id = state.deployment.chain_id
+    network = network_for(chain_id, state.settings.networks_path)
+    blocks = math.ceil(state.settings.health_max_lag_s / max(network.block_time, 0.1))
+    return index_confirmations(state.settings, chain_id) + blocks
+
+
+# A process checks its own health once a second, in threads of its own, and every probe is
 # answered from the last check, on the event loop: a probe queued behind a busy thread pool, or
 # one that read the store itself, was slowest exactly when a load balancer most needs the truth.
 HEALTH_CHECK_S = 1.0
-# A check that has not come back for this long means the store or the chain node hangs: say so
-# (503) rather than repeat what was true before.
+# A store check that has not come back for this long means the store hangs: say so (503)
+# rather than repeat what was true before.
 HEALTH_STALE_S = 10.0
+# The chain node is asked in a thread of its own (a node that hangs holds a call for the RPC
+# timeout, 30 s, and used to turn the whole answer into a 503 while the store was fine). Its
+# last answer counts for this long; then the node is a problem of the answer, as a refusing
+# node is.
+NODE_STALE_S = 10.0
+# The first check waits this long for the node's first answer.
+NODE_FIRST_WAIT_S = 2.0
 
 
-def _health_now(state: AppState) -> Health:
-    indexer, problems = indexer_state(state)
+@dataclass(frozen=True)
+class NodeAnswer:
+    """What the node said at `at` (monotonic): the head or why it is unknown, and the
+    relaying account with its balance."""
+
+    at: float
+    head: int | None
+    problem: str | None
+    relayer: tuple[str, int | None] | None
+
+
+def _health_now(state: AppState, node: NodeAnswer | None, now: float) -> Health:
+    if node is None:
+        head, problem, balance = None, "the chain node has not answered yet", None
+    elif now - node.at > NODE_STALE_S:
+        head, balance = None, node.relayer
+        problem = f"the chain node has not answered for {now - node.at:.0f} s"
+    else:
+        head, problem, balance = node.head, node.problem, node.relayer
+    indexer, problems = indexer_state(state, head, problem)
     relayer = None
-    if (balance := state.relayer_balance()) is not None:
+    if balance is not None:
         relay = state.started_relay()
         relayer = RelayerState(
             address=balance[0],
@@ -90,20 +135,26 @@ def _health_now(state: AppState) -> Health:
 
 class HealthMonitor:
     """The answer to /health, checked again every HEALTH_CHECK_S by a thread that starts with
-    the first probe (so a process nobody probes runs no checks)."""
+    the first probe (so a process nobody probes runs no checks), and the chain node's part of
+    it, asked by a second thread."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
         self._checked: tuple[float, int, bytes] | None = None
-        self._thread: threading.Thread | None = None
+        self._node: NodeAnswer | None = None
+        self._node_answered = threading.Event()
+        self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
     def check(self) -> tuple[int, bytes]:
-        """Check the store, the indexer, the chain node and the relayer now."""
+        """Check the store, the indexer and the relayer now, with the node's last answer."""
+        self.start()
+        self._node_answered.wait(NODE_FIRST_WAIT_S)
         try:
-            status, body = 200, _health_now(self.state).model_dump_json().encode()
-        except RegistryError as exc:  # the store or the node refused: the probe must hear it
+            health = _health_now(self.state, self._node, time.monotonic())
+            status, body = 200, health.model_dump_json().encode()
+        except RegistryError as exc:  # the store refused: the probe must hear it
             status, kind = error_status(exc)
             body = json.dumps({"error": kind, "message": str(exc)}).encode()
         except Exception:
@@ -111,6 +162,13 @@ class HealthMonitor:
             status, body = 500, b'{"error":"internal","message":"internal error"}'
         self._checked = (time.monotonic(), status, body)
         return status, body
+
+    def ask_node(self) -> None:
+        """Ask the node for its head and the relayer's balance now."""
+        state = self.state
+        head, problem = state.chain_head() if state.deployment is not None else (None, None)
+        self._node = NodeAnswer(time.monotonic(), head, problem, state.relayer_balance())
+        self._node_answered.set()
 
     def answer(self) -> tuple[int, bytes] | None:
         """The last check's answer (503 if it is older than HEALTH_STALE_S); None before the
@@ -120,36 +178,39 @@ class HealthMonitor:
         checked_at, status, body = self._checked
         age = time.monotonic() - checked_at
         if age > HEALTH_STALE_S:
-            message = f"the store or the chain node has not answered for {age:.0f} s"
+            message = f"the store has not answered for {age:.0f} s"
             return 503, json.dumps({"error": "unavailable", "message": message}).encode()
         return status, body
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="health", daemon=True)
-                self._thread.start()
+            if self._threads or self._stop.is_set():
+                return
+            for name, step in (("health-node", self.ask_node), ("health", self.check)):
+                thread = threading.Thread(target=self._every, args=(step,), name=name, daemon=True)
+                self._threads.append(thread)
+                thread.start()
 
-    def _run(self) -> None:
+    def _every(self, step: Callable[[], object]) -> None:
         while True:
-            self.check()
+            step()
             if self._stop.wait(HEALTH_CHECK_S):
                 return
 
     def stop(self) -> None:
         with self._lock:
             self._stop.set()
-            thread = self._thread
-        if thread is not None:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout=30)
 
 
 @router.get("/v1/health", response_model=Health, summary="Service and indexer health")
 @router.get("/health", response_model=Health, summary="Service and indexer health")
 async def health(request: Request) -> Response:
-    """`ok` when the store answers and the chain (if configured) is reachable, as checked at
-    most a second ago; 503 when the store or the node cannot be reached, or has not answered
-    the checks for ten seconds."""
+    """`ok` when the store answers, the chain (if configured) is reachable and the index keeps
+    up with it, as checked at most a second ago; `degraded` with the problems otherwise; 503
+    when the store cannot be reached or has not answered the checks for ten seconds."""
     monitor: HealthMonitor = request.app.state.health
     answer = monitor.answer()
     if answer is None:
@@ -253,7 +314,7 @@ class _ObserveLatency:
 def metrics(request: Request) -> Response:
     state = state_of(request)
     collectors: Metrics = request.app.state.metrics
-    indexer, _problems = indexer_state(state)
+    indexer, _problems = indexer_state(state, *state.chain_head())
     if indexer is not None:
         if indexer.lag_blocks is not None:
             collectors.lag.set(indexer.lag_blocks)

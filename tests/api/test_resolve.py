@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from registry.api import health as health_routes
 from registry.chain.iscc_id import IsccId
 from registry.store.store import Store
 
@@ -146,3 +149,53 @@ def test_health_tells_when_lookups_run_without_their_indexes(
     store.restore_lookups()
     client.app.state.health.check()  # type: ignore[attr-defined]
     assert client.get("/health").json()["indexer"]["lookups_deferred"] is False
+
+
+def _health_until(client: TestClient, wanted: str, seconds: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = client.get("/health")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        if any(wanted in problem for problem in body["problems"]) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+def test_a_hanging_chain_node_degrades_health_without_hiding_the_store(
+    client: TestClient, declared: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: a node that hangs held the health check for its 30 s RPC timeout,
+    so /health said 503 "has not answered" after 10 s although the store answered. The node
+    is asked by a thread of its own; the answer stays 200 with the node as its problem."""
+    monkeypatch.setattr(health_routes, "HEALTH_STALE_S", 3.0)
+    monkeypatch.setattr(health_routes, "NODE_STALE_S", 0.3)
+    state = client.app.state.registry  # type: ignore[attr-defined]
+    release = threading.Event()
+    head = state.chain_head
+
+    def hanging() -> tuple[int | None, str | None]:
+        release.wait(30)
+        return head()
+
+    try:
+        assert client.get("/health").json()["status"] == "ok"
+        monkeypatch.setattr(state, "chain_head", hanging)
+        body = _health_until(client, "chain node has not answered")
+        assert body["status"] == "degraded"
+        assert body["declarations"] == 3 and body["indexer"]["head_block"] is None
+    finally:
+        release.set()
+
+
+def test_an_index_that_stopped_following_degrades_health(
+    client: TestClient, declared: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: with the indexer in a process of its own (`serve --no-index`), a dead
+    indexer left /health `ok` however far the chain moved on."""
+    state = client.app.state.registry  # type: ignore[attr-defined]
+    done = state.store.checkpoint(state.deployment.chain_id, state.contract)
+    assert client.get("/health").json()["status"] == "ok"
+    monkeypatch.setattr(state, "chain_head", lambda: (done + 10_000, None))
+    body = _health_until(client, "is the indexer running?")
+    assert body["status"] == "degraded" and body["indexer"]["lag_blocks"] == 10_000
