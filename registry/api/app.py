@@ -123,6 +123,9 @@ def create_app(
             target=_deliver, args=(state, stop), name="notifications", daemon=True
         )
         deliverer.start()
+        # Checked from the start, so no probe waits for a first check (the first probe of a
+        # process used to, for as long as a check takes).
+        monitor.start()
         try:
             yield
         finally:
@@ -209,8 +212,9 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn's multi-process mode, which imports the app in each worker."""
-    from registry.api.server import freeze_start_up
+    from registry.api.server import answer_health_from, freeze_start_up
 
     app = create_app(get_settings(), follow=False)
+    answer_health_from(app)
     freeze_start_up()
     return app

@@ -135,8 +135,7 @@ def _health_now(state: AppState, node: NodeAnswer | None, now: float) -> Health:
 
 class HealthMonitor:
     """The answer to /health, checked again every HEALTH_CHECK_S by a thread that starts with
-    the first probe (so a process nobody probes runs no checks), and the chain node's part of
-    it, asked by a second thread."""
+    the service, and the chain node's part of it, asked by a second thread."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
@@ -214,9 +213,8 @@ async def health(request: Request) -> Response:
     monitor: HealthMonitor = request.app.state.health
     answer = monitor.answer()
     if answer is None:
-        # The first probe starts the checks and waits for the first one, but no longer than a
-        # check may take: a store that hangs from the start is a 503 too, not a probe that
-        # hangs with it (attacker review).
+        # A probe before the first check waits for it, but no longer than a check may take: a
+        # store that hangs from the start is a 503 too, not a probe that hangs with it.
         monitor.start()
         deadline = time.monotonic() + HEALTH_STALE_S
         while (answer := monitor.answer()) is None and time.monotonic() < deadline:

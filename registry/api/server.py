@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, ClassVar
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from registry.config import Settings, get_settings
 
-__all__ = ["GuardedHttpTools", "freeze_start_up", "run", "uvicorn_options"]
+__all__ = ["GuardedHttpTools", "answer_health_from", "freeze_start_up", "run", "uvicorn_options"]
+
+HEALTH_PATHS = (b"/health", b"/v1/health")
 
 
 class GuardedHttpTools(HttpToolsProtocol):
@@ -29,6 +34,12 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     limits: tuple[int, float] | None = None
     """(largest head in bytes, seconds a head may take)."""
+
+    health: ClassVar[Callable[[], tuple[int, bytes] | None] | None] = None
+    """The process's last health answer (HealthMonitor.answer), or None before its first
+    check. A `GET /health` is answered from it here, as soon as its head is parsed: through
+    the app it took one more turn of a busy event loop (the app's task runs in the next
+    one) and the whole middleware stack, which is what a probe's latency under load was."""
 
     @classmethod
     def configure(cls, settings: Settings) -> None:
@@ -77,6 +88,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_size = 0
+        self._answered = False
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -95,14 +107,36 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm()
         if self._head_too_large:
             return  # never handed to the app; data_received answers 431
+        if self._answer_health():
+            return
         super().on_headers_complete()
 
+    def _answer_health(self) -> bool:
+        health = GuardedHttpTools.health
+        if health is None or self.parser.get_method() != b"GET":
+            return False
+        if httptools.parse_url(self.url).path not in HEALTH_PATHS:
+            return False
+        answer = health()
+        if answer is None:
+            return False  # before the first check: the app waits for it
+        status, body = answer
+        self._answered = True
+        reason = HTTPStatus(status).phrase.encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"cache-control: no-store\r\nconnection: close\r\n\r\n%s"
+            % (status, reason, len(body), body)
+        )
+        self.transport.close()
+        return True
+
     def on_body(self, body: bytes) -> None:
-        if not self._head_too_large:
+        if not self._head_too_large and not self._answered:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not self._head_too_large:
+        if not self._head_too_large and not self._answered:
             super().on_message_complete()
 
     def _refuse(self, status: int, message: bytes) -> None:
@@ -140,6 +174,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def answer_health_from(app: Any) -> None:
+    """Let the protocol answer `GET /health` from `app`'s health checks (one app per serving
+    process)."""
+    GuardedHttpTools.health = app.state.health.answer
+
+
 def freeze_start_up() -> None:
     """Exempt what the serving process holds from start-up on (modules, the app, its routes:
     some 160,000 objects) from the cyclic garbage collector. A full collection walked them all
@@ -156,5 +196,6 @@ def run(settings: Settings, app: Any, host: str, port: int, workers: int = 1) ->
     if workers > 1:
         options |= {"factory": True, "workers": workers}
     else:
+        answer_health_from(app)
         freeze_start_up()
     uvicorn.run(app, host=host, port=port, log_level="warning", **options)

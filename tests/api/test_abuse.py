@@ -367,6 +367,25 @@ def test_oversized_bodies_are_refused_while_they_stream(
 
 
 @pytest.mark.chain
+def test_health_probes_are_answered_by_the_protocol_from_the_last_check(served: Served) -> None:
+    """Once the first check is done, a probe is answered as soon as its head is parsed,
+    without the app: the app's latency histogram counts at most the probe that waited for the
+    first check, and the answer is the app's own."""
+    answers = [served.request("GET", path) for path in ("/health", "/v1/health") * 3]
+    assert {status for status, _headers, _body in answers} == {200}
+    assert all(json.loads(body)["status"] == "ok" for _s, _h, body in answers)
+    assert all(headers["connection"] == "close" for _s, headers, _b in answers)
+    metrics = served.request("GET", "/metrics")[2].decode()
+    through_app = re.findall(
+        r'iscc_registry_request_seconds_count\{method="GET",route="(/v1)?/health",'
+        r'status="200"\} ([0-9.]+)',
+        metrics,
+    )
+    assert sum(float(count) for _v1, count in through_app) <= 1
+    # Not a GET: the app answers, with its own rules.
+    assert served.request("POST", "/health")[0] == 405
+
+
 def test_slow_heads_slow_bodies_and_huge_heads_are_cut(serve: Any) -> None:
     served = serve(header_timeout_s="1", body_timeout_s="1", max_header_kb="16")
     with _connect(served) as slow_head:

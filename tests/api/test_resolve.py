@@ -108,8 +108,21 @@ def test_unknown_but_wellformed_identifiers_are_404(
     assert wrong.status_code == 404 and "not an ISCC-ID" in wrong.json()["message"]
 
 
+def _health_settled(client: TestClient) -> dict[str, Any]:
+    """/health once its checks (each second; the node's head is cached 2 s) have seen the
+    declarations the fixtures made after the service started."""
+    deadline = time.monotonic() + 10
+    while True:
+        health = client.get("/health").json()
+        indexer = health.get("indexer") or {}
+        settled = indexer.get("indexed_block") == indexer.get("head_block") is not None
+        if (health.get("declarations") == 3 and settled) or time.monotonic() > deadline:
+            return health
+        time.sleep(0.1)
+
+
 def test_health_and_metrics(client: TestClient, declared: dict[str, Any]) -> None:
-    health = client.get("/health").json()
+    health = _health_settled(client)
     assert health["status"] == "ok", health
     assert health["declarations"] == 3
     indexer = health["indexer"]
