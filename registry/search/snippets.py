@@ -17,7 +17,6 @@ and the check reads their segments from the store), so every API process can reb
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -117,6 +116,8 @@ DISTINCT_PLACE_MS = 1000
 """Equally good places further apart than this make an offset ambiguous (the acceptance
 measure counts an offset within 1 s as right)."""
 _CHANCE = 32  # bits two unrelated 64-bit simprints differ in, on average
+_BIN_ZERO = 1 << 31  # offset bins are counted from here in the low half of a vote's key
+_LOW_HALF = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -246,22 +247,33 @@ class SnippetIndex(FollowingIndex):
         rule = RULES[query.kind]
         if not len(query):
             return []
-        tally: dict[tuple[int, int], set[int]] = defaultdict(set)
         owners, starts = self._owners[query.kind], self._starts[query.kind]
         query_starts = np.asarray(query.offsets, dtype=np.int64)
+        voted_for = owners[keys]
         bins = np.rint((starts[keys] - query_starts[asked]) / rule.bin).astype(np.int64)
-        for position, owner, slot in set(
-            zip(asked.tolist(), owners[keys].tolist(), bins.tolist(), strict=True)
-        ):
-            if owner != exclude:
-                tally[(owner, slot)].add(position)
-        # Jitter spreads one alignment over neighbouring bins: count a bin with its neighbours.
+        if exclude is not None:
+            kept = voted_for != exclude
+            asked, voted_for, bins = asked[kept], voted_for[kept], bins[kept]
+        # (declaration, offset bin) as one integer, the bin in the low half (offset so that a
+        # neighbouring bin is the integer beside it), and each query segment's vote once.
+        slot, voter = _unique_pairs((voted_for << 32) | (bins + _BIN_ZERO), asked)
+        # Jitter spreads one alignment over neighbouring bins: a bin counts its neighbours'
+        # voters too, each once. A crowded sound lookup brings thousands of votes, nearly all
+        # alone in their bins, so bins whose three bins hold fewer votes than a match needs are
+        # dropped in numpy before the voters of the rest are counted.
+        lo = np.searchsorted(slot, slot - 1, "left")
+        hi = np.searchsorted(slot, slot + 1, "right")
+        worth = np.ones(len(slot), dtype=bool)
+        worth[1:] = slot[1:] != slot[:-1]
+        worth &= hi - lo >= rule.min_matched
         scored = []
-        for (owner, slot), voters in tally.items():
-            near = (
-                voters | tally.get((owner, slot - 1), set()) | tally.get((owner, slot + 1), set())
-            )
-            scored.append((len(near), owner, slot * rule.bin))
+        voters = voter.tolist()
+        for key, start, end in zip(
+            slot[worth].tolist(), lo[worth].tolist(), hi[worth].tolist(), strict=True
+        ):
+            count = len(set(voters[start:end]))
+            if count >= rule.min_matched:
+                scored.append((count, key >> 32, ((key & _LOW_HALF) - _BIN_ZERO) * rule.bin))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
         timed = KINDS[query.kind] == "ms"
         share = 0.0 if timed else _OTHER_PLACE_SHARE
@@ -270,8 +282,6 @@ class SnippetIndex(FollowingIndex):
         apart = DISTINCT_PLACE_MS if timed else rule.bin
         best: dict[int, tuple[int, int, list[int]]] = {}
         for count, owner, offset in scored:
-            if count < rule.min_matched:
-                break
             if owner not in best:  # one alignment per declaration: its best one
                 if len(best) == _CANDIDATES:
                     continue
@@ -285,6 +295,15 @@ class SnippetIndex(FollowingIndex):
             ):
                 others.append(offset)
         return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
+
+
+def _unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each (first, second) pair once, ordered by first then second."""
+    order = np.lexsort((second, first))
+    first, second = first[order], second[order]
+    new = np.ones(len(first), dtype=bool)
+    new[1:] = (first[1:] != first[:-1]) | (second[1:] != second[:-1])
+    return first[new], second[new]
 
 
 def _align(

@@ -17,6 +17,11 @@ from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
 from registry.search.snippets import (
+    _CANDIDATES,
+    _OTHER_PLACE_SHARE,
+    _OTHER_PLACES,
+    DISTINCT_PLACE_MS,
+    KINDS,
     RULES,
     SAME_SCORE,
     SnippetIndex,
@@ -487,6 +492,76 @@ def test_aligning_all_segments_at_once_gives_what_one_by_one_gives() -> None:
         offset, tolerance = int(rng.integers(-2000, 8000)), int(rng.integers(0, 300))
         assert _align(query, declared, offset, tolerance) == _align_one_by_one(
             query, declared, offset, tolerance
+        )
+
+
+def _tally_by_sets(
+    query: FeatureSet,
+    asked: np.ndarray,
+    owners: np.ndarray,
+    starts: np.ndarray,
+    exclude: int | None,
+) -> list[tuple[int, int, int, tuple[int, ...]]]:
+    """The votes counted with a set per (declaration, bin), as before they were counted in
+    numpy: the reference."""
+    rule = RULES[query.kind]
+    tally: dict[tuple[int, int], set[int]] = {}
+    for position, owner, start in zip(
+        asked.tolist(), owners.tolist(), starts.tolist(), strict=True
+    ):
+        if owner != exclude:
+            slot = round((start - query.offsets[position]) / rule.bin)
+            tally.setdefault((owner, slot), set()).add(position)
+    scored = []
+    for (owner, slot), voters in tally.items():
+        near = voters | tally.get((owner, slot - 1), set()) | tally.get((owner, slot + 1), set())
+        scored.append((len(near), owner, slot * rule.bin))
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    timed = KINDS[query.kind] == "ms"
+    share = 0.0 if timed else _OTHER_PLACE_SHARE
+    apart = DISTINCT_PLACE_MS if timed else rule.bin
+    best: dict[int, tuple[int, int, list[int]]] = {}
+    for count, owner, offset in scored:
+        if count < rule.min_matched:
+            break
+        if owner not in best:
+            if len(best) < _CANDIDATES:
+                best[owner] = (count, offset, [])
+            continue
+        top, first, others = best[owner]
+        if (
+            count >= top * share
+            and len(others) < _OTHER_PLACES
+            and all(abs(offset - o) > apart for o in (first, *others))
+        ):
+            others.append(offset)
+    return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
+
+
+@pytest.mark.parametrize("kind", ["video", "sound", "text"])
+def test_votes_counted_in_numpy_as_with_sets(kind: str) -> None:
+    """Repeated votes, votes in neighbouring bins, negative offsets, an excluded declaration,
+    more declarations than are kept: the same alignments, in the same order."""
+    rng = np.random.default_rng(7)
+    width = RULES[kind].bin
+    index = SnippetIndex.__new__(SnippetIndex)
+    for _ in range(200):
+        count = int(rng.integers(1, 40))
+        query = FeatureSet(
+            kind,
+            (0,) * count,
+            tuple(int(s) for s in np.sort(rng.integers(0, 30 * width, count))),
+            (width,) * count,
+        )
+        keys = int(rng.integers(1, 3000))
+        index._owners = {kind: rng.integers(1, int(rng.integers(2, 60)), keys)}
+        index._starts = {kind: rng.integers(-20 * width, 200 * width, keys)}
+        votes = int(rng.integers(0, 4000))
+        asked, found = rng.integers(0, count, votes), rng.integers(0, keys, votes)
+        exclude = int(rng.integers(1, 5)) if rng.random() < 0.5 else None
+        owners, starts = index._owners[kind][found], index._starts[kind][found]
+        assert index._tally(query, asked, found, exclude) == _tally_by_sets(
+            query, asked, owners, starts, exclude
         )
 
 
