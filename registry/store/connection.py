@@ -72,6 +72,8 @@ class Connections:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQL of statements run straight on the driver, compiled for this engine's dialect once.
+        self._statements: dict[Any, tuple[str, tuple[str, ...] | None]] = {}
 
     @classmethod
     def open(cls, url: str, create: bool = True) -> Self:

@@ -152,6 +152,14 @@ _HISTORY = (
     .where(events.c.iscc_id == bindparam("iscc_id"))
     .order_by(events.c.block_number, events.c.log_index)
 )
+_SEGMENTS_OF = (
+    select(segments.c.start, segments.c.size, segments.c.value)
+    .where(
+        segments.c.declaration_id == bindparam("declaration_id"),
+        segments.c.kind == bindparam("kind"),
+    )
+    .order_by(segments.c.start)
+)
 
 
 def _declarer(address: str) -> str:
@@ -300,12 +308,7 @@ class Reads(Connections):
 
     def segments_of(self, declaration_id: int, kind: str) -> np.ndarray:
         """(start, size, simprint signed) of one declaration's segments of a kind, by start."""
-        query = (
-            select(segments.c.start, segments.c.size, segments.c.value)
-            .where(segments.c.declaration_id == declaration_id, segments.c.kind == kind)
-            .order_by(segments.c.start)
-        )
-        return self._driver_rows(query, 3)
+        return self._driver_rows(_SEGMENTS_OF, 3, {"declaration_id": declaration_id, "kind": kind})
 
     def segment_kinds(self, declaration_ids: Sequence[int]) -> dict[int, set[str]]:
         """The segment kinds each of these declarations has; those with none are left out."""
@@ -333,18 +336,39 @@ class Reads(Connections):
             row = conn.execute(query).first()
         return None if row is None else {"segments": row.segments, "problem": row.problem}
 
-    def _driver_rows(self, query: Any, width: int) -> np.ndarray:
+    def _driver_rows(
+        self, query: Any, width: int, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """Rows of a query as an int64 array; with `params`, the query's bound parameters,
+        compiled once per store (a search reads a declaration's segments per match, and their
+        compilation cost more than the read)."""
         with self._read() as conn:
-            compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            if params is None:
+                sql = str(
+                    query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+                )
+                values: tuple[Any, ...] = ()
+            else:
+                sql, names = self._compiled(query, conn.dialect)
+                values = (params if names is None else tuple(params[n] for n in names),)
             # Straight from the driver into numpy: a million-row start-up load spends most of
             # its time in SQLAlchemy's per-row result processing otherwise.
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.execute(str(compiled))
+                cursor.execute(sql, *values)
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
         return np.array(rows, dtype=np.int64).reshape(-1, width)
+
+    def _compiled(self, query: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+        """A query's SQL for the driver, and its parameters' names in order when the driver
+        takes them by position (None: by name)."""
+        if query not in self._statements:
+            compiled = query.compile(dialect=dialect)
+            names = tuple(compiled.positiontup) if compiled.positional else None
+            self._statements[query] = (str(compiled), names)
+        return self._statements[query]
 
     def unit_values(self, unit_types: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
         """(position of the unit type in `unit_types`, declaration row id, first 64 bits signed)
