@@ -307,21 +307,24 @@ def _unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _align(
-    query: FeatureSet, declared: np.ndarray, offset: int, tolerance: int
-) -> tuple[list[int], list[int], list[int]]:
-    """Query segments placed at `offset` in a declaration's segments (start, size, value rows
-    sorted by start): which matched within the radius, their shifts (declared start - query
-    start), and for every query segment over the declared work its nearest distance (capped at
-    chance) to a declared segment within `tolerance` of its place."""
-    rule = RULES[query.kind]
+    segments: tuple[np.ndarray, np.ndarray, np.ndarray],
+    offsets: np.ndarray,
+    declared: np.ndarray,
+    tolerance: int,
+    radius: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Query segments (starts, sizes, values) each placed at its offset in a declaration's
+    segments (start, size, value rows sorted by start): the positions that matched within the
+    radius and their shifts (declared start - query start), the positions over the declared
+    work and their nearest distances (capped at chance) to a declared segment within
+    `tolerance` of their place. Several query sets, each at its own offset, align at once."""
+    q_start, q_size, q_value = segments
     ref_start, ref_size = declared[:, 0], declared[:, 1]
     ref_value = declared[:, 2].view(np.uint64)
     ref_end = ref_start + ref_size
-    q_start = np.asarray(query.offsets, dtype=np.int64)
-    q_value = np.asarray(query.simprints, dtype=np.uint64)
-    aligned = q_start + offset
+    aligned = q_start + offsets
     # A query segment counts towards the overlap if its middle falls within the declared work.
-    middle = aligned + np.asarray(query.sizes, dtype=np.int64) // 2
+    middle = aligned + q_size // 2
     inside = (middle >= ref_start[0]) & (middle < ref_end[-1])
     # Declared segments that may cover each aligned position (starts are sorted), for every
     # query segment over the work at once: each one's span of candidates is laid out in a row.
@@ -342,52 +345,100 @@ def _align(
     which, candidate, distances = which[first], candidate[first], distances[first]
     closest = np.full(len(q_start), _CHANCE, dtype=np.int64)
     closest[which] = np.minimum(distances, _CHANCE)
-    hit = distances <= rule.radius
+    hit = distances <= radius
     matched = which[hit]
     shifts = ref_start[candidate[hit]] - q_start[matched]
-    return matched.tolist(), shifts.tolist(), closest[over].tolist()
+    return matched, shifts, over, closest[over]
 
 
-def _place(
-    query: FeatureSet, declared: np.ndarray, offset: int
-) -> tuple[int, float, list[int]] | None:
-    """Refine an offset and score the query there: (offset, score, matched positions), or None
-    when too few segments match."""
-    rule = RULES[query.kind]
-    matched, shifts, _nearest = _align(query, declared, offset, rule.tolerance)
-    if len(matched) < rule.min_matched:
-        return None
-    # The median shift of the matching segments places the query more finely than the vote
-    # bins; scored there, each query segment meets only the declared segment at its place, so
-    # a chance alignment gains nothing from picking the best of several neighbours.
-    offset = int(np.median(shifts))
-    matched, _shifts, nearest = _align(query, declared, offset, rule.bin // 2 + 1)
-    if len(matched) < rule.min_matched or not nearest:
-        return None
-    # Every overlapping segment counts, by how close its declared counterpart is: a true
-    # alignment keeps most bits even where a segment misses the radius, while a chance one
-    # scores low outside the few segments that agree by chance.
-    score = float(np.mean([1 - d / _CHANCE for d in nearest]))
-    return offset, score, matched
+def _placed(
+    declared: np.ndarray, tries: Sequence[tuple[FeatureSet, int]]
+) -> list[tuple[int, float, list[int]] | None]:
+    """Each (query set, offset) try refined and scored: (offset, score, matched positions), or
+    None when too few segments match. All tries are aligned together, twice: checking an
+    excerpt's sound costs up to six tries per declaration (two grids and those beside them),
+    and each alignment is a fixed run of numpy steps however few its segments."""
+    rule = RULES[tries[0][0].kind]
+    sizes = np.array([len(query) for query, _offset in tries])
+    ends = np.cumsum(sizes)
+    group = np.repeat(np.arange(len(tries)), sizes)
+    segments = (
+        np.concatenate([np.asarray(q.offsets, dtype=np.int64) for q, _o in tries]),
+        np.concatenate([np.asarray(q.sizes, dtype=np.int64) for q, _o in tries]),
+        np.concatenate([np.asarray(q.simprints, dtype=np.uint64) for q, _o in tries]),
+    )
+    offsets = np.array([offset for _query, offset in tries], dtype=np.int64)
+    matched, shifts, _over, _nearest = _align(
+        segments, offsets[group], declared, rule.tolerance, rule.radius
+    )
+    cuts = np.searchsorted(matched, ends - sizes), np.searchsorted(matched, ends)
+    refined: dict[int, int] = {}
+    for n, (lo, hi) in enumerate(zip(*cuts, strict=True)):
+        # The median shift of the matching segments places the query more finely than the
+        # vote bins; scored there, each query segment meets only the declared segment at its
+        # place, so a chance alignment gains nothing from picking the best of several
+        # neighbours.
+        if hi - lo >= rule.min_matched:
+            refined[n] = int(np.median(shifts[lo:hi]))
+    placed: list[tuple[int, float, list[int]] | None] = [None] * len(tries)
+    if not refined:
+        return placed
+    for n, offset in refined.items():
+        offsets[n] = offset
+    kept = np.zeros(len(tries), dtype=bool)
+    kept[list(refined)] = True
+    chosen = np.flatnonzero(kept[group])
+    starts, lengths, values = segments
+    matched, _shifts, over, nearest = _align(
+        (starts[chosen], lengths[chosen], values[chosen]),
+        offsets[group[chosen]],
+        declared,
+        rule.bin // 2 + 1,
+        rule.radius,
+    )
+    matched, over = chosen[matched], chosen[over]
+    for n, offset in refined.items():
+        start, end = int(ends[n] - sizes[n]), int(ends[n])
+        mine = matched[(matched >= start) & (matched < end)] - start
+        scored = nearest[(over >= start) & (over < end)].tolist()
+        if len(mine) < rule.min_matched or not scored:
+            continue
+        # Every overlapping segment counts, by how close its declared counterpart is: a true
+        # alignment keeps most bits even where a segment misses the radius, while a chance
+        # one scores low outside the few segments that agree by chance.
+        score = float(np.mean([1 - d / _CHANCE for d in scored]))
+        placed[n] = (offset, score, mine.tolist())
+    return placed
 
 
-def _check(
-    declared: np.ndarray, query: FeatureSet, owner: int, offset: int, others: Sequence[int] = ()
-) -> Overlap | None:
-    """Align the query near `offset` (and the other offsets voted for) in a declaration's
-    stored segments of its kind and score it at the best of them."""
-    rule = RULES[query.kind]
-    if not len(declared):
-        return None
-    found = [p for p in (_place(query, declared, o) for o in (offset, *others)) if p is not None]
-    if not found:
-        return None
-    offset, score, matched = max(found, key=lambda p: (p[1], -p[0]))
-    if score < rule.min_score:
-        return None
-    first, last = matched[0], matched[-1]
-    length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
-    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched))
+def _checks(
+    declared: np.ndarray, owner: int, units: Sequence[tuple[FeatureSet, Sequence[int]]]
+) -> list[Overlap | None]:
+    """Per (query set, offsets) unit: the query aligned near each of the offsets (the voted
+    one and the others voted for) in a declaration's stored segments of its kind and scored at
+    the best of them, or None. All units are aligned together (`_placed`)."""
+    if not len(declared) or not units:
+        return [None] * len(units)
+    placed = iter(_placed(declared, [(query, o) for query, offsets in units for o in offsets]))
+    checked: list[Overlap | None] = []
+    for query, offsets in units:
+        found = [p for p in (next(placed) for _o in offsets) if p is not None]
+        if not found:
+            checked.append(None)
+            continue
+        offset, score, matched = max(found, key=lambda p: (p[1], -p[0]))
+        if score < RULES[query.kind].min_score:
+            checked.append(None)
+            continue
+        first, last = matched[0], matched[-1]
+        length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
+        checked.append(Overlap(owner, query.kind, round(score, 4), offset, length, len(matched)))
+    return checked
+
+
+def _check(declared: np.ndarray, query: FeatureSet, owner: int, offset: int) -> Overlap | None:
+    """One query set checked at one offset (`_checks`)."""
+    return _checks(declared, owner, [(query, (offset,))])[0]
 
 
 def _scan(query: FeatureSet, declared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -477,7 +528,7 @@ def _settle_places(overlap: Overlap, grids: Sequence[FeatureSet], declared: np.n
     if abs(top - overlap.offset) >= DISTINCT_PLACE_MS // 2:
         # Another repetition fits better than the most voted one: placed there if its check,
         # on the grid that fits it, agrees.
-        checked = [_check(declared, grid, overlap.declaration_id, top) for grid in grids]
+        checked = _checks(declared, overlap.declaration_id, [(grid, (top,)) for grid in grids])
         better = max((o for o in checked if o is not None), key=lambda o: o.score, default=None)
         if better is not None and better.score > overlap.score:
             overlap = better
@@ -548,17 +599,22 @@ def _checked(
         grids = sorted(grids, key=lambda g: (-g[0], -g[1]))
         timed = KINDS[key[1]] == "ms"
         declared = store.segments_of(*key)  # read once per declaration and kind
+        units: list[tuple[FeatureSet, tuple[int, ...]]] = []
         for _votes, minus_n, query, offset, others in grids[:_GRIDS_CHECKED]:
             tried = [query]
             if beside:  # a proposal carries minus its set's position in `features`
                 around = (-minus_n - 1, -minus_n + 1)
                 near = (features[m] for m in around if 0 <= m < len(features))
                 tried += [f for f in near if f.kind == key[1] and len(f)]
-            for grid in tried:
-                overlap = _check(declared, grid, key[0], offset, () if timed else others)
-                known = best.get(key)
-                if overlap is not None and (known is None or overlap.score > known.score):
-                    best[key] = overlap
+            offsets = (offset,) if timed else (offset, *others)
+            # A set beside two voting ones may be tried twice at one offset: once is enough.
+            units += [
+                (f, offsets) for f in tried if not any(f is g and offsets == o for g, o in units)
+            ]
+        for overlap in _checks(declared, key[0], units):
+            known = best.get(key)
+            if overlap is not None and (known is None or overlap.score > known.score):
+                best[key] = overlap
         # Votes for other offsets of a timed work: self-similar segments. Only a scan of the
         # whole work tells every place the excerpt fits as well (rare: unrelated works get no
         # such votes, so the scan costs nothing for them).

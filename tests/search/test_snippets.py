@@ -26,6 +26,7 @@ from registry.search.snippets import (
     SAME_SCORE,
     SnippetIndex,
     _align,
+    _placed,
     find_snippets,
     overlaps,
     rank,
@@ -490,9 +491,45 @@ def test_aligning_all_segments_at_once_gives_what_one_by_one_gives() -> None:
         )
         declared = np.stack([starts, rng.integers(1, 4, count) * 200, values], axis=1)
         offset, tolerance = int(rng.integers(-2000, 8000)), int(rng.integers(0, 300))
-        assert _align(query, declared, offset, tolerance) == _align_one_by_one(
+        segments = (
+            np.asarray(query.offsets, dtype=np.int64),
+            np.asarray(query.sizes, dtype=np.int64),
+            np.asarray(query.simprints, dtype=np.uint64),
+        )
+        offsets = np.full(len(picked), offset, dtype=np.int64)
+        matched, shifts, _over, nearest = _align(
+            segments, offsets, declared, tolerance, RULES["video"].radius
+        )
+        assert (matched.tolist(), shifts.tolist(), nearest.tolist()) == _align_one_by_one(
             query, declared, offset, tolerance
         )
+
+
+def test_tries_placed_together_as_one_by_one() -> None:
+    """Several query sets, each at its own offset (some too far to match), refined and scored
+    in one pass: what each gives alone."""
+    rng = np.random.default_rng(9)
+    work = _work(3, frames=200)
+    declared = np.stack(
+        [
+            np.asarray(work.offsets, dtype=np.int64),
+            np.asarray(work.sizes, dtype=np.int64),
+            np.asarray(work.simprints, dtype=np.uint64).view(np.int64),
+        ],
+        axis=1,
+    )
+    outcomes = set()
+    for _ in range(60):
+        tries = []
+        for _n in range(int(rng.integers(1, 7))):
+            first = int(rng.integers(0, 180))
+            excerpt = _excerpt(work, first, int(rng.integers(1, 20)), int(rng.integers(0, 99)))
+            shift = int(rng.choice([0, 0, 90, -150, 3000]))
+            tries.append((excerpt, work.offsets[first] + shift))
+        placed = _placed(declared, tries)
+        assert placed == [_placed(declared, [t])[0] for t in tries]
+        outcomes |= {p is None for p in placed}
+    assert outcomes == {True, False}
 
 
 def _tally_by_sets(
