@@ -229,72 +229,86 @@ class SnippetIndex(FollowingIndex):
         asked, keys, _distances = index.within_many(
             np.concatenate(values), RULES[kind].lookup_radius
         )
-        # Answers come ordered by query position: each set's are one run.
-        ends = np.cumsum([len(v) for v in values])
-        cuts = np.searchsorted(asked, ends)
-        found = []
-        for n, query in enumerate(queries):
-            lo, hi = (cuts[n - 1] if n else 0), cuts[n]
-            base = ends[n - 1] if n else 0
-            found.append(self._tally(query, asked[lo:hi] - base, keys[lo:hi], exclude))
-        return found
+        return self._tally(queries, asked, keys, exclude)
 
     def _tally(
-        self, query: FeatureSet, asked: np.ndarray, keys: np.ndarray, exclude: int | None
-    ) -> list[tuple[int, int, int, tuple[int, ...]]]:
-        """The votes of a query's segments (`asked`: positions, `keys`: index keys within the
-        lookup radius of them) per declaration and offset bin, as `places` returns them."""
-        rule = RULES[query.kind]
-        if not len(query):
-            return []
-        owners, starts = self._owners[query.kind], self._starts[query.kind]
-        query_starts = np.asarray(query.offsets, dtype=np.int64)
+        self,
+        queries: Sequence[FeatureSet],
+        asked: np.ndarray,
+        keys: np.ndarray,
+        exclude: int | None,
+    ) -> list[list[tuple[int, int, int, tuple[int, ...]]]]:
+        """The votes of the segments of several query sets of one kind (`asked`: positions in
+        the sets laid end to end, `keys`: index keys within the lookup radius of them) per set,
+        declaration and offset bin, as `places_of` returns them. Counted for all sets at once:
+        per set it would cost a fixed run of numpy steps, for each of an excerpt's grids."""
+        kind = queries[0].kind
+        rule = RULES[kind]
+        owners, starts = self._owners[kind], self._starts[kind]
+        query_starts = np.concatenate([np.asarray(q.offsets, dtype=np.int64) for q in queries])
+        set_of = np.repeat(np.arange(len(queries)), [len(q) for q in queries])
         voted_for = owners[keys]
         bins = np.rint((starts[keys] - query_starts[asked]) / rule.bin).astype(np.int64)
         if exclude is not None:
             kept = voted_for != exclude
             asked, voted_for, bins = asked[kept], voted_for[kept], bins[kept]
-        # (declaration, offset bin) as one integer, the bin in the low half (offset so that a
-        # neighbouring bin is the integer beside it), and each query segment's vote once.
-        slot, voter = _unique_pairs((voted_for << 32) | (bins + _BIN_ZERO), asked)
-        # Jitter spreads one alignment over neighbouring bins: a bin counts its neighbours'
-        # voters too, each once. A crowded sound lookup brings thousands of votes, nearly all
-        # alone in their bins, so bins whose three bins hold fewer votes than a match needs are
-        # dropped in numpy before the voters of the rest are counted.
-        lo = np.searchsorted(slot, slot - 1, "left")
-        hi = np.searchsorted(slot, slot + 1, "right")
-        worth = np.ones(len(slot), dtype=bool)
-        worth[1:] = slot[1:] != slot[:-1]
-        worth &= hi - lo >= rule.min_matched
-        scored = []
-        voters = voter.tolist()
-        for key, start, end in zip(
-            slot[worth].tolist(), lo[worth].tolist(), hi[worth].tolist(), strict=True
-        ):
-            count = len(set(voters[start:end]))
-            if count >= rule.min_matched:
-                scored.append((count, key >> 32, ((key & _LOW_HALF) - _BIN_ZERO) * rule.bin))
-        scored.sort(key=lambda s: (-s[0], s[1], s[2]))
-        timed = KINDS[query.kind] == "ms"
-        share = 0.0 if timed else _OTHER_PLACE_SHARE
-        # In time another place means another place to stand: more than DISTINCT_PLACE_MS
-        # away (votes spilling into the bins next to the best one are jitter).
-        apart = DISTINCT_PLACE_MS if timed else rule.bin
-        best: dict[int, tuple[int, int, list[int]]] = {}
-        for count, owner, offset in scored:
-            if owner not in best:  # one alignment per declaration: its best one
-                if len(best) == _CANDIDATES:
-                    continue
-                best[owner] = (count, offset, [])
-                continue
-            top, first, others = best[owner]
-            if (
-                count >= top * share
-                and len(others) < _OTHER_PLACES
-                and all(abs(offset - o) > apart for o in (first, *others))
+        scored: list[list[tuple[int, int, int]]] = [[] for _ in queries]
+        if len(asked):
+            # (set, declaration) numbered densely, and with the offset bin one integer: the
+            # bin in the low half, offset so that a neighbouring bin is the integer beside
+            # it. Each query segment's vote counts once.
+            width = int(voted_for.max()) + 1
+            pairs, dense = np.unique(set_of[asked] * width + voted_for, return_inverse=True)
+            slot, voter = _unique_pairs((dense << 32) | (bins + _BIN_ZERO), asked)
+            # Jitter spreads one alignment over neighbouring bins: a bin counts its
+            # neighbours' voters too, each once. A crowded sound lookup brings thousands of
+            # votes, nearly all alone in their bins, so bins whose three bins hold fewer votes
+            # than a match needs are dropped in numpy before the voters of the rest are counted.
+            lo = np.searchsorted(slot, slot - 1, "left")
+            hi = np.searchsorted(slot, slot + 1, "right")
+            worth = np.ones(len(slot), dtype=bool)
+            worth[1:] = slot[1:] != slot[:-1]
+            worth &= hi - lo >= rule.min_matched
+            voters = voter.tolist()
+            for key, start, end in zip(
+                slot[worth].tolist(), lo[worth].tolist(), hi[worth].tolist(), strict=True
             ):
-                others.append(offset)
-        return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
+                count = len(set(voters[start:end]))
+                if count >= rule.min_matched:
+                    n, owner = divmod(int(pairs[key >> 32]), width)
+                    offset = ((key & _LOW_HALF) - _BIN_ZERO) * rule.bin
+                    scored[n].append((count, owner, offset))
+        return [_best_places(kind, votes) for votes in scored]
+
+
+def _best_places(
+    kind: str, scored: list[tuple[int, int, int]]
+) -> list[tuple[int, int, int, tuple[int, ...]]]:
+    """Per declaration its best (votes, declaration id, offset, other offsets) of one query
+    set's (votes, declaration id, offset) bins, most votes first; other offsets as `places`
+    says, at most `_CANDIDATES` declarations."""
+    rule = RULES[kind]
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    timed = KINDS[kind] == "ms"
+    share = 0.0 if timed else _OTHER_PLACE_SHARE
+    # In time another place means another place to stand: more than DISTINCT_PLACE_MS
+    # away (votes spilling into the bins next to the best one are jitter).
+    apart = DISTINCT_PLACE_MS if timed else rule.bin
+    best: dict[int, tuple[int, int, list[int]]] = {}
+    for count, owner, offset in scored:
+        if owner not in best:  # one alignment per declaration: its best one
+            if len(best) == _CANDIDATES:
+                continue
+            best[owner] = (count, offset, [])
+            continue
+        top, first, others = best[owner]
+        if (
+            count >= top * share
+            and len(others) < _OTHER_PLACES
+            and all(abs(offset - o) > apart for o in (first, *others))
+        ):
+            others.append(offset)
+    return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
 
 
 def _unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -577,29 +577,37 @@ def _tally_by_sets(
 
 @pytest.mark.parametrize("kind", ["video", "sound", "text"])
 def test_votes_counted_in_numpy_as_with_sets(kind: str) -> None:
-    """Repeated votes, votes in neighbouring bins, negative offsets, an excluded declaration,
-    more declarations than are kept: the same alignments, in the same order."""
+    """Several query sets at once, repeated votes, votes in neighbouring bins, negative
+    offsets, an excluded declaration, more declarations than are kept: per set the same
+    alignments, in the same order."""
     rng = np.random.default_rng(7)
     width = RULES[kind].bin
     index = SnippetIndex.__new__(SnippetIndex)
-    for _ in range(200):
-        count = int(rng.integers(1, 40))
-        query = FeatureSet(
-            kind,
-            (0,) * count,
-            tuple(int(s) for s in np.sort(rng.integers(0, 30 * width, count))),
-            (width,) * count,
-        )
+    for _ in range(100):
+        queries = []
+        for _n in range(int(rng.integers(1, 5))):
+            count = int(rng.integers(1, 40))
+            starts = tuple(int(s) for s in np.sort(rng.integers(0, 30 * width, count)))
+            queries.append(FeatureSet(kind, (0,) * count, starts, (width,) * count))
         keys = int(rng.integers(1, 3000))
         index._owners = {kind: rng.integers(1, int(rng.integers(2, 60)), keys)}
         index._starts = {kind: rng.integers(-20 * width, 200 * width, keys)}
-        votes = int(rng.integers(0, 4000))
-        asked, found = rng.integers(0, count, votes), rng.integers(0, keys, votes)
         exclude = int(rng.integers(1, 5)) if rng.random() < 0.5 else None
-        owners, starts = index._owners[kind][found], index._starts[kind][found]
-        assert index._tally(query, asked, found, exclude) == _tally_by_sets(
-            query, asked, owners, starts, exclude
-        )
+        asked, found, expected = [], [], []
+        base = 0
+        for query in queries:
+            votes = int(rng.integers(0, 3000))
+            mine, keyed = rng.integers(0, len(query), votes), rng.integers(0, keys, votes)
+            owners, starts = index._owners[kind][keyed], index._starts[kind][keyed]
+            expected.append(_tally_by_sets(query, mine, owners, starts, exclude))
+            asked.append(mine + base)
+            found.append(keyed)
+            base += len(query)
+        # The index answers ordered by query position.
+        asked_all, found_all = np.concatenate(asked), np.concatenate(found)
+        order = np.argsort(asked_all, kind="stable")
+        got = index._tally(queries, asked_all[order], found_all[order], exclude)
+        assert got == expected
 
 
 def test_sound_segments_are_looked_up_only_when_nothing_else_found_the_excerpt(
