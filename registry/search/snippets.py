@@ -17,6 +17,7 @@ and the check reads their segments from the store), so every API process can reb
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -391,9 +392,9 @@ def _placed(
         # The median shift of the matching segments places the query more finely than the
         # vote bins; scored there, each query segment meets only the declared segment at its
         # place, so a chance alignment gains nothing from picking the best of several
-        # neighbours.
+        # neighbours. (Of a few dozen shifts np.median's own overhead would be most of it.)
         if hi - lo >= rule.min_matched:
-            refined[n] = int(np.median(shifts[lo:hi]))
+            refined[n] = int(statistics.median(shifts[lo:hi].tolist()))
     placed: list[tuple[int, float, list[int]] | None] = [None] * len(tries)
     if not refined:
         return placed
