@@ -53,6 +53,11 @@ class _Bands:
         self.keys = keys
         self.codes = codes
         self.order = []
+        # Each band's codes in its sorted order (32 bytes per code over the four bands): the
+        # codes of a probe's run are then read contiguously. A crowded lookup gathers hundreds
+        # of thousands of candidates, most of them far, and the scattered reads through `order`
+        # were most of its time; now only the near ones are mapped back.
+        self.sorted_codes = []
         # starts[band][v] is where band value v begins in that band's sorted order, for every
         # 16-bit v (and one past the end): a probe's run of codes is two lookups, not two
         # binary searches, at 512 kB per band whatever the size.
@@ -61,6 +66,7 @@ class _Bands:
             values = (codes >> np.uint64(band * BAND_BITS)) & _MASK
             order = np.argsort(values, kind="stable")
             self.order.append(order)
+            self.sorted_codes.append(codes[order])
             self.starts.append(np.searchsorted(values[order], _BAND_VALUES))
 
     def candidates(
@@ -73,23 +79,27 @@ class _Bands:
         segments), and carrying them all to one comparison cost more than the comparison."""
         flips = _flips(band_radius)
         owners = np.repeat(np.arange(len(queries)), len(flips))
+        probed = np.repeat(queries, len(flips))
         found_queries, found = [], []
         for band in range(BANDS):
             values = (queries >> np.uint64(band * BAND_BITS)) & _MASK
             probe = (values[:, None] ^ flips[None, :]).ravel()
             lo = self.starts[band][probe]
             sizes = self.starts[band][probe + np.uint64(1)] - lo
-            hit = sizes > 0
-            if not hit.any():
+            hit = np.flatnonzero(sizes)
+            if not len(hit):
                 continue
             lo, sizes = lo[hit], sizes[hit]
-            # Expand every [lo, hi) run into positions without a Python loop.
-            starts = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
-            picked = self.order[band][starts + np.arange(sizes.sum())]
-            asked = np.repeat(owners[hit], sizes)
-            close = np.bitwise_count(self.codes[picked] ^ queries[asked]) <= radius
-            found.append(picked[close])
-            found_queries.append(asked[close])
+            ends = np.cumsum(sizes)
+            # Expand every [lo, hi) run into positions without a Python loop, each beside the
+            # code it is compared with; which query asked is worked out for the near ones only.
+            positions = np.repeat(lo - ends + sizes, sizes) + np.arange(ends[-1])
+            distances = np.bitwise_count(
+                self.sorted_codes[band][positions] ^ np.repeat(probed[hit], sizes)
+            )
+            close = np.flatnonzero(distances <= radius)
+            found.append(self.order[band][positions[close]])
+            found_queries.append(owners[hit[np.searchsorted(ends, close, "right")]])
         if not found:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         # Duplicates (a code near the query on several bands) are dropped by the caller, on far

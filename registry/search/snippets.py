@@ -17,7 +17,7 @@ and the check reads their segments from the store), so every API process can reb
 
 from __future__ import annotations
 
-from collections import defaultdict
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -117,6 +117,8 @@ DISTINCT_PLACE_MS = 1000
 """Equally good places further apart than this make an offset ambiguous (the acceptance
 measure counts an offset within 1 s as right)."""
 _CHANCE = 32  # bits two unrelated 64-bit simprints differ in, on average
+_BIN_ZERO = 1 << 31  # offset bins are counted from here in the low half of a vote's key
+_LOW_HALF = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -228,81 +230,116 @@ class SnippetIndex(FollowingIndex):
         asked, keys, _distances = index.within_many(
             np.concatenate(values), RULES[kind].lookup_radius
         )
-        # Answers come ordered by query position: each set's are one run.
-        ends = np.cumsum([len(v) for v in values])
-        cuts = np.searchsorted(asked, ends)
-        found = []
-        for n, query in enumerate(queries):
-            lo, hi = (cuts[n - 1] if n else 0), cuts[n]
-            base = ends[n - 1] if n else 0
-            found.append(self._tally(query, asked[lo:hi] - base, keys[lo:hi], exclude))
-        return found
+        return self._tally(queries, asked, keys, exclude)
 
     def _tally(
-        self, query: FeatureSet, asked: np.ndarray, keys: np.ndarray, exclude: int | None
-    ) -> list[tuple[int, int, int, tuple[int, ...]]]:
-        """The votes of a query's segments (`asked`: positions, `keys`: index keys within the
-        lookup radius of them) per declaration and offset bin, as `places` returns them."""
-        rule = RULES[query.kind]
-        if not len(query):
-            return []
-        tally: dict[tuple[int, int], set[int]] = defaultdict(set)
-        owners, starts = self._owners[query.kind], self._starts[query.kind]
-        query_starts = np.asarray(query.offsets, dtype=np.int64)
+        self,
+        queries: Sequence[FeatureSet],
+        asked: np.ndarray,
+        keys: np.ndarray,
+        exclude: int | None,
+    ) -> list[list[tuple[int, int, int, tuple[int, ...]]]]:
+        """The votes of the segments of several query sets of one kind (`asked`: positions in
+        the sets laid end to end, `keys`: index keys within the lookup radius of them) per set,
+        declaration and offset bin, as `places_of` returns them. Counted for all sets at once:
+        per set it would cost a fixed run of numpy steps, for each of an excerpt's grids."""
+        kind = queries[0].kind
+        rule = RULES[kind]
+        owners, starts = self._owners[kind], self._starts[kind]
+        query_starts = np.concatenate([np.asarray(q.offsets, dtype=np.int64) for q in queries])
+        set_of = np.repeat(np.arange(len(queries)), [len(q) for q in queries])
+        voted_for = owners[keys]
         bins = np.rint((starts[keys] - query_starts[asked]) / rule.bin).astype(np.int64)
-        for position, owner, slot in set(
-            zip(asked.tolist(), owners[keys].tolist(), bins.tolist(), strict=True)
-        ):
-            if owner != exclude:
-                tally[(owner, slot)].add(position)
-        # Jitter spreads one alignment over neighbouring bins: count a bin with its neighbours.
-        scored = []
-        for (owner, slot), voters in tally.items():
-            near = (
-                voters | tally.get((owner, slot - 1), set()) | tally.get((owner, slot + 1), set())
-            )
-            scored.append((len(near), owner, slot * rule.bin))
-        scored.sort(key=lambda s: (-s[0], s[1], s[2]))
-        timed = KINDS[query.kind] == "ms"
-        share = 0.0 if timed else _OTHER_PLACE_SHARE
-        # In time another place means another place to stand: more than DISTINCT_PLACE_MS
-        # away (votes spilling into the bins next to the best one are jitter).
-        apart = DISTINCT_PLACE_MS if timed else rule.bin
-        best: dict[int, tuple[int, int, list[int]]] = {}
-        for count, owner, offset in scored:
-            if count < rule.min_matched:
-                break
-            if owner not in best:  # one alignment per declaration: its best one
-                if len(best) == _CANDIDATES:
-                    continue
-                best[owner] = (count, offset, [])
-                continue
-            top, first, others = best[owner]
-            if (
-                count >= top * share
-                and len(others) < _OTHER_PLACES
-                and all(abs(offset - o) > apart for o in (first, *others))
+        if exclude is not None:
+            kept = voted_for != exclude
+            asked, voted_for, bins = asked[kept], voted_for[kept], bins[kept]
+        scored: list[list[tuple[int, int, int]]] = [[] for _ in queries]
+        if len(asked):
+            # (set, declaration) numbered densely, and with the offset bin one integer: the
+            # bin in the low half, offset so that a neighbouring bin is the integer beside
+            # it. Each query segment's vote counts once.
+            width = int(voted_for.max()) + 1
+            pairs, dense = np.unique(set_of[asked] * width + voted_for, return_inverse=True)
+            slot, voter = _unique_pairs((dense << 32) | (bins + _BIN_ZERO), asked)
+            # Jitter spreads one alignment over neighbouring bins: a bin counts its
+            # neighbours' voters too, each once. A crowded sound lookup brings thousands of
+            # votes, nearly all alone in their bins, so bins whose three bins hold fewer votes
+            # than a match needs are dropped in numpy before the voters of the rest are counted.
+            lo = np.searchsorted(slot, slot - 1, "left")
+            hi = np.searchsorted(slot, slot + 1, "right")
+            worth = np.ones(len(slot), dtype=bool)
+            worth[1:] = slot[1:] != slot[:-1]
+            worth &= hi - lo >= rule.min_matched
+            voters = voter.tolist()
+            for key, start, end in zip(
+                slot[worth].tolist(), lo[worth].tolist(), hi[worth].tolist(), strict=True
             ):
-                others.append(offset)
-        return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
+                count = len(set(voters[start:end]))
+                if count >= rule.min_matched:
+                    n, owner = divmod(int(pairs[key >> 32]), width)
+                    offset = ((key & _LOW_HALF) - _BIN_ZERO) * rule.bin
+                    scored[n].append((count, owner, offset))
+        return [_best_places(kind, votes) for votes in scored]
+
+
+def _best_places(
+    kind: str, scored: list[tuple[int, int, int]]
+) -> list[tuple[int, int, int, tuple[int, ...]]]:
+    """Per declaration its best (votes, declaration id, offset, other offsets) of one query
+    set's (votes, declaration id, offset) bins, most votes first; other offsets as `places`
+    says, at most `_CANDIDATES` declarations."""
+    rule = RULES[kind]
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    timed = KINDS[kind] == "ms"
+    share = 0.0 if timed else _OTHER_PLACE_SHARE
+    # In time another place means another place to stand: more than DISTINCT_PLACE_MS
+    # away (votes spilling into the bins next to the best one are jitter).
+    apart = DISTINCT_PLACE_MS if timed else rule.bin
+    best: dict[int, tuple[int, int, list[int]]] = {}
+    for count, owner, offset in scored:
+        if owner not in best:  # one alignment per declaration: its best one
+            if len(best) == _CANDIDATES:
+                continue
+            best[owner] = (count, offset, [])
+            continue
+        top, first, others = best[owner]
+        if (
+            count >= top * share
+            and len(others) < _OTHER_PLACES
+            and all(abs(offset - o) > apart for o in (first, *others))
+        ):
+            others.append(offset)
+    return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
+
+
+def _unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each (first, second) pair once, ordered by first then second."""
+    order = np.lexsort((second, first))
+    first, second = first[order], second[order]
+    new = np.ones(len(first), dtype=bool)
+    new[1:] = (first[1:] != first[:-1]) | (second[1:] != second[:-1])
+    return first[new], second[new]
 
 
 def _align(
-    query: FeatureSet, declared: np.ndarray, offset: int, tolerance: int
-) -> tuple[list[int], list[int], list[int]]:
-    """Query segments placed at `offset` in a declaration's segments (start, size, value rows
-    sorted by start): which matched within the radius, their shifts (declared start - query
-    start), and for every query segment over the declared work its nearest distance (capped at
-    chance) to a declared segment within `tolerance` of its place."""
-    rule = RULES[query.kind]
+    segments: tuple[np.ndarray, np.ndarray, np.ndarray],
+    offsets: np.ndarray,
+    declared: np.ndarray,
+    tolerance: int,
+    radius: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Query segments (starts, sizes, values) each placed at its offset in a declaration's
+    segments (start, size, value rows sorted by start): the positions that matched within the
+    radius and their shifts (declared start - query start), the positions over the declared
+    work and their nearest distances (capped at chance) to a declared segment within
+    `tolerance` of their place. Several query sets, each at its own offset, align at once."""
+    q_start, q_size, q_value = segments
     ref_start, ref_size = declared[:, 0], declared[:, 1]
     ref_value = declared[:, 2].view(np.uint64)
     ref_end = ref_start + ref_size
-    q_start = np.asarray(query.offsets, dtype=np.int64)
-    q_value = np.asarray(query.simprints, dtype=np.uint64)
-    aligned = q_start + offset
+    aligned = q_start + offsets
     # A query segment counts towards the overlap if its middle falls within the declared work.
-    middle = aligned + np.asarray(query.sizes, dtype=np.int64) // 2
+    middle = aligned + q_size // 2
     inside = (middle >= ref_start[0]) & (middle < ref_end[-1])
     # Declared segments that may cover each aligned position (starts are sorted), for every
     # query segment over the work at once: each one's span of candidates is laid out in a row.
@@ -323,52 +360,100 @@ def _align(
     which, candidate, distances = which[first], candidate[first], distances[first]
     closest = np.full(len(q_start), _CHANCE, dtype=np.int64)
     closest[which] = np.minimum(distances, _CHANCE)
-    hit = distances <= rule.radius
+    hit = distances <= radius
     matched = which[hit]
     shifts = ref_start[candidate[hit]] - q_start[matched]
-    return matched.tolist(), shifts.tolist(), closest[over].tolist()
+    return matched, shifts, over, closest[over]
 
 
-def _place(
-    query: FeatureSet, declared: np.ndarray, offset: int
-) -> tuple[int, float, list[int]] | None:
-    """Refine an offset and score the query there: (offset, score, matched positions), or None
-    when too few segments match."""
-    rule = RULES[query.kind]
-    matched, shifts, _nearest = _align(query, declared, offset, rule.tolerance)
-    if len(matched) < rule.min_matched:
-        return None
-    # The median shift of the matching segments places the query more finely than the vote
-    # bins; scored there, each query segment meets only the declared segment at its place, so
-    # a chance alignment gains nothing from picking the best of several neighbours.
-    offset = int(np.median(shifts))
-    matched, _shifts, nearest = _align(query, declared, offset, rule.bin // 2 + 1)
-    if len(matched) < rule.min_matched or not nearest:
-        return None
-    # Every overlapping segment counts, by how close its declared counterpart is: a true
-    # alignment keeps most bits even where a segment misses the radius, while a chance one
-    # scores low outside the few segments that agree by chance.
-    score = float(np.mean([1 - d / _CHANCE for d in nearest]))
-    return offset, score, matched
+def _placed(
+    declared: np.ndarray, tries: Sequence[tuple[FeatureSet, int]]
+) -> list[tuple[int, float, list[int]] | None]:
+    """Each (query set, offset) try refined and scored: (offset, score, matched positions), or
+    None when too few segments match. All tries are aligned together, twice: checking an
+    excerpt's sound costs up to six tries per declaration (two grids and those beside them),
+    and each alignment is a fixed run of numpy steps however few its segments."""
+    rule = RULES[tries[0][0].kind]
+    sizes = np.array([len(query) for query, _offset in tries])
+    ends = np.cumsum(sizes)
+    group = np.repeat(np.arange(len(tries)), sizes)
+    segments = (
+        np.concatenate([np.asarray(q.offsets, dtype=np.int64) for q, _o in tries]),
+        np.concatenate([np.asarray(q.sizes, dtype=np.int64) for q, _o in tries]),
+        np.concatenate([np.asarray(q.simprints, dtype=np.uint64) for q, _o in tries]),
+    )
+    offsets = np.array([offset for _query, offset in tries], dtype=np.int64)
+    matched, shifts, _over, _nearest = _align(
+        segments, offsets[group], declared, rule.tolerance, rule.radius
+    )
+    cuts = np.searchsorted(matched, ends - sizes), np.searchsorted(matched, ends)
+    refined: dict[int, int] = {}
+    for n, (lo, hi) in enumerate(zip(*cuts, strict=True)):
+        # The median shift of the matching segments places the query more finely than the
+        # vote bins; scored there, each query segment meets only the declared segment at its
+        # place, so a chance alignment gains nothing from picking the best of several
+        # neighbours. (Of a few dozen shifts np.median's own overhead would be most of it.)
+        if hi - lo >= rule.min_matched:
+            refined[n] = int(statistics.median(shifts[lo:hi].tolist()))
+    placed: list[tuple[int, float, list[int]] | None] = [None] * len(tries)
+    if not refined:
+        return placed
+    for n, offset in refined.items():
+        offsets[n] = offset
+    kept = np.zeros(len(tries), dtype=bool)
+    kept[list(refined)] = True
+    chosen = np.flatnonzero(kept[group])
+    starts, lengths, values = segments
+    matched, _shifts, over, nearest = _align(
+        (starts[chosen], lengths[chosen], values[chosen]),
+        offsets[group[chosen]],
+        declared,
+        rule.bin // 2 + 1,
+        rule.radius,
+    )
+    matched, over = chosen[matched], chosen[over]
+    for n, offset in refined.items():
+        start, end = int(ends[n] - sizes[n]), int(ends[n])
+        mine = matched[(matched >= start) & (matched < end)] - start
+        scored = nearest[(over >= start) & (over < end)].tolist()
+        if len(mine) < rule.min_matched or not scored:
+            continue
+        # Every overlapping segment counts, by how close its declared counterpart is: a true
+        # alignment keeps most bits even where a segment misses the radius, while a chance
+        # one scores low outside the few segments that agree by chance.
+        score = float(np.mean([1 - d / _CHANCE for d in scored]))
+        placed[n] = (offset, score, mine.tolist())
+    return placed
 
 
-def _check(
-    declared: np.ndarray, query: FeatureSet, owner: int, offset: int, others: Sequence[int] = ()
-) -> Overlap | None:
-    """Align the query near `offset` (and the other offsets voted for) in a declaration's
-    stored segments of its kind and score it at the best of them."""
-    rule = RULES[query.kind]
-    if not len(declared):
-        return None
-    found = [p for p in (_place(query, declared, o) for o in (offset, *others)) if p is not None]
-    if not found:
-        return None
-    offset, score, matched = max(found, key=lambda p: (p[1], -p[0]))
-    if score < rule.min_score:
-        return None
-    first, last = matched[0], matched[-1]
-    length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
-    return Overlap(owner, query.kind, round(score, 4), offset, length, len(matched))
+def _checks(
+    declared: np.ndarray, owner: int, units: Sequence[tuple[FeatureSet, Sequence[int]]]
+) -> list[Overlap | None]:
+    """Per (query set, offsets) unit: the query aligned near each of the offsets (the voted
+    one and the others voted for) in a declaration's stored segments of its kind and scored at
+    the best of them, or None. All units are aligned together (`_placed`)."""
+    if not len(declared) or not units:
+        return [None] * len(units)
+    placed = iter(_placed(declared, [(query, o) for query, offsets in units for o in offsets]))
+    checked: list[Overlap | None] = []
+    for query, offsets in units:
+        found = [p for p in (next(placed) for _o in offsets) if p is not None]
+        if not found:
+            checked.append(None)
+            continue
+        offset, score, matched = max(found, key=lambda p: (p[1], -p[0]))
+        if score < RULES[query.kind].min_score:
+            checked.append(None)
+            continue
+        first, last = matched[0], matched[-1]
+        length = int(query.offsets[last] + query.sizes[last] - query.offsets[first])
+        checked.append(Overlap(owner, query.kind, round(score, 4), offset, length, len(matched)))
+    return checked
+
+
+def _check(declared: np.ndarray, query: FeatureSet, owner: int, offset: int) -> Overlap | None:
+    """One query set checked at one offset (`_checks`)."""
+    return _checks(declared, owner, [(query, (offset,))])[0]
 
 
 def _scan(query: FeatureSet, declared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -458,7 +543,7 @@ def _settle_places(overlap: Overlap, grids: Sequence[FeatureSet], declared: np.n
     if abs(top - overlap.offset) >= DISTINCT_PLACE_MS // 2:
         # Another repetition fits better than the most voted one: placed there if its check,
         # on the grid that fits it, agrees.
-        checked = [_check(declared, grid, overlap.declaration_id, top) for grid in grids]
+        checked = _checks(declared, overlap.declaration_id, [(grid, (top,)) for grid in grids])
         better = max((o for o in checked if o is not None), key=lambda o: o.score, default=None)
         if better is not None and better.score > overlap.score:
             overlap = better
@@ -529,17 +614,22 @@ def _checked(
         grids = sorted(grids, key=lambda g: (-g[0], -g[1]))
         timed = KINDS[key[1]] == "ms"
         declared = store.segments_of(*key)  # read once per declaration and kind
+        units: list[tuple[FeatureSet, tuple[int, ...]]] = []
         for _votes, minus_n, query, offset, others in grids[:_GRIDS_CHECKED]:
             tried = [query]
             if beside:  # a proposal carries minus its set's position in `features`
                 around = (-minus_n - 1, -minus_n + 1)
                 near = (features[m] for m in around if 0 <= m < len(features))
                 tried += [f for f in near if f.kind == key[1] and len(f)]
-            for grid in tried:
-                overlap = _check(declared, grid, key[0], offset, () if timed else others)
-                known = best.get(key)
-                if overlap is not None and (known is None or overlap.score > known.score):
-                    best[key] = overlap
+            offsets = (offset,) if timed else (offset, *others)
+            # A set beside two voting ones may be tried twice at one offset: once is enough.
+            units += [
+                (f, offsets) for f in tried if not any(f is g and offsets == o for g, o in units)
+            ]
+        for overlap in _checks(declared, key[0], units):
+            known = best.get(key)
+            if overlap is not None and (known is None or overlap.score > known.score):
+                best[key] = overlap
         # Votes for other offsets of a timed work: self-similar segments. Only a scan of the
         # whole work tells every place the excerpt fits as well (rare: unrelated works get no
         # such votes, so the scan costs nothing for them).

@@ -153,6 +153,14 @@ _HISTORY = Prepared(
     .where(events.c.iscc_id == bindparam("iscc_id"))
     .order_by(events.c.block_number, events.c.log_index)
 )
+_SEGMENTS_OF = Prepared(
+    select(segments.c.start, segments.c.size, segments.c.value)
+    .where(
+        segments.c.declaration_id == bindparam("declaration_id"),
+        segments.c.kind == bindparam("kind"),
+    )
+    .order_by(segments.c.start)
+)
 
 
 # What `generation` compares. Only documents some declaration names change answers: anyone
@@ -305,12 +313,11 @@ class Reads(Connections):
 
     def segments_of(self, declaration_id: int, kind: str) -> np.ndarray:
         """(start, size, simprint signed) of one declaration's segments of a kind, by start."""
-        query = (
-            select(segments.c.start, segments.c.size, segments.c.value)
-            .where(segments.c.declaration_id == declaration_id, segments.c.kind == kind)
-            .order_by(segments.c.start)
-        )
-        return self._driver_rows(query, 3)
+        # Prepared: a search reads a declaration's segments per match checked, and compiling
+        # the statement per read cost more than the read.
+        with self._driver_read() as read:
+            rows = read.all(_SEGMENTS_OF, declaration_id=declaration_id, kind=kind)
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
     def segment_kinds(self, declaration_ids: Sequence[int]) -> dict[int, set[str]]:
         """The segment kinds each of these declarations has; those with none are left out."""

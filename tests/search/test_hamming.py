@@ -78,3 +78,28 @@ def test_many_queries_at_once_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatc
         ]
     got = list(zip(asked.tolist(), keys.tolist(), distances.tolist(), strict=True))
     assert got == expected and len(got) >= 50
+
+
+def test_crowded_band_values_many_queries() -> None:
+    # Real sound features crowd a few band values: runs of many codes per probe, several
+    # queries probing the same runs, most candidates far. Each near code must come back for
+    # the query that asked, whichever run and band found it.
+    rng = np.random.default_rng(11)
+    common = rng.integers(0, 1 << 16, size=6, dtype=np.uint64)
+    bands = [
+        common[rng.integers(0, 6, size=30_000)]
+        ^ (np.uint64(1) << rng.integers(0, 16, size=30_000, dtype=np.uint64))
+        for _ in range(4)
+    ]
+    codes = bands[0] | (bands[1] << np.uint64(16)) | (bands[2] << np.uint64(32))
+    codes |= bands[3] << np.uint64(48)
+    index = HammingIndex()
+    index.add(np.arange(len(codes)), codes)
+    queries = codes[rng.integers(0, len(codes), size=40)] ^ np.uint64(0b101 << 20)
+    asked, keys, distances = index.within_many(queries, 7)
+    expected = []
+    for position, query in enumerate(queries):
+        every = np.bitwise_count(codes ^ query)
+        expected += [(position, int(k), int(every[k])) for k in np.flatnonzero(every <= 7)]
+    got = list(zip(asked.tolist(), keys.tolist(), distances.tolist(), strict=True))
+    assert got == expected and len(got) > 100

@@ -17,10 +17,16 @@ from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
 from registry.search.snippets import (
+    _CANDIDATES,
+    _OTHER_PLACE_SHARE,
+    _OTHER_PLACES,
+    DISTINCT_PLACE_MS,
+    KINDS,
     RULES,
     SAME_SCORE,
     SnippetIndex,
     _align,
+    _placed,
     find_snippets,
     overlaps,
     rank,
@@ -485,9 +491,123 @@ def test_aligning_all_segments_at_once_gives_what_one_by_one_gives() -> None:
         )
         declared = np.stack([starts, rng.integers(1, 4, count) * 200, values], axis=1)
         offset, tolerance = int(rng.integers(-2000, 8000)), int(rng.integers(0, 300))
-        assert _align(query, declared, offset, tolerance) == _align_one_by_one(
+        segments = (
+            np.asarray(query.offsets, dtype=np.int64),
+            np.asarray(query.sizes, dtype=np.int64),
+            np.asarray(query.simprints, dtype=np.uint64),
+        )
+        offsets = np.full(len(picked), offset, dtype=np.int64)
+        matched, shifts, _over, nearest = _align(
+            segments, offsets, declared, tolerance, RULES["video"].radius
+        )
+        assert (matched.tolist(), shifts.tolist(), nearest.tolist()) == _align_one_by_one(
             query, declared, offset, tolerance
         )
+
+
+def test_tries_placed_together_as_one_by_one() -> None:
+    """Several query sets, each at its own offset (some too far to match), refined and scored
+    in one pass: what each gives alone."""
+    rng = np.random.default_rng(9)
+    work = _work(3, frames=200)
+    declared = np.stack(
+        [
+            np.asarray(work.offsets, dtype=np.int64),
+            np.asarray(work.sizes, dtype=np.int64),
+            np.asarray(work.simprints, dtype=np.uint64).view(np.int64),
+        ],
+        axis=1,
+    )
+    outcomes = set()
+    for _ in range(60):
+        tries = []
+        for _n in range(int(rng.integers(1, 7))):
+            first = int(rng.integers(0, 180))
+            excerpt = _excerpt(work, first, int(rng.integers(1, 20)), int(rng.integers(0, 99)))
+            shift = int(rng.choice([0, 0, 90, -150, 3000]))
+            tries.append((excerpt, work.offsets[first] + shift))
+        placed = _placed(declared, tries)
+        assert placed == [_placed(declared, [t])[0] for t in tries]
+        outcomes |= {p is None for p in placed}
+    assert outcomes == {True, False}
+
+
+def _tally_by_sets(
+    query: FeatureSet,
+    asked: np.ndarray,
+    owners: np.ndarray,
+    starts: np.ndarray,
+    exclude: int | None,
+) -> list[tuple[int, int, int, tuple[int, ...]]]:
+    """The votes counted with a set per (declaration, bin), as before they were counted in
+    numpy: the reference."""
+    rule = RULES[query.kind]
+    tally: dict[tuple[int, int], set[int]] = {}
+    for position, owner, start in zip(
+        asked.tolist(), owners.tolist(), starts.tolist(), strict=True
+    ):
+        if owner != exclude:
+            slot = round((start - query.offsets[position]) / rule.bin)
+            tally.setdefault((owner, slot), set()).add(position)
+    scored = []
+    for (owner, slot), voters in tally.items():
+        near = voters | tally.get((owner, slot - 1), set()) | tally.get((owner, slot + 1), set())
+        scored.append((len(near), owner, slot * rule.bin))
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    timed = KINDS[query.kind] == "ms"
+    share = 0.0 if timed else _OTHER_PLACE_SHARE
+    apart = DISTINCT_PLACE_MS if timed else rule.bin
+    best: dict[int, tuple[int, int, list[int]]] = {}
+    for count, owner, offset in scored:
+        if count < rule.min_matched:
+            break
+        if owner not in best:
+            if len(best) < _CANDIDATES:
+                best[owner] = (count, offset, [])
+            continue
+        top, first, others = best[owner]
+        if (
+            count >= top * share
+            and len(others) < _OTHER_PLACES
+            and all(abs(offset - o) > apart for o in (first, *others))
+        ):
+            others.append(offset)
+    return [(count, owner, offset, tuple(o)) for owner, (count, offset, o) in best.items()]
+
+
+@pytest.mark.parametrize("kind", ["video", "sound", "text"])
+def test_votes_counted_in_numpy_as_with_sets(kind: str) -> None:
+    """Several query sets at once, repeated votes, votes in neighbouring bins, negative
+    offsets, an excluded declaration, more declarations than are kept: per set the same
+    alignments, in the same order."""
+    rng = np.random.default_rng(7)
+    width = RULES[kind].bin
+    index = SnippetIndex.__new__(SnippetIndex)
+    for _ in range(100):
+        queries = []
+        for _n in range(int(rng.integers(1, 5))):
+            count = int(rng.integers(1, 40))
+            starts = tuple(int(s) for s in np.sort(rng.integers(0, 30 * width, count)))
+            queries.append(FeatureSet(kind, (0,) * count, starts, (width,) * count))
+        keys = int(rng.integers(1, 3000))
+        index._owners = {kind: rng.integers(1, int(rng.integers(2, 60)), keys)}
+        index._starts = {kind: rng.integers(-20 * width, 200 * width, keys)}
+        exclude = int(rng.integers(1, 5)) if rng.random() < 0.5 else None
+        asked, found, expected = [], [], []
+        base = 0
+        for query in queries:
+            votes = int(rng.integers(0, 3000))
+            mine, keyed = rng.integers(0, len(query), votes), rng.integers(0, keys, votes)
+            owners, starts = index._owners[kind][keyed], index._starts[kind][keyed]
+            expected.append(_tally_by_sets(query, mine, owners, starts, exclude))
+            asked.append(mine + base)
+            found.append(keyed)
+            base += len(query)
+        # The index answers ordered by query position.
+        asked_all, found_all = np.concatenate(asked), np.concatenate(found)
+        order = np.argsort(asked_all, kind="stable")
+        got = index._tally(queries, asked_all[order], found_all[order], exclude)
+        assert got == expected
 
 
 def test_sound_segments_are_looked_up_only_when_nothing_else_found_the_excerpt(
