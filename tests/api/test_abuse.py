@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
+from index_helpers import FULL_ABI, content, make_log
 
 from registry.api import create_app
 from registry.api import health as health_routes
@@ -36,8 +37,10 @@ from registry.chain.devnet import dev_account, free_port
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, prepare
 from registry.config import Settings
+from registry.index.events import EventDecoder
 from registry.index.follower import Follower
 from registry.iscc.generate import generate
+from registry.iscc.granular import encode_simprints
 from registry.metadata import canonicalize
 from registry.store.connection import ReadOverBudget
 from registry.store.store import Store
@@ -813,6 +816,54 @@ def test_short_sqlite_reads_run_on_the_event_loop(
     assert places == ["loop", "thread", "loop"]
     assert first.status_code == second.status_code == 404
     assert first.json() == second.json()
+
+
+def _declared_with(store: Store, document: dict[str, Any], block: int = 5) -> str:
+    """An ISCC-ID declared in `store` (no chain) naming `document`, which is stored."""
+    canonical = canonicalize(document)
+    item = content(b"document %d " % block * 30)
+    body = (1_700_000_000_000_000 + block) << 12
+    log = make_log(
+        item["raw"],
+        item["digest"],
+        iscc_id_body=body,
+        metahash=canonical.digest,
+        block_number=block,
+    )
+    event = EventDecoder(0, FULL_ABI).decode(log)
+    store.apply(31337, "0x" + "12" * 20, [event], None, block, event.block_hash)
+    store.put_metadata(canonical.digest, canonical.canonical)
+    return event.iscc_id
+
+
+def _features_document(segments: int) -> dict[str, Any]:
+    simprints = encode_simprints(list(range(1, segments + 1)))
+    features = {"kind": "video", "version": 0, "unit": "ms", "simprints": simprints}
+    features |= {"offsets": list(range(0, segments * 200, 200)), "sizes": [200] * segments}
+    return {"name": "A long film", "features": [features]}
+
+
+def test_large_documents_are_read_and_answered_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: an ISCC-ID naming a 10 MB metadata document (granular features; one
+    declaration and one upload) held the event loop for 260 to 370 ms per cold request, and
+    every spelling of the ID (iscc:maig..., MAIG...) was a cold request of its own. The
+    SQLite read of the document is a few steps its progress handler never stops, and parsing
+    and serialising the document again ran after the read on the loop. Such an answer is
+    read in a worker thread, and the document goes into it as stored."""
+    client, places = _where_reads_run(tmp_path, monkeypatch, over_budget=0, answer_cache=0)
+    document = _features_document(5000)  # about 100 kB, more than a plain document may be
+    iscc_id = _declared_with(client.app.state.registry.store, document)  # type: ignore[attr-defined]
+    with client:
+        # The loop's connection is made by the first read, which may take longer than a
+        # budget: warmed up by one the test does not look at.
+        assert client.get(f"/iscc-id/{IsccId(1_700_000_000_000_999 << 12, 0)}").status_code == 404
+        answer = client.get(f"/iscc-id/{iscc_id}")
+    assert places[-2:] == ["loop", "thread"]
+    assert answer.status_code == 200
+    assert answer.json()["metadata"] == document
+    assert answer.json()["records"][0]["iscc_id"] == iscc_id
 
 
 def test_clients_holding_every_slot_with_long_reads_do_not_shut_out_short_ones(
