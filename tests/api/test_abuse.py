@@ -866,6 +866,32 @@ def test_large_documents_are_read_and_answered_off_the_event_loop(
     assert answer.json()["records"][0]["iscc_id"] == iscc_id
 
 
+def test_every_spelling_of_an_iscc_id_shares_one_cached_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: answers were cached under the path as given, so each spelling of an
+    ISCC-ID (case, prefix, spaces: thousands of them) was a cold read, and one more cached
+    copy of an answer that holds its metadata document (up to 10 MB; 50,000 entries)."""
+    app = create_app(Settings(home=tmp_path / "spelled"))
+    iscc_id = _declared_with(app.state.registry.store, {"name": "A letter"})
+    computed: list[str] = []
+    compute = resolve_routes._iscc_id_answer
+
+    def counted(request: Any, given: str) -> Any:
+        computed.append(given)
+        return compute(request, given)
+
+    monkeypatch.setattr(resolve_routes, "_iscc_id_answer", counted)
+    bare = iscc_id.removeprefix("ISCC:")
+    spellings = [iscc_id, iscc_id.lower(), bare, bare.lower(), bare[:5].lower() + bare[5:]]
+    with TestClient(app) as client:
+        answers = [client.get(f"/iscc-id/{spelled}") for spelled in spellings]
+    assert {answer.status_code for answer in answers} == {200}
+    assert all(answer.content == answers[0].content for answer in answers)
+    assert len(computed) == 1
+    assert len(app.state.registry._answers) == 1
+
+
 def test_clients_holding_every_slot_with_long_reads_do_not_shut_out_short_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
