@@ -389,6 +389,60 @@ def test_health_probes_are_answered_by_the_protocol_from_the_last_check(served: 
     assert served.request("POST", "/health")[0] == 405
 
 
+def _read_to_close(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.chain
+def test_health_probes_behind_a_request_on_one_connection_are_answered_in_order(
+    served: Served,
+) -> None:
+    """Attacker review: the protocol wrote a probe's answer as soon as its head was parsed,
+    ahead of the answer to a request before it on the same connection, and closed the
+    connection: that request's client read the health answer as its own. Requests after a
+    probe answered there are not run either (their answers could never be sent)."""
+    ahead = b"GET /v1/resolve?q=not-a-code HTTP/1.1\r\nhost: x\r\n\r\n"
+    probe = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(ahead + probe)
+        answers = _read_to_close(sock)
+    assert answers.startswith(b"HTTP/1.1 400 ")
+    assert b"HTTP/1.1 200 OK" in answers and b'"status":"ok"' in answers
+    before = served.request("GET", "/metrics")[2].decode()
+    with _connect(served) as sock:
+        sock.sendall(probe + b"GET /v1/resolve?q=not-a-code-either HTTP/1.1\r\nhost: x\r\n\r\n")
+        answers = _read_to_close(sock)
+    assert answers.startswith(b"HTTP/1.1 200 OK") and answers.count(b"HTTP/1.1") == 1
+    time.sleep(0.5)
+    after = served.request("GET", "/metrics")[2].decode()
+    count = (
+        r'iscc_registry_request_seconds_count\{method="GET",route="/v1/resolve",'
+        r'status="400"\} ([0-9.]+)'
+    )
+    assert re.findall(count, before) and re.findall(count, after) == re.findall(count, before)
+
+
+@pytest.mark.chain
+def test_health_probes_asking_for_an_upgrade_break_nothing(served: Served) -> None:
+    """Attacker review: a probe with `Upgrade: websocket` was answered by the protocol, then
+    uvicorn's upgrade handling failed on the scope it had not set: a "Fatal error on
+    transport" traceback in the log per request, for anyone to send."""
+    probe = (
+        b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    with _connect(served) as sock:
+        sock.sendall(probe)
+        assert _read_to_close(sock).startswith(b"HTTP/1.1 ")
+    assert served.request("GET", "/health")[0] == 200
+    served.proc.terminate()
+    _out, err = served.proc.communicate(timeout=60)
+    assert "Fatal error" not in err and "Traceback" not in err
+
+
 def test_slow_heads_slow_bodies_and_huge_heads_are_cut(serve: Any) -> None:
     served = serve(header_timeout_s="1", body_timeout_s="1", max_header_kb="16")
     with _connect(served) as slow_head:
