@@ -1001,6 +1001,38 @@ def test_reads_use_threads_when_inline_reads_are_off(
     assert places == ["thread"]
 
 
+def test_a_failing_node_check_does_not_end_the_node_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: the chain node's thread caught nothing around the relayer's balance;
+    one error other than RegistryError ended it, and /health said "the chain node has not
+    answered" for as long as the process lived, whatever the node did. The failure is the
+    answer's problem now, and the next check recovers."""
+    monkeypatch.setattr(health_routes, "HEALTH_CHECK_S", 0.05)
+    app = create_app(Settings(home=tmp_path / "node-check"))
+    state = app.state.registry
+    failures = [RuntimeError("an odd answer")]
+
+    def balance() -> Any:
+        if failures:
+            raise failures.pop()
+        return None
+
+    monkeypatch.setattr(state, "relayer_balance", balance)
+    monitor = app.state.health
+    try:
+        monitor.start()
+        deadline = time.monotonic() + 5
+        while (failures or monitor._node is None or monitor._node.problem) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        assert not failures and monitor._node is not None
+        assert monitor._node.problem is None and time.monotonic() - monitor._node.at < 1
+    finally:
+        monitor.stop()
+
+
 def test_first_health_probe_of_a_hanging_store_is_answered_503_in_bounded_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
