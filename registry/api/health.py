@@ -166,7 +166,16 @@ class HealthMonitor:
         """Ask the node for its head and the relayer's balance now."""
         state = self.state
         head, problem = state.chain_head() if state.deployment is not None else (None, None)
-        self._node = NodeAnswer(time.monotonic(), head, problem, state.relayer_balance())
+        try:
+            balance = state.relayer_balance()
+        except Exception as exc:
+            # Anything but RegistryError (a relayer key that does not load, a node's odd
+            # answer) ended this thread: the answer said "the chain node has not answered"
+            # from then on, whatever the node did (attacker review).
+            log.exception("the relayer's balance could not be read")
+            balance = None
+            problem = problem or f"the relayer's balance could not be read: {type(exc).__name__}"
+        self._node = NodeAnswer(time.monotonic(), head, problem, balance)
         self._node_answered.set()
 
     def answer(self) -> tuple[int, bytes] | None:

@@ -13,6 +13,7 @@ from registry.api.errors import ERROR_RESPONSES, NotFound
 from registry.api.formats import ADDRESS, DIGEST, ISCC, IsccIdPath, documented
 from registry.api.models import IsccIdResolution, Resolution
 from registry.api.state import client_of, state_of, store_of
+from registry.errors import InvalidCode
 from registry.ledger.conflicts import list_conflicts
 from registry.search import resolve as search
 
@@ -73,7 +74,13 @@ async def iscc_id(
 ) -> Response | dict[str, object]:
     """JSON for programs; a browser (Accept: text/html) goes to the gateway the declarer named."""
     state = state_of(request)
-    key = f"iscc-id:{iscc_id}"
+    # One cached answer per ISCC-ID however it is spelled: keyed by the path as given, every
+    # spelling (iscc:maig..., MAIG..., a space before it) was a cold read and an answer
+    # cached again, as large as its metadata document (attacker review: 10 MB each).
+    try:
+        key = "iscc-id:" + search.classify(iscc_id)[1]
+    except InvalidCode:
+        key = f"iscc-id:{iscc_id}"  # answered with the same error, never cached
     # A cached answer is served on the event loop: no hop to a worker thread for the most
     # frequent request. Anything that reads the store runs in a thread.
     answer = state.peek(key)
@@ -100,7 +107,6 @@ def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
     resolution = search.Resolution(kind=kind, query=normalized, records=view.records)
     body = resolution.to_dict() | {
         "history": view.history,
-        "metadata": json.loads(view.document) if view.document else None,
         # Most declarations are in no conflict: listing them is the expensive part, so the
         # view's cheap flag decides whether to list at all.
         "conflicts": (
@@ -109,9 +115,14 @@ def _iscc_id_answer(request: Request, iscc_id: str) -> dict[str, Any]:
             else []
         ),
     }
+    head = json.dumps(body, separators=(",", ":")).encode()
+    # The document as stored, canonical JSON (put_metadata), last: parsed and serialised
+    # again, a 10 MB one held the GIL for 200 ms, on the event loop or from a worker thread
+    # alike (attacker review).
+    document = view.document or b"null"
     return {
         "gateway_url": gateway_url(current.gateway, normalized),
-        "body": json.dumps(body, separators=(",", ":")).encode(),
+        "body": b"".join((head[:-1], b',"metadata":', document, b"}")),
     }
 
 

@@ -53,6 +53,9 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._head_size = 0
         self._head_too_large = False
         self._head_timer: asyncio.TimerHandle | None = None
+        # Set once a health probe is answered here: the connection closes, and whatever else
+        # it brought in the same read is dropped rather than run by the app unanswered.
+        self._answered = False
         super().connection_made(transport)
         self._arm()
 
@@ -88,7 +91,6 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_size = 0
-        self._answered = False
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -105,8 +107,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        if self._head_too_large:
-            return  # never handed to the app; data_received answers 431
+        if self._head_too_large or self._answered:
+            # Never handed to the app: data_received answers 431, or a health answer closed
+            # the connection.
+            return
         if self._answer_health():
             return
         super().on_headers_complete()
@@ -117,6 +121,13 @@ class GuardedHttpTools(HttpToolsProtocol):
             return False
         if httptools.parse_url(self.url).path not in HEALTH_PATHS:
             return False
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A request ahead of it on this connection is answered first: written now, the
+            # probe's answer went out as the answer to that one, and the connection closed
+            # under it (attacker review). uvicorn queues it behind, and the app answers it.
+            return False
+        if self.parser.should_upgrade():
+            return False  # uvicorn's upgrade handling needs the scope it would have set
         answer = health()
         if answer is None:
             return False  # before the first check: the app waits for it

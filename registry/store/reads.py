@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import (
+    LargeBinary,
     bindparam,
     case,
     exists,
     func,
+    literal,
     or_,
     select,
 )
@@ -23,7 +25,7 @@ from registry.chain.iscc_id import IsccId
 from registry.errors import InvalidCode
 from registry.iscc.codec import code_from_bytes, code_to_bytes, digest_to_multihash
 from registry.store.bulk import among, chunks
-from registry.store.connection import Connections, Prepared
+from registry.store.connection import Connections, Prepared, ReadOverBudget
 from registry.store.schema import (
     NAMED_DOCUMENTS_KEY,
     checkpoints,
@@ -90,6 +92,11 @@ class DeclarationRecord:
         }
 
 
+# Metadata documents read within a read budget (on the event loop) at most: every plain
+# document (MAX_DOCUMENT_BYTES); one with granular features is read in a worker thread.
+INLINE_DOCUMENT_BYTES = 64 * 1024
+_ANY_SIZE = 2**62
+
 _RECORD_COLUMNS = [declarations.c[name] for name in DeclarationRecord.__dataclass_fields__]
 
 
@@ -133,7 +140,18 @@ _BY_ISCC_ID = Prepared(
             )
         )
         .label("in_conflict"),
-        select(metadata_docs.c.document)
+        # Within a read budget a large document is not read at all (an empty one stands for
+        # it): reading 10 MB is a few steps of SQLite's, which its progress handler never
+        # stops, and took 7 to 120 ms on the event loop (attacker review).
+        select(
+            case(
+                (
+                    func.length(metadata_docs.c.document) <= bindparam("inline_bytes"),
+                    metadata_docs.c.document,
+                ),
+                else_=literal(b"", LargeBinary),
+            )
+        )
         .where(metadata_docs.c.metahash == declarations.c.metahash)
         .scalar_subquery()
         .label("document"),
@@ -267,10 +285,13 @@ class Reads(Connections):
         each other (one read transaction); no records if nothing is indexed for it."""
         canonical = str(IsccId.parse(iscc_id))
         with self._driver_read() as read:
-            rows = read.all(_BY_ISCC_ID, iscc_id=canonical)
+            inline = INLINE_DOCUMENT_BYTES if read.budgeted else _ANY_SIZE
+            rows = read.all(_BY_ISCC_ID, iscc_id=canonical, inline_bytes=inline)
             if not rows:
                 return IsccIdView(records=[], history=[], document=None, in_conflict=False)
             records = [DeclarationRecord(*row[2:]) for row in rows]
+            if records[-1].metahash and rows[-1][1] == b"":  # a document too large to read here
+                raise ReadOverBudget(f"a metadata document of more than {inline} bytes")
             history = [_history_entry(row) for row in read.all(_HISTORY, iscc_id=canonical)]
         # Each row starts with its conflict flag and its metadata document (_BY_ISCC_ID).
         document = rows[-1][1] if records[-1].metahash else None

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
+from index_helpers import FULL_ABI, content, make_log
 
 from registry.api import create_app
 from registry.api import health as health_routes
@@ -36,8 +37,10 @@ from registry.chain.devnet import dev_account, free_port
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, prepare
 from registry.config import Settings
+from registry.index.events import EventDecoder
 from registry.index.follower import Follower
 from registry.iscc.generate import generate
+from registry.iscc.granular import encode_simprints
 from registry.metadata import canonicalize
 from registry.store.connection import ReadOverBudget
 from registry.store.store import Store
@@ -386,6 +389,60 @@ def test_health_probes_are_answered_by_the_protocol_from_the_last_check(served: 
     assert served.request("POST", "/health")[0] == 405
 
 
+def _read_to_close(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.chain
+def test_health_probes_behind_a_request_on_one_connection_are_answered_in_order(
+    served: Served,
+) -> None:
+    """Attacker review: the protocol wrote a probe's answer as soon as its head was parsed,
+    ahead of the answer to a request before it on the same connection, and closed the
+    connection: that request's client read the health answer as its own. Requests after a
+    probe answered there are not run either (their answers could never be sent)."""
+    ahead = b"GET /v1/resolve?q=not-a-code HTTP/1.1\r\nhost: x\r\n\r\n"
+    probe = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(ahead + probe)
+        answers = _read_to_close(sock)
+    assert answers.startswith(b"HTTP/1.1 400 ")
+    assert b"HTTP/1.1 200 OK" in answers and b'"status":"ok"' in answers
+    before = served.request("GET", "/metrics")[2].decode()
+    with _connect(served) as sock:
+        sock.sendall(probe + b"GET /v1/resolve?q=not-a-code-either HTTP/1.1\r\nhost: x\r\n\r\n")
+        answers = _read_to_close(sock)
+    assert answers.startswith(b"HTTP/1.1 200 OK") and answers.count(b"HTTP/1.1") == 1
+    time.sleep(0.5)
+    after = served.request("GET", "/metrics")[2].decode()
+    count = (
+        r'iscc_registry_request_seconds_count\{method="GET",route="/v1/resolve",'
+        r'status="400"\} ([0-9.]+)'
+    )
+    assert re.findall(count, before) and re.findall(count, after) == re.findall(count, before)
+
+
+@pytest.mark.chain
+def test_health_probes_asking_for_an_upgrade_break_nothing(served: Served) -> None:
+    """Attacker review: a probe with `Upgrade: websocket` was answered by the protocol, then
+    uvicorn's upgrade handling failed on the scope it had not set: a "Fatal error on
+    transport" traceback in the log per request, for anyone to send."""
+    probe = (
+        b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    with _connect(served) as sock:
+        sock.sendall(probe)
+        assert _read_to_close(sock).startswith(b"HTTP/1.1 ")
+    assert served.request("GET", "/health")[0] == 200
+    served.proc.terminate()
+    _out, err = served.proc.communicate(timeout=60)
+    assert "Fatal error" not in err and "Traceback" not in err
+
+
 def test_slow_heads_slow_bodies_and_huge_heads_are_cut(serve: Any) -> None:
     served = serve(header_timeout_s="1", body_timeout_s="1", max_header_kb="16")
     with _connect(served) as slow_head:
@@ -521,8 +578,11 @@ def test_only_documents_a_declaration_names_invalidate_cached_answers(
     compute = resolve_routes._iscc_id_answer
 
     def counted(request: Any, iscc_id: str) -> Any:
+        # Answers computed, not attempts: a read on the event loop past its budget (the
+        # first on a connection reads its pages cold) is attempted again in a thread.
+        answer = compute(request, iscc_id)
         computed.append(iscc_id)
-        return compute(request, iscc_id)
+        return answer
 
     monkeypatch.setattr(resolve_routes, "_iscc_id_answer", counted)
     state = client.app.state.registry  # type: ignore[attr-defined]
@@ -815,6 +875,81 @@ def test_short_sqlite_reads_run_on_the_event_loop(
     assert first.json() == second.json()
 
 
+def _declared_with(store: Store, document: dict[str, Any], block: int = 5) -> str:
+    """An ISCC-ID declared in `store` (no chain) naming `document`, which is stored."""
+    canonical = canonicalize(document)
+    item = content(b"document %d " % block * 30)
+    body = (1_700_000_000_000_000 + block) << 12
+    log = make_log(
+        item["raw"],
+        item["digest"],
+        iscc_id_body=body,
+        metahash=canonical.digest,
+        block_number=block,
+    )
+    event = EventDecoder(0, FULL_ABI).decode(log)
+    store.apply(31337, "0x" + "12" * 20, [event], None, block, event.block_hash)
+    store.put_metadata(canonical.digest, canonical.canonical)
+    return event.iscc_id
+
+
+def _features_document(segments: int) -> dict[str, Any]:
+    simprints = encode_simprints(list(range(1, segments + 1)))
+    features = {"kind": "video", "version": 0, "unit": "ms", "simprints": simprints}
+    features |= {"offsets": list(range(0, segments * 200, 200)), "sizes": [200] * segments}
+    return {"name": "A long film", "features": [features]}
+
+
+def test_large_documents_are_read_and_answered_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: an ISCC-ID naming a 10 MB metadata document (granular features; one
+    declaration and one upload) held the event loop for 260 to 370 ms per cold request, and
+    every spelling of the ID (iscc:maig..., MAIG...) was a cold request of its own. The
+    SQLite read of the document is a few steps its progress handler never stops, and parsing
+    and serialising the document again ran after the read on the loop. Such an answer is
+    read in a worker thread, and the document goes into it as stored."""
+    client, places = _where_reads_run(tmp_path, monkeypatch, over_budget=0, answer_cache=0)
+    document = _features_document(5000)  # about 100 kB, more than a plain document may be
+    iscc_id = _declared_with(client.app.state.registry.store, document)  # type: ignore[attr-defined]
+    with client:
+        # The loop's connection is made by the first read, which may take longer than a
+        # budget: warmed up by one the test does not look at.
+        assert client.get(f"/iscc-id/{IsccId(1_700_000_000_000_999 << 12, 0)}").status_code == 404
+        answer = client.get(f"/iscc-id/{iscc_id}")
+    assert places[-2:] == ["loop", "thread"]
+    assert answer.status_code == 200
+    assert answer.json()["metadata"] == document
+    assert answer.json()["records"][0]["iscc_id"] == iscc_id
+
+
+def test_every_spelling_of_an_iscc_id_shares_one_cached_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: answers were cached under the path as given, so each spelling of an
+    ISCC-ID (case, prefix, spaces: thousands of them) was a cold read, and one more cached
+    copy of an answer that holds its metadata document (up to 10 MB; 50,000 entries)."""
+    app = create_app(Settings(home=tmp_path / "spelled"))
+    iscc_id = _declared_with(app.state.registry.store, {"name": "A letter"})
+    computed: list[str] = []
+    compute = resolve_routes._iscc_id_answer
+
+    def counted(request: Any, given: str) -> Any:
+        answer = compute(request, given)  # answers computed, not attempts (see above)
+        computed.append(given)
+        return answer
+
+    monkeypatch.setattr(resolve_routes, "_iscc_id_answer", counted)
+    bare = iscc_id.removeprefix("ISCC:")
+    spellings = [iscc_id, iscc_id.lower(), bare, bare.lower(), bare[:5].lower() + bare[5:]]
+    with TestClient(app) as client:
+        answers = [client.get(f"/iscc-id/{spelled}") for spelled in spellings]
+    assert {answer.status_code for answer in answers} == {200}
+    assert all(answer.content == answers[0].content for answer in answers)
+    assert len(computed) == 1
+    assert len(app.state.registry._answers) == 1
+
+
 def test_clients_holding_every_slot_with_long_reads_do_not_shut_out_short_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -864,6 +999,38 @@ def test_reads_use_threads_when_inline_reads_are_off(
     with client:
         assert client.get(path).status_code == 404
     assert places == ["thread"]
+
+
+def test_a_failing_node_check_does_not_end_the_node_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: the chain node's thread caught nothing around the relayer's balance;
+    one error other than RegistryError ended it, and /health said "the chain node has not
+    answered" for as long as the process lived, whatever the node did. The failure is the
+    answer's problem now, and the next check recovers."""
+    monkeypatch.setattr(health_routes, "HEALTH_CHECK_S", 0.05)
+    app = create_app(Settings(home=tmp_path / "node-check"))
+    state = app.state.registry
+    failures = [RuntimeError("an odd answer")]
+
+    def balance() -> Any:
+        if failures:
+            raise failures.pop()
+        return None
+
+    monkeypatch.setattr(state, "relayer_balance", balance)
+    monitor = app.state.health
+    try:
+        monitor.start()
+        deadline = time.monotonic() + 5
+        while (failures or monitor._node is None or monitor._node.problem) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        assert not failures and monitor._node is not None
+        assert monitor._node.problem is None and time.monotonic() - monitor._node.at < 1
+    finally:
+        monitor.stop()
 
 
 def test_first_health_probe_of_a_hanging_store_is_answered_503_in_bounded_time(
