@@ -90,6 +90,8 @@ class Settings(BaseSettings):
 
     answer_cache: int = Field(50_000, ge=0)
     """ISCC-ID answers the service keeps in memory per process (0: none)."""
+    answer_cache_mb: int = Field(256, ge=0)
+    """Megabytes of ISCC-ID answers the service keeps in memory per process, at most."""
     read_threads: int = Field(4, ge=1)
     """Resolve requests a process reads the store for at once (in worker threads)."""
     health_max_lag_s: float = Field(120.0, gt=0)

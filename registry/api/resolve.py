@@ -81,12 +81,15 @@ async def iscc_id(
         key = "iscc-id:" + search.classify(iscc_id)[1]
     except InvalidCode:
         key = f"iscc-id:{iscc_id}"  # answered with the same error, never cached
-    # A cached answer is served on the event loop: no hop to a worker thread for the most
-    # frequent request. Anything that reads the store runs in a thread.
+    # A cached answer is served on the event loop, without admission; reads of the store are
+    # admitted (StoreReads: on the loop within a budget, else in a thread).
     answer = state.peek(key)
     if answer is None:
         answer = await reads_of(request).run(
-            client_of(request), lambda: state.cached(key, lambda: _iscc_id_answer(request, iscc_id))
+            client_of(request),
+            lambda: state.cached(
+                key, lambda: _iscc_id_answer(request, iscc_id), size=lambda a: len(a["body"])
+            ),
         )
     target = answer["gateway_url"]
     if _wants_html(request) and target:

@@ -49,7 +49,8 @@ class AppState:
     _relay: RelayQueue | None = None
     _similarity: SimilarityIndex | None = None
     _snippets: SnippetIndex | None = None
-    _answers: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    _answers: OrderedDict[str, tuple[Any, int]] = field(default_factory=OrderedDict)
+    _answer_bytes: int = 0
     _generation: tuple[float, Any] = (0.0, None)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
@@ -79,26 +80,38 @@ class AppState:
                 self._registry = Registry.open(self.deployment, self.settings.rpc_url)
             return self._registry
 
-    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
-        """A read-through cache for answers that only change when the store does. The store's
-        generation is read at most every GENERATION_CHECK_S, so an answer may be that much
-        older than the store; a changed generation drops every cached answer."""
+    def cached(self, key: str, compute: Callable[[], Any], size: Callable[[Any], int]) -> Any:
+        """A read-through cache for answers that only change when the store does, bounded in
+        answers and in bytes (`size` of each answer). The store's generation is read at most
+        every GENERATION_CHECK_S, so an answer may be that much older than the store; a
+        changed generation drops every cached answer."""
         seen, generation = self._generation
         if time.monotonic() - seen > GENERATION_CHECK_S:
             current = self.store.generation()
             with self._cache_lock:
                 if current != generation:
                     self._answers.clear()
+                    self._answer_bytes = 0
                 self._generation = (time.monotonic(), current)
         with self._cache_lock:
             if key in self._answers:
                 self._answers.move_to_end(key)
-                return self._answers[key]
+                return self._answers[key][0]
         answer = compute()
+        # By bytes too: answers carry their metadata document (up to 24 MiB), and one document
+        # named by many declarations would otherwise be held once per declaration (attacker
+        # review: 50,000 answers of 10 MB each).
+        cost = size(answer)
         with self._cache_lock:
-            self._answers[key] = answer
-            while len(self._answers) > self.settings.answer_cache:
-                self._answers.popitem(last=False)
+            if key not in self._answers:
+                self._answers[key] = (answer, cost)
+                self._answer_bytes += cost
+            limit = self.settings.answer_cache_mb * 1024 * 1024
+            while self._answers and (
+                len(self._answers) > self.settings.answer_cache or self._answer_bytes > limit
+            ):
+                _key, (_answer, dropped) = self._answers.popitem(last=False)
+                self._answer_bytes -= dropped
         return answer
 
     def peek(self, key: str) -> Any | None:
@@ -109,10 +122,11 @@ class AppState:
         if time.monotonic() - seen > GENERATION_CHECK_S:
             return None
         with self._cache_lock:
-            answer = self._answers.get(key)
-            if answer is not None:
-                self._answers.move_to_end(key)
-            return answer
+            entry = self._answers.get(key)
+            if entry is None:
+                return None
+            self._answers.move_to_end(key)
+            return entry[0]
 
     def similarity(self) -> SimilarityIndex:
         """The similarity index over the store, loaded on first use."""

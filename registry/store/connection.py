@@ -3,6 +3,7 @@ and one read or write transaction at a time with database failures as StoreError
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -285,7 +286,7 @@ class Connections:
         try:
             if budgeted:
                 driver = self._own_connection()
-                release = driver.rollback
+                release = self._end_own_read
             else:
                 pooled = self.engine.raw_connection()
                 driver, release = pooled, pooled.close  # the pool rolls back
@@ -297,11 +298,31 @@ class Connections:
                 cursor.execute("BEGIN")
             yield DriverRead(cursor, self.engine.dialect, budgeted)
         except self.engine.dialect.loaded_dbapi.Error as exc:
-            if budgeted and time.monotonic() > _budget.deadline:
-                raise ReadOverBudget("the read took longer than its budget") from exc
+            if budgeted:
+                # Past the budget, or anything else (a busy database): the read runs again in a
+                # thread, unbounded, which reports what is still wrong then. A connection that
+                # failed for another reason than the budget is not used again.
+                problem = _short(exc)
+                if problem != "interrupted":
+                    self._drop_own()
+                raise ReadOverBudget(f"the read did not finish in its budget: {problem}") from exc
             raise StoreError(f"index store read failed: {_short(exc)}") from exc
         finally:
             release()
+
+    def _end_own_read(self) -> None:
+        try:
+            self._budgeted.driver.rollback()
+        except AttributeError:
+            pass  # dropped already
+        except self.engine.dialect.loaded_dbapi.Error:
+            self._drop_own()  # never used again inside an old transaction (a stale snapshot)
+
+    def _drop_own(self) -> None:
+        driver, self._budgeted.driver = self._budgeted.driver, None
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                driver.close()
 
     def _own_connection(self) -> Any:
         driver = getattr(self._budgeted, "driver", None)
@@ -315,6 +336,10 @@ class Connections:
             except dialect.loaded_dbapi.Error as exc:
                 raise StoreError(f"index store read failed: {_short(exc)}") from exc
             _set_up_sqlite(driver)
+            # Never wait for a lock here: the busy handler sleeps where the progress handler
+            # cannot stop it (up to BUSY_TIMEOUT_MS on the event loop); a busy read goes to a
+            # thread instead (above).
+            driver.execute("PRAGMA busy_timeout=0").close()
             driver.execute("SELECT 1 FROM sqlite_master LIMIT 1").close()  # reads the schema
             driver.set_progress_handler(_over_budget, _BUDGET_STEPS)
             self._budgeted.driver = driver

@@ -950,6 +950,20 @@ def test_every_spelling_of_an_iscc_id_shares_one_cached_answer(
     assert len(app.state.registry._answers) == 1
 
 
+def test_the_answer_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
+    """Attacker review: the cache was bounded only in answers (50,000), and an answer holds its
+    metadata document, so one large document named by many declarations was held once per
+    declaration. Answers of 400 KB in a 1 MB cache: the oldest go first."""
+    app = create_app(Settings(home=tmp_path / "bytes").model_copy(update={"answer_cache_mb": 1}))
+    state = app.state.registry
+    large = {"body": b"x" * 400_000}
+    for n in range(5):
+        assert state.cached(f"k{n}", lambda: large, size=lambda a: len(a["body"])) is large
+    assert list(state._answers) == ["k3", "k4"]
+    assert state._answer_bytes == 800_000
+    assert state.peek("k4") is large and state.peek("k0") is None
+
+
 def test_clients_holding_every_slot_with_long_reads_do_not_shut_out_short_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -418,6 +418,27 @@ def test_a_budgeted_view_leaves_large_documents_to_threads(sqlite_store: Store) 
     assert sqlite_store.iscc_id_view(big.iscc_id).document == document
 
 
+def test_budgeted_reads_never_wait_for_a_lock_and_survive_a_broken_connection(
+    sqlite_store: Store,
+) -> None:
+    """Attacker review: the busy handler sleeps where the progress handler cannot stop it, so
+    a budgeted read (on the event loop) of a locked database could wait the busy timeout, 10 s;
+    and an error other than the budget's became an error answer instead of a retry. The
+    thread's connection never waits for a lock; a failed read leaves the work to a thread,
+    and a connection that failed is made anew."""
+    declared = _event(b"locked" * 40, 5, declarer=ALICE)
+    sqlite_store.apply(CHAIN, CONTRACT, [declared], None, 5, declared.block_hash)
+    with sqlite_store.read_budget(5.0):
+        assert sqlite_store.by_iscc_id(declared.iscc_id)  # the thread's connection is made
+    own = sqlite_store._budgeted.driver
+    assert own.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    own.close()  # as a connection broken under it would be
+    with sqlite_store.read_budget(5.0), pytest.raises(ReadOverBudget, match="closed"):
+        sqlite_store.by_iscc_id(declared.iscc_id)
+    with sqlite_store.read_budget(5.0):
+        assert sqlite_store.by_iscc_id(declared.iscc_id)
+
+
 def test_budgeted_reads_never_wait_for_the_pool(sqlite_store: Store) -> None:
     """A budget bounds the whole read: with every pooled connection taken (by other threads'
     reads), a budgeted lookup still answers at once on its thread's own connection, and a
