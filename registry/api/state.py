@@ -56,6 +56,9 @@ class AppState:
     _head: tuple[float, int | None, str | None] = (0.0, None, None)
     _balance: tuple[float, tuple[str, int | None] | None] = (0.0, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Connecting waits on the node (up to its RPC timeout when the node is unreachable): under
+    # the lock of the indexes, every search waited with it.
+    _registry_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, settings: Settings, store: Store) -> AppState:
@@ -75,7 +78,7 @@ class AppState:
             raise ChainUnavailable(
                 f"no deployment file at {self.settings.deployment_path}: this service is read-only"
             )
-        with self._lock:
+        with self._registry_lock:
             if self._registry is None:
                 self._registry = Registry.open(self.deployment, self.settings.rpc_url)
             return self._registry

@@ -37,6 +37,7 @@ from registry.chain.devnet import dev_account, free_port
 from registry.chain.iscc_id import IsccId
 from registry.chain.submit import declare_direct, prepare
 from registry.config import Settings
+from registry.errors import ChainUnavailable
 from registry.index.events import EventDecoder
 from registry.index.follower import Follower
 from registry.iscc.generate import generate
@@ -948,6 +949,35 @@ def test_every_spelling_of_an_iscc_id_shares_one_cached_answer(
     assert all(answer.content == answers[0].content for answer in answers)
     assert len(computed) == 1
     assert len(app.state.registry._answers) == 1
+
+
+def test_searches_do_not_wait_for_a_node_that_does_not_answer(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connecting to the node (asked once a second by the health checks) held the lock the
+    similarity and snippet indexes are loaded under, so with an unreachable node every search
+    waited the node's RPC timeout."""
+    home = tmp_path / "blackholed"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    app = create_app(Settings(home=home))
+    state = app.state.registry
+    connecting, release = threading.Event(), threading.Event()
+
+    def blackholed(*_args: Any, **_kwargs: Any) -> Registry:
+        connecting.set()
+        release.wait(30)
+        raise ChainUnavailable("the node did not answer")
+
+    monkeypatch.setattr(Registry, "open", blackholed)
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            pool.submit(state.registry)
+            assert connecting.wait(10)
+            loaded = pool.submit(state.similarity)
+            assert loaded.result(timeout=5) is not None
+        finally:
+            release.set()
 
 
 def test_the_answer_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
