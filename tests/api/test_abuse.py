@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
@@ -755,6 +755,16 @@ def test_an_ipv6_client_is_its_64_network(host: str, client: str) -> None:
 # --- admission and health under load -------------------------------------------------------
 
 
+def _held_until(release: threading.Event, call: Callable[..., Any]) -> Callable[..., Any]:
+    """`call`, made to wait for `release` first (30 s at most), as a store that hangs would."""
+
+    def held(*args: Any) -> Any:
+        release.wait(30)
+        return call(*args)
+
+    return held
+
+
 def test_health_answers_from_its_last_check_while_the_store_hangs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -763,11 +773,7 @@ def test_health_answers_from_its_last_check_while_the_store_hangs(
     app = create_app(Settings(home=tmp_path / "hanging"))
     store = app.state.registry.store
     release = threading.Event()
-    count = store.count
-
-    def hanging() -> int:
-        release.wait(30)
-        return count()
+    hanging = _held_until(release, store.count)
 
     with TestClient(app) as client:
         assert client.get("/health").json()["status"] == "ok"
@@ -791,13 +797,7 @@ def _held_reads(
     app = create_app(settings)
     store = app.state.registry.store
     release = threading.Event()
-    view = store.iscc_id_view
-
-    def held(iscc_id: str) -> Any:
-        release.wait(30)
-        return view(iscc_id)
-
-    monkeypatch.setattr(store, "iscc_id_view", held)
+    monkeypatch.setattr(store, "iscc_id_view", _held_until(release, store.iscc_id_view))
     return TestClient(app), release, app.state.store_reads
 
 
@@ -1088,13 +1088,7 @@ def test_first_health_probe_of_a_hanging_store_is_answered_503_in_bounded_time(
     app = create_app(Settings(home=tmp_path / "hung-at-start"))
     store = app.state.registry.store
     release = threading.Event()
-    count = store.count
-
-    def hanging() -> int:
-        release.wait(20)
-        return count()
-
-    monkeypatch.setattr(store, "count", hanging)
+    monkeypatch.setattr(store, "count", _held_until(release, store.count))
     with TestClient(app) as client, ThreadPoolExecutor(4) as pool:
         try:
             probes = [pool.submit(client.get, "/health") for _ in range(3)]
