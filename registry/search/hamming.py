@@ -157,7 +157,7 @@ class HammingIndex:
         return keys, distances
 
     def within_many(
-        self, codes: np.ndarray, radius: int
+        self, codes: np.ndarray, radius: int, band_radius: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For many query codes at once: (query position, key, distance) of every code within
         `radius` bits of a query, each pair once, ordered by query position then key. One pass
@@ -170,7 +170,7 @@ class HammingIndex:
         step = max(1, _PAIRS_AT_ONCE // max(1, len(tail_keys)))
         if len(queries) > step:
             parts = [
-                self.within_many(queries[start : start + step], radius)
+                self.within_many(queries[start : start + step], radius, band_radius)
                 for start in range(0, len(queries), step)
             ]
             return (
@@ -194,7 +194,8 @@ class HammingIndex:
                 keys.append(np.tile(bands.keys, len(queries)))
                 found.append(np.tile(bands.codes, len(queries)))
             else:
-                asked, picked = bands.candidates(queries, radius // BANDS, radius)
+                probe = radius // BANDS if band_radius is None else band_radius
+                asked, picked = bands.candidates(queries, probe, radius)
                 owners.append(asked)
                 keys.append(bands.keys[picked])
                 found.append(bands.codes[picked])

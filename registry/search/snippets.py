@@ -76,16 +76,38 @@ class _Rule:
     """Lowest score of a match. Measured (scripts/bench_snippets.py): true alignments score
     0.73-0.99 (video, 2 s excerpts) and 0.88-0.99 (audio, 5 s, with the shifted grids), chance
     alignments of unrelated works up to 0.58 (audio) and 0.56 (video)."""
+    band_radius: int | None = None
+    """Bits each 16-bit band of a lookup's codes may differ in (`HammingIndex.within_many`);
+    None makes the lookup exact (lookup_radius // 4). With 0 only each band's own value is
+    probed, 4 runs of codes per query code instead of 68: every code within 3 bits is found,
+    and one 4-7 bits away when one of its four bands kept all its bits (91 % of them at 4 bits,
+    49 % at 7, for bits that differ at random). A true alignment has many segments and so
+    keeps enough votes (scripts/bench_snippets.py: the same top-1 and places in every
+    category); what changes is which of an excerpt's grids gets the most votes, hence
+    `_GRIDS_CHECKED`. The lookups were most of a search's time: crowded sound segments bring
+    over 3,000 candidates per code with 68 probes (issue 21)."""
 
 
 RULES = {
     # Frames come every 200 ms; an excerpt's frames fall up to 100 ms between the work's.
     "video": _Rule(
-        radius=10, lookup_radius=7, bin=200, tolerance=250, min_matched=3, min_score=0.65
+        radius=10,
+        lookup_radius=7,
+        bin=200,
+        tolerance=250,
+        min_matched=3,
+        min_score=0.65,
+        band_radius=0,
     ),
     # Chromaprint items come every 124 ms, in the same places in every decoding of a sound.
     "audio": _Rule(
-        radius=10, lookup_radius=7, bin=124, tolerance=130, min_matched=3, min_score=0.7
+        radius=10,
+        lookup_radius=7,
+        bin=124,
+        tolerance=130,
+        min_matched=3,
+        min_score=0.7,
+        band_radius=0,
     ),
     # Content-defined chunk boundaries fall on the same characters in an excerpt, and a chunk
     # (a MinHash of ~250 characters) rarely comes near another text's by chance; the chunks an
@@ -94,16 +116,21 @@ RULES = {
     # Sound segments come every 186 ms; of an excerpt's query grids one lies within 12 ms of
     # the work's.
     "sound": _Rule(
-        radius=10, lookup_radius=7, bin=186, tolerance=100, min_matched=3, min_score=0.6
+        radius=10,
+        lookup_radius=7,
+        bin=186,
+        tolerance=100,
+        min_matched=3,
+        min_score=0.6,
+        band_radius=0,
     ),
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
-_GRIDS_CHECKED = 2  # query sets of one kind checked per declaration, the most voted first
-_SOUND_VOTERS = 2
-"""One in this many of an excerpt's sound grids is looked up in the index: four of the eight,
-each within two hops of the work's grid, still vote for every excerpt the eight found
-(scripts/bench_snippets.py), at half the cost of the crowded sound lookups; the grids beside a
-voting one are checked at its offset (`_checked`), so the score stays the best grid's."""
+_GRIDS_CHECKED = 4
+"""Query sets of one kind (an excerpt's grids) checked per declaration, the most voted first:
+with lookups that miss some of the near codes (`_Rule.band_radius`) the grid that fits the work
+best is not always among the two most voted, and checking four kept every score at least as
+high as the exact lookups gave with two (scripts/bench_snippets.py, issue 21)."""
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another character offset to be tried
 _OTHER_PLACES = 40  # other offsets kept per declaration
 _KINDS_KEPT = 100_000  # declarations whose segment kinds an index keeps before it starts over
@@ -227,8 +254,9 @@ class SnippetIndex(FollowingIndex):
         if index is None:
             return [[] for _ in queries]
         values = [np.asarray(q.simprints, dtype=np.uint64) for q in queries]
+        rule = RULES[kind]
         asked, keys, _distances = index.within_many(
-            np.concatenate(values), RULES[kind].lookup_radius
+            np.concatenate(values), rule.lookup_radius, rule.band_radius
         )
         return self._tally(queries, asked, keys, exclude)
 
@@ -371,7 +399,7 @@ def _placed(
 ) -> list[tuple[int, float, list[int]] | None]:
     """Each (query set, offset) try refined and scored: (offset, score, matched positions), or
     None when too few segments match. All tries are aligned together, twice: checking an
-    excerpt's sound costs up to six tries per declaration (two grids and those beside them),
+    excerpt's audio costs up to four tries per declaration (its four most voted grids),
     and each alignment is a fixed run of numpy steps however few its segments."""
     rule = RULES[tries[0][0].kind]
     sizes = np.array([len(query) for query, _offset in tries])
@@ -604,28 +632,16 @@ def _checked(
     store: Store,
     proposed: Mapping[tuple[int, str], list[tuple[int, int, FeatureSet, int, tuple[int, ...]]]],
     features: Sequence[FeatureSet],
-    beside: bool = False,
 ) -> dict[tuple[int, str], Overlap]:
-    """The proposed alignments checked against the store: per (declaration, kind) the best.
-    With `beside`, the query sets next to a voting one in `features` (of its kind) are checked
-    at its offset too: they were not looked up, and one of them may fit the work better."""
+    """The proposed alignments checked against the store: per (declaration, kind) the best."""
     best: dict[tuple[int, str], Overlap] = {}
     for key, grids in proposed.items():
         grids = sorted(grids, key=lambda g: (-g[0], -g[1]))
         timed = KINDS[key[1]] == "ms"
         declared = store.segments_of(*key)  # read once per declaration and kind
         units: list[tuple[FeatureSet, tuple[int, ...]]] = []
-        for _votes, minus_n, query, offset, others in grids[:_GRIDS_CHECKED]:
-            tried = [query]
-            if beside:  # a proposal carries minus its set's position in `features`
-                around = (-minus_n - 1, -minus_n + 1)
-                near = (features[m] for m in around if 0 <= m < len(features))
-                tried += [f for f in near if f.kind == key[1] and len(f)]
-            offsets = (offset,) if timed else (offset, *others)
-            # A set beside two voting ones may be tried twice at one offset: once is enough.
-            units += [
-                (f, offsets) for f in tried if not any(f is g and offsets == o for g, o in units)
-            ]
+        for _votes, _minus_n, query, offset, others in grids[:_GRIDS_CHECKED]:
+            units.append((query, (offset,) if timed else (offset, *others)))
         for overlap in _checks(declared, key[0], units):
             known = best.get(key)
             if overlap is not None and (known is None or overlap.score > known.score):
@@ -681,11 +697,8 @@ def find_snippets(
         best.update(
             _checked(
                 store,
-                _propose(
-                    index, [p for p in numbered if p[1].kind == "sound"][::_SOUND_VOTERS], exclude
-                ),
+                _propose(index, [p for p in numbered if p[1].kind == "sound"], exclude),
                 features,
-                beside=True,
             )
         )
     elif sound:

@@ -194,6 +194,10 @@ _CHECKPOINTS = Prepared(
 )
 _NAMED_DOCUMENTS = Prepared(select(meta.c.value).where(meta.c.key == NAMED_DOCUMENTS_KEY))
 _LAST_CONFLICT = Prepared(select(func.max(conflicts.c.id)))
+# Every search first asks for these (its in-memory index follows the table by row id):
+# compiled per call they cost 0.6 ms, a third of a typical snippet search.
+_LAST_UNIT = Prepared(select(func.coalesce(func.max(units.c.id), 0)))
+_LAST_SEGMENT = Prepared(select(func.coalesce(func.max(segments.c.id), 0)))
 
 
 def _declarer(address: str) -> str:
@@ -316,12 +320,12 @@ class Reads(Connections):
             ).scalar()
 
     def last_unit_id(self) -> int:
-        with self._read() as conn:
-            return conn.execute(select(func.coalesce(func.max(units.c.id), 0))).scalar_one()
+        with self._driver_read() as read:
+            return int(read.all(_LAST_UNIT)[0][0])
 
     def last_segment_id(self) -> int:
-        with self._read() as conn:
-            return conn.execute(select(func.coalesce(func.max(segments.c.id), 0))).scalar_one()
+        with self._driver_read() as read:
+            return int(read.all(_LAST_SEGMENT)[0][0])
 
     def segment_values(self, kinds: Sequence[str], after_id: int, up_to_id: int) -> np.ndarray:
         """(position of the kind in `kinds`, declaration row id, start, size, simprint signed) of

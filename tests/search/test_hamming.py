@@ -103,3 +103,36 @@ def test_crowded_band_values_many_queries() -> None:
         expected += [(position, int(k), int(every[k])) for k in np.flatnonzero(every <= 7)]
     got = list(zip(asked.tolist(), keys.tolist(), distances.tolist(), strict=True))
     assert got == expected and len(got) > 100
+
+
+def test_a_narrower_band_radius_finds_what_one_intact_band_finds() -> None:
+    """With band_radius 0 only each band's own value is probed: every code within 3 bits is
+    found (a band is always intact), and one further away exactly when one of its four 16-bit
+    bands kept all its bits."""
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 2**64, size=MERGE_TAIL_AT + 1_000, dtype=np.uint64)
+    query = int(codes[0])
+    planted, expected = [], set()
+    for distance in range(1, 10):
+        for touched in (3, 4):  # bands the differing bits fall in
+            if distance < touched:
+                continue
+            bits = [16 * (i % touched) + int(b) for i, b in enumerate(rng.permutation(16))]
+            code = query
+            for bit in bits[:distance]:
+                code ^= 1 << bit
+            key = len(codes) + len(planted)
+            planted.append(code)
+            if distance <= 3 or (distance <= 7 and touched < 4):
+                expected.add(key)
+    index = HammingIndex()
+    index.add(
+        np.arange(len(codes) + len(planted)),
+        np.concatenate((codes, np.array(planted, dtype=np.uint64))),
+    )
+    assert index._bands is not None and not len(index._tail_keys)  # the band tables answer
+    asked = np.array([query], dtype=np.uint64)
+    _queries, found, _distances = index.within_many(asked, 7, band_radius=0)
+    assert set(found.tolist()) - {0} == expected
+    _queries, exact, _distances = index.within_many(asked, 7)
+    assert set(found.tolist()) < set(exact.tolist())  # 4-7 bits over all four bands: missed
