@@ -31,7 +31,8 @@ def test_same_hits_as_full_scan(size: int, radius: int) -> None:
     codes = np.concatenate((codes, np.array(planted, dtype=np.uint64)))
     keys = np.arange(len(codes), dtype=np.int64) * 3 + 7
     index = HammingIndex()
-    # Add in uneven chunks so both the sorted bands and the unsorted tail are exercised.
+    # Add in uneven chunks so the main band tables, the tail's and a scanned tail (below
+    # SCAN_BELOW) are all exercised.
     for start in range(0, len(codes), 7_001):
         index.add(keys[start : start + 7_001], codes[start : start + 7_001])
     assert len(index) == len(codes)
@@ -66,7 +67,7 @@ def test_many_queries_at_once_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatc
     codes = rng.integers(0, 2**63, size=20_000, dtype=np.uint64)
     index = hamming.HammingIndex()
     index.add(np.arange(19_000), codes[:19_000])  # banded
-    index.add(np.arange(19_000, 20_000), codes[19_000:])  # still in the tail
+    index.add(np.arange(19_000, 20_000), codes[19_000:])  # the tail, with tables of its own
     queries = codes[rng.integers(0, 20_000, size=50)] ^ np.uint64(0b1011)
     monkeypatch.setattr(hamming, "_PAIRS_AT_ONCE", 3000)  # several chunks of queries
     asked, keys, distances = index.within_many(queries, 12)
@@ -130,9 +131,58 @@ def test_a_narrower_band_radius_finds_what_one_intact_band_finds() -> None:
         np.arange(len(codes) + len(planted)),
         np.concatenate((codes, np.array(planted, dtype=np.uint64))),
     )
-    assert index._bands is not None and not len(index._tail_keys)  # the band tables answer
+    assert index._snapshot.bands is not None and not len(index._snapshot.tail_keys)
     asked = np.array([query], dtype=np.uint64)
     _queries, found, _distances = index.within_many(asked, 7, band_radius=0)
     assert set(found.tolist()) - {0} == expected
     _queries, exact, _distances = index.within_many(asked, 7)
     assert set(found.tolist()) < set(exact.tolist())  # 4-7 bits over all four bands: missed
+
+
+def test_codes_added_since_the_last_merge_are_probed_not_scanned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """New codes arrive in small batches on top of many. They get band tables of their own,
+    rebuilt per batch and merged into the main tables at MERGE_TAIL_AT: a lookup probes both
+    tables and compares no code one by one, and answers as a full scan does. Before, the
+    batches were an unsorted tail compared with every query code: a snippet lookup of 120
+    codes beside 32,000 new ones took 57 ms instead of 0.4."""
+    from registry.search import hamming
+
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, 2**64, size=MERGE_TAIL_AT + 1_000, dtype=np.uint64)
+    index = HammingIndex()
+    index.add(np.arange(MERGE_TAIL_AT), codes[:MERGE_TAIL_AT])
+    for start in range(MERGE_TAIL_AT, len(codes) - 100, 100):  # the indexer's batches
+        index.add(np.arange(start, start + 100), codes[start : start + 100])
+    assert len(index) == len(codes) - 100 and len(index._snapshot.tail_keys) == 900
+    probed, compared = [], []
+    candidates = hamming._Bands.candidates
+
+    def spy(table: hamming._Bands, *args: object) -> tuple[np.ndarray, np.ndarray]:
+        probed.append(len(table.keys))
+        return candidates(table, *args)  # type: ignore[arg-type]
+
+    def tile(values: np.ndarray, times: int) -> np.ndarray:
+        compared.append(len(values) * times)
+        return np.tile(values, times)
+
+    monkeypatch.setattr(hamming._Bands, "candidates", spy)
+    monkeypatch.setattr(hamming.np, "tile", tile)
+    queries = codes[rng.integers(0, len(codes) - 100, size=120)] ^ np.uint64(0b10010)
+    asked, keys, distances = index.within_many(queries, 7)
+    assert sorted(probed) == [900, MERGE_TAIL_AT] and not any(compared)
+    expected = []
+    for position, query in enumerate(queries):
+        every = np.bitwise_count(codes[:-100] ^ query)
+        expected += [(position, int(k), int(every[k])) for k in np.flatnonzero(every <= 7)]
+    assert list(zip(asked.tolist(), keys.tolist(), distances.tolist(), strict=True)) == expected
+    # The last batch fills the tail up: merged into the main tables, nothing left beside them.
+    index.add(
+        np.arange(len(codes) - 100, len(codes) + MERGE_TAIL_AT - 1_000),
+        np.concatenate(
+            (codes[-100:], rng.integers(0, 2**64, size=MERGE_TAIL_AT - 1_000, dtype=np.uint64))
+        ),
+    )
+    assert index._snapshot.tail_bands is None and not len(index._snapshot.tail_keys)
+    assert len(index) == len(codes) + MERGE_TAIL_AT - 1_000
