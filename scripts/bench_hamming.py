@@ -9,7 +9,7 @@ search uses), next to the reference: numpy comparing every code with every query
 same answer as the exact lookup, by construction). Also the build time, and the time to add a
 batch at the largest tail.
 
-    .venv/bin/python scripts/bench_hamming.py              # about 40 s on 2 cores
+    .venv/bin/python scripts/bench_hamming.py              # a few seconds on 2 cores
     .venv/bin/python scripts/bench_hamming.py --quick      # does it still run? (tests do this)
 """
 

@@ -4,7 +4,8 @@ A 64-bit code is cut into four 16-bit bands. Two codes within distance t agree t
 bits on at least one band (pigeonhole), so the candidates for a query are the codes whose band
 equals one of the band values within that radius of the query's; each candidate is then checked
 on all 64 bits. Recall is exactly that of a full scan, at a fraction of its cost when t is small
-relative to 64. Each unit type (meta, content kinds, data) gets its own index.
+relative to 64. Each unit type (meta, content kinds, data) gets its own index. The snippet
+search trades some recall for speed and bounded cost (`within_many`: band_radius, budget).
 
 Codes arrive in small batches (the indexer's new declarations) on top of millions. Re-sorting
 millions per batch is too slow, and scanning the batches unsorted made every lookup compare
@@ -79,22 +80,28 @@ class _Bands:
             self.starts.append(np.concatenate(([0], np.cumsum(counts))))
 
     def candidates(
-        self, queries: np.ndarray, band_radius: int, radius: int
+        self, queries: np.ndarray, band_radius: int, radius: int, budget: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(query position, code position) pairs whose band is within `band_radius` bits of the
         query's on some band and whose code is within `radius` bits of the query: every band
         probe of every query in one pass of table lookups. Each band's candidates are compared
         and dropped before the next band's are gathered: most are far (99 % for crowded sound
-        segments), and carrying them all to one comparison cost more than the comparison."""
+        segments), and carrying them all to one comparison cost more than the comparison.
+
+        With a `budget`, the most crowded runs are left out until the candidates fit in it."""
         flips = _flips(band_radius)
         owners = np.repeat(np.arange(len(queries)), len(flips))
         probed = np.repeat(queries, len(flips))
-        found_queries, found = [], []
+        runs = []
         for band in range(BANDS):
             values = (queries >> np.uint64(band * BAND_BITS)) & _MASK
             probe = (values[:, None] ^ flips[None, :]).ravel()
             lo = self.starts[band][probe]
-            sizes = self.starts[band][probe + np.uint64(1)] - lo
+            runs.append((lo, self.starts[band][probe + np.uint64(1)] - lo))
+        if budget is not None:
+            _limit(runs, budget)
+        found_queries, found = [], []
+        for band, (lo, sizes) in enumerate(runs):
             hit = np.flatnonzero(sizes)
             if not len(hit):
                 continue
@@ -114,6 +121,25 @@ class _Bands:
         # Duplicates (a code near the query on several bands) are dropped by the caller, on far
         # fewer rows than here.
         return np.concatenate(found_queries), np.concatenate(found)
+
+
+def _limit(runs: list[tuple[np.ndarray, np.ndarray]], budget: int) -> None:
+    """Empty the longest runs (size set to 0, in place) until their sizes sum to `budget` or
+    less. Memory and time of a lookup grow with its candidates, and identical codes are free to
+    declare and to upload (a still picture, a steady tone): 20,000 declared copies of one code
+    met by a 2-minute upload's 5,000 sound codes made 10^8 candidates (attacker review). A band
+    value that crowded tells little about where a segment comes from."""
+    every = np.concatenate([sizes for _lo, sizes in runs])
+    excess = int(every.sum()) - budget
+    if excess <= 0:
+        return
+    longest = np.argsort(every, kind="stable")[::-1]
+    dropped = longest[: int(np.searchsorted(np.cumsum(every[longest]), excess)) + 1]
+    every[dropped] = 0
+    start = 0
+    for _lo, sizes in runs:
+        sizes[:] = every[start : start + len(sizes)]
+        start += len(sizes)
 
 
 @dataclass(frozen=True)
@@ -182,11 +208,20 @@ class HammingIndex:
         return keys, distances
 
     def within_many(
-        self, codes: np.ndarray, radius: int, band_radius: int | None = None
+        self,
+        codes: np.ndarray,
+        radius: int,
+        band_radius: int | None = None,
+        budget: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For many query codes at once: (query position, key, distance) of every code within
         `radius` bits of a query, each pair once, ordered by query position then key. One pass
-        of numpy calls for all queries: a snippet lookup asks for hundreds of codes."""
+        of numpy calls for all queries: a snippet lookup asks for hundreds of codes.
+
+        Exact unless told otherwise: `band_radius` below radius // 4 probes fewer band values
+        (with 0, a code is found when one of its bands equals the query's), and `budget` caps
+        the candidates of each band table, leaving the most crowded band values out. An index
+        under SCAN_BELOW codes has no band tables and is always searched exactly."""
         if not 0 <= radius <= 64:
             raise ValueError("radius must be between 0 and 64")
         queries = np.asarray(codes, dtype=np.uint64)
@@ -205,7 +240,7 @@ class HammingIndex:
         step = max(1, _PAIRS_AT_ONCE // max(1, sum(len(k) for k, _codes in scanned)))
         if len(queries) > step:
             parts = [
-                self.within_many(queries[start : start + step], radius, band_radius)
+                self.within_many(queries[start : start + step], radius, band_radius, budget)
                 for start in range(0, len(queries), step)
             ]
             return (
@@ -223,7 +258,7 @@ class HammingIndex:
         keys = [np.tile(k, len(queries)) for k, _codes in scanned]
         found = [np.tile(codes, len(queries)) for _keys, codes in scanned]
         for table in probed:
-            asked, picked = table.candidates(queries, probe, radius)
+            asked, picked = table.candidates(queries, probe, radius, budget)
             owners.append(asked)
             keys.append(table.keys[picked])
             found.append(table.codes[picked])

@@ -1,7 +1,8 @@
 """Snippet matching: which declared works an excerpt comes from, and where inside them it sits.
 
 Every segment of the query (a video frame, an audio item pair, a text chunk) looks up declared
-segments of its kind within a few bits (exact multi-index Hamming search, `HammingIndex`) and
+segments of its kind within a few bits (multi-index Hamming search, `HammingIndex`, probing
+each band's own value only: `_Rule.band_radius`) and
 votes for (declaration, offset = declared start - query start); an excerpt re-encoded or resized
 still lands most of its votes on one offset, while chance neighbours scatter over many. The best
 supported alignments are then checked against the store: the declaration's segments are read,
@@ -76,14 +77,17 @@ class _Rule:
     """Lowest score of a match. Measured (scripts/bench_snippets.py): true alignments score
     0.73-0.99 (video, 2 s excerpts) and 0.88-0.99 (audio, 5 s, with the shifted grids), chance
     alignments of unrelated works up to 0.58 (audio) and 0.56 (video)."""
-    band_radius: int | None = None
+    band_radius: int | None = 0
     """Bits each 16-bit band of a lookup's codes may differ in (`HammingIndex.within_many`);
     None makes the lookup exact (lookup_radius // 4). With 0 only each band's own value is
     probed, 4 runs of codes per query code instead of 68: every code within 3 bits is found,
-    and one 4-7 bits away when one of its four bands kept all its bits (91 % of them at 4 bits,
-    49 % at 7, for bits that differ at random). A true alignment has many segments and so
-    keeps enough votes (scripts/bench_snippets.py: the same top-1 and places in every
-    category); what changes is which of an excerpt's grids gets the most votes, hence
+    and one 4-7 bits away when one of its four bands kept all its bits (for bits that differ
+    at random: 90 % of codes at 4 bits, 74 % at 5, 58 % at 6, 44 % at 7). A query that flips
+    one bit in every band (4 bits) is missed, where the exact lookup needed 8: a deliberately
+    altered upload evades an excerpt match more cheaply (whole-file similarity by Content-Code
+    stays exact; declarers choose their own features anyway). A true alignment has many
+    segments and so keeps enough votes (scripts/bench_snippets.py: the same top-1 and places in
+    every category); what changes is which of an excerpt's grids gets the most votes, hence
     `_GRIDS_CHECKED`. The lookups were most of a search's time: crowded sound segments bring
     over 3,000 candidates per code with 68 probes (issue 21)."""
 
@@ -91,41 +95,40 @@ class _Rule:
 RULES = {
     # Frames come every 200 ms; an excerpt's frames fall up to 100 ms between the work's.
     "video": _Rule(
-        radius=10,
-        lookup_radius=7,
-        bin=200,
-        tolerance=250,
-        min_matched=3,
-        min_score=0.65,
-        band_radius=0,
+        radius=10, lookup_radius=7, bin=200, tolerance=250, min_matched=3, min_score=0.65
     ),
     # Chromaprint items come every 124 ms, in the same places in every decoding of a sound.
     "audio": _Rule(
-        radius=10,
-        lookup_radius=7,
-        bin=124,
-        tolerance=130,
-        min_matched=3,
-        min_score=0.7,
-        band_radius=0,
+        radius=10, lookup_radius=7, bin=124, tolerance=130, min_matched=3, min_score=0.7
     ),
     # Content-defined chunk boundaries fall on the same characters in an excerpt, and a chunk
     # (a MinHash of ~250 characters) rarely comes near another text's by chance; the chunks an
-    # excerpt cuts in two at its ends rarely match, so a lower score suffices.
-    "text": _Rule(radius=8, lookup_radius=7, bin=1, tolerance=0, min_matched=2, min_score=0.4),
+    # excerpt cuts in two at its ends rarely match, so a lower score suffices. Its lookups stay
+    # exact: an excerpt has few chunks, and two matches make a match.
+    "text": _Rule(
+        radius=8,
+        lookup_radius=7,
+        bin=1,
+        tolerance=0,
+        min_matched=2,
+        min_score=0.4,
+        band_radius=None,
+    ),
     # Sound segments come every 186 ms; of an excerpt's query grids one lies within 12 ms of
     # the work's.
     "sound": _Rule(
-        radius=10,
-        lookup_radius=7,
-        bin=186,
-        tolerance=100,
-        min_matched=3,
-        min_score=0.6,
-        band_radius=0,
+        radius=10, lookup_radius=7, bin=186, tolerance=100, min_matched=3, min_score=0.6
     ),
 }
 _CANDIDATES = 20  # alignments checked against the store per kind
+LOOKUP_BUDGET = 1 << 21
+"""Most candidate codes one lookup gathers per band table; beyond it the most crowded band
+values are left out (`HammingIndex.within_many`). Real sound codes gather 349 each at 1.6
+million declared sound segments (scripts/bench_snippets.py's store), so a 2-minute upload's
+5,160 sound codes gather about 1.8 million, none left out. Identical codes cost nothing to
+declare or to upload (a still picture, a steady tone): 20,000 declared copies of one code, met
+by that upload, made 10^8 candidates and tens of GB (attacker review); within the budget, 170
+MB at the peak and 0.5 s."""
 _GRIDS_CHECKED = 4
 """Query sets of one kind (an excerpt's grids) checked per declaration, the most voted first:
 with lookups that miss some of the near codes (`_Rule.band_radius`) the grid that fits the work
@@ -256,7 +259,7 @@ class SnippetIndex(FollowingIndex):
         values = [np.asarray(q.simprints, dtype=np.uint64) for q in queries]
         rule = RULES[kind]
         asked, keys, _distances = index.within_many(
-            np.concatenate(values), rule.lookup_radius, rule.band_radius
+            np.concatenate(values), rule.lookup_radius, rule.band_radius, LOOKUP_BUDGET
         )
         return self._tally(queries, asked, keys, exclude)
 

@@ -186,3 +186,22 @@ def test_codes_added_since_the_last_merge_are_probed_not_scanned(
     )
     assert index._snapshot.tail_bands is None and not len(index._snapshot.tail_keys)
     assert len(index) == len(codes) + MERGE_TAIL_AT - 1_000
+
+
+def test_a_budget_leaves_the_most_crowded_band_values_out() -> None:
+    """20,000 copies of one code (free to declare), met by 300 query codes equal to it (a still
+    picture): every candidate is near, 6,000,000 result pairs without a bound. With a budget the
+    lookup gathers at most that many candidates per band table, leaving out the most crowded
+    runs first, and still finds a code whose band values are not crowded."""
+    rng = np.random.default_rng(4)
+    crowded = np.uint64(0x123456789ABCDEF0)
+    others = rng.integers(0, 2**64, size=MERGE_TAIL_AT, dtype=np.uint64)
+    index = HammingIndex()
+    index.add(np.arange(MERGE_TAIL_AT), others)  # main tables
+    index.add(np.arange(MERGE_TAIL_AT, MERGE_TAIL_AT + 20_000), np.full(20_000, crowded))
+    queries = np.concatenate((np.full(300, crowded), others[:1] ^ np.uint64(1)))
+    asked, keys, _distances = index.within_many(queries, 7, 0, budget=50_000)
+    assert len(keys) <= 2 * 50_000  # two band tables, each within the budget
+    assert asked[keys == 0].tolist() == [300] and keys[asked == 300].tolist() == [0]
+    unbounded = index.within_many(queries[-2:], 7, 0)[1]
+    assert len(unbounded) == 20_001  # without a budget: every copy, and the uncrowded code

@@ -16,6 +16,7 @@ from registry.chain.events import ChangeEvent, DeclaredEvent
 from registry.index.events import EventDecoder
 from registry.iscc.granular import FeatureSet, features_json
 from registry.metadata import canonicalize
+from registry.search import hamming, snippets
 from registry.search.snippets import (
     _CANDIDATES,
     _OTHER_PLACE_SHARE,
@@ -645,13 +646,14 @@ def test_sound_segments_are_looked_up_only_when_nothing_else_found_the_excerpt(
 
 
 def test_sound_is_looked_up_on_every_grid_and_scored_on_the_best_of_the_most_voted(
-    store: Store,
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An excerpt's sound comes on eight grids, all looked up in one pass. Lookups that probe
     each band's own value only miss some near segments, so the grid that fits the work best
     need not get the most votes: the four most voted are checked, and the score is the best
     one's. Here grids 0-2 are 2 bits off the work in every segment, grid 7 lies on the work's
     own grid with two segments fewer, and the rest are too far to vote."""
+    monkeypatch.setattr(hamming, "SCAN_BELOW", 1)  # band tables, as at scale, not a scan
     fine = _sound(63, 320)
     sound = FeatureSet("sound", fine.simprints, tuple(186 * i for i in range(320)), (186,) * 320)
     (work_id,) = _declare_all(store, [[sound]])
@@ -678,6 +680,43 @@ def test_sound_is_looked_up_on_every_grid_and_scored_on_the_best_of_the_most_vot
     (heard,) = find_snippets(store, index, grids)
     assert asked == [8]
     assert (heard.declaration_id, heard.offset, heard.score) == (work_id, 18600, 1.0)
+
+
+def test_one_code_declared_and_uploaded_over_and_over_costs_a_lookup_its_budget_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A declarer may fill a document with one simprint repeated, and an upload may repeat one
+    too (a still picture): every repeated query frame is near every declared copy, so without a
+    bound a lookup's candidates grow with their product (20,000 copies met by a 2-minute
+    upload: tens of GB). Within LOOKUP_BUDGET the most crowded band values are left out, and
+    the frames of a real work in the same upload still vote for it."""
+    monkeypatch.setattr(hamming, "SCAN_BELOW", 1)  # band tables, as at scale, not a scan
+    monkeypatch.setattr(snippets, "LOOKUP_BUDGET", 3_000)
+    still = 0x0123_4567_89AB_CDEF
+    copies = FeatureSet("video", (still,) * 3_000, tuple(range(0, 600_000, 200)), (200,) * 3_000)
+    film = _work(40)
+    _copies_id, film_id = _declare_all(store, [[copies], [film]])
+    cut = _excerpt(film, 100, 15, seed=3)
+    upload = FeatureSet(
+        "video",
+        cut.simprints + (still,) * 200,
+        cut.offsets + tuple(range(3_000, 43_000, 200)),
+        cut.sizes + (200,) * 200,
+    )
+    index = SnippetIndex(store)
+    gathered: list[int] = []
+    within_many = hamming.HammingIndex.within_many
+
+    def spy(self: hamming.HammingIndex, *args: object) -> tuple[np.ndarray, ...]:
+        found = within_many(self, *args)  # type: ignore[arg-type]
+        gathered.append(len(found[0]))
+        return found
+
+    monkeypatch.setattr(hamming.HammingIndex, "within_many", spy)
+    index.refresh()
+    (voted,) = index.places_of([upload])
+    assert gathered and max(gathered) <= 3_000
+    assert film_id in {owner for _votes, owner, _offset, _others in voted}
 
 
 def test_an_excerpt_of_sound_alone_names_the_recording_before_the_film_reusing_it(
