@@ -132,8 +132,9 @@ MB at the peak and 0.5 s."""
 _GRIDS_CHECKED = 4
 """Query sets of one kind (an excerpt's grids) checked per declaration, the most voted first:
 with lookups that miss some of the near codes (`_Rule.band_radius`) the grid that fits the work
-best is not always among the two most voted, and checking four kept every score at least as
-high as the exact lookups gave with two (scripts/bench_snippets.py, issue 21)."""
+best is not always among the two most voted. Checking four, against two with exact lookups,
+raised the top score of 27 of the benchmark's 342 answers and lowered 2 (slow zoom films, still
+placed within 1 s); with two, 4 top scores fell, one from 0.70 to 0.32 (docs/benchmarks.md)."""
 _OTHER_PLACE_SHARE = 0.5  # votes, of the best offset's, for another character offset to be tried
 _OTHER_PLACES = 40  # other offsets kept per declaration
 _KINDS_KEPT = 100_000  # declarations whose segment kinds an index keeps before it starts over
@@ -402,7 +403,7 @@ def _placed(
 ) -> list[tuple[int, float, list[int]] | None]:
     """Each (query set, offset) try refined and scored: (offset, score, matched positions), or
     None when too few segments match. All tries are aligned together, twice: checking an
-    excerpt's audio costs up to four tries per declaration (its four most voted grids),
+    excerpt's grids of a kind costs up to four tries per declaration (the most voted ones),
     and each alignment is a fixed run of numpy steps however few its segments."""
     rule = RULES[tries[0][0].kind]
     sizes = np.array([len(query) for query, _offset in tries])
