@@ -67,7 +67,6 @@ def main() -> None:
     started = time.perf_counter()
     index.add(np.arange(args.codes), loaded)
     print(f"built over {args.codes:,} codes in {(time.perf_counter() - started) * 1000:.0f} ms")
-    # Half the query codes lie near stored codes (as an excerpt's do), half anywhere.
     added: list[np.ndarray] = [loaded]
     print(
         f"\nlookup of {args.queries} codes within {RADIUS} bits, best of {args.repeat} (ms):\n"
@@ -85,6 +84,7 @@ def main() -> None:
             added.append(codes)
             key += args.batch
         every = np.concatenate(added)
+        # Half the query codes lie near stored codes (as an excerpt's do), half anywhere.
         near = every[rng.integers(0, len(every), size=args.queries // 2)] ^ np.uint64(0b1001)
         far = rng.integers(0, 2**64, size=args.queries - len(near), dtype=np.uint64)
         queries = np.concatenate((near, far))
