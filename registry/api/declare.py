@@ -46,9 +46,12 @@ async def prepare(request: Request, body: PrepareIn) -> dict[str, Any]:
     if not is_address(body.declarer):
         raise InvalidDeclaration(f"declarer is not an address: {body.declarer!r}")
     declarer = to_checksum_address(body.declarer)
-    registry = state_of(request).registry()
+    state = state_of(request)
 
     def build() -> dict[str, Any]:
+        # Connecting may wait on the node: never on the event loop (attacker review: one
+        # prepare against a node that did not answer stopped every request for minutes).
+        registry = state.registry()
         declaration = Declaration.create(
             declarer,
             body.iscc_code,
@@ -63,5 +66,5 @@ async def prepare(request: Request, body: PrepareIn) -> dict[str, Any]:
         del relay["signature"]
         return {"typed_data": declaration.typed_data(domain), "relay": relay}
 
-    # Two chain reads (nonce bitmap, latest block): off the event loop.
+    # The connection and two chain reads (nonce bitmap, latest block): off the event loop.
     return await anyio.to_thread.run_sync(build)

@@ -178,6 +178,11 @@ class HealthMonitor:
         self._node = NodeAnswer(time.monotonic(), head, problem, balance)
         self._node_answered.set()
 
+    @property
+    def node(self) -> NodeAnswer | None:
+        """The node's last answer, None before its first."""
+        return self._node
+
     def answer(self) -> tuple[int, bytes] | None:
         """The last check's answer (503 if it is older than HEALTH_STALE_S); None before the
         first check."""
@@ -321,7 +326,13 @@ class _ObserveLatency:
 def metrics(request: Request) -> Response:
     state = state_of(request)
     collectors: Metrics = request.app.state.metrics
-    indexer, _problems = indexer_state(state, *state.chain_head())
+    # The node's part from the health thread's last answer: asked here, a scrape waited on a
+    # node that did not answer, in a worker thread every sync route shares (attacker review).
+    monitor: HealthMonitor = request.app.state.health
+    monitor.start()
+    node = monitor.node
+    head, problem = (node.head, node.problem) if node else (None, "the node has not answered yet")
+    indexer, _problems = indexer_state(state, head, problem)
     if indexer is not None:
         if indexer.lag_blocks is not None:
             collectors.lag.set(indexer.lag_blocks)
@@ -331,6 +342,6 @@ def metrics(request: Request) -> Response:
     for status, count in outbox_counts(state.store).items():
         collectors.deliveries.labels(status).set(count)
     collectors.event_streams.set(sum(request.app.state.event_feed.streams.values()))
-    if (balance := state.relayer_balance()) is not None and balance[1] is not None:
-        collectors.relayer_balance.set(balance[1])
+    if node is not None and node.relayer is not None and node.relayer[1] is not None:
+        collectors.relayer_balance.set(node.relayer[1])
     return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 HEAD_CACHE_S = 2.0
 GENERATION_CHECK_S = 0.5
+CONNECT_RETRY_S = 5.0
+"""After a failed connection to the node, callers get its error at once for this long: each
+caller trying again in turn (the health thread, relays, /prepare) kept the others waiting a
+connection timeout each (attacker review)."""
 
 
 @dataclass
@@ -59,6 +63,7 @@ class AppState:
     # Connecting waits on the node (up to its RPC timeout when the node is unreachable): under
     # the lock of the indexes, every search waited with it.
     _registry_lock: threading.Lock = field(default_factory=threading.Lock)
+    _registry_failed: tuple[float, str] = (-CONNECT_RETRY_S, "")
 
     @classmethod
     def load(cls, settings: Settings, store: Store) -> AppState:
@@ -80,7 +85,14 @@ class AppState:
             )
         with self._registry_lock:
             if self._registry is None:
-                self._registry = Registry.open(self.deployment, self.settings.rpc_url)
+                failed_at, reason = self._registry_failed
+                if time.monotonic() - failed_at < CONNECT_RETRY_S:
+                    raise ChainUnavailable(reason)
+                try:
+                    self._registry = Registry.open(self.deployment, self.settings.rpc_url)
+                except RegistryError as exc:
+                    self._registry_failed = (time.monotonic(), str(exc))
+                    raise
             return self._registry
 
     def cached(self, key: str, compute: Callable[[], Any], size: Callable[[Any], int]) -> Any:

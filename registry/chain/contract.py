@@ -20,6 +20,7 @@ from web3.exceptions import (
     Web3Exception,
     Web3RPCError,
 )
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from registry.chain.artifact import CONTRACT_NAME, LICENCES_NAME, artifact
 from registry.chain.deployment import Deployment
@@ -28,6 +29,10 @@ from registry.chain.sender import NO_FUNDS, Sender, no_funds
 from registry.errors import ChainUnavailable, InvalidDeclaration, InvalidGrant, RegistryError
 
 RPC_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 5.0
+"""How long connecting to the node and its first answer may take: a node that accepts
+connections and never answers held every caller for RPC_TIMEOUT_S times web3's five tries
+(2.5 minutes; attacker review), the service's callers waiting on one another meanwhile."""
 
 
 @cache
@@ -73,15 +78,31 @@ def _format_arg(abi_type: str, value: Any, realm: int | None = None) -> str:
 
 
 def connect(rpc_url: str) -> Web3:
-    """A web3 connection that fails fast with ChainUnavailable when nobody answers."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+    """A web3 connection that fails fast with ChainUnavailable when nobody answers: within
+    CONNECT_TIMEOUT_S, tried once. Later calls retry a refused or dropped connection (quick to
+    tell), never a timeout: a node that did not answer in RPC_TIMEOUT_S will not on the next
+    try either, and web3's default tried five times."""
+    probe = Web3.HTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": CONNECT_TIMEOUT_S},
+        exception_retry_configuration=None,
+    )
     try:
-        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
+        Web3(probe).eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
     except (requests.RequestException, Web3Exception, OSError) as exc:
         raise ChainUnavailable(
             f"no Ethereum node answers at {rpc_url} ({type(exc).__name__})"
         ) from None
-    return w3
+    retries = ExceptionRetryConfiguration(
+        errors=(requests.ConnectionError, requests.HTTPError), retries=3
+    )
+    return Web3(
+        Web3.HTTPProvider(
+            rpc_url,
+            request_kwargs={"timeout": (CONNECT_TIMEOUT_S, RPC_TIMEOUT_S)},
+            exception_retry_configuration=retries,
+        )
+    )
 
 
 def registry_contract(w3: Web3, address: str) -> Contract:

@@ -1102,3 +1102,117 @@ def test_first_health_probe_of_a_hanging_store_is_answered_503_in_bounded_time(
             assert [a.status_code for a in answers] == [503, 503, 503]
         finally:
             release.set()
+
+
+@contextmanager
+def _silent_node() -> Iterator[str]:
+    """A node URL whose server accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_connecting_to_a_silent_node_fails_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Attacker review: a node that accepts connections and never answers held a connecting
+    caller for the RPC timeout times web3's five tries (30 s x 5); the probe now is tried once
+    within CONNECT_TIMEOUT_S."""
+    from registry.chain import contract
+
+    monkeypatch.setattr(contract, "CONNECT_TIMEOUT_S", 0.5)
+    with _silent_node() as url:
+        started = time.monotonic()
+        with pytest.raises(ChainUnavailable, match="no Ethereum node answers"):
+            contract.connect(url)
+        assert time.monotonic() - started < 5
+
+
+def test_a_failed_connection_is_remembered_for_a_few_seconds(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each caller (health thread, relays, prepares) tried the node again in turn, the others
+    waiting on the connection lock a timeout each: after a failure, callers get its error at
+    once for CONNECT_RETRY_S, then one tries again."""
+    from registry.api import state as state_module
+
+    home = tmp_path / "down"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    state = create_app(Settings(home=home)).state.registry
+    tries = []
+
+    def down(*_args: Any, **_kwargs: Any) -> Registry:
+        tries.append(time.monotonic())
+        raise ChainUnavailable("no Ethereum node answers at there (ReadTimeout)")
+
+    monkeypatch.setattr(Registry, "open", down)
+    for _ in range(5):
+        with pytest.raises(ChainUnavailable, match="no Ethereum node answers at there"):
+            state.registry()
+    assert len(tries) == 1
+    monkeypatch.setattr(state_module, "CONNECT_RETRY_S", 0.0)
+    with pytest.raises(ChainUnavailable):
+        state.registry()
+    assert len(tries) == 2
+
+
+def test_a_prepare_does_not_hold_the_event_loop_while_the_node_is_connected_to(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: /v1/declarations/prepare connected to the node on the event loop, so
+    with a node that did not answer every other request waited minutes (SIGTERM too)."""
+    home = tmp_path / "prepare"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    connecting, release = threading.Event(), threading.Event()
+
+    def silent(*_args: Any, **_kwargs: Any) -> Registry:
+        connecting.set()
+        release.wait(30)
+        raise ChainUnavailable("no Ethereum node answers")
+
+    monkeypatch.setattr(Registry, "open", silent)
+    body = {
+        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
+        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
+        "declarer": dev_account(2).address,
+    }
+    with TestClient(create_app(Settings(home=home))) as client, ThreadPoolExecutor(2) as pool:
+        try:
+            prepared = pool.submit(client.post, "/v1/declarations/prepare", json=body)
+            assert connecting.wait(10)
+            # An async route, answered on the event loop the prepare was started on.
+            other = pool.submit(client.get, "/v1/health")
+            assert other.result(timeout=5).status_code in (200, 503)
+        finally:
+            release.set()
+        assert prepared.result(timeout=10).status_code == 503
+
+
+def test_metrics_take_the_node_from_the_health_thread(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attacker review: a scrape asked the node itself, in a worker thread every sync route
+    shares, and with a node that did not answer waited its timeout (45 relays and scrapes used
+    up the pool). It reports the health thread's last answer."""
+    home = tmp_path / "metrics"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    app = create_app(Settings(home=home))
+    state = app.state.registry
+
+    def silent() -> tuple[int | None, str | None]:
+        time.sleep(30)
+        return None, "never"
+
+    with TestClient(app) as client:
+        monkeypatch.setattr(state, "chain_head", silent)
+        with ThreadPoolExecutor(1) as pool:
+            scrape = pool.submit(client.get, "/metrics")
+            answer = scrape.result(timeout=10)
+            assert answer.status_code == 200 and b"iscc_registry" in answer.content
