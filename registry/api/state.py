@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 HEAD_CACHE_S = 2.0
 GENERATION_CHECK_S = 0.5
+LARGEST_ANSWER_SHARE = 8
+"""An answer over this share of the cache's bytes is not cached: eleven answers of 24 MiB each
+(a document named by declarations) emptied a 256 MiB cache of everyone else's answers, and
+one over the whole limit did so on its own (attacker review)."""
 CONNECT_RETRY_S = 5.0
 """After a failed connection to the node, callers get its error at once for this long: each
 caller trying again in turn (the health thread, relays, /prepare) kept the others waiting a
@@ -112,16 +116,21 @@ class AppState:
             if key in self._answers:
                 self._answers.move_to_end(key)
                 return self._answers[key][0]
+            computed_at = self._generation[1]
         answer = compute()
         # By bytes too: answers carry their metadata document (up to 24 MiB), and one document
         # named by many declarations would otherwise be held once per declaration (attacker
         # review: 50,000 answers of 10 MB each).
         cost = size(answer)
+        limit = self.settings.answer_cache_mb * 1024 * 1024
         with self._cache_lock:
-            if key not in self._answers:
+            # Computed from an older store than the one the cache now stands for (another
+            # request saw the generation move meanwhile): cached, it would have been served
+            # until the store changed again (attacker review).
+            current = self._generation[1] == computed_at
+            if current and key not in self._answers and cost <= limit // LARGEST_ANSWER_SHARE:
                 self._answers[key] = (answer, cost)
                 self._answer_bytes += cost
-            limit = self.settings.answer_cache_mb * 1024 * 1024
             while self._answers and (
                 len(self._answers) > self.settings.answer_cache or self._answer_bytes > limit
             ):

@@ -983,15 +983,46 @@ def test_searches_do_not_wait_for_a_node_that_does_not_answer(
 def test_the_answer_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
     """Attacker review: the cache was bounded only in answers (50,000), and an answer holds its
     metadata document, so one large document named by many declarations was held once per
-    declaration. Answers of 400 KB in a 1 MB cache: the oldest go first."""
+    declaration. Answers of 100 KB in a 1 MiB cache: the oldest go first. An answer over an
+    eighth of the bytes is not cached at all: eleven of 24 MiB emptied a 256 MiB cache of
+    everyone else's answers (outside attacker review)."""
     app = create_app(Settings(home=tmp_path / "bytes").model_copy(update={"answer_cache_mb": 1}))
     state = app.state.registry
-    large = {"body": b"x" * 400_000}
-    for n in range(5):
+    large = {"body": b"x" * 100_000}
+    for n in range(12):
         assert state.cached(f"k{n}", lambda: large, size=lambda a: len(a["body"])) is large
-    assert list(state._answers) == ["k3", "k4"]
-    assert state._answer_bytes == 800_000
-    assert state.peek("k4") is large and state.peek("k0") is None
+    assert list(state._answers) == [f"k{n}" for n in range(2, 12)]
+    assert state._answer_bytes == 1_000_000
+    assert state.peek("k11") is large and state.peek("k0") is None
+    huge = {"body": b"x" * (1024 * 1024 // 8 + 1)}
+    assert state.cached("huge", lambda: huge, size=lambda a: len(a["body"])) is huge
+    assert state.peek("huge") is None and len(state._answers) == 10
+
+
+def test_an_answer_computed_before_the_store_changed_is_not_cached_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside attacker review: an answer computed from the store as it was, inserted after
+    another request had seen the store's generation move and emptied the cache, was served as
+    current until the store changed again (hours, on a quiet chain)."""
+    from registry.api import state as state_module
+
+    app = create_app(Settings(home=tmp_path / "stale"))
+    state = app.state.registry
+    generations = iter([1, 2, 2, 2])
+    monkeypatch.setattr(state.store, "generation", lambda: next(generations))
+    monkeypatch.setattr(state_module, "GENERATION_CHECK_S", 0.0)
+
+    def old_answer() -> dict[str, bytes]:
+        # Meanwhile the store changes and another request sees it.
+        assert state.cached("other", lambda: {"body": b"new"}, size=len) == {"body": b"new"}
+        return {"body": b"from generation 1"}
+
+    assert state.cached("key", old_answer, size=len) == {"body": b"from generation 1"}
+    assert list(state._answers) == ["other"]
+    assert state.cached("key", lambda: {"body": b"from generation 2"}, size=len) == {
+        "body": b"from generation 2"
+    }
 
 
 def test_clients_holding_every_slot_with_long_reads_do_not_shut_out_short_ones(
