@@ -331,16 +331,21 @@ class Connections:
             started = time.monotonic()
             dialect = self.engine.dialect
             args, options = dialect.create_connect_args(self.engine.url)
-            try:
-                driver = dialect.loaded_dbapi.connect(*args, **options)
-            except dialect.loaded_dbapi.Error as exc:
-                raise StoreError(f"index store read failed: {_short(exc)}") from exc
-            _set_up_sqlite(driver)
             # Never wait for a lock here: the busy handler sleeps where the progress handler
             # cannot stop it (up to BUSY_TIMEOUT_MS on the event loop); a busy read goes to a
-            # thread instead (above).
-            driver.execute("PRAGMA busy_timeout=0").close()
-            driver.execute("SELECT 1 FROM sqlite_master LIMIT 1").close()  # reads the schema
+            # thread instead (above). From the first statement: setting the connection up
+            # waited the driver's default 5 s for a locked database (outside attacker review).
+            try:
+                driver = dialect.loaded_dbapi.connect(*args, **{**options, "timeout": 0})
+            except dialect.loaded_dbapi.Error as exc:
+                raise ReadOverBudget(f"the read's connection failed: {_short(exc)}") from exc
+            try:
+                _set_up_sqlite(driver)
+                driver.execute("PRAGMA busy_timeout=0").close()
+                driver.execute("SELECT 1 FROM sqlite_master LIMIT 1").close()  # reads the schema
+            except dialect.loaded_dbapi.Error as exc:
+                driver.close()
+                raise ReadOverBudget(f"the read's connection failed: {_short(exc)}") from exc
             driver.set_progress_handler(_over_budget, _BUDGET_STEPS)
             self._budgeted.driver = driver
             # Made once per thread: not the read's time, which the budget bounds.

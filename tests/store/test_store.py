@@ -371,6 +371,32 @@ def test_a_read_past_its_budget_stops_and_later_reads_are_not_bounded(
     assert sqlite_store.declarer_counts(ALICE) == (300, 0)
 
 
+def test_a_budgeted_read_does_not_wait_for_a_locked_database_while_connecting(
+    sqlite_store: Store, sqlite_url: str
+) -> None:
+    """Outside attacker review: making the thread's own connection for budgeted reads set WAL
+    mode before its busy timeout of 0, so against a database another process held locked it
+    waited the driver's default 5 s (on the event loop) and then raised the driver's error,
+    which no caller retried in a thread. It gives up at once, as ReadOverBudget."""
+    import sqlite3
+    import time
+
+    sqlite_store.engine.dispose()
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("CREATE TABLE junk(x)")
+        other.execute("COMMIT")  # the exclusive lock stays held by `other`
+        started = time.monotonic()
+        with pytest.raises(ReadOverBudget), sqlite_store.read_budget(60.0):
+            sqlite_store.generation()
+        assert time.monotonic() - started < 2
+    finally:
+        other.close()
+    assert sqlite_store.generation() is not None  # the lock gone, reads work again
+
+
 def test_a_budget_is_kept_by_reads_too_short_for_the_progress_handler(
     sqlite_store: Store,
 ) -> None:
