@@ -1247,3 +1247,43 @@ def test_metrics_take_the_node_from_the_health_thread(
             scrape = pool.submit(client.get, "/metrics")
             answer = scrape.result(timeout=10)
             assert answer.status_code == 200 and b"iscc_registry" in answer.content
+
+
+@pytest.mark.chain
+def test_relays_waiting_on_the_node_leave_threads_for_every_other_route(
+    tmp_path: Path,
+    deployment: Deployment,
+    registry: Registry,
+    work: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside attacker review: 45 relay posts waiting on a node that did not answer held all
+    40 threads of the pool every sync route shares; searches, cases and metadata waited with
+    them. Relays hold at most RELAY_THREADS threads; the others queue holding none."""
+    home = tmp_path / "relays"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    body = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
+    release = threading.Event()
+    waiting: list[int] = []
+
+    def silent(*_args: Any, **_kwargs: Any) -> Registry:
+        waiting.append(1)
+        release.wait(30)
+        raise ChainUnavailable("no Ethereum node answers")
+
+    monkeypatch.setattr(Registry, "open", silent)
+    with TestClient(create_app(Settings(home=home))) as client, ThreadPoolExecutor(50) as pool:
+        try:
+            relays = [
+                pool.submit(client.post, "/v1/relay/declarations", json=body) for _ in range(45)
+            ]
+            deadline = time.monotonic() + 10
+            while not waiting and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # A sync route, answered in the shared thread pool.
+            search = pool.submit(client.get, "/v1/search", params={"iscc": work.iscc})
+            assert search.result(timeout=5).status_code == 200
+        finally:
+            release.set()
+        assert all(r.result(timeout=30).status_code == 503 for r in relays)
