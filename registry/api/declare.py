@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from registry.api.chain_threads import in_chain_thread
 from registry.api.errors import ERROR_RESPONSES
 from registry.api.state import state_of
 from registry.chain.declaration import Declaration, SignedDeclaration
@@ -66,5 +66,6 @@ async def prepare(request: Request, body: PrepareIn) -> dict[str, Any]:
         del relay["signature"]
         return {"typed_data": declaration.typed_data(domain), "relay": relay}
 
-    # The connection and two chain reads (nonce bitmap, latest block): off the event loop.
-    return await anyio.to_thread.run_sync(build)
+    # The connection and two chain reads (nonce bitmap, latest block): off the event loop, in
+    # the threads of requests that wait on the node.
+    return await in_chain_thread(request, build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import requests
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -157,6 +158,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
         status, kind = error_status(exc)
         return _json(status, kind, str(exc), _headers(exc))
+
+    @app.exception_handler(requests.RequestException)
+    async def _node_error(_request: Request, exc: requests.RequestException) -> JSONResponse:
+        # A chain node that timed out or dropped the connection in the middle of a request
+        # (after connecting): the node's fault, not ours, so not a 500 with a traceback
+        # logged for each (outside attacker review).
+        message = f"the chain node did not answer ({type(exc).__name__})"
+        return _json(503, "chain-unavailable", message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from registry.api.chain_threads import in_chain_thread
 from registry.api.errors import (
     ERROR_RESPONSES,
     NotFound,
@@ -314,24 +314,9 @@ def _policy(request: Request) -> RelayPolicy:
     return request.app.state.relay_policy
 
 
-RELAY_THREADS = 8
-"""Worker threads relay requests may hold at once (connecting to the node, checking a
-signature against it). In the thread pool every sync route shares, 45 relay posts waiting on a
-node that did not answer held all 40 threads, and searches, cases and metadata waited with
-them (outside attacker review); the others queue here, holding no thread."""
-
-
-async def _in_relay_thread(request: Request, work: Callable[[], Any]) -> Any:
-    limiter = getattr(request.app.state, "relay_threads", None)
-    if limiter is None:  # made on the event loop that serves the app
-        limiter = request.app.state.relay_threads = anyio.CapacityLimiter(RELAY_THREADS)
-    return await anyio.to_thread.run_sync(work, limiter=limiter)
-
-
 async def _relay(request: Request) -> RelayQueue:
     # Connecting to the node and starting the worker block; the loop must not.
-    queue: RelayQueue = await _in_relay_thread(request, state_of(request).relay)
-    return queue
+    return await in_chain_thread(request, state_of(request).relay)
 
 
 async def _answer(request: Request, job: Job, wait: float) -> JSONResponse:
@@ -351,7 +336,7 @@ async def _submit(
     if (known := relay.job(key)) is not None:
         return await _answer(request, known, wait)
     policy.attempt(request)
-    job: Job = await _in_relay_thread(request, lambda: check(relay))
+    job = await in_chain_thread(request, lambda: check(relay))
     if job.state == "pending" and relay.job(job.key) is None:
         policy.charge(job, sponsor)
         job, _new = relay.enqueue(job)

@@ -135,14 +135,23 @@ class Registry:
     ) -> Registry:
         """Connect to the deployment's node (or `rpc_url`) and check the contract is there.
         Transactions wait for `confirmations` (default: the built-in network table's)."""
-        w3 = connect(rpc_url or deployment.rpc_url)
-        chain_id = w3.eth.chain_id
+        url = rpc_url or deployment.rpc_url
+        w3 = connect(url)
+        address = to_checksum_address(deployment.address)
+        try:
+            chain_id = w3.eth.chain_id
+            code = w3.eth.get_code(address)
+        except (requests.RequestException, Web3Exception, OSError) as exc:
+            # A node that answered the probe and then did not: as unavailable as one that
+            # never answered (a caller remembers that; a raw timeout it would not).
+            raise ChainUnavailable(
+                f"the Ethereum node at {url} stopped answering ({type(exc).__name__})"
+            ) from None
         if chain_id != deployment.chain_id:
             raise ChainUnavailable(
                 f"the node is on chain {chain_id}, the deployment file says {deployment.chain_id}"
             )
-        address = to_checksum_address(deployment.address)
-        if not w3.eth.get_code(address):
+        if not code:
             raise ChainUnavailable(
                 f"no registry contract at {address} on chain {chain_id}: was the devnet restarted? "
                 "run `iscc-registry devnet start` again"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from eth_utils import to_checksum_address
 
 from registry.errors import ChainUnavailable
 
@@ -38,6 +40,13 @@ class Deployment:
                 "or set ISCC_REGISTRY_DEPLOYMENT_FILE"
             )
         try:
-            return cls(**json.loads(path.read_text()))
+            deployment = cls(**json.loads(path.read_text()))
+            # Checksummed, as every address the code compares with: a file written by hand in
+            # lower case made every relayed signature "signed for another contract" (outside
+            # attacker review).
+            licences = deployment.licences and to_checksum_address(deployment.licences)
+            return replace(
+                deployment, address=to_checksum_address(deployment.address), licences=licences
+            )
         except (ValueError, TypeError) as exc:
             raise ChainUnavailable(f"unreadable deployment file {path}: {exc}") from None

@@ -1259,7 +1259,7 @@ def test_relays_waiting_on_the_node_leave_threads_for_every_other_route(
 ) -> None:
     """Outside attacker review: 45 relay posts waiting on a node that did not answer held all
     40 threads of the pool every sync route shares; searches, cases and metadata waited with
-    them. Relays hold at most RELAY_THREADS threads; the others queue holding none."""
+    them. Relays hold at most CHAIN_THREADS threads; the others queue holding none."""
     home = tmp_path / "relays"
     home.mkdir()
     deployment.save(home / "deployment.json")
@@ -1287,3 +1287,144 @@ def test_relays_waiting_on_the_node_leave_threads_for_every_other_route(
         finally:
             release.set()
         assert all(r.result(timeout=30).status_code == 503 for r in relays)
+
+
+@contextmanager
+def _node_that_stops_answering() -> Iterator[str]:
+    """A JSON-RPC node that answers eth_chainId at once and never answers anything else."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stop = threading.Event()
+
+    class Node(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if request.get("method") != "eth_chainId":
+                stop.wait(30)
+                return
+            body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_node_that_answers_the_probe_and_then_stops_is_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside attacker review: the probe passed, then the contract check waited for the RPC
+    timeout and raised the transport's timeout, which callers neither remembered nor answered
+    with a 503 (500 with a traceback per request)."""
+    from dataclasses import replace
+
+    from registry.chain import contract
+
+    monkeypatch.setattr(contract, "RPC_TIMEOUT_S", 0.5)
+    with _node_that_stops_answering() as url:
+        deployment = Deployment(31337, "0x" + "11" * 20, 1, url, 0, 0)
+        with pytest.raises(ChainUnavailable, match="stopped answering"):
+            Registry.open(deployment)
+        home = tmp_path / "stops"
+        home.mkdir()
+        replace(deployment, rpc_url=url).save(home / "deployment.json")
+        state = create_app(Settings(home=home)).state.registry
+        for _ in range(3):  # remembered: one try
+            with pytest.raises(ChainUnavailable, match="stopped answering"):
+                state.registry()
+
+
+def test_a_node_timing_out_in_the_middle_of_a_request_is_a_503(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside attacker review: a timeout of the node after connecting (the nonce bitmap, the
+    latest block) answered 500 "internal error" and logged a traceback per request."""
+    import requests
+
+    from registry.api import declare as declare_routes
+
+    home = tmp_path / "midway"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+
+    def timed_out(*_args: Any) -> int:
+        raise requests.ReadTimeout("read timed out")
+
+    monkeypatch.setattr(declare_routes, "next_nonce", timed_out)
+    body = {
+        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
+        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
+        "declarer": dev_account(2).address,
+    }
+    with TestClient(create_app(Settings(home=home))) as client:
+        answer = client.post("/v1/declarations/prepare", json=body)
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "error": "chain-unavailable",
+        "message": "the chain node did not answer (ReadTimeout)",
+    }
+
+
+def test_requests_waiting_on_the_node_are_bounded_and_refused_beyond(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside attacker review: prepares waiting on a node that hung held the shared thread
+    pool like relays did, and relays queued without bound, answered long after their clients
+    left. Both hold at most CHAIN_THREADS threads, at most CHAIN_QUEUE more wait, and the
+    rest are refused at once (503 overloaded)."""
+    from registry.api import chain_threads
+
+    monkeypatch.setattr(chain_threads, "CHAIN_THREADS", 1)
+    monkeypatch.setattr(chain_threads, "CHAIN_QUEUE", 1)
+    home = tmp_path / "bounded"
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    release = threading.Event()
+
+    def silent(*_args: Any, **_kwargs: Any) -> Registry:
+        release.wait(30)
+        raise ChainUnavailable("no Ethereum node answers")
+
+    monkeypatch.setattr(Registry, "open", silent)
+    body = {
+        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
+        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
+        "declarer": dev_account(2).address,
+    }
+    app = create_app(Settings(home=home))
+
+    def until(threads: int, waiting: int) -> None:
+        deadline = time.monotonic() + 10
+        while True:
+            limiter = getattr(app.state, "chain_threads", None)
+            counts = limiter.statistics() if limiter else None
+            if counts and (counts.borrowed_tokens, counts.tasks_waiting) == (threads, waiting):
+                return
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
+        try:
+            running = pool.submit(client.post, "/v1/declarations/prepare", json=body)
+            until(1, 0)
+            queued = pool.submit(client.post, "/v1/declarations/prepare", json=body)
+            until(1, 1)
+            refused = client.post("/v1/declarations/prepare", json=body)
+            assert refused.status_code == 503 and refused.json()["error"] == "overloaded"
+        finally:
+            release.set()
+        assert running.result(timeout=10).status_code == 503
+        assert queued.result(timeout=10).status_code == 503
