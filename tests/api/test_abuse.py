@@ -951,25 +951,46 @@ def test_every_spelling_of_an_iscc_id_shares_one_cached_answer(
     assert len(app.state.registry._answers) == 1
 
 
+def _home_of(home: Path, deployment: Deployment) -> Path:
+    """A service home with this deployment file."""
+    home.mkdir()
+    deployment.save(home / "deployment.json")
+    return home
+
+
+def _opening_held_until(
+    release: threading.Event, connecting: threading.Event | None = None
+) -> Callable[..., Registry]:
+    """`Registry.open` as against a node that does not answer until `release` (30 s at most)."""
+
+    def held(*_args: Any, **_kwargs: Any) -> Registry:
+        if connecting is not None:
+            connecting.set()
+        release.wait(30)
+        raise ChainUnavailable("no Ethereum node answers")
+
+    return held
+
+
+_PREPARE = {
+    "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
+    "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
+    "declarer": dev_account(2).address,
+}
+"""A well-formed /v1/declarations/prepare body."""
+
+
 def test_searches_do_not_wait_for_a_node_that_does_not_answer(
     tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Connecting to the node (asked once a second by the health checks) held the lock the
     similarity and snippet indexes are loaded under, so with an unreachable node every search
     waited the node's RPC timeout."""
-    home = tmp_path / "blackholed"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "blackholed", deployment)
     app = create_app(Settings(home=home))
     state = app.state.registry
     connecting, release = threading.Event(), threading.Event()
-
-    def blackholed(*_args: Any, **_kwargs: Any) -> Registry:
-        connecting.set()
-        release.wait(30)
-        raise ChainUnavailable("the node did not answer")
-
-    monkeypatch.setattr(Registry, "open", blackholed)
+    monkeypatch.setattr(Registry, "open", _opening_held_until(release, connecting))
     with ThreadPoolExecutor(2) as pool:
         try:
             pool.submit(state.registry)
@@ -1171,9 +1192,7 @@ def test_a_failed_connection_is_remembered_for_a_few_seconds(
     once for CONNECT_RETRY_S, then one tries again."""
     from registry.api import state as state_module
 
-    home = tmp_path / "down"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "down", deployment)
     state = create_app(Settings(home=home)).state.registry
     tries = []
 
@@ -1197,22 +1216,10 @@ def test_a_prepare_does_not_hold_the_event_loop_while_the_node_is_connected_to(
 ) -> None:
     """Attacker review: /v1/declarations/prepare connected to the node on the event loop, so
     with a node that did not answer every other request waited minutes (SIGTERM too)."""
-    home = tmp_path / "prepare"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "prepare", deployment)
     connecting, release = threading.Event(), threading.Event()
-
-    def silent(*_args: Any, **_kwargs: Any) -> Registry:
-        connecting.set()
-        release.wait(30)
-        raise ChainUnavailable("no Ethereum node answers")
-
-    monkeypatch.setattr(Registry, "open", silent)
-    body = {
-        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
-        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
-        "declarer": dev_account(2).address,
-    }
+    monkeypatch.setattr(Registry, "open", _opening_held_until(release, connecting))
+    body = _PREPARE
     with TestClient(create_app(Settings(home=home))) as client, ThreadPoolExecutor(2) as pool:
         try:
             prepared = pool.submit(client.post, "/v1/declarations/prepare", json=body)
@@ -1231,9 +1238,7 @@ def test_metrics_take_the_node_from_the_health_thread(
     """Attacker review: a scrape asked the node itself, in a worker thread every sync route
     shares, and with a node that did not answer waited its timeout (45 relays and scrapes used
     up the pool). It reports the health thread's last answer."""
-    home = tmp_path / "metrics"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "metrics", deployment)
     app = create_app(Settings(home=home))
     state = app.state.registry
 
@@ -1260,27 +1265,16 @@ def test_relays_waiting_on_the_node_leave_threads_for_every_other_route(
     """Outside attacker review: 45 relay posts waiting on a node that did not answer held all
     40 threads of the pool every sync route shares; searches, cases and metadata waited with
     them. Relays hold at most CHAIN_THREADS threads; the others queue holding none."""
-    home = tmp_path / "relays"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "relays", deployment)
     body = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
-    release = threading.Event()
-    waiting: list[int] = []
-
-    def silent(*_args: Any, **_kwargs: Any) -> Registry:
-        waiting.append(1)
-        release.wait(30)
-        raise ChainUnavailable("no Ethereum node answers")
-
-    monkeypatch.setattr(Registry, "open", silent)
+    connecting, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(Registry, "open", _opening_held_until(release, connecting))
     with TestClient(create_app(Settings(home=home))) as client, ThreadPoolExecutor(50) as pool:
         try:
             relays = [
                 pool.submit(client.post, "/v1/relay/declarations", json=body) for _ in range(45)
             ]
-            deadline = time.monotonic() + 10
-            while not waiting and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert connecting.wait(10)
             # A sync route, answered in the shared thread pool.
             search = pool.submit(client.get, "/v1/search", params={"iscc": work.iscc})
             assert search.result(timeout=5).status_code == 200
@@ -1329,8 +1323,6 @@ def test_a_node_that_answers_the_probe_and_then_stops_is_unavailable(
     """Outside attacker review: the probe passed, then the contract check waited for the RPC
     timeout and raised the transport's timeout, which callers neither remembered nor answered
     with a 503 (500 with a traceback per request)."""
-    from dataclasses import replace
-
     from registry.chain import contract
 
     monkeypatch.setattr(contract, "RPC_TIMEOUT_S", 0.5)
@@ -1338,9 +1330,7 @@ def test_a_node_that_answers_the_probe_and_then_stops_is_unavailable(
         deployment = Deployment(31337, "0x" + "11" * 20, 1, url, 0, 0)
         with pytest.raises(ChainUnavailable, match="stopped answering"):
             Registry.open(deployment)
-        home = tmp_path / "stops"
-        home.mkdir()
-        replace(deployment, rpc_url=url).save(home / "deployment.json")
+        home = _home_of(tmp_path / "stops", deployment)
         state = create_app(Settings(home=home)).state.registry
         for _ in range(3):  # remembered: one try
             with pytest.raises(ChainUnavailable, match="stopped answering"):
@@ -1356,19 +1346,13 @@ def test_a_node_timing_out_in_the_middle_of_a_request_is_a_503(
 
     from registry.api import declare as declare_routes
 
-    home = tmp_path / "midway"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "midway", deployment)
 
     def timed_out(*_args: Any) -> int:
         raise requests.ReadTimeout("read timed out")
 
     monkeypatch.setattr(declare_routes, "next_nonce", timed_out)
-    body = {
-        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
-        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
-        "declarer": dev_account(2).address,
-    }
+    body = _PREPARE
     with TestClient(create_app(Settings(home=home))) as client:
         answer = client.post("/v1/declarations/prepare", json=body)
     assert answer.status_code == 503
@@ -1389,21 +1373,10 @@ def test_requests_waiting_on_the_node_are_bounded_and_refused_beyond(
 
     monkeypatch.setattr(chain_threads, "CHAIN_THREADS", 1)
     monkeypatch.setattr(chain_threads, "CHAIN_QUEUE", 1)
-    home = tmp_path / "bounded"
-    home.mkdir()
-    deployment.save(home / "deployment.json")
+    home = _home_of(tmp_path / "bounded", deployment)
     release = threading.Event()
-
-    def silent(*_args: Any, **_kwargs: Any) -> Registry:
-        release.wait(30)
-        raise ChainUnavailable("no Ethereum node answers")
-
-    monkeypatch.setattr(Registry, "open", silent)
-    body = {
-        "iscc_code": "ISCC:KEC3665PM3B4W657X5T3AF6CY3KIQDELARGNP2QA4P4TX7WNZAJ2P6A",
-        "datahash": "1e20" + "f93bfecdc813a7f852e28fc71d72dfc452f03bc4060ed96976eb94f4bd2a4a1a",
-        "declarer": dev_account(2).address,
-    }
+    monkeypatch.setattr(Registry, "open", _opening_held_until(release))
+    body = _PREPARE
     app = create_app(Settings(home=home))
 
     def until(threads: int, waiting: int) -> None:
