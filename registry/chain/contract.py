@@ -80,8 +80,9 @@ def _format_arg(abi_type: str, value: Any, realm: int | None = None) -> str:
 def connect(rpc_url: str) -> Web3:
     """A web3 connection that fails fast with ChainUnavailable when nobody answers: within
     CONNECT_TIMEOUT_S, tried once. Later calls retry a refused or dropped connection (quick to
-    tell), never a timeout: a node that did not answer in RPC_TIMEOUT_S will not on the next
-    try either, and web3's default tried five times."""
+    tell; a connection not made within CONNECT_TIMEOUT_S counts as one), never a node that
+    did not answer within RPC_TIMEOUT_S: it will not on the next try either, and web3's
+    default tried five times."""
     probe = Web3.HTTPProvider(
         rpc_url,
         request_kwargs={"timeout": CONNECT_TIMEOUT_S},
