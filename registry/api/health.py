@@ -101,14 +101,20 @@ class NodeAnswer:
     relayer: tuple[str, int | None] | None
 
 
-def _health_now(state: AppState, node: NodeAnswer | None, now: float) -> Health:
+def _node_part(
+    node: NodeAnswer | None, now: float
+) -> tuple[int | None, str | None, tuple[str, int | None] | None]:
+    """The head, the node's problem and the relayer's balance as of `now` from the node's
+    last answer: a head older than NODE_STALE_S is no head."""
     if node is None:
-        head, problem, balance = None, "the chain node has not answered yet", None
-    elif now - node.at > NODE_STALE_S:
-        head, balance = None, node.relayer
-        problem = f"the chain node has not answered for {now - node.at:.0f} s"
-    else:
-        head, problem, balance = node.head, node.problem, node.relayer
+        return None, "the chain node has not answered yet", None
+    if now - node.at > NODE_STALE_S:
+        return None, f"the chain node has not answered for {now - node.at:.0f} s", node.relayer
+    return node.head, node.problem, node.relayer
+
+
+def _health_now(state: AppState, node: NodeAnswer | None, now: float) -> Health:
+    head, problem, balance = _node_part(node, now)
     indexer, problems = indexer_state(state, head, problem)
     relayer = None
     if balance is not None:
@@ -330,8 +336,7 @@ def metrics(request: Request) -> Response:
     # node that did not answer, in a worker thread every sync route shares (attacker review).
     monitor: HealthMonitor = request.app.state.health
     monitor.start()
-    node = monitor.node
-    head, problem = (node.head, node.problem) if node else (None, "the node has not answered yet")
+    head, problem, balance = _node_part(monitor.node, time.monotonic())
     indexer, _problems = indexer_state(state, head, problem)
     if indexer is not None:
         if indexer.lag_blocks is not None:
@@ -342,6 +347,6 @@ def metrics(request: Request) -> Response:
     for status, count in outbox_counts(state.store).items():
         collectors.deliveries.labels(status).set(count)
     collectors.event_streams.set(sum(request.app.state.event_feed.streams.values()))
-    if node is not None and node.relayer is not None and node.relayer[1] is not None:
-        collectors.relayer_balance.set(node.relayer[1])
+    if balance is not None and balance[1] is not None:
+        collectors.relayer_balance.set(balance[1])
     return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)
