@@ -23,6 +23,7 @@ from registry.api import (
     search,
 )
 from registry.api.admission import StoreReads
+from registry.api.chain_threads import chain_admission
 from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import HealthMonitor, Metrics
@@ -163,6 +164,7 @@ def create_app(
             else None
         ),
     )
+    app.state.chain_admission = chain_admission()
     app.state.event_feed = feed
     app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
     app.state.note_policy = ledger.NotePolicy(

@@ -1269,10 +1269,17 @@ def test_relays_waiting_on_the_node_leave_threads_for_every_other_route(
     body = prepare(registry, Account.create(), work.iscc, work.datahash, None, "").to_json()
     connecting, release = threading.Event(), threading.Event()
     monkeypatch.setattr(Registry, "open", _opening_held_until(release, connecting))
+    # 45 clients, by a header (one TestClient is one peer address), each within its own bound.
+    from registry.api import chain_threads
+
+    monkeypatch.setattr(chain_threads, "client_of", lambda request: request.headers["x-who"])
     with TestClient(create_app(Settings(home=home))) as client, ThreadPoolExecutor(50) as pool:
         try:
             relays = [
-                pool.submit(client.post, "/v1/relay/declarations", json=body) for _ in range(45)
+                pool.submit(
+                    client.post, "/v1/relay/declarations", json=body, headers={"x-who": str(n)}
+                )
+                for n in range(45)
             ]
             assert connecting.wait(10)
             # A sync route, answered in the shared thread pool.
@@ -1379,25 +1386,64 @@ def test_requests_waiting_on_the_node_are_bounded_and_refused_beyond(
     body = _PREPARE
     app = create_app(Settings(home=home))
 
-    def until(threads: int, waiting: int) -> None:
-        deadline = time.monotonic() + 10
-        while True:
-            limiter = getattr(app.state, "chain_threads", None)
-            counts = limiter.statistics() if limiter else None
-            if counts and (counts.borrowed_tokens, counts.tasks_waiting) == (threads, waiting):
-                return
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-
     with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
         try:
             running = pool.submit(client.post, "/v1/declarations/prepare", json=body)
-            until(1, 0)
+            _until_chain_threads(app, 1, 0)
             queued = pool.submit(client.post, "/v1/declarations/prepare", json=body)
-            until(1, 1)
+            _until_chain_threads(app, 1, 1)
             refused = client.post("/v1/declarations/prepare", json=body)
             assert refused.status_code == 503 and refused.json()["error"] == "overloaded"
         finally:
             release.set()
         assert running.result(timeout=10).status_code == 503
         assert queued.result(timeout=10).status_code == 503
+
+
+def _until_chain_threads(app: Any, threads: int, waiting: int) -> None:
+    """Wait until the requests that wait on the node hold `threads` and `waiting` wait."""
+    deadline = time.monotonic() + 10
+    while True:
+        limiter = app.state.chain_admission._limiter
+        counts = limiter.statistics() if limiter else None
+        if counts and (counts.borrowed_tokens, counts.tasks_waiting) == (threads, waiting):
+            return
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_one_client_cannot_take_every_place_waiting_for_the_node(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One client address holds at most CHAIN_PER_CLIENT of the requests waiting on the node
+    (429 beyond): filling CHAIN_QUEUE alone, it had every other client's relays and prepares
+    refused as overloaded."""
+    from registry.api import chain_threads
+
+    monkeypatch.setattr(chain_threads, "CHAIN_THREADS", 1)
+    monkeypatch.setattr(chain_threads, "CHAIN_QUEUE", 2)
+    monkeypatch.setattr(chain_threads, "CHAIN_PER_CLIENT", 2)
+    # Who asks, by a header: one TestClient is one peer address.
+    monkeypatch.setattr(chain_threads, "client_of", lambda request: request.headers["x-who"])
+    home = _home_of(tmp_path / "fair", deployment)
+    release = threading.Event()
+    monkeypatch.setattr(Registry, "open", _opening_held_until(release))
+    app = create_app(Settings(home=home))
+
+    def prepare(who: str) -> Any:
+        return client.post("/v1/declarations/prepare", json=_PREPARE, headers={"x-who": who})
+
+    with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
+        try:
+            first = pool.submit(prepare, "mallory")
+            _until_chain_threads(app, 1, 0)
+            second = pool.submit(prepare, "mallory")
+            _until_chain_threads(app, 1, 1)
+            third = prepare("mallory")
+            assert third.status_code == 429 and third.json()["error"] == "rate-limited"
+            other = pool.submit(prepare, "alice")
+            _until_chain_threads(app, 1, 2)
+        finally:
+            release.set()
+        assert [f.result(timeout=10).status_code for f in (first, second, other)] == [503] * 3
+        assert other.result().json()["error"] == "chain-unavailable"
