@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from eth_abi import decode as abi_decode
@@ -77,6 +78,21 @@ def _format_arg(abi_type: str, value: Any, realm: int | None = None) -> str:
     return str(value)
 
 
+def node_name(rpc_url: str) -> str:
+    """A node URL as messages may show it: scheme, host and port. Hosted nodes carry their API
+    key in the path or the query, some a password in the URL, and a ChainUnavailable message
+    is answered to anyone (outside attacker review)."""
+    try:
+        parts = urlsplit(rpc_url)
+        port = parts.port
+    except ValueError:
+        return "the configured node"
+    if not parts.hostname:
+        return "the configured node"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def connect(rpc_url: str) -> Web3:
     """A web3 connection that fails fast with ChainUnavailable when nobody answers: within
     CONNECT_TIMEOUT_S, tried once. Later calls retry a refused or dropped connection (quick to
@@ -92,7 +108,7 @@ def connect(rpc_url: str) -> Web3:
         Web3(probe).eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
     except (requests.RequestException, Web3Exception, OSError) as exc:
         raise ChainUnavailable(
-            f"no Ethereum node answers at {rpc_url} ({type(exc).__name__})"
+            f"no Ethereum node answers at {node_name(rpc_url)} ({type(exc).__name__})"
         ) from None
     retries = ExceptionRetryConfiguration(
         errors=(requests.ConnectionError, requests.HTTPError), retries=3
@@ -146,7 +162,7 @@ class Registry:
             # A node that answered the probe and then did not: as unavailable as one that
             # never answered (a caller remembers that; a raw timeout it would not).
             raise ChainUnavailable(
-                f"the Ethereum node at {url} stopped answering ({type(exc).__name__})"
+                f"the Ethereum node at {node_name(url)} stopped answering ({type(exc).__name__})"
             ) from None
         if chain_id != deployment.chain_id:
             raise ChainUnavailable(

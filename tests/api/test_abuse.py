@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.client
 import json
 import os
@@ -1447,3 +1448,48 @@ def test_one_client_cannot_take_every_place_waiting_for_the_node(
             release.set()
         assert [f.result(timeout=10).status_code for f in (first, second, other)] == [503] * 3
         assert other.result().json()["error"] == "chain-unavailable"
+
+
+def test_node_errors_name_the_node_without_its_credentials(
+    tmp_path: Path, deployment: Deployment
+) -> None:
+    """Outside attacker review: a ChainUnavailable message, answered to anyone (503 bodies,
+    /health), carried the whole node URL: a hosted node's API key in its path or query, a
+    password in its user part."""
+    from registry.chain.contract import connect, node_name
+
+    port = free_port()
+    secret = f"https://user:hunter2@127.0.0.1:{port}/v3/SECRET_API_KEY?key=SECRET_QUERY"
+    with pytest.raises(ChainUnavailable) as refused:
+        connect(secret)
+    message = str(refused.value)
+    assert f"https://127.0.0.1:{port}" in message
+    assert not any(s in message for s in ("user", "hunter2", "SECRET_API_KEY", "SECRET_QUERY"))
+    assert node_name("http://[::1]:8545/key") == "http://[::1]:8545"
+    assert node_name("http://node:notaport/key") == "the configured node"
+    home = _home_of(tmp_path / "secret", dataclasses.replace(deployment, rpc_url=secret))
+    with TestClient(create_app(Settings(home=home))) as client:
+        answer = client.post("/v1/declarations/prepare", json=_PREPARE)
+        probe = client.get("/v1/health")
+    assert answer.status_code == 503 and "hunter2" not in answer.text
+    assert "SECRET" not in answer.text and "SECRET" not in probe.text
+
+
+def test_a_malformed_prepare_is_refused_before_it_waits_for_the_node(
+    tmp_path: Path, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside attacker review: a prepare's body was checked after its two node reads, so
+    malformed ones held places among the requests waiting on the node until then (40 filled
+    them all). It is refused (400) before it takes one."""
+    home = _home_of(tmp_path / "malformed", deployment)
+    release = threading.Event()
+    monkeypatch.setattr(Registry, "open", _opening_held_until(release))
+    app = create_app(Settings(home=home))
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        try:
+            garbage = _PREPARE | {"iscc_code": "garbage"}
+            answer = pool.submit(client.post, "/v1/declarations/prepare", json=garbage)
+            assert answer.result(timeout=10).status_code == 400
+            assert app.state.chain_admission.admitted == 0
+        finally:
+            release.set()
