@@ -23,7 +23,7 @@ from registry.api import (
     search,
 )
 from registry.api.admission import StoreReads
-from registry.api.chain_threads import chain_admission
+from registry.api.chain_threads import NodeWaits, chain_admission
 from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import HealthMonitor, Metrics
@@ -165,6 +165,7 @@ def create_app(
         ),
     )
     app.state.chain_admission = chain_admission()
+    app.state.node_waits = NodeWaits()
     app.state.event_feed = feed
     app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
     app.state.note_policy = ledger.NotePolicy(

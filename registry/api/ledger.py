@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from registry.api.errors import ERROR_RESPONSES, RateLimited
+from registry.api.admission import RETRY_AFTER_S
+from registry.api.chain_threads import NodeWaits
+from registry.api.errors import ERROR_RESPONSES, Overloaded, RateLimited
 from registry.api.formats import (
     ADDRESS,
     ISCC,
@@ -25,7 +27,7 @@ from registry.api.formats import (
 )
 from registry.api.models import Case, CaseList, LicenceConflictList, LicenceList, UsageAnswer
 from registry.api.ratelimit import RateLimiter
-from registry.api.state import client_of, state_of, store_of
+from registry.api.state import AppState, client_of, state_of, store_of
 from registry.chain.iscc_id import IsccId
 from registry.chain.wallets import wallet_accepts
 from registry.errors import ChainUnavailable
@@ -224,33 +226,45 @@ _NOTE_ANSWERS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed note, or the signature does not verify for this registry"},
     409: {"description": "This note (nonce, or response) was accepted before"},
     429: {"description": "Too many notes from this client, or by this signer"},
-    503: {"description": "This service knows no licence ledger"},
+    503: {"description": "This service knows no licence ledger, or its chain node is away or busy"},
 }
 
 
 def _wallet(request: Request) -> WalletCheck:
     """A smart-wallet party's signature check on this service's node (ERC-1271); asked only
     when a signature is not by a key, after the client's attempt was counted, and once per
-    request (the note is verified again where it is stored)."""
+    request (the note is verified again where it is stored). The check runs in this route's
+    thread of the shared pool, so it takes one of the node waits' slots or is refused: a node
+    that hangs would otherwise hold a thread per smart-wallet note for its whole timeout."""
     state = state_of(request)
+    node_waits: NodeWaits = request.app.state.node_waits
     answers: dict[tuple[str, bytes, bytes], bool | None] = {}
 
     def check(account: str, digest: bytes, signature: bytes) -> bool | None:
         key = (account, digest, signature)
         if key not in answers:
-            try:
-                # Notes are signed in the LicenceRegistry's domain: it is the asker.
-                caller = None if state.deployment is None else state.deployment.licences
-                answers[key] = wallet_accepts(
-                    state.registry().w3, account, digest, signature, caller
-                )
-            except ChainUnavailable:
-                raise
-            except Exception as exc:  # the node refused or is down: not the client's fault
-                raise ChainUnavailable(f"the node did not answer ({type(exc).__name__})") from None
+            with node_waits.slot() as taken:
+                if not taken:
+                    raise Overloaded(
+                        "too many smart-wallet signatures are being checked on the chain node; "
+                        "retry in a second",
+                        RETRY_AFTER_S,
+                    )
+                answers[key] = _ask_wallet(state, account, digest, signature)
         return answers[key]
 
     return check
+
+
+def _ask_wallet(state: AppState, account: str, digest: bytes, signature: bytes) -> bool | None:
+    try:
+        # Notes are signed in the LicenceRegistry's domain: it is the asker.
+        caller = None if state.deployment is None else state.deployment.licences
+        return wallet_accepts(state.registry().w3, account, digest, signature, caller)
+    except ChainUnavailable:
+        raise
+    except Exception as exc:  # the node refused or is down: not the client's fault
+        raise ChainUnavailable(f"the node did not answer ({type(exc).__name__})") from None
 
 
 def _domain(request: Request) -> Any:

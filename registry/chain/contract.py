@@ -26,12 +26,12 @@ from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from registry.chain.artifact import CONTRACT_NAME, LICENCES_NAME, artifact
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
+from registry.chain.node_http import RPC_DEADLINE_S, RPC_TIMEOUT_S, DeadlineSession
 from registry.chain.sender import NO_FUNDS, Sender, no_funds
 from registry.errors import ChainUnavailable, InvalidDeclaration, InvalidGrant, RegistryError
 
-RPC_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 5.0
-"""How long connecting to the node and its first answer may take: a node that accepts
+"""How long connecting to the node and its first answer may take, in all: a node that accepts
 connections and never answers held every caller for RPC_TIMEOUT_S times web3's five tries
 (2.5 minutes; attacker review), the service's callers waiting on one another meanwhile."""
 
@@ -102,6 +102,7 @@ def connect(rpc_url: str) -> Web3:
     probe = Web3.HTTPProvider(
         rpc_url,
         request_kwargs={"timeout": CONNECT_TIMEOUT_S},
+        session=DeadlineSession(CONNECT_TIMEOUT_S),
         exception_retry_configuration=None,
     )
     try:
@@ -117,6 +118,7 @@ def connect(rpc_url: str) -> Web3:
         Web3.HTTPProvider(
             rpc_url,
             request_kwargs={"timeout": (CONNECT_TIMEOUT_S, RPC_TIMEOUT_S)},
+            session=DeadlineSession(RPC_DEADLINE_S),
             exception_retry_configuration=retries,
         )
     )

@@ -27,6 +27,7 @@ import msgspec
 import requests
 import urllib3
 
+from registry.chain.node_http import RPC_DEADLINE_S, DeadlineSession, node_deadline
 from registry.index.backoff import retry_after
 from registry.index.events import EventDecoder, RawLog
 from registry.index.rows import rows_of_logs
@@ -57,7 +58,7 @@ class Logs:
 
 # One decoder and one HTTP session per worker process, made at its first task.
 _decoders: dict[int, EventDecoder] = {}
-_session: requests.Session | None = None
+_session: DeadlineSession | None = None
 
 
 class _Answer(msgspec.Struct):
@@ -76,13 +77,13 @@ def _fetch(url: str, query: dict[str, Any], realm: int, timeout: float) -> tuple
     (exceptions from requests do not always pickle)."""
     global _session
     if _session is None:
-        _session = requests.Session()
+        _session = DeadlineSession(RPC_DEADLINE_S)
     decoder = _decoders.get(realm) or _decoders.setdefault(realm, EventDecoder(realm))
     return fetch_rows(_session, decoder, url, query, timeout)
 
 
 def fetch_rows(
-    session: requests.Session,
+    session: DeadlineSession,
     decoder: EventDecoder,
     url: str,
     query: dict[str, Any],
@@ -91,15 +92,20 @@ def fetch_rows(
     """POST eth_getLogs, parse the answer and build the store's rows the cheapest way: what a
     worker does, and what the follower does for the ranges it reads in-process."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]}
-    try:
-        response = session.post(url, json=body, timeout=timeout, stream=True)
-        # One read of the whole body: `response.content` reads it in 10 kB chunks, which cost
-        # ~2 us of CPU per log of a large answer.
-        content = response.raw.read(decode_content=True)
-    except (requests.Timeout, urllib3.exceptions.TimeoutError):
-        return ("timeout",)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        return ("transport", f"{type(exc).__name__}: {exc}")
+    with node_deadline(session.deadline_s) as expired:
+        try:
+            response = session.post(url, json=body, timeout=timeout, stream=True)
+            # One read of the whole body: `response.content` reads it in 10 kB chunks, which
+            # cost ~2 us of CPU per log of a large answer.
+            content = response.raw.read(decode_content=True)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            return ("timeout",)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if expired.is_set():
+                return ("timeout",)
+            return ("transport", f"{type(exc).__name__}: {exc}")
+        if expired.is_set():  # a body read until the connection closed, cut short
+            return ("timeout",)
     if response.status_code == 429:
         return ("rate_limited", response.headers.get("Retry-After"))
     try:

@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
-import requests
-
-from registry.chain.contract import RPC_TIMEOUT_S
 from registry.chain.events import RegistryEvent
+from registry.chain.node_http import RPC_DEADLINE_S, RPC_TIMEOUT_S, DeadlineSession
 from registry.errors import ChainUnavailable
 from registry.index.events import EventDecoder
 from registry.index.logreader import LogReader, Logs, WorkerFailed, fetch_rows, logs_of
@@ -80,7 +78,7 @@ class RangeReader:
         self._fast_streak = 0
         self._dense = False
         self._http = http
-        self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+        self._sessions: queue.SimpleQueue[DeadlineSession] = queue.SimpleQueue()
         self.workers: list[LogReader] = []
         if http:
             self.workers = [
@@ -181,7 +179,7 @@ class RangeReader:
         try:
             session = self._sessions.get_nowait()
         except queue.Empty:
-            session = requests.Session()
+            session = DeadlineSession(RPC_DEADLINE_S)
         try:
             answer = fetch_rows(session, self.decoder, self.node.url, query, RPC_TIMEOUT_S)
         finally:

@@ -13,20 +13,19 @@ The timestamp is inside the MAC, so a receiver that refuses old timestamps refus
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import http.client
 import ipaddress
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from registry import __version__
+from registry.deadline import cut_after
 from registry.errors import InputError
 
 __all__ = [
@@ -202,38 +201,27 @@ def post(
         return Outcome(False, None, str(exc))
     factory = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
     conn = factory(target, timeout_s)
-    # Each socket operation has `timeout_s`, but a receiver dripping a byte at a time would
-    # restart it forever: one timer ends the whole exchange.
-    expired = threading.Event()
-
-    def _cut() -> None:
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(timeout_s, _cut)
-    timer.daemon = True
-    timer.start()
+    sent = {
+        "Content-Type": "application/json",
+        "User-Agent": f"iscc-registry/{__version__}",
+        "Connection": "close",
+        **headers,
+    }
     try:
-        sent = {
-            "Content-Type": "application/json",
-            "User-Agent": f"iscc-registry/{__version__}",
-            "Connection": "close",
-            **headers,
-        }
-        conn.request("POST", target.path, body=body, headers=sent)
-        answer = conn.getresponse()
-        excerpt = answer.read(ANSWER_READ)
-        status = answer.status
-    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        # Whichever ran out first, the socket's wait or the whole exchange's deadline.
-        if expired.is_set() or isinstance(exc, TimeoutError):
-            return Outcome(False, None, f"no answer within {timeout_s:g} s")
-        return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:300])
+        # Each socket operation has `timeout_s`, but a receiver dripping a byte at a time
+        # would restart it forever: the whole exchange is cut at `timeout_s` too.
+        with cut_after(timeout_s, lambda: (conn.sock,)) as expired:
+            try:
+                conn.request("POST", target.path, body=body, headers=sent)
+                answer = conn.getresponse()
+                excerpt = answer.read(ANSWER_READ)
+                status = answer.status
+            except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+                # Whichever ran out first, the socket's wait or the whole exchange's deadline.
+                if expired.is_set() or isinstance(exc, TimeoutError):
+                    return Outcome(False, None, f"no answer within {timeout_s:g} s")
+                return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:300])
     finally:
-        timer.cancel()
         conn.close()
     if 200 <= status < 300:
         return Outcome(True, status, None)

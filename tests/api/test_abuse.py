@@ -1497,3 +1497,74 @@ def test_a_malformed_prepare_is_refused_before_it_waits_for_the_node(
             assert app.state.chain_admission.admitted == 0
         finally:
             release.set()
+
+
+def _page_state(get_block: Callable[[int], Any]) -> Any:
+    """What a declaration page's block times need of the service: a deployment, no indexer
+    problem, and a node whose `get_block` is `get_block`."""
+    node = SimpleNamespace(w3=SimpleNamespace(eth=SimpleNamespace(get_block=get_block)))
+    return SimpleNamespace(
+        contract=f"0x{os.urandom(20).hex()}",  # the cache is per contract: a fresh one
+        deployment=object(),
+        indexer_problem=None,
+        registry=lambda: node,
+    )
+
+
+def test_a_page_asks_the_node_for_block_times_within_a_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Own review: a declaration page asked the node for the time of every block of its
+    history, one call after the other, from a thread of the shared pool: an owner who updated
+    a declaration a thousand times made each view of its page a thousand node calls, and
+    with a node that hangs, each view held a thread for a timeout per block (a failed call
+    went on to the next block). The calls stop at the first failure and after
+    BLOCK_TIMES_BUDGET_S; the blocks not asked show their numbers until a later view."""
+    from registry.api.chain_threads import NodeWaits
+    from registry.api.web import pages
+
+    monkeypatch.setattr(pages, "BLOCK_TIMES_BUDGET_S", 0.2)
+    asked: list[int] = []
+
+    def slow(block: int) -> dict[str, int]:
+        asked.append(block)
+        time.sleep(0.05)
+        return {"timestamp": 1_700_000_000 + block}
+
+    state = _page_state(slow)
+    first = pages._block_times(state, NodeWaits(), range(1, 1001))
+    assert 1 <= len(first) == len(asked) <= 6
+    second = pages._block_times(state, NodeWaits(), range(1, 1001))
+    assert set(first) < set(second)  # known times kept, more asked
+    assert len(asked) == len(second)
+    assert all(time.timestamp() == 1_700_000_000 + block for block, time in second.items())
+
+    failed: list[int] = []
+
+    def down(block: int) -> Any:
+        failed.append(block)
+        raise TimeoutError("the node did not answer")
+
+    assert pages._block_times(_page_state(down), NodeWaits(), range(1, 1001)) == {}
+    assert len(failed) == 1
+
+
+def test_a_page_does_not_wait_on_the_node_when_its_slots_are_taken() -> None:
+    """With every slot for node calls of the shared pool taken (a node that hangs), a page
+    shows the block times it knows and asks nothing."""
+    from registry.api.chain_threads import SHARED_NODE_WAITS, NodeWaits
+    from registry.api.web import pages
+
+    asked: list[int] = []
+    state = _page_state(lambda block: asked.append(block) or {"timestamp": block})
+    waits = NodeWaits()
+    assert pages._block_times(state, waits, [7]) == {7: pages.datetime.fromtimestamp(7, pages.UTC)}
+    held = [waits.slot() for _ in range(SHARED_NODE_WAITS)]
+    assert all(slot.__enter__() for slot in held)
+    assert pages._block_times(state, waits, [7, 8, 9]) == {
+        7: pages.datetime.fromtimestamp(7, pages.UTC)
+    }
+    assert asked == [7]
+    for slot in held:
+        slot.__exit__(None, None, None)
+    assert set(pages._block_times(state, waits, [7, 8, 9])) == {7, 8, 9}

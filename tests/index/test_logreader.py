@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -115,3 +116,20 @@ def test_a_node_that_is_not_there_is_a_transport_error() -> None:
     with LogReader(f"http://127.0.0.1:{free_port()}", realm=0, timeout=5) as worker:
         answer = worker.read({})
     assert answer.rows is None and answer.transport_error
+
+
+@pytest.mark.parametrize("drip", ["headers", "body"])
+def test_a_node_that_drips_its_logs_times_out_within_the_deadline(drip: str) -> None:
+    """Outside attacker review: the log readers' reads were bounded by RPC_TIMEOUT_S each, so
+    a node sending a byte at a time held a range, and the indexer, for as long as it kept on.
+    Their whole answer is cut at the session's deadline, a timeout the follower retries."""
+    from dripping_node import dripping_node
+
+    from registry.chain.node_http import DeadlineSession
+    from registry.index.logreader import fetch_rows
+
+    with dripping_node(drip, size=1000) as url:
+        started = time.monotonic()
+        answer = fetch_rows(DeadlineSession(1.0), EventDecoder(0), url, {}, 5)
+    assert answer == ("timeout",)
+    assert time.monotonic() - started < 3

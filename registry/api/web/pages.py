@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from registry.api import search as search_api
+from registry.api.chain_threads import NodeWaits
 from registry.api.errors import NotFound
 from registry.api.resolve import ISCC_ID_CONFLICTS, gateway_url, web_url
 from registry.api.state import AppState, state_of
@@ -345,28 +346,47 @@ def _normalized_as(text: str, kind: search.Kind) -> str:
 # unless a reorg replaces it, and then only by seconds).
 _BLOCK_TIMES: dict[tuple[str, int], datetime] = {}
 _BLOCK_TIMES_LOCK = threading.Lock()
+# A page asks the node for the times it does not know for at most this long (a declaration
+# updated a thousand times has a thousand blocks); the rest show their block numbers until a
+# later view asks again.
+BLOCK_TIMES_BUDGET_S = 2.0
 
 
-def _block_times(state: AppState, blocks: Iterable[int]) -> dict[int, datetime]:
-    """Times of these blocks where the chain answers; none while the indexer reports a
-    problem (the node is likely away and every read would wait for its timeout)."""
+def _block_times(
+    state: AppState, node_waits: NodeWaits, blocks: Iterable[int]
+) -> dict[int, datetime]:
+    """Times of these blocks where the chain answers; none asked while the indexer reports a
+    problem (the node is likely away and every read would wait for its timeout), or while
+    every slot for node calls of the shared pool is taken (a hanging node must not hold a
+    thread per page view)."""
     contract = state.contract or ""
-    times = {}
-    for block in set(blocks):
-        with _BLOCK_TIMES_LOCK:
+    times: dict[int, datetime] = {}
+    unknown = []
+    with _BLOCK_TIMES_LOCK:
+        for block in set(blocks):
             known = _BLOCK_TIMES.get((contract, block))
-        if known is None and state.deployment is not None and state.indexer_problem is None:
+            if known is None:
+                unknown.append(block)
+            else:
+                times[block] = known
+    if not unknown or state.deployment is None or state.indexer_problem is not None:
+        return times
+    with node_waits.slot() as taken:
+        if not taken:
+            return times
+        stop = time.monotonic() + BLOCK_TIMES_BUDGET_S
+        for block in sorted(unknown):
+            if time.monotonic() > stop:
+                break
             try:
                 stamp = state.registry().w3.eth.get_block(block)["timestamp"]
             except Exception:  # the timeline falls back to block numbers
-                continue
-            known = datetime.fromtimestamp(int(stamp), tz=UTC)
+                break
+            times[block] = datetime.fromtimestamp(int(stamp), tz=UTC)
             with _BLOCK_TIMES_LOCK:
                 if len(_BLOCK_TIMES) > 100_000:
                     _BLOCK_TIMES.clear()
-                _BLOCK_TIMES[contract, block] = known
-        if known is not None:
-            times[block] = known
+                _BLOCK_TIMES[contract, block] = times[block]
     return times
 
 
@@ -383,7 +403,8 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
     current = answer["records"][-1]
     _prepare(state.store, answer["records"])
     history = state.store.history(resolution.query)
-    times = _block_times(state, (e["block_number"] for e in history))
+    node_waits = request.app.state.node_waits
+    times = _block_times(state, node_waits, (e["block_number"] for e in history))
     timeline = views.history_lines(history, times, resolution.query)
     return _page(
         request,

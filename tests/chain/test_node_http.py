@@ -1,0 +1,87 @@
+"""Requests to the chain node end within their deadline, however slowly the node answers: a
+node on a real socket that drips its headers or its body a byte at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from dripping_node import TLS, dripping_node
+
+from registry.chain import contract
+from registry.chain.node_http import DeadlineSession
+from registry.errors import ChainUnavailable
+
+
+def _call(session: requests.Session, url: str, method: str = "eth_chainId") -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": []}
+    # Given per request: a CA bundle named in the environment overrides the session's.
+    verify = str(TLS.with_suffix(".crt"))
+    return session.post(url, json=body, timeout=(5, 5), verify=verify).json()["result"]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+@pytest.mark.parametrize("drip", ["headers", "body"])
+def test_a_node_that_drips_its_answer_is_cut_at_the_deadline(drip: str, tls: bool) -> None:
+    """Outside attacker review: requests bounds each read (here 5 s), and a byte every 0.1 s
+    kept this 100-byte answer coming for 10 s (a node can go on for ever)."""
+    with dripping_node(drip, tls=tls) as url:
+        session = DeadlineSession(1.0)
+        started = time.monotonic()
+        with pytest.raises(requests.ReadTimeout, match="no whole answer within the deadline"):
+            _call(session, url)
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_session_answers_whole_answers_and_goes_on_after_a_cut(tls: bool) -> None:
+    """Answers of many reads arrive whole; after a request was cut, its connection is not
+    handed to the next one (urllib3 sees it dropped), so that one is answered."""
+    fast = frozenset({"eth_chainId"})
+    with dripping_node("body", fast_methods=fast, size=3_000_000, tls=tls) as url:
+        session = DeadlineSession(1.0)
+        assert _call(session, url) == "0x7a69"
+        with pytest.raises(requests.ReadTimeout):
+            _call(session, url, "eth_blockNumber")
+        assert [_call(session, url) for _ in range(3)] == ["0x7a69"] * 3
+
+
+def test_many_threads_share_one_session() -> None:
+    with dripping_node("body", fast_methods=frozenset({"eth_chainId"})) as url:
+        session = DeadlineSession(5.0)
+        answers: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda: answers.append(_call(session, url))) for _ in range(40)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert answers == ["0x7a69"] * 40
+
+
+def test_connecting_to_a_dripping_node_fails_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The probe's reads were bounded by CONNECT_TIMEOUT_S each, not in all."""
+    monkeypatch.setattr(contract, "CONNECT_TIMEOUT_S", 1.0)
+    with dripping_node("headers") as url:
+        started = time.monotonic()
+        with pytest.raises(ChainUnavailable, match="no Ethereum node answers"):
+            contract.connect(url)
+        assert time.monotonic() - started < 3
+
+
+def test_calls_after_the_probe_end_within_the_rpc_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that answers the probe and drips everything else: each call ends within
+    RPC_DEADLINE_S (and is not tried again)."""
+    monkeypatch.setattr(contract, "RPC_DEADLINE_S", 1.0)
+    with dripping_node("body", fast_methods=frozenset({"eth_chainId"})) as url:
+        w3 = contract.connect(url)
+        started = time.monotonic()
+        with pytest.raises(requests.ReadTimeout):
+            w3.eth.block_number  # noqa: B018 - the call is the test
+        assert time.monotonic() - started < 3
