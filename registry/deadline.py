@@ -2,39 +2,140 @@
 
 A socket's timeout bounds each operation, never an exchange: a peer that sends a byte every few
 seconds restarts the wait for ever (outside attacker reviews: a webhook receiver, a chain
-node). A timer shuts the exchange's sockets down at the deadline, the blocked read returns at
-once, and the caller, seeing its error and the deadline passed, reports the latter.
+node). A `Cut` names the sockets an exchange reads from and shuts them down when its deadline
+passes; the blocked read returns at once, and the caller, seeing its error and the deadline
+passed, reports the latter. A socket named after the deadline passed is shut down at once, so
+an exchange whose connect alone outlasted the deadline goes no further.
+
+One watchdog thread serves every Cut of the process: a timer thread per exchange cost about
+120 us of CPU for each call to the node (outside review, measured).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-__all__ = ["cut_after"]
+__all__ = ["Cut", "cut_after"]
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class Cut:
+    """The deadline of one exchange, within its `parent`'s if it has one."""
+
+    def __init__(self, at: float, parent: Cut | None = None) -> None:
+        self.at = at
+        self.parent = parent
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self.closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def expired(self) -> bool:
+        """Whether this deadline, or one it is within, has passed."""
+        return self._expired or (self.parent is not None and self.parent.expired)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Cut `sock` at this deadline and its parents' (at once if one passed)."""
+        cut: Cut | None = self
+        while cut is not None:
+            with cut._lock:
+                if cut._expired:
+                    _shut(sock)
+                elif not cut.closed:
+                    cut._sockets.append(sock)
+            cut = cut.parent
+
+    def unwatch(self, sock: socket.socket) -> None:
+        """Leave `sock` alone from now on: its exchange is over, and the connection may serve
+        another exchange, which this deadline must not cut."""
+        cut: Cut | None = self
+        while cut is not None:
+            with cut._lock, suppress(ValueError):
+                cut._sockets.remove(sock)
+            cut = cut.parent
+
+    def fire(self) -> None:
+        """The deadline passed: shut down the sockets (under the lock, so that none is handed
+        to another exchange meanwhile)."""
+        with self._lock:
+            if self.closed:
+                return
+            self._expired = True
+            for sock in self._sockets:
+                _shut(sock)
+            self._sockets.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._sockets.clear()
+
+
+class _Watchdog:
+    """Fires each Cut at its time; closed ones are dropped as they come up, and the heap is
+    rebuilt when they are most of it."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Cut]] = []
+        self._order = itertools.count()
+        self._live = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, cut: Cut) -> None:
+        with self._wake:
+            if len(self._heap) > 2 * self._live + 1024:
+                self._heap = [entry for entry in self._heap if not entry[2].closed]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (cut.at, next(self._order), cut))
+            self._live += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is cut:
+                self._wake.notify()
+
+    def done(self) -> None:
+        with self._wake:
+            self._live -= 1
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and self._heap[0][2].closed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 @contextmanager
-def cut_after(
-    seconds: float, sockets: Callable[[], Iterable[socket.socket | None]]
-) -> Iterator[threading.Event]:
-    """Shut down the sockets `sockets()` names if the block runs longer than `seconds`; the
-    event yielded tells whether that happened."""
-    expired = threading.Event()
-
-    def cut() -> None:
-        expired.set()
-        for sock in sockets():
-            if sock is not None:
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
+def cut_after(seconds: float, parent: Cut | None = None) -> Iterator[Cut]:
+    """A Cut at `seconds` from now (within `parent`) for the block; the sockets it watches are
+    left alone once the block ends."""
+    cut = Cut(time.monotonic() + seconds, parent)
+    _WATCHDOG.add(cut)
     try:
-        yield expired
+        yield cut
     finally:
-        timer.cancel()
+        cut.close()
+        _WATCHDOG.done()

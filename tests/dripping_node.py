@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DRIP_S = 0.1  # between two bytes: far below any read timeout here
+LATE_S = 0.8
 # A self-signed certificate for 127.0.0.1 (valid until 2126), made by `openssl req -x509`.
 TLS = Path(__file__).parent / "data" / "node-tls"
 
@@ -22,11 +23,18 @@ class _Server(ThreadingHTTPServer):
 
 @contextmanager
 def dripping_node(
-    drip: str, fast_methods: frozenset[str] = frozenset(), size: int = 0, tls: bool = False
+    drip: str,
+    fast_methods: frozenset[str] = frozenset(),
+    size: int = 0,
+    tls: bool = False,
+    late_methods: frozenset[str] = frozenset(),
+    hang_up_after: int | None = None,
 ) -> Iterator[str]:
     """A JSON-RPC node at the URL yielded (https with `tls`). It answers `fast_methods` at
-    once, the others a byte every DRIP_S: its whole answer ("headers") or only the body
-    ("body"). Its result is "0x7a69", padded with `size` spaces."""
+    once, `late_methods` whole after LATE_S, the others a byte every DRIP_S: its whole answer
+    ("headers") or only the body ("body"), and after `hang_up_after` dripped bytes it closes
+    the connection. Its result is "0x7a69", padded with `size` spaces. A body that is not a
+    JSON-RPC request (a webhook's) is dripped an answer too."""
     stop = threading.Event()
 
     class Node(BaseHTTPRequestHandler):
@@ -34,21 +42,28 @@ def dripping_node(
 
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            answer = {"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"}
+            method = request.get("method") if isinstance(request, dict) else None
+            answer_id = request.get("id", 1) if isinstance(request, dict) else 1
+            answer = {"jsonrpc": "2.0", "id": answer_id, "result": "0x7a69"}
             body = json.dumps(answer).encode() + b" " * size
             head = (
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body)
             )
-            if request["method"] in fast_methods:
+            if method in fast_methods or method in late_methods:
+                if method in late_methods and stop.wait(LATE_S):
+                    return
                 self.wfile.write(head + body)
                 return
             slow = head + body if drip == "headers" else body
             if drip == "body":
                 self.wfile.write(head)
             try:
-                for byte in slow:
+                for sent, byte in enumerate(slow):
                     if stop.wait(DRIP_S):
+                        return
+                    if sent == hang_up_after:
+                        self.close_connection = True
                         return
                     self.wfile.write(bytes([byte]))
                     self.wfile.flush()

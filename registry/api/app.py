@@ -23,7 +23,12 @@ from registry.api import (
     search,
 )
 from registry.api.admission import StoreReads
-from registry.api.chain_threads import NodeWaits, chain_admission
+from registry.api.chain_threads import (
+    PAGE_NODE_WAITS,
+    WALLET_NODE_WAITS,
+    NodeWaits,
+    chain_admission,
+)
 from registry.api.docs import install_docs
 from registry.api.errors import install_error_handlers
 from registry.api.health import HealthMonitor, Metrics
@@ -165,7 +170,8 @@ def create_app(
         ),
     )
     app.state.chain_admission = chain_admission()
-    app.state.node_waits = NodeWaits()
+    app.state.wallet_node_waits = NodeWaits(WALLET_NODE_WAITS)
+    app.state.page_node_waits = NodeWaits(PAGE_NODE_WAITS)
     app.state.event_feed = feed
     app.state.subscribe_limit = RateLimiter(notifications.SUBSCRIBE_PER_CLIENT_PER_MIN)
     app.state.note_policy = ledger.NotePolicy(

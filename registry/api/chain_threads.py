@@ -11,8 +11,9 @@ one client cannot take the queue from the others; beyond, they are refused at on
 
 A few requests of the shared pool ask the node in passing: a smart wallet's signature check on
 a licence note, the block times of a declaration page. They stay where they are, and their
-node calls take one of SHARED_NODE_WAITS slots (`NodeWaits`) or are not made: such a request
-is refused (503) or shown without the node's part.
+node calls take a slot (`NodeWaits`: WALLET_NODE_WAITS for wallet checks, PAGE_NODE_WAITS for
+pages, apart so that page views cannot take the wallet checks' slots) or are not made: such a
+request is refused (503) or shown without the node's part.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ __all__ = [
     "CHAIN_PER_CLIENT",
     "CHAIN_QUEUE",
     "CHAIN_THREADS",
-    "SHARED_NODE_WAITS",
+    "PAGE_NODE_WAITS",
+    "WALLET_NODE_WAITS",
     "NodeWaits",
     "chain_admission",
     "in_chain_thread",
@@ -40,7 +42,8 @@ __all__ = [
 CHAIN_THREADS = 8
 CHAIN_QUEUE = 32
 CHAIN_PER_CLIENT = 8
-SHARED_NODE_WAITS = 4
+WALLET_NODE_WAITS = 4
+PAGE_NODE_WAITS = 2
 
 
 def chain_admission() -> StoreReads:
@@ -59,7 +62,7 @@ class NodeWaits:
     once. A call finds a slot free or is not made; it never queues for one, since a queue
     would hold the very threads that the bound is there to keep free."""
 
-    def __init__(self, slots: int = SHARED_NODE_WAITS) -> None:
+    def __init__(self, slots: int) -> None:
         self._free = threading.BoundedSemaphore(slots)
 
     @contextmanager

@@ -234,10 +234,11 @@ def _wallet(request: Request) -> WalletCheck:
     """A smart-wallet party's signature check on this service's node (ERC-1271); asked only
     when a signature is not by a key, after the client's attempt was counted, and once per
     request (the note is verified again where it is stored). The check runs in this route's
-    thread of the shared pool, so it takes one of the node waits' slots or is refused: a node
-    that hangs would otherwise hold a thread per smart-wallet note for its whole timeout."""
+    thread of the shared pool, so it takes one of WALLET_NODE_WAITS slots or is refused: a
+    node that hangs would otherwise hold a thread per smart-wallet note for its whole
+    deadline."""
     state = state_of(request)
-    node_waits: NodeWaits = request.app.state.node_waits
+    node_waits: NodeWaits = request.app.state.wallet_node_waits
     answers: dict[tuple[str, bytes, bytes], bool | None] = {}
 
     def check(account: str, digest: bytes, signature: bytes) -> bool | None:

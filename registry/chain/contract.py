@@ -13,7 +13,7 @@ import requests
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import (
     ContractCustomError,
@@ -22,11 +22,17 @@ from web3.exceptions import (
     Web3RPCError,
 )
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
+from web3.types import RPCEndpoint, RPCResponse
 
 from registry.chain.artifact import CONTRACT_NAME, LICENCES_NAME, artifact
 from registry.chain.deployment import Deployment
 from registry.chain.iscc_id import IsccId
-from registry.chain.node_http import RPC_DEADLINE_S, RPC_TIMEOUT_S, DeadlineSession
+from registry.chain.node_http import (
+    RPC_DEADLINE_S,
+    RPC_TIMEOUT_S,
+    DeadlineSession,
+    node_deadline,
+)
 from registry.chain.sender import NO_FUNDS, Sender, no_funds
 from registry.errors import ChainUnavailable, InvalidDeclaration, InvalidGrant, RegistryError
 
@@ -93,16 +99,34 @@ def node_name(rpc_url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
+class _DeadlineProvider(HTTPProvider):
+    """web3's HTTP provider with one deadline per call, the tries web3 makes again included
+    (a node that drips for nearly the deadline and then drops the connection would otherwise
+    get each try's deadline anew: outside review)."""
+
+    def __init__(self, rpc_url: str, deadline_s: float, **kwargs: Any) -> None:
+        super().__init__(rpc_url, session=DeadlineSession(deadline_s), **kwargs)
+        self.deadline_s = deadline_s
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with node_deadline(self.deadline_s):
+            return super().make_request(method, params)
+
+    def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> Any:
+        with node_deadline(self.deadline_s):
+            return super().make_batch_request(batch_requests)
+
+
 def connect(rpc_url: str) -> Web3:
     """A web3 connection that fails fast with ChainUnavailable when nobody answers: within
     CONNECT_TIMEOUT_S, tried once. Later calls retry a refused or dropped connection (quick to
     tell; a connection not made within CONNECT_TIMEOUT_S counts as one), never a node that
     did not answer within RPC_TIMEOUT_S: it will not on the next try either, and web3's
     default tried five times."""
-    probe = Web3.HTTPProvider(
+    probe = _DeadlineProvider(
         rpc_url,
+        CONNECT_TIMEOUT_S,
         request_kwargs={"timeout": CONNECT_TIMEOUT_S},
-        session=DeadlineSession(CONNECT_TIMEOUT_S),
         exception_retry_configuration=None,
     )
     try:
@@ -115,10 +139,10 @@ def connect(rpc_url: str) -> Web3:
         errors=(requests.ConnectionError, requests.HTTPError), retries=3
     )
     return Web3(
-        Web3.HTTPProvider(
+        _DeadlineProvider(
             rpc_url,
+            RPC_DEADLINE_S,
             request_kwargs={"timeout": (CONNECT_TIMEOUT_S, RPC_TIMEOUT_S)},
-            session=DeadlineSession(RPC_DEADLINE_S),
             exception_retry_configuration=retries,
         )
     )

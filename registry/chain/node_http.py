@@ -5,8 +5,11 @@ does urllib3 (its `Timeout.total` bounds the connect plus each read). A node tha
 every few seconds, in its headers or its body, held the caller for as long as it kept dripping
 (outside attacker review): a chain thread of the service, the health check, the indexer. Here
 each request is cut at its deadline (`registry.deadline`) and fails with requests.ReadTimeout.
-The sockets to cut are those the request reads from, which its connections name as they
-start waiting for an answer.
+
+The sockets to cut are the ones the request uses: its connections name theirs as soon as they
+are made (before a TLS handshake) and as they start waiting for an answer, and leave the
+deadline when urllib3 takes them back into its pool. Name resolution is not bounded: no socket
+to cut exists yet, and the resolver is the operator's own.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from registry.deadline import cut_after
+from registry.deadline import Cut, cut_after
 
 __all__ = ["RPC_DEADLINE_S", "RPC_TIMEOUT_S", "DeadlineSession", "node_deadline"]
 
@@ -31,71 +35,101 @@ RPC_TIMEOUT_S = 30
 RPC_DEADLINE_S = 4 * RPC_TIMEOUT_S
 """How long one RPC request may take in all, its answer read whole."""
 
-# The deadline this thread's requests run under: the sockets they read from, and whether it
-# passed; None outside one.
+# The innermost deadline this thread's requests run under (None outside one).
 _reading = threading.local()
 
 
 @contextmanager
-def node_deadline(seconds: float) -> Iterator[threading.Event]:
-    """Every request that this thread makes through a DeadlineSession in the block is cut
-    when the block has run `seconds`, answers being read included (a `stream=True` answer
-    read after the request returned); the event yielded tells whether it was. A deadline
-    within another is the outer one."""
-    outer = getattr(_reading, "deadline", None)
-    if outer is not None:
-        yield outer[1]
-        return
-    sockets: list[socket.socket] = []
-    try:
-        # A socket that finished before the cut is back in urllib3's pool, which sees it
-        # dropped and connects anew.
-        with cut_after(seconds, lambda: sockets) as expired:
-            _reading.deadline = (sockets, expired)
-            yield expired
-    finally:
-        _reading.deadline = None
+def node_deadline(seconds: float) -> Iterator[Cut]:
+    """Every request this thread makes through a DeadlineSession in the block is cut when the
+    block has run `seconds`, or when a deadline it is within passes; answers being read are
+    cut too (a `stream=True` answer is read after the request returned). The Cut yielded
+    says whether that happened (`expired`)."""
+    parent: Cut | None = getattr(_reading, "cut", None)
+    with cut_after(seconds, parent) as cut:
+        _reading.cut = cut
+        try:
+            yield cut
+        finally:
+            _reading.cut = parent
 
 
 def _watch(sock: socket.socket | None) -> None:
-    deadline = getattr(_reading, "deadline", None)
-    if deadline is not None and sock is not None:
-        deadline[0].append(sock)
+    cut: Cut | None = getattr(_reading, "cut", None)
+    if cut is not None and sock is not None:
+        cut.watch(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _watch(self.sock)  # before the status line is read: headers can drip too
-        return super().getresponse(*args, **kwargs)
+class _Watched:
+    """What the connections of a DeadlineSession add: they name their socket to the thread's
+    deadline when it is made and when they wait for an answer (a kept-alive connection is
+    made by an earlier request)."""
 
+    sock: socket.socket | None
+    raw_sock: socket.socket | None = None
+    """The socket under TLS: a TLS connection's `sock` is another object on the same one."""
 
-class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        self.raw_sock = sock
+        _watch(sock)
+        return sock
+
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _watch(self.sock)
-        return super().getresponse(*args, **kwargs)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _Released:
+    """A connection urllib3 takes back leaves the deadline of the request that used it."""
+
+    def _put_conn(self, conn: Any) -> None:
+        cut: Cut | None = getattr(_reading, "cut", None)
+        if cut is not None and conn is not None:
+            for sock in (conn.sock, conn.raw_sock):
+                if sock is not None:
+                    cut.unwatch(sock)
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _WatchedHTTPPool(_Released, HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class _WatchedHTTPSPool(_Released, HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class _WatchedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _WatchedHTTPPool,
-            "https": _WatchedHTTPSPool,
-        }
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through an HTTP(S) proxy (HTTPS_PROXY in the environment is enough) the requests go
+        # by the proxy manager's pools; a SOCKS proxy's connections are its own, unwatched.
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 class DeadlineSession(requests.Session):
     """A requests session whose every request, answer read whole, ends within `deadline_s`
-    or fails with requests.ReadTimeout. A `stream=True` answer is read after the request
-    returned: read it inside `node_deadline`."""
+    (or the thread's `node_deadline`, if that ends first) or fails with requests.ReadTimeout.
+    A `stream=True` answer is read after the request returned: read it inside
+    `node_deadline`."""
 
     def __init__(self, deadline_s: float) -> None:
         super().__init__()
@@ -107,16 +141,16 @@ class DeadlineSession(requests.Session):
         self.mount("https://", adapter)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        with node_deadline(self.deadline_s) as expired:
+        with node_deadline(self.deadline_s) as cut:
             try:
                 response = super().send(request, **kwargs)
             except (requests.RequestException, OSError) as exc:
-                if expired.is_set():
+                if cut.expired:
                     raise requests.ReadTimeout(
                         f"no whole answer within the deadline ({type(exc).__name__})"
                     ) from None
                 raise
             # An answer read until the connection closed looks whole when the timer cut it.
-            if expired.is_set():
+            if cut.expired:
                 raise requests.ReadTimeout("no whole answer within the deadline")
             return response

@@ -92,7 +92,7 @@ def fetch_rows(
     """POST eth_getLogs, parse the answer and build the store's rows the cheapest way: what a
     worker does, and what the follower does for the ranges it reads in-process."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]}
-    with node_deadline(session.deadline_s) as expired:
+    with node_deadline(session.deadline_s) as cut:
         try:
             response = session.post(url, json=body, timeout=timeout, stream=True)
             # One read of the whole body: `response.content` reads it in 10 kB chunks, which
@@ -101,10 +101,10 @@ def fetch_rows(
         except (requests.Timeout, urllib3.exceptions.TimeoutError):
             return ("timeout",)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if expired.is_set():
+            if cut.expired:
                 return ("timeout",)
             return ("transport", f"{type(exc).__name__}: {exc}")
-        if expired.is_set():  # a body read until the connection closed, cut short
+        if cut.expired:  # a body read until the connection closed, cut short
             return ("timeout",)
     if response.status_code == 429:
         return ("rate_limited", response.headers.get("Retry-After"))

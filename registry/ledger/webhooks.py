@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from registry import __version__
-from registry.deadline import cut_after
+from registry.deadline import Cut, cut_after
 from registry.errors import InputError
 
 __all__ = [
@@ -154,28 +154,33 @@ def check_url(url: str, allow_private: bool = False) -> Target:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    """Connects to the vetted address, not to whatever the name resolves to by then."""
+    """Connects to the vetted address, not to whatever the name resolves to by then; the
+    socket is cut at the exchange's deadline (`cut`)."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, timeout: float, cut: Cut) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self.address = target.address
+        self.cut = cut
+
+    def _connected(self) -> socket.socket:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        # Before anything is read from it: a receiver may hold the TLS handshake, and a slow
+        # connect may have used up the deadline already (then it is cut at once).
+        self.cut.watch(sock)
+        return sock
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._connected()
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class _PinnedHTTPS(_PinnedHTTP):
     """The vetted address, with the certificate checked against the URL's host name."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(
-            target.host, target.port, timeout=timeout, context=ssl.create_default_context()
-        )
-        self.address = target.address
+    default_port = http.client.HTTPS_PORT  # the Host header names no port for 443
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+        context = ssl.create_default_context()
+        self.sock = context.wrap_socket(self._connected(), server_hostname=self.host)
 
 
 @dataclass(frozen=True)
@@ -200,29 +205,30 @@ def post(
     except UnsafeUrl as exc:
         return Outcome(False, None, str(exc))
     factory = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
-    conn = factory(target, timeout_s)
     sent = {
         "Content-Type": "application/json",
         "User-Agent": f"iscc-registry/{__version__}",
         "Connection": "close",
         **headers,
     }
-    try:
-        # Each socket operation has `timeout_s`, but a receiver dripping a byte at a time
-        # would restart it forever: the whole exchange is cut at `timeout_s` too.
-        with cut_after(timeout_s, lambda: (conn.sock,)) as expired:
-            try:
-                conn.request("POST", target.path, body=body, headers=sent)
-                answer = conn.getresponse()
-                excerpt = answer.read(ANSWER_READ)
-                status = answer.status
-            except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-                # Whichever ran out first, the socket's wait or the whole exchange's deadline.
-                if expired.is_set() or isinstance(exc, TimeoutError):
-                    return Outcome(False, None, f"no answer within {timeout_s:g} s")
-                return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:300])
-    finally:
-        conn.close()
+    # Each socket operation has `timeout_s`, but a receiver dripping a byte at a time would
+    # restart it forever: the whole exchange is cut at `timeout_s` too.
+    with cut_after(timeout_s) as cut:
+        conn = factory(target, timeout_s, cut)
+        try:
+            conn.request("POST", target.path, body=body, headers=sent)
+            answer = conn.getresponse()
+            excerpt = answer.read(ANSWER_READ)
+            status = answer.status
+        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+            # Whichever ran out first, the socket's wait or the whole exchange's deadline.
+            if cut.expired or isinstance(exc, TimeoutError):
+                return Outcome(False, None, f"no answer within {timeout_s:g} s")
+            return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            conn.close()
+        if cut.expired:  # an answer read until the connection closed, cut short
+            return Outcome(False, None, f"no answer within {timeout_s:g} s")
     if 200 <= status < 300:
         return Outcome(True, status, None)
     if 300 <= status < 400:

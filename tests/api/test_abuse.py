@@ -1532,9 +1532,9 @@ def test_a_page_asks_the_node_for_block_times_within_a_budget(
         return {"timestamp": 1_700_000_000 + block}
 
     state = _page_state(slow)
-    first = pages._block_times(state, NodeWaits(), range(1, 1001))
+    first = pages._block_times(state, NodeWaits(2), range(1, 1001))
     assert 1 <= len(first) == len(asked) <= 6
-    second = pages._block_times(state, NodeWaits(), range(1, 1001))
+    second = pages._block_times(state, NodeWaits(2), range(1, 1001))
     assert set(first) < set(second)  # known times kept, more asked
     assert len(asked) == len(second)
     assert all(time.timestamp() == 1_700_000_000 + block for block, time in second.items())
@@ -1545,21 +1545,21 @@ def test_a_page_asks_the_node_for_block_times_within_a_budget(
         failed.append(block)
         raise TimeoutError("the node did not answer")
 
-    assert pages._block_times(_page_state(down), NodeWaits(), range(1, 1001)) == {}
+    assert pages._block_times(_page_state(down), NodeWaits(2), range(1, 1001)) == {}
     assert len(failed) == 1
 
 
 def test_a_page_does_not_wait_on_the_node_when_its_slots_are_taken() -> None:
     """With every slot for node calls of the shared pool taken (a node that hangs), a page
     shows the block times it knows and asks nothing."""
-    from registry.api.chain_threads import SHARED_NODE_WAITS, NodeWaits
+    from registry.api.chain_threads import PAGE_NODE_WAITS, NodeWaits
     from registry.api.web import pages
 
     asked: list[int] = []
     state = _page_state(lambda block: asked.append(block) or {"timestamp": block})
-    waits = NodeWaits()
+    waits = NodeWaits(PAGE_NODE_WAITS)
     assert pages._block_times(state, waits, [7]) == {7: pages.datetime.fromtimestamp(7, pages.UTC)}
-    held = [waits.slot() for _ in range(SHARED_NODE_WAITS)]
+    held = [waits.slot() for _ in range(PAGE_NODE_WAITS)]
     assert all(slot.__enter__() for slot in held)
     assert pages._block_times(state, waits, [7, 8, 9]) == {
         7: pages.datetime.fromtimestamp(7, pages.UTC)
@@ -1568,3 +1568,20 @@ def test_a_page_does_not_wait_on_the_node_when_its_slots_are_taken() -> None:
     for slot in held:
         slot.__exit__(None, None, None)
     assert set(pages._block_times(state, waits, [7, 8, 9])) == {7, 8, 9}
+
+
+def test_a_page_stops_a_dripping_node_at_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside review: the page's budget was checked before each call only, so one answer
+    that dripped held the page for the node's whole deadline (120 s)."""
+    from dripping_node import dripping_node
+
+    from registry.api.chain_threads import NodeWaits
+    from registry.api.web import pages
+    from registry.chain import contract
+
+    monkeypatch.setattr(pages, "BLOCK_TIMES_BUDGET_S", 0.5)
+    with dripping_node("body", fast_methods=frozenset({"eth_chainId"})) as url:
+        w3 = contract.connect(url)
+        started = time.monotonic()
+        assert pages._block_times(_page_state(w3.eth.get_block), NodeWaits(1), [5]) == {}
+        assert time.monotonic() - started < 2

@@ -345,13 +345,13 @@ def test_a_hanging_node_holds_few_shared_threads_for_wallet_notes(
     """Own review: a smart wallet's signature check runs in the note route's thread of the
     shared pool (40 threads, every sync route's). With a node that hangs, each wallet-signed
     note held one for the node's whole timeout, and a few clients posting such notes held
-    every thread: searches, pages and cases waited behind them. At most SHARED_NODE_WAITS
+    every thread: searches, pages and cases waited behind them. At most WALLET_NODE_WAITS
     such checks wait on the node; a note that finds no free slot is refused at once (503)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from registry.api import ledger as api_ledger
-    from registry.api.chain_threads import SHARED_NODE_WAITS
+    from registry.api.chain_threads import WALLET_NODE_WAITS
 
     release = threading.Event()
     asked: list[str] = []
@@ -364,21 +364,21 @@ def test_a_hanging_node_holds_few_shared_threads_for_wallet_notes(
     _fake_node(monkeypatch, True)
     monkeypatch.setattr(api_ledger, "wallet_accepts", hanging)
     owner = Account.create()
-    posted = SHARED_NODE_WAITS + 2
+    posted = WALLET_NODE_WAITS + 2
     wallet_notes = [usage_note(Account.create(), work[1], 1, signer=owner) for _ in range(posted)]
     with ThreadPoolExecutor(posted) as pool:
         try:
             held = [pool.submit(api.post, "/v1/usage", json=note) for note in wallet_notes]
             deadline = time.monotonic() + 10
-            while len(asked) < SHARED_NODE_WAITS or sum(f.done() for f in held) < 2:
+            while len(asked) < WALLET_NODE_WAITS or sum(f.done() for f in held) < 2:
                 assert time.monotonic() < deadline, (len(asked), [f.done() for f in held])
                 time.sleep(0.02)
             refused = [f.result() for f in held if f.done()]
             assert [a.status_code for a in refused] == [503, 503]
             assert {a.json()["error"] for a in refused} == {"overloaded"}
-            assert len(asked) == SHARED_NODE_WAITS
+            assert len(asked) == WALLET_NODE_WAITS
             # A page that would ask the node for block times answers without them.
             assert api.get(f"/declaration/{work[0]}").status_code == 200
         finally:
             release.set()
-    assert sorted(f.result().status_code for f in held) == [201] * SHARED_NODE_WAITS + [503] * 2
+    assert sorted(f.result().status_code for f in held) == [201] * WALLET_NODE_WAITS + [503] * 2

@@ -12,7 +12,7 @@ import requests
 from dripping_node import TLS, dripping_node
 
 from registry.chain import contract
-from registry.chain.node_http import DeadlineSession
+from registry.chain.node_http import DeadlineSession, node_deadline
 from registry.errors import ChainUnavailable
 
 
@@ -85,3 +85,73 @@ def test_calls_after_the_probe_end_within_the_rpc_deadline(monkeypatch: pytest.M
         with pytest.raises(requests.ReadTimeout):
             w3.eth.block_number  # noqa: B018 - the call is the test
         assert time.monotonic() - started < 3
+
+
+def test_a_socket_made_after_the_deadline_passed_is_cut_at_once() -> None:
+    """Outside review: sockets were named to the deadline only as they waited for an answer,
+    and a deadline that passed while none was named (a slow connect or TLS handshake) cut
+    nothing, ever: the answer then dripped unbounded."""
+    with dripping_node("headers") as url:
+        session = DeadlineSession(30.0)
+        started = time.monotonic()
+        with node_deadline(0.3):
+            time.sleep(0.5)  # as if connecting alone had outlasted the deadline
+            with pytest.raises(requests.ReadTimeout):
+                _call(session, url)
+        assert time.monotonic() - started < 2
+
+
+def test_the_deadline_holds_through_an_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside review: with HTTP_PROXY in the environment, requests went by the proxy
+    manager's pools, whose connections nobody watched: a dripping proxy (or node behind it)
+    was never cut."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with dripping_node("headers") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        session = DeadlineSession(1.0)
+        started = time.monotonic()
+        with pytest.raises(requests.ReadTimeout):
+            _call(session, "http://node.invalid:8545/")
+        assert time.monotonic() - started < 3
+
+
+def test_a_deadline_leaves_alone_a_connection_another_request_took_over() -> None:
+    """Outside review: a socket stayed named to its request's deadline after urllib3 took
+    its connection back, so a deadline passing after the request (its block still running)
+    cut another thread's request on the same connection."""
+    fast, late = frozenset({"eth_chainId"}), frozenset({"eth_blockNumber"})
+    with dripping_node("body", fast_methods=fast, late_methods=late) as url:
+        session = DeadlineSession(30.0)
+        released, done = threading.Event(), threading.Event()
+
+        def first() -> None:
+            with node_deadline(0.4):
+                _call(session, url)  # its connection goes back to the pool
+                released.set()
+                done.wait(5)  # the block outlives its request and its deadline
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        try:
+            assert released.wait(5)
+            # Takes the pooled connection, and is answered after LATE_S (0.8 s) > 0.4 s.
+            assert _call(session, url, "eth_blockNumber") == "0x7a69"
+        finally:
+            done.set()
+            thread.join(5)
+
+
+def test_a_call_and_the_tries_web3_makes_again_share_one_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside review: a node that drips for nearly the deadline and then hangs up gave web3
+    a connection error, which it tries again (3 times), each try with a deadline of its own."""
+    monkeypatch.setattr(contract, "RPC_DEADLINE_S", 1.5)
+    fast = frozenset({"eth_chainId"})
+    with dripping_node("headers", fast_methods=fast, hang_up_after=9) as url:
+        w3 = contract.connect(url)
+        started = time.monotonic()
+        with pytest.raises(requests.ReadTimeout):
+            w3.eth.block_number  # noqa: B018 - the call is the test
+        assert time.monotonic() - started < 2.5

@@ -559,3 +559,28 @@ def test_review_a_work_filter_without_the_iscc_prefix_still_finds_its_notices(
     assert bare != WORK
     found, _position = notify.matching_notices(store, 0, 100, work=bare)
     assert [n["id"] for n in found] == [mine]
+
+
+def test_a_webhook_whose_connect_outlasts_the_deadline_is_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside review: the deadline cut `conn.sock`, which is None until the connection (and
+    its TLS handshake) is made; a deadline that passed meanwhile cut nothing, and a receiver
+    that then dripped its answer held the delivery as long as it liked, and was reported
+    delivered. The socket is named to the deadline as soon as it exists, and cut at once."""
+    import socket
+
+    from dripping_node import dripping_node
+
+    connect = socket.create_connection
+
+    def slow(*args: Any, **kwargs: Any) -> socket.socket:
+        time.sleep(1.2)  # a dropped SYN, sent again
+        return connect(*args, **kwargs)
+
+    with dripping_node("headers") as url:
+        monkeypatch.setattr(webhooks.socket, "create_connection", slow)
+        started = time.monotonic()
+        outcome = webhooks.post(url + "/hook", b"{}", {}, timeout_s=1.0, allow_private=True)
+    assert (outcome.delivered, outcome.error) == (False, "no answer within 1 s")
+    assert time.monotonic() - started < 3

@@ -27,6 +27,7 @@ from registry.api.state import AppState, state_of
 from registry.api.web import ledger_views, views
 from registry.api.web.explain import compare_codes, explain_code, unit_title
 from registry.chain.iscc_id import IsccId
+from registry.chain.node_http import node_deadline
 from registry.errors import InputError, InvalidCode, RegistryError, UnsupportedMedia
 from registry.iscc.codec import code_from_bytes, code_to_bytes, multihash_to_digest
 from registry.ledger import cases as ledger_cases
@@ -371,12 +372,12 @@ def _block_times(
                 times[block] = known
     if not unknown or state.deployment is None or state.indexer_problem is not None:
         return times
-    with node_waits.slot() as taken:
+    # The budget bounds the node's answers too: one that drips is cut at its end.
+    with node_waits.slot() as taken, node_deadline(BLOCK_TIMES_BUDGET_S) as cut:
         if not taken:
             return times
-        stop = time.monotonic() + BLOCK_TIMES_BUDGET_S
         for block in sorted(unknown):
-            if time.monotonic() > stop:
+            if cut.expired:
                 break
             try:
                 stamp = state.registry().w3.eth.get_block(block)["timestamp"]
@@ -403,7 +404,7 @@ def declaration_page(request: Request, iscc_id: str) -> HTMLResponse:
     current = answer["records"][-1]
     _prepare(state.store, answer["records"])
     history = state.store.history(resolution.query)
-    node_waits = request.app.state.node_waits
+    node_waits = request.app.state.page_node_waits
     times = _block_times(state, node_waits, (e["block_number"] for e in history))
     timeline = views.history_lines(history, times, resolution.query)
     return _page(
