@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import os
 import socket
 import threading
 import time
@@ -24,9 +26,15 @@ from contextlib import contextmanager, suppress
 __all__ = ["Cut", "cut_after"]
 
 
+# The longest the watchdog sleeps at once (Condition.wait refuses longer waits).
+_LONGEST_WAIT_S = 3600.0
+
+
 def _shut(sock: socket.socket) -> None:
-    with suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+    # TLS within TLS (an https:// proxy) is urllib3's SSLTransport, which has no shutdown: its
+    # `socket` is the one under it. Whatever else a socket raises, the cut goes on to the next.
+    with suppress(Exception):
+        getattr(sock, "socket", sock).shutdown(socket.SHUT_RDWR)
 
 
 class Cut:
@@ -42,8 +50,11 @@ class Cut:
 
     @property
     def expired(self) -> bool:
-        """Whether this deadline, or one it is within, has passed."""
-        return self._expired or (self.parent is not None and self.parent.expired)
+        """Whether this deadline, or one it is within, has passed (by the clock, too: the
+        watchdog may not have come round to it yet)."""
+        if self._expired or time.monotonic() >= self.at:
+            return True
+        return self.parent is not None and self.parent.expired
 
     def watch(self, sock: socket.socket) -> None:
         """Cut `sock` at this deadline and its parents' (at once if one passed)."""
@@ -52,7 +63,7 @@ class Cut:
             with cut._lock:
                 if cut._expired:
                     _shut(sock)
-                elif not cut.closed:
+                elif not cut.closed and sock not in cut._sockets:
                     cut._sockets.append(sock)
             cut = cut.parent
 
@@ -108,7 +119,7 @@ class _Watchdog:
 
     def done(self) -> None:
         with self._wake:
-            self._live -= 1
+            self._live = max(0, self._live - 1)
 
     def _run(self) -> None:
         with self._wake:
@@ -120,18 +131,31 @@ class _Watchdog:
                     continue
                 wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
-                    self._wake.wait(wait)
+                    self._wake.wait(min(wait, _LONGEST_WAIT_S))
                     continue
-                heapq.heappop(self._heap)[2].fire()
+                with suppress(Exception):  # the watchdog must outlive any one cut
+                    heapq.heappop(self._heap)[2].fire()
 
 
 _WATCHDOG = _Watchdog()
+
+
+def _forked() -> None:
+    """A child of fork() has no watchdog thread, and must not fire its parent's cuts: they
+    would shut down the parent's sockets through the inherited descriptors."""
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 @contextmanager
 def cut_after(seconds: float, parent: Cut | None = None) -> Iterator[Cut]:
     """A Cut at `seconds` from now (within `parent`) for the block; the sockets it watches are
     left alone once the block ends."""
+    if math.isnan(seconds):
+        raise ValueError("a deadline of NaN seconds")
     cut = Cut(time.monotonic() + seconds, parent)
     _WATCHDOG.add(cut)
     try:

@@ -54,29 +54,51 @@ def node_deadline(seconds: float) -> Iterator[Cut]:
             _reading.cut = parent
 
 
-def _watch(sock: socket.socket | None) -> None:
-    cut: Cut | None = getattr(_reading, "cut", None)
-    if cut is not None and sock is not None:
-        cut.watch(sock)
-
-
 class _Watched:
     """What the connections of a DeadlineSession add: they name their socket to the thread's
-    deadline when it is made and when they wait for an answer (a kept-alive connection is
-    made by an earlier request)."""
+    deadline as soon as it is made and as they wait for an answer (a kept-alive connection
+    was made by an earlier request), and remember the deadline, so that the socket leaves it
+    when urllib3 takes the connection back, whichever thread gives it back."""
 
-    sock: socket.socket | None
-    raw_sock: socket.socket | None = None
-    """The socket under TLS: a TLS connection's `sock` is another object on the same one."""
+    sock: Any
+    watched_by: Cut | None = None
+    _handshake: socket.socket | None = None
+
+    def _watch(self, sock: Any) -> None:
+        cut: Cut | None = getattr(_reading, "cut", None)
+        if cut is not None and sock is not None:
+            if self.watched_by is not None and self.watched_by is not cut:
+                self.unwatch()
+            cut.watch(sock)
+            self.watched_by = cut
+
+    def unwatch(self) -> None:
+        if self.watched_by is not None and self.sock is not None:
+            self.watched_by.unwatch(self.sock)
+        self.watched_by = None
 
     def _new_conn(self) -> socket.socket:
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-        self.raw_sock = sock
-        _watch(sock)
+        # TLS takes the socket over (its descriptor moves to the TLS socket) before the
+        # handshake, which a node may hold: a duplicate of it is cut meanwhile, as shutting
+        # it down ends the connection for both.
+        self._handshake = sock.dup()
+        self._watch(self._handshake)
         return sock
 
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            handshake, self._handshake = self._handshake, None
+            if handshake is not None:
+                if self.watched_by is not None:
+                    self.watched_by.unwatch(handshake)
+                handshake.close()
+        self._watch(self.sock)
+
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _watch(self.sock)
+        self._watch(self.sock)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -92,11 +114,8 @@ class _Released:
     """A connection urllib3 takes back leaves the deadline of the request that used it."""
 
     def _put_conn(self, conn: Any) -> None:
-        cut: Cut | None = getattr(_reading, "cut", None)
-        if cut is not None and conn is not None:
-            for sock in (conn.sock, conn.raw_sock):
-                if sock is not None:
-                    cut.unwatch(sock)
+        if conn is not None:
+            conn.unwatch()
         super()._put_conn(conn)  # type: ignore[misc]
 
 

@@ -180,7 +180,13 @@ class _PinnedHTTPS(_PinnedHTTP):
 
     def connect(self) -> None:
         context = ssl.create_default_context()
-        self.sock = context.wrap_socket(self._connected(), server_hostname=self.host)
+        # TLS takes the socket over (the plain one is left without a descriptor), so the TLS
+        # socket is the one to cut, the handshake included.
+        self.sock = context.wrap_socket(
+            self._connected(), server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self.cut.watch(self.sock)
+        self.sock.do_handshake()
 
 
 @dataclass(frozen=True)

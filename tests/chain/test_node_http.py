@@ -3,6 +3,7 @@ node on a real socket that drips its headers or its body a byte at a time."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -155,3 +156,51 @@ def test_a_call_and_the_tries_web3_makes_again_share_one_deadline(
         with pytest.raises(requests.ReadTimeout):
             w3.eth.block_number  # noqa: B018 - the call is the test
         assert time.monotonic() - started < 2.5
+
+
+def test_a_tls_handshake_the_node_holds_is_cut_at_the_deadline() -> None:
+    """Outside review: TLS takes the plain socket over before its handshake, so the socket
+    the deadline named could not be shut down, and a node that never sent its side of the
+    handshake held the call for the socket's timeout (here 5 s)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # accepts connections (the kernel does), answers nothing
+    with server:
+        session = DeadlineSession(1.0)
+        started = time.monotonic()
+        with pytest.raises(requests.ReadTimeout):
+            _call(session, f"https://127.0.0.1:{server.getsockname()[1]}")
+        assert time.monotonic() - started < 3
+
+
+def test_a_connection_given_back_by_another_thread_leaves_its_deadline() -> None:
+    """Outside review: a connection left the deadline of the thread that gave it back to
+    urllib3's pool; an answer read in another thread (stream=True) left it named to the
+    first thread's deadline, which then cut whoever used the connection next."""
+    fast, late = frozenset({"eth_chainId"}), frozenset({"eth_blockNumber"})
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    with dripping_node("body", fast_methods=fast, late_methods=late) as url:
+        session = DeadlineSession(30.0)
+        answers: list[requests.Response] = []
+        asked, done = threading.Event(), threading.Event()
+
+        def first() -> None:
+            with node_deadline(0.4):
+                # As `_call` asks (the same pool: its key holds the CA bundle), but streamed.
+                verify = str(TLS.with_suffix(".crt"))
+                answers.append(
+                    session.post(url, json=body, timeout=(5, 5), stream=True, verify=verify)
+                )
+                asked.set()
+                done.wait(5)  # the block outlives its request and its deadline
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        try:
+            assert asked.wait(5)
+            assert answers[0].json()["result"] == "0x7a69"  # read here
+            answers[0].close()  # and given back to the pool from here
+            assert _call(session, url, "eth_blockNumber") == "0x7a69"
+        finally:
+            done.set()
+            thread.join(5)

@@ -584,3 +584,23 @@ def test_a_webhook_whose_connect_outlasts_the_deadline_is_cut(
         outcome = webhooks.post(url + "/hook", b"{}", {}, timeout_s=1.0, allow_private=True)
     assert (outcome.delivered, outcome.error) == (False, "no answer within 1 s")
     assert time.monotonic() - started < 3
+
+
+def test_an_https_webhook_that_drips_its_answer_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside review: TLS takes the plain socket over (its descriptor moves to the TLS
+    socket), so the socket the deadline named could no longer be shut down, and an https
+    receiver dripping its answer was bounded by the wait per read only."""
+    import ssl
+
+    from dripping_node import TLS, dripping_node
+
+    make = ssl.create_default_context
+    trusting = lambda: make(cafile=str(TLS.with_suffix(".crt")))  # noqa: E731 - its certificate
+    monkeypatch.setattr(webhooks.ssl, "create_default_context", trusting)
+    with dripping_node("body", tls=True) as url:
+        started = time.monotonic()
+        outcome = webhooks.post(url + "/hook", b"{}", {}, timeout_s=1.0, allow_private=True)
+    assert (outcome.delivered, outcome.error) == (False, "no answer within 1 s")
+    assert time.monotonic() - started < 2.5
