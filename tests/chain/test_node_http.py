@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -76,16 +78,24 @@ def test_connecting_to_a_dripping_node_fails_within_the_connect_timeout(
         assert time.monotonic() - started < 3
 
 
-def test_calls_after_the_probe_end_within_the_rpc_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("drip", "hang_up_after"), [("body", None), ("headers", 9)], ids=["drips", "hangs-up"]
+)
+def test_calls_after_the_probe_end_within_one_deadline(
+    drip: str, hang_up_after: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A node that answers the probe and drips everything else: each call ends within
-    RPC_DEADLINE_S (and is not tried again)."""
-    monkeypatch.setattr(contract, "RPC_DEADLINE_S", 1.0)
-    with dripping_node("body", fast_methods=frozenset({"eth_chainId"})) as url:
+    RPC_DEADLINE_S. Outside review: one that drips for nearly the deadline and then hangs up
+    gave web3 a connection error, which it tries again (3 times), each try with a deadline of
+    its own; the tries share their call's."""
+    monkeypatch.setattr(contract, "RPC_DEADLINE_S", 1.5)
+    fast = frozenset({"eth_chainId"})
+    with dripping_node(drip, fast_methods=fast, hang_up_after=hang_up_after) as url:
         w3 = contract.connect(url)
         started = time.monotonic()
         with pytest.raises(requests.ReadTimeout):
             w3.eth.block_number  # noqa: B018 - the call is the test
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 2.5
 
 
 def test_a_socket_made_after_the_deadline_passed_is_cut_at_once() -> None:
@@ -117,6 +127,29 @@ def test_the_deadline_holds_through_an_http_proxy(monkeypatch: pytest.MonkeyPatc
         assert time.monotonic() - started < 3
 
 
+@contextmanager
+def _deadline_running_out(request: Callable[[], Any]) -> Iterator[Any]:
+    """`request()` made in another thread within a deadline of 0.4 s, whose block outlives
+    the request; yields what it returned while that deadline runs out (and past it)."""
+    answers: list[Any] = []
+    asked, done = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with node_deadline(0.4):
+            answers.append(request())
+            asked.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert asked.wait(5)
+        yield answers[0]
+    finally:
+        done.set()
+        thread.join(5)
+
+
 def test_a_deadline_leaves_alone_a_connection_another_request_took_over() -> None:
     """Outside review: a socket stayed named to its request's deadline after urllib3 took
     its connection back, so a deadline passing after the request (its block still running)
@@ -124,38 +157,9 @@ def test_a_deadline_leaves_alone_a_connection_another_request_took_over() -> Non
     fast, late = frozenset({"eth_chainId"}), frozenset({"eth_blockNumber"})
     with dripping_node("body", fast_methods=fast, late_methods=late) as url:
         session = DeadlineSession(30.0)
-        released, done = threading.Event(), threading.Event()
-
-        def first() -> None:
-            with node_deadline(0.4):
-                _call(session, url)  # its connection goes back to the pool
-                released.set()
-                done.wait(5)  # the block outlives its request and its deadline
-
-        thread = threading.Thread(target=first)
-        thread.start()
-        try:
-            assert released.wait(5)
+        with _deadline_running_out(lambda: _call(session, url)):  # its connection is pooled
             # Takes the pooled connection, and is answered after LATE_S (0.8 s) > 0.4 s.
             assert _call(session, url, "eth_blockNumber") == "0x7a69"
-        finally:
-            done.set()
-            thread.join(5)
-
-
-def test_a_call_and_the_tries_web3_makes_again_share_one_deadline(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Outside review: a node that drips for nearly the deadline and then hangs up gave web3
-    a connection error, which it tries again (3 times), each try with a deadline of its own."""
-    monkeypatch.setattr(contract, "RPC_DEADLINE_S", 1.5)
-    fast = frozenset({"eth_chainId"})
-    with dripping_node("headers", fast_methods=fast, hang_up_after=9) as url:
-        w3 = contract.connect(url)
-        started = time.monotonic()
-        with pytest.raises(requests.ReadTimeout):
-            w3.eth.block_number  # noqa: B018 - the call is the test
-        assert time.monotonic() - started < 2.5
 
 
 def test_a_tls_handshake_the_node_holds_is_cut_at_the_deadline() -> None:
@@ -179,28 +183,15 @@ def test_a_connection_given_back_by_another_thread_leaves_its_deadline() -> None
     first thread's deadline, which then cut whoever used the connection next."""
     fast, late = frozenset({"eth_chainId"}), frozenset({"eth_blockNumber"})
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    # As `_call` asks (the same pool: its key holds the CA bundle), but streamed.
+    verify = str(TLS.with_suffix(".crt"))
     with dripping_node("body", fast_methods=fast, late_methods=late) as url:
         session = DeadlineSession(30.0)
-        answers: list[requests.Response] = []
-        asked, done = threading.Event(), threading.Event()
 
-        def first() -> None:
-            with node_deadline(0.4):
-                # As `_call` asks (the same pool: its key holds the CA bundle), but streamed.
-                verify = str(TLS.with_suffix(".crt"))
-                answers.append(
-                    session.post(url, json=body, timeout=(5, 5), stream=True, verify=verify)
-                )
-                asked.set()
-                done.wait(5)  # the block outlives its request and its deadline
+        def streamed() -> requests.Response:
+            return session.post(url, json=body, timeout=(5, 5), stream=True, verify=verify)
 
-        thread = threading.Thread(target=first)
-        thread.start()
-        try:
-            assert asked.wait(5)
-            assert answers[0].json()["result"] == "0x7a69"  # read here
-            answers[0].close()  # and given back to the pool from here
+        with _deadline_running_out(streamed) as answer:
+            assert answer.json()["result"] == "0x7a69"  # read here
+            answer.close()  # and given back to the pool from here
             assert _call(session, url, "eth_blockNumber") == "0x7a69"
-        finally:
-            done.set()
-            thread.join(5)
