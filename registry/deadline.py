@@ -7,8 +7,9 @@ passes; the blocked read returns at once, and the caller, seeing its error and t
 passed, reports the latter. A socket named after the deadline passed is shut down at once, so
 an exchange whose connect alone outlasted the deadline goes no further.
 
-One watchdog thread serves every Cut of the process: a timer thread per exchange cost about
-120 us of CPU for each call to the node (outside review, measured).
+One watchdog thread serves every Cut of the process: a timer thread per exchange added about
+240 us to each call to the node (outside review; scripts/bench_node_http.py measures what one
+watchdog adds, about 30 us).
 """
 
 from __future__ import annotations

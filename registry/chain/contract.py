@@ -122,7 +122,8 @@ def connect(rpc_url: str) -> Web3:
     CONNECT_TIMEOUT_S, tried once. Later calls retry a refused or dropped connection (quick to
     tell; a connection not made within CONNECT_TIMEOUT_S counts as one), never a node that
     did not answer within RPC_TIMEOUT_S: it will not on the next try either, and web3's
-    default tried five times."""
+    default tried five times. No call, its tries included, takes longer than RPC_DEADLINE_S
+    in all, however slowly the node answers."""
     probe = _DeadlineProvider(
         rpc_url,
         CONNECT_TIMEOUT_S,
