@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +47,11 @@ def node_deadline(seconds: float) -> Iterator[Cut]:
     cut too (a `stream=True` answer is read after the request returned). The Cut yielded
     says whether that happened (`expired`)."""
     parent: Cut | None = getattr(_reading, "cut", None)
+    if parent is not None and parent.at <= time.monotonic() + seconds:
+        # It cannot end first (a web3 call's tries, then each try's session): the deadline
+        # already running serves, rather than a second one watching the same sockets.
+        yield parent
+        return
     with cut_after(seconds, parent) as cut:
         _reading.cut = cut
         try:
