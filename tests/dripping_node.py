@@ -32,9 +32,10 @@ def dripping_node(
 ) -> Iterator[str]:
     """A JSON-RPC node at the URL yielded (https with `tls`). It answers `fast_methods` at
     once, `late_methods` whole after LATE_S, the others a byte every DRIP_S: its whole answer
-    ("headers") or only the body ("body"), and after `hang_up_after` dripped bytes it closes
-    the connection. Its result is "0x7a69", padded with `size` spaces. A body that is not a
-    JSON-RPC request (a webhook's) is dripped an answer too."""
+    ("headers") or only the body ("body"), or nothing at all ("silent"), and after
+    `hang_up_after` dripped bytes it closes the connection. Its result is "0x7a69", padded
+    with `size` spaces. A body that is not a JSON-RPC request (a webhook's) is dripped an
+    answer too."""
     stop = threading.Event()
 
     class Node(BaseHTTPRequestHandler):
@@ -54,6 +55,9 @@ def dripping_node(
                 if method in late_methods and stop.wait(LATE_S):
                     return
                 self.wfile.write(head + body)
+                return
+            if drip == "silent":
+                stop.wait(30)
                 return
             slow = head + body if drip == "headers" else body
             if drip == "body":

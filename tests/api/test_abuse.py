@@ -1295,40 +1295,6 @@ def test_relays_waiting_on_the_node_leave_threads_for_every_other_route(
         assert all(r.result(timeout=30).status_code == 503 for r in relays)
 
 
-@contextmanager
-def _node_that_stops_answering() -> Iterator[str]:
-    """A JSON-RPC node that answers eth_chainId at once and never answers anything else."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    stop = threading.Event()
-
-    class Node(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if request.get("method") != "eth_chainId":
-                stop.wait(30)
-                return
-            body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_node_that_answers_the_probe_and_then_stops_is_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1338,7 +1304,9 @@ def test_a_node_that_answers_the_probe_and_then_stops_is_unavailable(
     from registry.chain import contract
 
     monkeypatch.setattr(contract, "RPC_TIMEOUT_S", 0.5)
-    with _node_that_stops_answering() as url:
+    from dripping_node import dripping_node
+
+    with dripping_node("silent", fast_methods=frozenset({"eth_chainId"})) as url:
         deployment = Deployment(31337, "0x" + "11" * 20, 1, url, 0, 0)
         with pytest.raises(ChainUnavailable, match="stopped answering"):
             Registry.open(deployment)
