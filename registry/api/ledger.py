@@ -29,6 +29,7 @@ from registry.api.models import Case, CaseList, LicenceConflictList, LicenceList
 from registry.api.ratelimit import RateLimiter
 from registry.api.state import AppState, client_of, state_of, store_of
 from registry.chain.iscc_id import IsccId
+from registry.chain.node_http import node_deadline
 from registry.chain.wallets import wallet_accepts
 from registry.errors import ChainUnavailable
 from registry.ledger import cases
@@ -222,6 +223,9 @@ class SignedCaseResponseIn(BaseModel):
     domain: NotesDomainIn
 
 
+WALLET_CHECK_S = 10.0
+"""How long one smart-wallet signature check may wait on the node in all."""
+
 _NOTE_ANSWERS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed note, or the signature does not verify for this registry"},
     409: {"description": "This note (nonce, or response) was accepted before"},
@@ -259,9 +263,13 @@ def _wallet(request: Request) -> WalletCheck:
 
 def _ask_wallet(state: AppState, account: str, digest: bytes, signature: bytes) -> bool | None:
     try:
+        w3 = state.registry().w3  # connecting has bounds of its own, and its failure is shared
         # Notes are signed in the LicenceRegistry's domain: it is the asker.
         caller = None if state.deployment is None else state.deployment.licences
-        return wallet_accepts(state.registry().w3, account, digest, signature, caller)
+        # One budget for the check (get_code, the wallet's eth_call), so a node answering a
+        # byte at a time holds a slot WALLET_CHECK_S, not a deadline per call.
+        with node_deadline(WALLET_CHECK_S):
+            return wallet_accepts(w3, account, digest, signature, caller)
     except ChainUnavailable:
         raise
     except Exception as exc:  # the node refused or is down: not the client's fault

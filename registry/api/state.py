@@ -99,6 +99,10 @@ class AppState:
                     raise
             return self._registry
 
+    def connected_registry(self) -> Registry | None:
+        """The contract binding if a caller has connected it, else None; never connects."""
+        return self._registry
+
     def cached(self, key: str, compute: Callable[[], Any], size: Callable[[Any], int]) -> Any:
         """A read-through cache for answers that only change when the store does, bounded in
         answers and in bytes (`size` of each answer). The store's generation is read at most

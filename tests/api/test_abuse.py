@@ -1475,7 +1475,7 @@ def _page_state(get_block: Callable[[int], Any]) -> Any:
         contract=f"0x{os.urandom(20).hex()}",  # the cache is per contract: a fresh one
         deployment=object(),
         indexer_problem=None,
-        registry=lambda: node,
+        connected_registry=lambda: node,
     )
 
 
@@ -1553,3 +1553,39 @@ def test_a_page_stops_a_dripping_node_at_its_budget(monkeypatch: pytest.MonkeyPa
         started = time.monotonic()
         assert pages._block_times(_page_state(w3.eth.get_block), NodeWaits(1), [5]) == {}
         assert time.monotonic() - started < 2
+
+
+def test_a_page_never_connects_to_the_node() -> None:
+    """Outside review: a page's first block-time read opened the connection to the node under
+    the page's 2 s budget; a node answering in 0.8 s per call was cut there, and the failure,
+    remembered, refused every relay, prepare and wallet check for CONNECT_RETRY_S."""
+    from registry.api.chain_threads import NodeWaits
+    from registry.api.web import pages
+
+    connected: list[str] = []
+    state = _page_state(lambda block: {"timestamp": block})
+    state.connected_registry = lambda: None  # nobody connected yet
+    state.registry = lambda: connected.append("page") or state  # what connecting would do
+    assert pages._block_times(state, NodeWaits(1), [5, 6]) == {}
+    assert connected == []
+
+
+def test_a_wallet_check_waits_on_a_dripping_node_for_its_budget_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside review: a smart wallet's check is two node calls (get_code, the wallet's
+    eth_call), each with a deadline of its own (120 s): with a node answering a byte at a time
+    it held one of the few wallet slots for minutes. The check has one budget in all."""
+    from dripping_node import dripping_node
+
+    from registry.api import ledger as api_ledger
+    from registry.chain import contract
+
+    monkeypatch.setattr(api_ledger, "WALLET_CHECK_S", 0.5)
+    with dripping_node("body", fast_methods=frozenset({"eth_chainId"})) as url:
+        node = SimpleNamespace(w3=contract.connect(url))
+        state = SimpleNamespace(deployment=None, registry=lambda: node)
+        started = time.monotonic()
+        with pytest.raises(ChainUnavailable, match="did not answer"):
+            api_ledger._ask_wallet(state, "0x" + "11" * 20, b"\0" * 32, b"\1" * 65)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 3

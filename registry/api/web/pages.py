@@ -359,7 +359,9 @@ def _block_times(
     """Times of these blocks where the chain answers; none asked while the indexer reports a
     problem (the node is likely away and every read would wait for its timeout), or while
     every slot for node calls of the shared pool is taken (a hanging node must not hold a
-    thread per page view)."""
+    thread per page view). A page never connects to the node: a connection cut by the page's
+    budget would be remembered as a failure, and every relay, prepare and wallet check would
+    be refused for CONNECT_RETRY_S (outside review); the health thread connects."""
     contract = state.contract or ""
     times: dict[int, datetime] = {}
     unknown = []
@@ -370,7 +372,8 @@ def _block_times(
                 unknown.append(block)
             else:
                 times[block] = known
-    if not unknown or state.deployment is None or state.indexer_problem is not None:
+    registry = state.connected_registry()
+    if not unknown or registry is None or state.indexer_problem is not None:
         return times
     # The budget bounds the node's answers too: one that drips is cut at its end.
     with node_waits.slot() as taken, node_deadline(BLOCK_TIMES_BUDGET_S) as cut:
@@ -380,7 +383,7 @@ def _block_times(
             if cut.expired:
                 break
             try:
-                stamp = state.registry().w3.eth.get_block(block)["timestamp"]
+                stamp = registry.w3.eth.get_block(block)["timestamp"]
             except Exception:  # the timeline falls back to block numbers
                 break
             times[block] = datetime.fromtimestamp(int(stamp), tz=UTC)
